@@ -1,0 +1,117 @@
+"""Synthetic groups and flavor streams for the packing benchmark (SPEC 7).
+
+A group is a few hundred servers of several hardware shapes, each already carrying a
+random background load (30–50 % of its bottleneck dimension), so that free capacity is
+fragmented the way it is in a group that has lived for a while. A workload is a weighted
+mix of flavors; its stream is a long random sequence drawn from that mix.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from portal.scheduler import Host, Resources
+
+# name: (cpu, memory GiB, storage GiB)
+FLAVORS: dict[str, tuple[int, int, int]] = {
+    "b.small": (2, 4, 40),
+    "b.medium": (4, 16, 100),
+    "b.large": (8, 32, 200),
+    "b.xlarge": (16, 64, 300),
+    "b.2xlarge": (32, 128, 500),
+    "m.large": (4, 64, 100),
+    "m.xlarge": (8, 128, 200),
+    "c.large": (16, 16, 100),
+    "c.xlarge": (32, 32, 100),
+    "s.medium": (4, 16, 1000),
+    "s.large": (2, 8, 2000),
+}
+
+# (shape, weight): hardware generations and purpose-built servers found in one group.
+HOST_SHAPES: list[tuple[Resources, int]] = [
+    (Resources(64, 256, 4000), 4),  # general purpose
+    (Resources(96, 384, 8000), 3),  # newer general purpose
+    (Resources(128, 256, 2000), 2),  # compute dense
+    (Resources(48, 768, 4000), 2),  # memory dense
+    (Resources(32, 256, 16000), 1),  # storage dense
+]
+
+WORKLOADS: dict[str, dict[str, int]] = {
+    "balanced": {"b.small": 3, "b.medium": 4, "b.large": 3, "b.xlarge": 2, "b.2xlarge": 1},
+    "memory-heavy": {
+        "m.large": 4, "m.xlarge": 2, "b.medium": 2, "b.large": 2, "b.2xlarge": 1, "c.large": 1,
+    },
+    "cpu-heavy": {
+        "c.large": 4, "c.xlarge": 2, "b.medium": 2, "b.large": 2, "b.2xlarge": 1, "m.large": 1,
+    },
+    "mixed-large": {
+        "b.medium": 2, "b.large": 2, "b.xlarge": 3, "b.2xlarge": 3, "m.xlarge": 2,
+        "c.xlarge": 2, "s.large": 1, "s.medium": 1,
+    },
+    "storage-mix": {
+        "s.medium": 3, "s.large": 2, "b.medium": 3, "b.large": 2, "m.large": 1, "c.large": 1,
+    },
+    "bimodal": {"b.small": 12, "b.medium": 4, "b.2xlarge": 2, "m.xlarge": 1, "c.xlarge": 1},
+}
+
+# The load already on the servers: a bit of everything.
+BACKGROUND: dict[str, int] = {name: 1 for name in FLAVORS} | {"b.medium": 3, "b.large": 3}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    hosts: tuple[Host, ...]
+    stream: tuple[str, ...]  # flavor names, offered in this order
+
+
+def _draw(rng: random.Random, mix: dict[str, int]) -> str:
+    names = list(mix)
+    return rng.choices(names, weights=[mix[n] for n in names])[0]
+
+
+def make_hosts(rng: random.Random, count: int) -> tuple[Host, ...]:
+    """Servers with background load: each is filled with random flavors until its most
+    used dimension reaches a random target between 30 % and 50 %."""
+    shapes = [s for s, _ in HOST_SHAPES]
+    weights = [w for _, w in HOST_SHAPES]
+    hosts = []
+    for i in range(count):
+        total = rng.choices(shapes, weights=weights)[0]
+        target = rng.uniform(0.30, 0.50)
+        limit = Resources(
+            int(total.cpu * target), int(total.memory * target), int(total.storage * target)
+        )
+        used = Resources.zero()
+        misses = 0
+        while misses < 20:
+            flavor = Resources(*FLAVORS[_draw(rng, BACKGROUND)])
+            if (used + flavor).fits_in(limit):
+                used += flavor
+                misses = 0
+            else:
+                misses += 1
+        hosts.append(
+            Host(
+                id=i + 1,
+                name=f"bm-{i + 1:04d}",
+                region="tw-north",
+                dc="dc1",
+                rack=f"r{i // 12 + 1:03d}",
+                total=total,
+                free=total - used,
+            )
+        )
+    return tuple(hosts)
+
+
+def make_scenarios(seed: int, host_count: int, stream_length: int) -> list[Scenario]:
+    """One scenario per workload, each with its own group and stream (fixed by ``seed``)."""
+    scenarios = []
+    for k, (name, mix) in enumerate(WORKLOADS.items()):
+        rng = random.Random(seed * 1000 + k)
+        hosts = make_hosts(rng, host_count)
+        stream = tuple(_draw(rng, mix) for _ in range(stream_length))
+        scenarios.append(Scenario(name, hosts, stream))
+    return scenarios

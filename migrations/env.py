@@ -1,0 +1,60 @@
+"""Alembic environment, run through Flask-Migrate (`flask --app wsgi db …`)."""
+
+import logging
+from logging.config import fileConfig
+
+from alembic import context
+from flask import current_app
+
+config = context.config
+if config.config_file_name and not config.attributes.get("skip_logging_config"):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+logger = logging.getLogger("alembic.env")
+
+db = current_app.extensions["migrate"].db
+config.set_main_option(
+    "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+)
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    # The PostgreSQL exclusion constraint is created by portal.models.ddl, not by metadata.
+    return not (type_ == "constraint" and name and name.startswith("ex_"))
+
+
+def run_migrations_offline():
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=db.metadata,
+        literal_binds=True,
+        include_object=include_object,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    def process_revision_directives(context, revision, directives):
+        # No empty revision when autogenerate finds nothing to do.
+        if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
+            directives[:] = []
+            logger.info("No changes in schema detected.")
+
+    conf_args = dict(current_app.extensions["migrate"].configure_args)
+    conf_args.setdefault("process_revision_directives", process_revision_directives)
+    conf_args.setdefault("compare_type", True)
+    with db.engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=db.metadata,
+            include_object=include_object,
+            **conf_args,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,99 @@
+"""Resource Portal: racks, servers, tenants, quotas and automatic placement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from portal.config import INSTANCE, ROOT, Config, normalise_database_url
+from portal.extensions import csrf, db, login_manager, migrate
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(INSTANCE),
+    )
+    app.config.from_object(Config)
+    if config:
+        app.config.update(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        INSTANCE.mkdir(exist_ok=True)
+
+    from portal import models  # noqa: F401  (registers every table on db.metadata)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from portal.auth.access import init_access
+    from portal.web import init_web
+
+    init_access(app)
+    init_web(app)
+    _register_blueprints(app)
+    _register_cli(app)
+
+    from portal.provisioning import init_agent
+
+    init_agent(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from portal.audit.routes import bp as audit_bp
+    from portal.auth.routes import bp as auth_bp
+    from portal.baremetals.routes import bp as baremetals_bp
+    from portal.clusters.routes import bp as clusters_bp
+    from portal.dashboard.routes import bp as dashboard_bp
+    from portal.groups.routes import bp as groups_bp
+    from portal.maintainers.routes import bp as maintainers_bp
+    from portal.meshes.routes import bp as meshes_bp
+    from portal.racks.routes import bp as racks_bp
+    from portal.search.routes import bp as search_bp
+    from portal.specs.routes import bp as specs_bp
+    from portal.tenants.routes import bp as tenants_bp
+    from portal.vms.routes import bp as vms_bp
+
+    for bp in (
+        auth_bp, dashboard_bp, racks_bp, baremetals_bp, groups_bp, tenants_bp, specs_bp,
+        vms_bp, clusters_bp, meshes_bp, maintainers_bp, audit_bp, search_bp,
+    ):
+        app.register_blueprint(bp)
+
+
+def _register_cli(app: Flask) -> None:
+    from portal.cli import seed_cli, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_cli)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_connection_setup(dbapi_connection, connection_record) -> None:
+    """SQLite: enforce foreign keys, wait for locks instead of failing, and let SQLAlchemy
+    (not the driver) decide when a transaction begins, so reads happen inside it."""
+    module = type(dbapi_connection).__module__
+    if "sqlite" not in module:
+        return
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")

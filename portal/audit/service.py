@@ -1,0 +1,55 @@
+"""The audit trail: every create, update, delete and placement, with what changed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import has_request_context
+from flask_login import current_user
+
+from portal.extensions import db
+from portal.models import AuditEvent, User
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: _plain(getattr(obj, name)) for name in fields}
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """{"field": {"from": old, "to": new}} for the fields that changed."""
+    return {
+        name: {"from": before.get(name), "to": after.get(name)}
+        for name in after
+        if before.get(name) != after.get(name)
+    }
+
+
+def record(
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    label: str,
+    changes: dict[str, Any] | None = None,
+    user: User | None = None,
+) -> AuditEvent:
+    """Add an event to the current transaction: it commits or rolls back with the change."""
+    if user is None and has_request_context() and current_user.is_authenticated:
+        user = current_user
+    event = AuditEvent(
+        user_id=user.id if user is not None else None,
+        username=user.username if user is not None else "system",
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_label=label[:255],
+        changes=changes or {},
+    )
+    db.session.add(event)
+    return event

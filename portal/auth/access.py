@@ -1,0 +1,177 @@
+"""Roles and access: the one mechanism every view uses.
+
+A user holds any of three roles (SPEC section 6): operator, tenant admin (of one or more
+tenants), maintainer (linked to a Maintainer). RULES says which roles may do what in each
+area; `requires(area, action)` guards a view, `can(area, action)` answers templates, and
+`tenant_ids()` scopes every query of tenant-owned rows, so that another tenant's object
+is simply not found (404, never 403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, abort, g
+from flask_login import current_user, login_required
+
+from portal.extensions import db, login_manager
+from portal.models import User
+
+OPERATOR, TENANT_ADMIN, MAINTAINER = "operator", "tenant_admin", "maintainer"
+EVERYONE = frozenset({OPERATOR, TENANT_ADMIN, MAINTAINER})
+STAFF = frozenset({OPERATOR, MAINTAINER})
+OPS = frozenset({OPERATOR})
+
+# area -> action -> roles allowed. "write" covers create/update/delete of inventory.
+RULES: dict[str, dict[str, frozenset[str]]] = {
+    "dashboard": {"read": EVERYONE},
+    "search": {"read": STAFF},
+    "racks": {"read": STAFF, "write": OPS},
+    "baremetals": {"read": STAFF, "write": OPS, "status": STAFF},
+    # Tenant admins see the groups they hold quota in, capacity only.
+    "groups": {"read": EVERYONE, "write": OPS},
+    "tenants": {"read": EVERYONE, "write": OPS},
+    # The flavor catalogue is what tenant admins choose from in the wizards.
+    "specs": {"read": EVERYONE, "write": OPS},
+    "meshes": {"read": STAFF, "write": OPS},
+    "vms": {"read": EVERYONE, "create": OPS | {TENANT_ADMIN}, "delete": OPS | {TENANT_ADMIN}},
+    "clusters": {
+        "read": EVERYONE,
+        "create": OPS | {TENANT_ADMIN},
+        "delete": OPS | {TENANT_ADMIN},
+        "status": STAFF,
+    },
+    "maintainers": {"read": STAFF, "write": OPS},
+    "assignments": {"read": frozenset({MAINTAINER})},
+    "audit": {"read": OPS},
+    "users": {"read": OPS, "write": OPS},
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def roles_of(user: Any) -> frozenset[str]:
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = g.get("_roles")
+    if cached is not None and g.get("_roles_user") == user.id:
+        return cached
+    roles = set()
+    if user.is_operator:
+        roles.add(OPERATOR)
+    if user.tenant_links:
+        roles.add(TENANT_ADMIN)
+    if user.maintainer is not None:
+        roles.add(MAINTAINER)
+    g._roles, g._roles_user = frozenset(roles), user.id
+    return g._roles
+
+
+def can(area: str, action: str = "read", user: Any = None) -> bool:
+    user = current_user if user is None else user
+    allowed = RULES[area].get(action, frozenset())
+    return bool(roles_of(user) & allowed)
+
+
+def requires(area: str, action: str = "read") -> Callable[[F], F]:
+    """Guard a view: log in first, then 403 unless one of the user's roles may act."""
+    if action not in RULES[area]:
+        raise ValueError(f"no rule for {area}.{action}")
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not can(area, action):
+                abort(403)
+            return view(*args, **kwargs)
+
+        guarded.access = (area, action)  # type: ignore[attr-defined]
+        return login_required(guarded)  # type: ignore[return-value]
+
+    return decorate
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without logging in (login page, health check)."""
+    view.access = ("public", "read")  # type: ignore[attr-defined]
+    return view
+
+
+def signed_in(view: F) -> F:
+    """Any logged-in user, whatever their roles (their own profile and tokens)."""
+    guarded = login_required(view)
+    guarded.access = ("signed_in", "read")  # type: ignore[attr-defined]
+    return guarded  # type: ignore[return-value]
+
+
+def tenant_ids(user: Any = None) -> frozenset[int] | None:
+    """Tenants whose rows the user may see; None means every tenant (operators, and
+    maintainers, who read everything)."""
+    user = current_user if user is None else user
+    roles = roles_of(user)
+    if OPERATOR in roles or MAINTAINER in roles:
+        return None
+    return frozenset(link.tenant_id for link in user.tenant_links)
+
+
+def administered_tenant_ids(user: Any = None) -> frozenset[int] | None:
+    """Tenants the user may act for (create/delete VMs and clusters); None means all."""
+    user = current_user if user is None else user
+    if OPERATOR in roles_of(user):
+        return None
+    return frozenset(link.tenant_id for link in user.tenant_links)
+
+
+def scoped(statement: Any, tenant_column: Any) -> Any:
+    """Restrict a select() of tenant-owned rows to what the current user may see."""
+    ids = tenant_ids()
+    if ids is None:
+        return statement
+    return statement.where(tenant_column.in_(ids))
+
+
+def get_or_404(model: type, object_id: int, tenant_column: Any = None) -> Any:
+    """Load one row, or 404 when it does not exist or belongs to a tenant out of scope."""
+    obj = db.session.get(model, object_id)
+    if obj is None:
+        abort(404)
+    if tenant_column is not None:
+        ids = tenant_ids()
+        if ids is not None and getattr(obj, tenant_column.key) not in ids:
+            abort(404)
+    return obj
+
+
+def role_label(user: Any) -> str:
+    roles = roles_of(user)
+    parts = []
+    if OPERATOR in roles:
+        parts.append("Operator")
+    if TENANT_ADMIN in roles:
+        names = ", ".join(sorted(link.tenant.name for link in user.tenant_links))
+        parts.append(f"Tenant admin · {names}")
+    if MAINTAINER in roles:
+        parts.append("Maintainer")
+    return " / ".join(parts) or "No role"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.is_active else None
+
+
+def init_access(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+
+    @app.context_processor
+    def _access_context() -> dict[str, Any]:
+        return {
+            "can": can,
+            "can_view": lambda area: can(area, "read"),
+            "role_label": role_label,
+        }

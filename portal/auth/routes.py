@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+
+from portal.auth import service
+from portal.auth.access import public, signed_in
+from portal.auth.forms import LoginForm, TokenForm
+from portal.extensions import db
+
+bp = Blueprint("auth", __name__)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site paths: no scheme, no host, no protocol-relative '//' or '/\\'."""
+    if not target:
+        return None
+    target = target.strip()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/"):
+        return None
+    if target.startswith("//") or target.startswith("/\\") or "\\" in target:
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")) or url_for("dashboard.index"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if form.validate_on_submit():
+        user = service.authenticate(form.username.data, form.password.data)
+        if user is None:
+            flash("Wrong username or password, or the account is disabled.", "error")
+            return render_template("auth/login.html", form=form), 401
+        login_user(user, remember=form.remember.data)
+        return redirect(safe_next(form.next.data) or url_for("dashboard.index"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@public
+def logout():
+    logout_user()
+    flash("You have been logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@signed_in
+def profile():
+    """Every role manages its own API tokens here."""
+    form = TokenForm()
+    new_secret = None
+    if form.validate_on_submit():
+        issued = service.issue_token(current_user, form.name.data.strip())
+        db.session.commit()
+        new_secret = issued.secret
+        flash("Token created. Copy it now: it is not shown again.", "success")
+    return render_template(
+        "auth/profile.html", form=form, new_secret=new_secret, tokens=current_user.tokens
+    )
+
+
+@bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])
+@signed_in
+def revoke_token(token_id: int):
+    try:
+        token = service.revoke_token(current_user, token_id)
+    except service.AccountError:
+        abort(404)
+    db.session.commit()
+    flash(f"Token {token.name} ({token.prefix}…) revoked.", "success")
+    return redirect(url_for("auth.profile"))
+
+
+@bp.route("/healthz")
+@public
+def healthz():
+    return {"status": "ok"}
+

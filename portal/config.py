@@ -1,0 +1,39 @@
+"""Settings read from the environment, with an embedded default that runs anywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{INSTANCE / 'portal.sqlite3'}"
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or _default_database_url()
+    # inline: run the reference provisioning agent inside the web process; off: leave it to
+    # `flask agent run`.
+    PORTAL_AGENT = os.environ.get("PORTAL_AGENT", "off")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PER_PAGE_CHOICES = (25, 50, 100, 250)
+    DEFAULT_PER_PAGE = 50
+
+
+def normalise_database_url(url: str) -> str:
+    """Let operators write plain postgresql:// URLs; we speak psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url

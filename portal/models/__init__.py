@@ -1,0 +1,57 @@
+"""The data model of SPEC section 2, one module per area."""
+
+from portal.extensions import db
+from portal.models import ddl
+from portal.models.base import utcnow
+from portal.models.compute import (
+    HOLDING_STATUSES,
+    VM_ROLES,
+    VM_STATUSES,
+    VirtualMachine,
+    VirtualMachineSpecification,
+)
+from portal.models.inventory import (
+    BAREMETAL_STATUSES,
+    DIMENSIONS,
+    Baremetal,
+    BaremetalGroup,
+    Rack,
+)
+from portal.models.kubernetes import (
+    CLUSTER_STATUSES,
+    MESH_ROLES,
+    MESH_STATUSES,
+    MESH_TYPES,
+    PLUGIN_CATEGORIES,
+    PLUGIN_STATUSES,
+    BastionClusterAssociation,
+    K8sCluster,
+    K8sClusterPlugin,
+    K8sClusterToServiceMesh,
+    ServiceMesh,
+)
+from portal.models.maintainers import (
+    ASSIGNABLE_TYPES,
+    MAINTAINER_STATUSES,
+    Maintainer,
+    MaintainerGroup,
+    MaintainerToMaintainerGroup,
+    ResourceMaintainer,
+)
+from portal.models.operations import JOB_ACTIONS, JOB_STATUSES, AuditEvent, ProvisionJob
+from portal.models.tenancy import BaremetalGroupTenantQuota, Tenant
+from portal.models.users import ApiToken, TenantAdmin, User
+
+ddl.listen(db.metadata)
+
+__all__ = [
+    "ASSIGNABLE_TYPES", "BAREMETAL_STATUSES", "CLUSTER_STATUSES", "DIMENSIONS",
+    "HOLDING_STATUSES", "JOB_ACTIONS", "JOB_STATUSES", "MAINTAINER_STATUSES", "MESH_ROLES",
+    "MESH_STATUSES", "MESH_TYPES", "PLUGIN_CATEGORIES", "PLUGIN_STATUSES", "VM_ROLES",
+    "VM_STATUSES",
+    "ApiToken", "AuditEvent", "Baremetal", "BaremetalGroup", "BaremetalGroupTenantQuota",
+    "BastionClusterAssociation", "K8sCluster", "K8sClusterPlugin", "K8sClusterToServiceMesh",
+    "Maintainer", "MaintainerGroup", "MaintainerToMaintainerGroup", "ProvisionJob", "Rack",
+    "ResourceMaintainer", "ServiceMesh", "Tenant", "TenantAdmin", "User",
+    "VirtualMachine", "VirtualMachineSpecification", "utcnow",
+]

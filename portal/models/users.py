@@ -1,0 +1,78 @@
+"""Login accounts, tenant-admin memberships and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from flask_login import UserMixin
+from sqlalchemy import DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.models.base import Timestamped
+from portal.models.tenancy import Tenant
+
+if TYPE_CHECKING:
+    from portal.models.maintainers import Maintainer
+
+
+class User(UserMixin, Timestamped, db.Model):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    is_operator: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    tenant_links: Mapped[list[TenantAdmin]] = relationship(
+        back_populates="user", passive_deletes=True, cascade="all, delete-orphan"
+    )
+    maintainer: Mapped[Maintainer | None] = relationship(back_populates="user")
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", passive_deletes=True, order_by="ApiToken.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class TenantAdmin(Timestamped, db.Model):
+    """Membership: the user administers the tenant."""
+
+    __tablename__ = "tenant_admin"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+
+    user: Mapped[User] = relationship(back_populates="tenant_links")
+    tenant: Mapped[Tenant] = relationship()
+
+    __table_args__ = (UniqueConstraint("user_id", "tenant_id", name="uq_tenant_admin_pair"),)
+
+
+class ApiToken(Timestamped, db.Model):
+    """A bearer token. Only its SHA-256 is stored; the token is shown once, at creation."""
+
+    __tablename__ = "api_token"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+def _role_label(self: User) -> str:
+    from portal.auth.access import role_label
+
+    return role_label(self)
+
+
+User.role_label = property(_role_label)  # type: ignore[attr-defined]

@@ -1,0 +1,361 @@
+"""The pure planning core: ``plan(request, hosts, headroom) -> Plan | Refusal`` (SPEC 3).
+
+No Flask, no database: the reservation layer reads hosts and quota headroom, calls
+``plan()``, and commits the result; previews call the same function and commit nothing.
+
+Validation is a value, not an exception: empty requests, negative resources, unknown roles
+and unknown strategies come back as a ``Refusal`` with code ``validation_error``, because
+these inputs come from API bodies and forms. Only wrong *types* (a programming error) raise.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+
+from portal.scheduler.data import (
+    CONTROL_PLANE,
+    DIMENSIONS,
+    ROLES,
+    Host,
+    NodeDemand,
+    PlacementRequest,
+    Plan,
+    Refusal,
+    Resources,
+)
+from portal.scheduler.explain import (
+    VALIDATION_ERROR,
+    capacity_refusal,
+    constraint_reason,
+    plural,
+    quota_refusal,
+)
+from portal.scheduler.strategies import STRATEGIES, Strategy, Vector
+
+# Scores are compared at this many decimals so that float rounding never decides between
+# servers the SPEC formula scores equally; those ties go to the server name, as specified.
+_SCORE_DECIMALS = 9
+
+
+def plan(
+    request: PlacementRequest,
+    hosts: Sequence[Host],
+    headroom: Resources | None = None,
+    *,
+    inactive: Mapping[str, int] | None = None,
+) -> Plan | Refusal:
+    """Choose a server for every node of ``request``, or explain why not.
+
+    ``hosts`` are the group's ACTIVE servers (the caller filters by status and may report
+    the ones it left out in ``inactive``, e.g. ``{"maintenance": 3}``, so refusals count
+    them). ``headroom`` is the tenant's quota left in the group, None for no quota limit;
+    pass a very large number for a dimension that is unlimited.
+
+    Order of checks: validation, quota (the request as a whole), then placement:
+
+    * Control planes first — they are the hardest constraint: each on a distinct server,
+      and on distinct racks whenever some choice allows it (servers without a rack count as
+      one shared unknown rack). When distinct racks are impossible they spread over as many
+      racks as possible. The choice is checked by bipartite matching, so it never fails
+      where another choice of control-plane servers would have succeeded.
+    * Then every other node in request order, each on the best-scoring server with room in
+      a working copy of free capacity (a server may take several nodes).
+    * All-or-nothing: if any node finds no server, the whole request is refused. Workers do
+      not move control planes: if the control planes' servers leave too little room for the
+      workers, that is a refusal even if a different control-plane choice could have worked.
+
+    ``Plan.assignments`` is in request order whatever order nodes were placed in. The result
+    depends only on the input values, not on the order of ``hosts``.
+    """
+    strategy = STRATEGIES.get(request.strategy)
+    invalid = _validate(request, strategy)
+    if invalid is not None:
+        return invalid
+    assert strategy is not None
+
+    if headroom is not None:
+        requested = Resources.zero()
+        for node in request.nodes:
+            requested += node.resources
+        over_quota = quota_refusal(requested, headroom)
+        if over_quota is not None:
+            return over_quota
+
+    constraints = request.constraints
+    allowed = (
+        list(hosts)
+        if constraints.is_empty()
+        else [h for h in hosts if constraint_reason(h, constraints) is None]
+    )
+    pool = _Pool(allowed, strategy)
+    nodes = request.nodes
+    chosen: list[int] = [-1] * len(nodes)  # indices into ``allowed``
+    explanations: list[str] = [""] * len(nodes)
+
+    def refuse(headline: str, failed: NodeDemand, extra: dict) -> Refusal:
+        return capacity_refusal(
+            headline=headline,
+            failed=failed,
+            hosts=hosts,
+            free=pool.working_free(),
+            constraints=constraints,
+            inactive=inactive,
+            extra={"placed": sum(1 for c in chosen if c >= 0), **extra},
+        )
+
+    control_planes = [i for i, node in enumerate(nodes) if node.role == CONTROL_PLANE]
+    spread = ""
+    if control_planes:
+        demands = [nodes[i].resources.as_tuple() for i in control_planes]
+        placed = _place_control_planes(pool, demands)
+        if isinstance(placed, int):
+            return _control_plane_refusal(pool, refuse, nodes, control_planes, placed)
+        for i, host_index in zip(control_planes, placed, strict=True):
+            chosen[i] = host_index
+            explanations[i] = pool.explain(host_index)
+        spread = _spread([allowed[h].rack for h in placed])
+
+    for i, node in enumerate(nodes):
+        if node.role == CONTROL_PLANE:
+            continue
+        demand = node.resources.as_tuple()
+        host_index = pool.best(demand)
+        if host_index is None:
+            if len(nodes) == 1:
+                headline = f"No server in this group has room for {node.resources}."
+            else:
+                headline = (
+                    f"No server has room for node {i + 1} of {len(nodes)} ({node.role}, "
+                    f"{node.resources}) once the nodes placed before it are counted; "
+                    "nothing was reserved."
+                )
+            return refuse(headline, node, {"failed_node": i})
+        pool.take(host_index, demand)
+        chosen[i] = host_index
+        explanations[i] = pool.explain(host_index)
+
+    return Plan(
+        assignments=tuple(allowed[h].id for h in chosen),
+        spread=spread,
+        explanations=tuple(explanations),
+        strategy=strategy.name,
+    )
+
+
+def _validate(request: PlacementRequest, strategy: Strategy | None) -> Refusal | None:
+    if strategy is None:
+        known = ", ".join(sorted(STRATEGIES))
+        return Refusal(
+            VALIDATION_ERROR,
+            f"Unknown placement strategy {request.strategy!r}; choose one of: {known}.",
+            {"field": "strategy", "value": request.strategy, "choices": sorted(STRATEGIES)},
+        )
+    if not request.nodes:
+        return Refusal(
+            VALIDATION_ERROR, "A placement request needs at least one node.", {"field": "nodes"}
+        )
+    for i, node in enumerate(request.nodes):
+        if node.role not in ROLES:
+            return Refusal(
+                VALIDATION_ERROR,
+                f"Node {i + 1} has unknown role {node.role!r}; roles are {', '.join(ROLES)}.",
+                {"field": "role", "node": i, "value": node.role, "choices": list(ROLES)},
+            )
+        for d in DIMENSIONS:
+            value = getattr(node.resources, d)
+            if value < 0:
+                return Refusal(
+                    VALIDATION_ERROR,
+                    f"Node {i + 1} ({node.role}) asks for negative {d} ({value}).",
+                    {"field": d, "node": i, "value": value},
+                )
+    return None
+
+
+class _Pool:
+    """Working copy of free capacity over the allowed servers of one ``plan()`` call.
+
+    ``best(demand)`` keeps one heap of (score, name, id) per distinct demand, so placing
+    200 identical workers costs one scoring pass plus a heap update per placement instead
+    of a pass over every server per node. A placement bumps the server's version and
+    pushes its new score into every heap; entries with an old version are skipped when they
+    surface (lazy deletion).
+    """
+
+    def __init__(self, hosts: list[Host], strategy: Strategy) -> None:
+        self.hosts = hosts
+        self.strategy = strategy
+        self.free: list[Vector] = [h.free.as_tuple() for h in hosts]
+        self.total: list[Vector] = [h.total.as_tuple() for h in hosts]
+        self.version = [0] * len(hosts)
+        self._heaps: dict[Vector, list[tuple[float, str, int, int, int]]] = {}
+
+    def fits(self, i: int, demand: Vector) -> bool:
+        free = self.free[i]
+        return free[0] >= demand[0] and free[1] >= demand[1] and free[2] >= demand[2]
+
+    def key(self, i: int, demand: Vector) -> tuple[float, str, int]:
+        """Lower is better: the strategy's score, then name, then id."""
+        score = self.strategy.score(self.free[i], self.total[i], demand)
+        host = self.hosts[i]
+        return (round(score, _SCORE_DECIMALS), host.name, host.id)
+
+    def best(self, demand: Vector) -> int | None:
+        """Index of the best server with room for ``demand``, None when none has room."""
+        heap = self._heaps.get(demand)
+        if heap is None:
+            heap = [
+                (*self.key(i, demand), i, self.version[i])
+                for i in range(len(self.hosts))
+                if self.fits(i, demand)
+            ]
+            heapq.heapify(heap)
+            self._heaps[demand] = heap
+        while heap:
+            entry = heap[0]
+            if self.version[entry[3]] == entry[4]:
+                return entry[3]
+            heapq.heappop(heap)
+        return None
+
+    def take(self, i: int, demand: Vector) -> None:
+        free = self.free[i]
+        self.free[i] = (free[0] - demand[0], free[1] - demand[1], free[2] - demand[2])
+        self.version[i] += 1
+        for other, heap in self._heaps.items():
+            if self.fits(i, other):
+                heapq.heappush(heap, (*self.key(i, other), i, self.version[i]))
+
+    def working_free(self) -> dict[int, Resources]:
+        """Free capacity of the servers that earlier nodes of this request used, by id."""
+        return {
+            self.hosts[i].id: Resources(*self.free[i])
+            for i in range(len(self.hosts))
+            if self.version[i]
+        }
+
+    def explain(self, i: int) -> str:
+        left = Resources(*self.free[i])
+        return f"{self.hosts[i].name} ({self.strategy.name}): leaves {left} free"
+
+
+def _place_control_planes(pool: _Pool, demands: list[Vector]) -> list[int] | int:
+    """Distinct servers for the control planes, on distinct racks when possible.
+
+    Returns the chosen server indices, or — when no set of distinct servers can take them
+    all — the largest number of control planes that distinct servers could take.
+
+    Each control plane goes to the best-scoring server on the least-used rack, accepted only
+    if the remaining control planes can still be matched (to unused racks, or to unused
+    servers in the fallback); so the greedy choice never paints itself into a corner.
+    """
+    n = len(demands)
+    racks = [h.rack for h in pool.hosts]
+    candidates = [[i for i in range(len(pool.hosts)) if pool.fits(i, d)] for d in demands]
+    matched = _max_matching([set(c) for c in candidates])
+    if matched < n:
+        return matched
+    by_rack = _max_matching([{racks[i] for i in c} for c in candidates]) == n
+    # Identical demands (the usual case) can never paint the choice into a corner.
+    needs_check = len(set(demands)) > 1
+
+    chosen: list[int] = []
+    load: Counter[str | None] = Counter()
+    for k, demand in enumerate(demands):
+        options = sorted(
+            (load[racks[i]], pool.key(i, demand), i) for i in candidates[k] if i not in chosen
+        )
+        for rack_load, _, i in options:
+            if by_rack and rack_load:
+                break  # sorted by load: only used racks remain; the check below rules this out
+            if not needs_check or _rest_can_follow(
+                candidates[k + 1 :], [*chosen, i], racks, by_rack
+            ):
+                chosen.append(i)
+                load[racks[i]] += 1
+                pool.take(i, demand)
+                break
+    assert len(chosen) == n, "matching said the control planes fit"
+    return chosen
+
+
+def _rest_can_follow(
+    rest: list[list[int]], taken: list[int], racks: list[str | None], by_rack: bool
+) -> bool:
+    if by_rack:
+        used = {racks[i] for i in taken}
+        groups = [{racks[i] for i in c} - used for c in rest]
+    else:
+        groups = [set(c).difference(taken) for c in rest]
+    return _max_matching(groups) == len(rest)
+
+
+def _max_matching(options: list[set]) -> int:
+    """Size of a maximum matching of items to distinct options (Kuhn's augmenting paths).
+    Items are control planes, a handful at most."""
+    owner: dict[object, int] = {}
+
+    def augment(item: int, seen: set) -> bool:
+        for option in options[item]:
+            if option not in seen:
+                seen.add(option)
+                if option not in owner or augment(owner[option], seen):
+                    owner[option] = item
+                    return True
+        return False
+
+    return sum(augment(item, set()) for item in range(len(options)))
+
+
+def _spread(racks: list[str | None]) -> str:
+    """How far the control planes are spread, in words an operator reads as risk."""
+    n = len(racks)
+    if n == 1:
+        return "1 control plane on 1 server"
+    unknown = racks.count(None)
+    if unknown:
+        return (
+            f"{n} control planes on {n} servers; rack spread unknown: "
+            f"{plural(unknown, 'server')} with no rack recorded"
+        )
+    per_rack = Counter(racks)
+    if len(per_rack) == n:
+        return f"{n} control planes on {n} racks"
+    return (
+        f"{n} control planes on {n} servers, {plural(len(per_rack), 'rack')} — "
+        f"a rack failure would take down {max(per_rack.values())} of {n}"
+    )
+
+
+def _control_plane_refusal(
+    pool: _Pool,
+    refuse: Callable[[str, NodeDemand, dict], Refusal],
+    nodes: tuple[NodeDemand, ...],
+    control_planes: list[int],
+    fit: int,
+) -> Refusal:
+    n = len(control_planes)
+    # Explain against the control plane that the fewest servers can take.
+    failed = nodes[
+        min(
+            control_planes,
+            key=lambda i: sum(
+                pool.fits(h, nodes[i].resources.as_tuple()) for h in range(len(pool.hosts))
+            ),
+        )
+    ]
+    if n == 1:
+        headline = f"No server in this group has room for the control plane ({failed.resources})."
+    elif len({nodes[i].resources for i in control_planes}) == 1:
+        headline = (
+            f"{n} control planes need {n} distinct servers; only "
+            f"{plural(fit, 'server')} {'has' if fit == 1 else 'have'} room for {failed.resources}."
+        )
+    else:
+        headline = (
+            f"{n} control planes need {n} distinct servers; at most {fit} of them fit on "
+            "distinct servers at once."
+        )
+    return refuse(headline, failed, {"control_planes": n, "distinct_servers_with_room": fit})

@@ -1,0 +1,26 @@
+from flask import Blueprint
+from sqlalchemy import select
+
+from portal.auth.access import requires, scoped
+from portal.models import Tenant
+from portal.web import list_page
+from portal.web.listing import Column, Listing
+
+bp = Blueprint("tenants", __name__, url_prefix="/tenants")
+
+tenants = Listing(
+    name="tenants",
+    statement=lambda: scoped(select(Tenant), Tenant.id),
+    columns=[
+        Column("name", "Name", Tenant.name),
+        Column("contact", "Contact", Tenant.contact),
+        Column("description", "Description", Tenant.description),
+    ],
+    search=[Tenant.name, Tenant.contact, Tenant.description],
+)
+
+
+@bp.route("/")
+@requires("tenants")
+def list():  # noqa: A001
+    return list_page(tenants, "tenants/list.html")

@@ -1,0 +1,225 @@
+"""One list mechanism for every list page: quick search, filters, sorting, paging, and a
+CSV export of exactly the current view.
+
+An area declares a Listing (its base query, columns, filters, searchable columns); the view
+calls `listing.run()` and renders `templates/<area>/list.html`, whose `table` block is what
+HTMX asks for. Counting and fetching are two queries whatever the page size; relations are
+eager-loaded by the base query, so the query count never grows with the rows shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, current_app, request
+from sqlalchemy import Select, func, or_, select
+
+from portal.extensions import db
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    sort: Any = None  # a SQL expression to ORDER BY; None: not sortable
+    value: Callable[[Any], Any] | None = None  # CSV value; default: attribute `key`
+    numeric: bool = False
+    export: bool = True
+
+    def csv_value(self, row: Any) -> Any:
+        if self.value is not None:
+            return self.value(row)
+        return getattr(row, self.key, "")
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    label: str
+    apply: Callable[[Select, str], Select]
+    choices: Callable[[], Sequence[tuple[str, str]]] = lambda: ()
+
+
+@dataclass
+class Page:
+    page: int
+    per_page: int
+    total: int
+    args: dict[str, str]
+    endpoint_url: str
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+    def url_for_page(self, number: int) -> str:
+        return self.url_with(page=str(number))
+
+    def url_with(self, **changes: str | None) -> str:
+        args = {**self.args, **changes}
+        args = {k: v for k, v in args.items() if v not in (None, "")}
+        return self.endpoint_url + ("?" + urlencode(args) if args else "")
+
+
+@dataclass
+class ListResult:
+    rows: list[Any]
+    page: Page
+    sort: str
+    descending: bool
+    q: str
+    filters: dict[str, str]
+    listing: Listing
+
+    def sort_url(self, key: str) -> str:
+        """Clicking a sorted column flips its direction; another column sorts ascending."""
+        value = f"-{key}" if key == self.sort and not self.descending else key
+        return self.page.url_with(sort=value, page=None)
+
+    def sort_state(self, key: str) -> str | None:
+        if key != self.sort:
+            return None
+        return "desc" if self.descending else "asc"
+
+    def csv_url(self) -> str:
+        return self.page.url_with(format="csv", page=None, per_page=None)
+
+
+@dataclass
+class Listing:
+    name: str
+    statement: Callable[[], Select]
+    columns: Sequence[Column]
+    search: Sequence[Any] = ()
+    filters: Sequence[Filter] = ()
+    default_sort: str = "name"
+    count_statement: Callable[[Select], Select] | None = None
+    extra_args: Sequence[str] = field(default_factory=tuple)
+
+    def column(self, key: str) -> Column | None:
+        """The sortable column with this key, if any."""
+        return next((c for c in self.columns if c.key == key and c.sort is not None), None)
+
+    def header(self, key: str) -> Column:
+        return next(c for c in self.columns if c.key == key)
+
+    def _prepare(self, args: Any) -> tuple[Select, str, dict[str, str], Column, bool, str]:
+        """Apply search, filters and sort from the query string; unknown values are
+        ignored rather than failing the page."""
+        stmt = self.statement()
+        q = (args.get("q") or "").strip()[:200]
+        if q and self.search:
+            pattern = f"%{escape_like(q)}%"
+            stmt = stmt.where(or_(*(col.ilike(pattern, escape="\\") for col in self.search)))
+        active: dict[str, str] = {}
+        for flt in self.filters:
+            value = (args.get(flt.name) or "").strip()
+            if not value:
+                continue
+            valid = {key for key, _ in flt.choices()}
+            if valid and value not in valid:
+                continue
+            stmt = flt.apply(stmt, value)
+            active[flt.name] = value
+        sort_arg = (args.get("sort") or self.default_sort).strip()
+        column = self.column(sort_arg.lstrip("-"))
+        if column is None:
+            sort_arg = self.default_sort
+            column = self.column(sort_arg.lstrip("-"))
+        if column is None:
+            raise LookupError(f"listing {self.name} cannot sort by {self.default_sort}")
+        descending = sort_arg.startswith("-")
+        order = column.sort.desc() if descending else column.sort.asc()
+        stmt = stmt.order_by(order, *self._tiebreak(stmt))
+        return stmt, q, active, column, descending, sort_arg
+
+    def run(self, base_url: str | None = None, args: Any = None) -> ListResult:
+        args = request.args if args is None else args
+        stmt, q, active, column, descending, sort_arg = self._prepare(args)
+        default_per_page = current_app.config["DEFAULT_PER_PAGE"]
+        per_page = _int_arg(args.get("per_page"), default_per_page)
+        if per_page not in current_app.config["PER_PAGE_CHOICES"]:
+            per_page = default_per_page
+        total = db.session.scalar(
+            select(func.count()).select_from(stmt.order_by(None).subquery())
+        ) or 0
+        pages = max(1, math.ceil(total / per_page))
+        page_no = min(max(1, _int_arg(args.get("page"), 1)), pages)
+        rows = list(
+            db.session.scalars(stmt.limit(per_page).offset((page_no - 1) * per_page)).unique()
+        )
+        kept = {
+            "q": q,
+            "sort": "" if sort_arg == self.default_sort else sort_arg,
+            "per_page": "" if per_page == default_per_page else str(per_page),
+            **active,
+            **{name: args.get(name, "") for name in self.extra_args},
+        }
+        page = Page(
+            page_no, per_page, total, {k: v for k, v in kept.items() if v},
+            base_url or request.path,
+        )
+        return ListResult(rows, page, column.key, descending, q, active, self)
+
+    def _tiebreak(self, stmt: Select) -> list[Any]:
+        entity = stmt.column_descriptions[0]["entity"]
+        return [entity.id.asc()] if entity is not None else []
+
+    def export(self, args: Any = None) -> Response:
+        """CSV of every row of the current filtered, sorted view (not just one page)."""
+        stmt = self._prepare(request.args if args is None else args)[0]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        exported = [c for c in self.columns if c.export]
+        writer.writerow([c.label for c in exported])
+        for row in db.session.scalars(stmt).unique():
+            writer.writerow([_csv_cell(c.csv_value(row)) for c in exported])
+        return Response(
+            buffer.getvalue(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{self.name}.csv"'},
+        )
+
+
+def wants_csv() -> bool:
+    return request.args.get("format") == "csv"
+
+
+def _int_arg(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _csv_cell(value: Any) -> Any:
+    # Spreadsheet formula injection: a cell starting with = + - @ is data, not a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else value

@@ -1,0 +1,23 @@
+"""Choices for filter forms, read from the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from portal.extensions import db
+
+
+def distinct_values(column: Any) -> list[tuple[str, str]]:
+    values = db.session.scalars(select(column).distinct().order_by(column)).all()
+    return [(str(v), str(v)) for v in values if v not in (None, "")]
+
+
+def enum_choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(v, v) for v in values]
+
+
+def named_choices(model: Any) -> list[tuple[str, str]]:
+    rows = db.session.execute(select(model.id, model.name).order_by(model.name)).all()
+    return [(str(row.id), row.name) for row in rows]

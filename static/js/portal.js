@@ -1,0 +1,43 @@
+// Small progressive enhancements. Every page works without this file.
+(function () {
+  "use strict";
+
+  // An alert in the flash area, built with textContent so a message is never parsed as HTML.
+  function showAlert(message, tone) {
+    var area = document.getElementById("flash-oob");
+    if (!area) return;
+    var alert = document.createElement("div");
+    alert.className = "alert alert-" + tone + " alert-dismissible fade show";
+    alert.setAttribute("role", "alert");
+    alert.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close";
+    close.setAttribute("data-bs-dismiss", "alert");
+    close.setAttribute("aria-label", "Close");
+    alert.appendChild(close);
+    area.appendChild(alert);
+  }
+
+  // htmx does not swap error answers, so without this a failed click would look like nothing happened.
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    var message;
+    if (status === 403) message = "You do not have access to do that.";
+    else if (status === 404) message = "Not found — it may have been deleted, or it belongs to another tenant.";
+    else if (status === 409) message = "That changed in the meantime. Reload the page and try again.";
+    else message = "The request failed (HTTP " + status + "). The error was logged; try again or reload the page.";
+    showAlert(message, "danger");
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showAlert("The portal could not be reached. Check your connection and try again.", "warning");
+  });
+
+  // <form data-confirm="Delete rack r01?"> asks before submitting (htmx requests use hx-confirm).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+})();
