@@ -272,7 +272,9 @@ def main() -> None:
         cells = "".join(f"{placed[n]:>{width}}" for n in names)
         print(f"{name:<13}{mip:>7}{lp:>7} | {cells}")
 
-    print("\nratio to the MIP longest placeable prefix ('≤': MIP timed out, ratio is an upper bound)")
+    print(
+        "\nratio to the MIP longest placeable prefix ('≤': MIP timed out, ratio is an upper bound)"
+    )
     print(f"{'workload':<27} | " + "".join(f"{n:>{width}}" for n in names))
     for name, _, _, _, exact in rows:
         mark = "" if exact else "≤"

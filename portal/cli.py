@@ -42,9 +42,15 @@ def create_user(name, password, operator, tenants, maintainer, token, display_na
 
 
 @seed_cli.command("demo")
-def seed_demo():
+@click.option("--if-empty", is_flag=True, help="Only when the database holds no users yet.")
+def seed_demo(if_empty):
     """The small demo estate, with one login per role. Running it twice changes nothing."""
+    from sqlalchemy import select
+
+    from portal.models import User
     from portal.seed.demo import seed_demo as run
 
-    report = run()
-    click.echo(report)
+    if if_empty and db.session.scalar(select(User.id).limit(1)) is not None:
+        click.echo("The database already has data; not seeding.")
+        return
+    click.echo(run())

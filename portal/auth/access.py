@@ -26,7 +26,6 @@ OPS = frozenset({OPERATOR})
 
 # area -> action -> roles allowed. "write" covers create/update/delete of inventory.
 RULES: dict[str, dict[str, frozenset[str]]] = {
-    "dashboard": {"read": EVERYONE},
     "search": {"read": STAFF},
     "racks": {"read": STAFF, "write": OPS},
     "baremetals": {"read": STAFF, "write": OPS, "status": STAFF},
@@ -172,6 +171,7 @@ def init_access(app: Flask) -> None:
     def _access_context() -> dict[str, Any]:
         return {
             "can": can,
-            "can_view": lambda area: can(area, "read"),
+            # The dashboard is every signed-in user's landing page.
+            "can_view": lambda area: area == "dashboard" or can(area, "read"),
             "role_label": role_label,
         }

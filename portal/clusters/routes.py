@@ -1,12 +1,13 @@
-from flask import Blueprint
+from flask import Blueprint, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.access import requires, scoped
+from portal.auth.access import get_or_404, requires, scoped
+from portal.clusters.service import cluster_nodes
 from portal.models import CLUSTER_STATUSES, BaremetalGroup, K8sCluster, Tenant
 from portal.web import list_page
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, named_choices
+from portal.web.options import enum_choices, tenant_choices
 
 bp = Blueprint("clusters", __name__, url_prefix="/clusters")
 
@@ -32,7 +33,7 @@ clusters = Listing(
         Filter("status", "Status", lambda s, v: s.where(K8sCluster.status == v),
                lambda: enum_choices(CLUSTER_STATUSES)),
         Filter("tenant", "Tenant", lambda s, v: s.where(K8sCluster.tenant_id == int(v)),
-               lambda: named_choices(Tenant)),
+               tenant_choices),
     ],
 )
 
@@ -41,3 +42,11 @@ clusters = Listing(
 @requires("clusters")
 def list():  # noqa: A001
     return list_page(clusters, "clusters/list.html")
+
+
+@bp.route("/<int:cluster_id>")
+@requires("clusters")
+def detail(cluster_id: int):
+    cluster = get_or_404(K8sCluster, cluster_id, K8sCluster.tenant_id)
+    nodes = cluster_nodes(cluster)
+    return render_template("clusters/detail.html", cluster=cluster, nodes=nodes)

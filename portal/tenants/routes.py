@@ -1,7 +1,8 @@
-from flask import Blueprint
+from flask import Blueprint, render_template
 from sqlalchemy import select
 
-from portal.auth.access import requires, scoped
+from portal.auth.access import get_or_404, requires, scoped
+from portal.tenants.service import tenant_overview
 from portal.models import Tenant
 from portal.web import list_page
 from portal.web.listing import Column, Listing
@@ -24,3 +25,10 @@ tenants = Listing(
 @requires("tenants")
 def list():  # noqa: A001
     return list_page(tenants, "tenants/list.html")
+
+
+@bp.route("/<int:tenant_id>")
+@requires("tenants")
+def detail(tenant_id: int):
+    tenant = get_or_404(Tenant, tenant_id, Tenant.id)
+    return render_template("tenants/detail.html", tenant=tenant, **tenant_overview(tenant))

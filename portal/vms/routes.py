@@ -1,13 +1,13 @@
-from flask import Blueprint
+from flask import Blueprint, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.access import requires, scoped
+from portal.auth.access import get_or_404, requires, scoped
 from portal.models import VM_ROLES, VM_STATUSES, Baremetal, Tenant, VirtualMachine
 from portal.models import VirtualMachineSpecification as Flavor
 from portal.web import list_page
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, named_choices
+from portal.web.options import enum_choices, tenant_choices
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 
@@ -47,7 +47,7 @@ vms = Listing(
         Filter("role", "Role", lambda s, v: s.where(VirtualMachine.role == v),
                lambda: enum_choices(VM_ROLES)),
         Filter("tenant", "Tenant", lambda s, v: s.where(VirtualMachine.tenant_id == int(v)),
-               lambda: named_choices(Tenant)),
+               tenant_choices),
     ],
     default_sort="-created_at",
 )
@@ -57,3 +57,10 @@ vms = Listing(
 @requires("vms")
 def list():  # noqa: A001
     return list_page(vms, "vms/list.html")
+
+
+@bp.route("/<int:vm_id>")
+@requires("vms")
+def detail(vm_id: int):
+    vm = get_or_404(VirtualMachine, vm_id, VirtualMachine.tenant_id)
+    return render_template("vms/detail.html", vm=vm)

@@ -14,8 +14,14 @@ from portal.extensions import db
 
 
 def is_partial() -> bool:
-    """An HTMX request that wants a fragment (boosted requests want whole pages)."""
-    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-Boosted")
+    """An HTMX request that wants a fragment. Boosted requests and history restores (the
+    back button after a swap) want whole pages."""
+    headers = request.headers
+    return (
+        headers.get("HX-Request") == "true"
+        and not headers.get("HX-Boosted")
+        and not headers.get("HX-History-Restore-Request")
+    )
 
 
 def render(template: str, block: str | None = None, **context: Any) -> str:
@@ -46,13 +52,19 @@ def my_assignment_count() -> int | None:
 
 
 def init_web(app: Flask) -> None:
+    @app.after_request
+    def _vary_on_htmx(response):
+        # The same URL answers a page or a fragment: caches must keep them apart.
+        response.vary.add("HX-Request")
+        return response
+
     @app.context_processor
     def _layout_context() -> dict[str, Any]:
         return {"my_assignment_count": my_assignment_count()}
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if error.code in (403, 404, 500):
+        if error.code in (400, 403, 404, 500):
             return render_template(
                 f"errors/{error.code}.html", description=_description(error)
             ), error.code

@@ -21,3 +21,14 @@ def enum_choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
 def named_choices(model: Any) -> list[tuple[str, str]]:
     rows = db.session.execute(select(model.id, model.name).order_by(model.name)).all()
     return [(str(row.id), row.name) for row in rows]
+
+
+def tenant_choices() -> list[tuple[str, str]]:
+    """Tenants the current user may see: a tenant admin is never shown other tenants."""
+    from portal.auth.access import scoped
+    from portal.models import Tenant
+
+    rows = db.session.execute(
+        scoped(select(Tenant.id, Tenant.name), Tenant.id).order_by(Tenant.name)
+    ).all()
+    return [(str(row.id), row.name) for row in rows]

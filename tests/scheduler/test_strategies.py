@@ -1,0 +1,106 @@
+"""best_fit and worst_fit choose exactly what the SPEC formula chooses (SPEC 3.3)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portal.scheduler import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    Host,
+    NodeDemand,
+    PlacementRequest,
+    Plan,
+    Refusal,
+    Resources,
+    plan,
+)
+from tests.scheduler.generators import (
+    allowed,
+    constraints,
+    demands,
+    hosts,
+    node_lists,
+    reference_sequence,
+)
+
+bounded = settings(max_examples=150, deadline=None)
+spec_strategies = st.sampled_from(["best_fit", "worst_fit"])
+
+
+def test_the_default_strategy_is_registered_with_the_two_named_by_the_spec():
+    assert {"best_fit", "worst_fit", DEFAULT_STRATEGY} <= set(STRATEGIES)
+
+
+@bounded
+@given(demands(), hosts(), spec_strategies, constraints())
+def test_a_single_node_goes_where_the_formula_says(demand, group, strategy, where):
+    request = PlacementRequest((NodeDemand("standalone", demand),), strategy, where)
+    expected = reference_sequence(request, group)
+    result = plan(request, group)
+    if expected is None:
+        assert isinstance(result, Refusal) and result.code == "insufficient_capacity"
+    else:
+        assert isinstance(result, Plan) and list(result.assignments) == expected
+
+
+@bounded
+@given(node_lists(max_size=8), hosts(max_size=6), spec_strategies, constraints())
+def test_nodes_are_placed_one_by_one_on_what_earlier_nodes_left(nodes, group, strategy, where):
+    request = PlacementRequest(nodes, strategy, where)
+    expected = reference_sequence(request, group)
+    result = plan(request, group)
+    if expected is None:
+        assert isinstance(result, Refusal) and result.code == "insufficient_capacity"
+    else:
+        assert isinstance(result, Plan) and list(result.assignments) == expected
+
+
+@bounded
+@given(demands(), hosts(min_size=1))
+def test_the_default_strategy_takes_the_lowest_score_of_its_own_function(demand, group):
+    score = STRATEGIES[DEFAULT_STRATEGY].score
+    fitting = [h for h in group if demand.fits_in(h.free)]
+    result = plan(PlacementRequest((NodeDemand("standalone", demand),)), group)
+    if not fitting:
+        assert isinstance(result, Refusal)
+        return
+    best = min(round(score(h.free, h.total, demand), 9) for h in fitting)
+    chosen = next(h for h in group if h.id == result.assignments[0])
+    assert round(score(chosen.free, chosen.total, demand), 9) == best
+    assert chosen.name == min(
+        h.name for h in fitting if round(score(h.free, h.total, demand), 9) == best
+    )
+
+
+def host(name: str, free: Resources, total: Resources = Resources(32, 128, 1000)) -> Host:
+    return Host(hash(name) % 10_000, name, "north", "dc1", "r1", total, free)
+
+
+def test_best_fit_fills_the_busiest_server_and_worst_fit_the_emptiest():
+    group = [
+        host("busy", Resources(8, 32, 200)),
+        host("half", Resources(16, 64, 500)),
+        host("empty", Resources(32, 128, 1000)),
+    ]
+    vm = (NodeDemand("standalone", Resources(4, 16, 100)),)
+    assert plan(PlacementRequest(vm, "best_fit"), group).assignments == (group[0].id,)
+    assert plan(PlacementRequest(vm, "worst_fit"), group).assignments == (group[2].id,)
+
+
+def test_equal_scores_go_to_the_first_server_by_name():
+    group = [host(name, Resources(16, 64, 500)) for name in ("bm-03", "bm-01", "bm-02")]
+    vm = (NodeDemand("standalone", Resources(4, 16, 100)),)
+    for strategy in STRATEGIES:
+        chosen = plan(PlacementRequest(vm, strategy), group).assignments[0]
+        assert chosen == group[1].id, strategy
+
+
+def test_a_dimension_of_total_zero_is_left_out_of_the_score():
+    no_storage = host("diskless", Resources(8, 32, 0), Resources(32, 128, 0))
+    roomy = host("roomy", Resources(9, 33, 900))
+    vm = (NodeDemand("standalone", Resources(4, 16, 0)),)
+    assert plan(PlacementRequest(vm, "best_fit"), [no_storage, roomy]).assignments == (
+        no_storage.id,
+    )
