@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, make_response, render_template, request
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import func, or_, select
@@ -88,4 +88,9 @@ def list_page(listing: Any, template: str, **context: Any) -> Any:
 
     if wants_csv():
         return listing.export()
-    return render(template, "table", result=listing.run(), **context)
+    result = listing.run()
+    response = make_response(render(template, "table", result=result, **context))
+    if is_partial():
+        # The address bar shows the clean link that reproduces this view.
+        response.headers["HX-Push-Url"] = result.page.canonical_url()
+    return response

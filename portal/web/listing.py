@@ -74,6 +74,10 @@ class Page:
     def last(self) -> int:
         return min(self.total, self.page * self.per_page)
 
+    def canonical_url(self) -> str:
+        """This view as a link: only the arguments that differ from the defaults."""
+        return self.url_with(page=str(self.page) if self.page > 1 else None)
+
     def url_for_page(self, number: int) -> str:
         return self.url_with(page=str(number))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +19,6 @@ from portal.scheduler import (
     plan,
 )
 from tests.scheduler.generators import (
-    allowed,
     constraints,
     demands,
     hosts,
@@ -74,8 +75,14 @@ def test_the_default_strategy_takes_the_lowest_score_of_its_own_function(demand,
     )
 
 
-def host(name: str, free: Resources, total: Resources = Resources(32, 128, 1000)) -> Host:
-    return Host(hash(name) % 10_000, name, "north", "dc1", "r1", total, free)
+_ids = itertools.count(1)
+
+
+SERVER = Resources(32, 128, 1000)
+
+
+def host(name: str, free: Resources, total: Resources = SERVER) -> Host:
+    return Host(next(_ids), name, "north", "dc1", "r1", total, free)
 
 
 def test_best_fit_fills_the_busiest_server_and_worst_fit_the_emptiest():
