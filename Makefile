@@ -7,7 +7,10 @@ PORT ?= 5000
 HTMX_VERSION := 2.0.11
 BOOTSTRAP_VERSION := 5.3.9
 
-.PHONY: run test chromium vendor lint bench clean
+.PHONY: run test chromium vendor lint dev clean
+
+## dev: everything, including the benchmark and lint tools
+dev: $(VENV)/.installed-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +19,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,deploy,dev]'
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
 ## run: the portal on SQLite in instance/, demo data when empty, inline provisioning agent
 run: $(VENV)/.installed
@@ -27,15 +34,18 @@ run: $(VENV)/.installed
 	PORTAL_AGENT=$${PORTAL_AGENT:-inline} $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 ## test: the whole suite (unit, SQLite, PostgreSQL, Playwright)
-test: $(VENV)/.installed-dev chromium
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## chromium: Playwright drives Debian's Chromium; install it when absent and we are root
+## chromium: Playwright drives Debian's Chromium; install it (and a CJK font, so that
+## screenshots of Chinese names are legible) when absent and we are root
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "Installing Debian's chromium for the browser tests…"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "Installing Debian's chromium and fonts-wqy-zenhei for the browser tests…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	  elif [ -x /usr/bin/chromium ]; then \
+	    echo "Note: no CJK font installed; screenshots will show Chinese text as boxes." >&2; \
 	  else \
 	    echo "The browser tests need Chromium at /usr/bin/chromium. Install it with" >&2; \
 	    echo "  sudo apt-get install chromium" >&2; \
