@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import highspy
@@ -39,58 +38,67 @@ from portal.scheduler import (
     Strategy,
     plan,
 )
+from portal.scheduler.strategies import ScoreFunction, Scorer
 
 # --------------------------------------------------------------------------- candidates
 # Heuristics that were measured against the registered strategies and did not win; kept
 # here (not in the portal) so that the choice of DEFAULT_STRATEGY stays reproducible.
 
-Vector = tuple[int, int, int]
+def _remaining(free: Resources, total: Resources, demand: Resources) -> list[float]:
+    return [
+        (f - d) / t
+        for f, t, d in zip(free.as_tuple(), total.as_tuple(), demand.as_tuple(), strict=True)
+        if t
+    ]
 
 
-def _remaining(free: Vector, total: Vector, demand: Vector) -> list[float]:
-    return [(f - d) / t for f, t, d in zip(free, total, demand, strict=True) if t]
-
-
-def l2_fit(free: Vector, total: Vector, demand: Vector) -> float:
+def l2_fit(free: Resources, total: Resources, demand: Resources) -> float:
     """Least remaining space in the L2 sense: prefers leaving a balanced remainder."""
     return sum(r * r for r in _remaining(free, total, demand))
 
 
-def tightest_dimension_fit(free: Vector, total: Vector, demand: Vector) -> float:
+def tightest_dimension_fit(free: Resources, total: Resources, demand: Resources) -> float:
     """Best fit on the bottleneck: least remaining in the dimension closest to full."""
-    return min(_remaining(free, total, demand))
+    return min(_remaining(free, total, demand), default=0.0)
 
 
-def alignment_fit(free: Vector, total: Vector, demand: Vector) -> float:
+def alignment_fit(free: Resources, total: Resources, demand: Resources) -> float:
     """Tetris-style: free vector most parallel to the demand (cosine, normalised)."""
-    f = [x / t for x, t in zip(free, total, strict=True) if t]
-    d = [x / t for x, t in zip(demand, total, strict=True) if t]
-    norm = math.sqrt(sum(x * x for x in f) * sum(x * x for x in d)) or 1.0
-    return -sum(a * b for a, b in zip(f, d, strict=True)) / norm
+    pairs = [
+        (f / t, d / t)
+        for f, t, d in zip(free.as_tuple(), total.as_tuple(), demand.as_tuple(), strict=True)
+        if t
+    ]
+    norm = math.sqrt(sum(f * f for f, _ in pairs) * sum(d * d for _, d in pairs)) or 1.0
+    return -sum(f * d for f, d in pairs) / norm
 
 
-def dot_product_fit(free: Vector, total: Vector, demand: Vector) -> float:
-    """Panigrahy et al.'s dot product: largest demand · free (normalised)."""
-    return -sum((d / t) * (f / t) for f, t, d in zip(free, total, demand, strict=True) if t)
+def dot_product_fit(free: Resources, total: Resources, demand: Resources) -> float:
+    """Panigrahy et al.'s dot product: largest demand · free (normalised by totals)."""
+    return -sum(
+        (d / t) * (f / t)
+        for f, t, d in zip(free.as_tuple(), total.as_tuple(), demand.as_tuple(), strict=True)
+        if t
+    )
 
 
-def stranding_fit(weight: float) -> Callable[[Vector, Vector, Vector], float]:
-    """Best fit plus a penalty on capacity stranded beyond the emptiest-used dimension."""
+def host_shape_stranding_fit(free: Resources, total: Resources, demand: Resources) -> float:
+    """Best fit plus a penalty on what is left beyond the server's scarcest dimension (the
+    server's own shape as reference; Borg-style hybrid)."""
+    r = _remaining(free, total, demand)
+    return sum(r) + (sum(r) - len(r) * min(r, default=0.0))
 
-    def score(free: Vector, total: Vector, demand: Vector) -> float:
-        r = _remaining(free, total, demand)
-        return sum(r) + weight * (sum(r) - len(r) * min(r))
 
-    return score
+def per_server(score: ScoreFunction) -> Scorer:
+    return lambda hosts: score
 
 
 CANDIDATES = [
-    Strategy("l2_fit", "L2 norm of remaining", l2_fit),
-    Strategy("tightest_dim", "best fit on the bottleneck dimension", tightest_dimension_fit),
-    Strategy("alignment", "cosine alignment of demand and free", alignment_fit),
-    Strategy("dot_product", "dot product of demand and free", dot_product_fit),
-    Strategy("strand_0.5", "best fit + 0.5 x stranded", stranding_fit(0.5)),
-    Strategy("strand_1", "best fit + 1 x stranded", stranding_fit(1.0)),
+    Strategy("l2_fit", "L2 norm of remaining", per_server(l2_fit)),
+    Strategy("tightest_dim", "best fit on the bottleneck", per_server(tightest_dimension_fit)),
+    Strategy("alignment", "cosine of demand and free", per_server(alignment_fit)),
+    Strategy("dot_product", "dot product of demand and free", per_server(dot_product_fit)),
+    Strategy("shape_strand", "best fit + own-shape stranding", per_server(host_shape_stranding_fit)),
 ]
 
 # --------------------------------------------------------------------------- simulation

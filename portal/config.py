@@ -19,6 +19,9 @@ class Config:
     # inline: run the reference provisioning agent inside the web process; off: leave it to
     # `flask agent run`.
     PORTAL_AGENT = os.environ.get("PORTAL_AGENT", "off")
+    # The inline agent's simulate driver: seconds per job, share of jobs that fail.
+    PORTAL_AGENT_DELAY = float(os.environ.get("PORTAL_AGENT_DELAY", "3"))
+    PORTAL_AGENT_FAILURE_RATE = float(os.environ.get("PORTAL_AGENT_FAILURE_RATE", "0"))
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
     WTF_CSRF_TIME_LIMIT = None

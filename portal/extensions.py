@@ -26,3 +26,19 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+
+
+def begin_write() -> None:
+    """Start the session's transaction as a writer, before it reads anything.
+
+    PostgreSQL needs nothing here: its row locks (SELECT … FOR UPDATE) do the work. SQLite
+    has no row locks, and a transaction that read first and writes later fails at once with
+    "database is locked" if another writer committed meanwhile. A first write that touches
+    no row makes this transaction the database's only writer (others wait on busy_timeout),
+    which serialises the decisions that must not interleave: reservations, job claims."""
+    from sqlalchemy import text
+
+    if db.session.get_bind().dialect.name == "sqlite":
+        if db.session().in_transaction():
+            db.session.rollback()
+        db.session.execute(text("UPDATE baremetal_group SET id = id WHERE 0"))

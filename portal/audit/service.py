@@ -53,3 +53,17 @@ def record(
     )
     db.session.add(event)
     return event
+
+
+def history(object_type: str, object_id: int, limit: int = 20) -> list[AuditEvent]:
+    """The latest events about one object, for the history panel of its page."""
+    from sqlalchemy import select
+
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_type == object_type, AuditEvent.object_id == object_id)
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )

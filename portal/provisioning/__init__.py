@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask
 
 AGENT_MODES = ("inline", "off")
 
 
 def init_agent(app: Flask) -> None:
+    """PORTAL_AGENT=inline runs the reference agent in a thread of the web process (the
+    embedded demo); `off` leaves provisioning to `flask agent run` or remote agents.
+
+    The thread starts with the first request, so CLI commands and the reloader's watching
+    parent never run one."""
     mode = app.config["PORTAL_AGENT"]
     if mode not in AGENT_MODES:
         raise ValueError(f"PORTAL_AGENT must be one of {', '.join(AGENT_MODES)}, not {mode!r}")
+    if mode != "inline":
+        return
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_inline_agent() -> None:
+        if "inline_agent" in app.extensions:
+            return
+        with lock:
+            if "inline_agent" in app.extensions:
+                return
+            from portal.provisioning.agent import start_inline
+            from portal.provisioning.drivers import SimulateDriver
+
+            app.extensions["inline_agent"] = start_inline(
+                app,
+                SimulateDriver(
+                    delay=float(app.config["PORTAL_AGENT_DELAY"]),
+                    failure_rate=float(app.config["PORTAL_AGENT_FAILURE_RATE"]),
+                ),
+            )

@@ -32,7 +32,7 @@ from portal.scheduler.explain import (
     plural,
     quota_refusal,
 )
-from portal.scheduler.strategies import STRATEGIES, Strategy
+from portal.scheduler.strategies import STRATEGIES, ScoreFunction, Strategy
 
 # Scores are compared at this many decimals so that float rounding never decides between
 # servers the SPEC formula scores equally; those ties go to the server name, as specified.
@@ -89,7 +89,7 @@ def plan(
         if constraints.is_empty()
         else [h for h in hosts if constraint_reason(h, constraints) is None]
     )
-    pool = _Pool(allowed, strategy)
+    pool = _Pool(allowed, strategy.name, strategy.scorer(hosts))
     nodes = request.nodes
     chosen: list[int] = [-1] * len(nodes)  # indices into ``allowed``
     explanations: list[str] = [""] * len(nodes)
@@ -184,9 +184,10 @@ class _Pool:
     surface (lazy deletion).
     """
 
-    def __init__(self, hosts: list[Host], strategy: Strategy) -> None:
+    def __init__(self, hosts: list[Host], strategy: str, score: ScoreFunction) -> None:
         self.hosts = hosts
         self.strategy = strategy
+        self.score = score
         self.free: list[Resources] = [h.free for h in hosts]
         self.version = [0] * len(hosts)
         self._heaps: dict[Resources, list[tuple[float, str, int, int, int]]] = {}
@@ -202,7 +203,7 @@ class _Pool:
     def key(self, i: int, demand: Resources) -> tuple[float, str, int]:
         """Lower is better: the strategy's score, then name, then id."""
         host = self.hosts[i]
-        score = self.strategy.score(self.free[i], host.total, demand)
+        score = self.score(self.free[i], host.total, demand)
         return (round(score, _SCORE_DECIMALS), host.name, host.id)
 
     def best(self, demand: Resources) -> int | None:
@@ -220,7 +221,7 @@ class _Pool:
     def _rank(self, demand: Resources) -> list[tuple[float, str, int, int, int]]:
         # The one pass over every server; written out because it dominates plan()'s time.
         cpu, memory, storage = demand.cpu, demand.memory, demand.storage
-        score = self.strategy.score
+        score = self.score
         hosts, version = self.hosts, self.version
         heap = []
         for i, free in enumerate(self.free):
@@ -243,7 +244,7 @@ class _Pool:
         return {self.hosts[i].id: self.free[i] for i in range(len(self.hosts)) if self.version[i]}
 
     def explain(self, i: int) -> str:
-        return f"{self.hosts[i].name} ({self.strategy.name}): leaves {self.free[i]} free"
+        return f"{self.hosts[i].name} ({self.strategy}): leaves {self.free[i]} free"
 
 
 def _place_control_planes(pool: _Pool, demands: list[Resources]) -> list[int] | int:

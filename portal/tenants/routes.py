@@ -2,8 +2,8 @@ from flask import Blueprint, render_template
 from sqlalchemy import select
 
 from portal.auth.access import get_or_404, requires, scoped
-from portal.tenants.service import tenant_overview
 from portal.models import Tenant
+from portal.tenants.service import tenant_overview
 from portal.web import list_page
 from portal.web.listing import Column, Listing
 

@@ -1,0 +1,99 @@
+"""The reference Provision Agent: claim a job, run the driver, report the answer.
+
+It talks to the queue through a small client interface, so the same loop serves the
+in-process agent (`PORTAL_AGENT=inline`, `flask agent run`) and, later, remote agents over
+the JSON API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Protocol
+
+from flask import Flask
+
+from portal.extensions import db
+from portal.provisioning import jobs
+from portal.provisioning.drivers import Driver, ProvisionFailed
+
+log = logging.getLogger(__name__)
+
+
+class Queue(Protocol):
+    def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]: ...
+
+    def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None: ...
+
+
+class DatabaseQueue:
+    """The queue in this process's database (inline agent, `flask agent run`)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]:
+        with self.app.app_context():
+            try:
+                return jobs.claim(agent, limit, lease_seconds)
+            finally:
+                db.session.remove()
+
+    def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None:
+        with self.app.app_context():
+            try:
+                jobs.complete(job_id, agent, succeeded, message)
+            finally:
+                db.session.remove()
+
+
+def agent_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+class Agent:
+    def __init__(self, queue: Queue, driver: Driver, name: str | None = None,
+                 lease_seconds: int = jobs.DEFAULT_LEASE_SECONDS, poll_seconds: float = 1.0):
+        self.queue = queue
+        self.driver = driver
+        self.name = name or agent_name()
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.stopping = threading.Event()
+
+    def run_once(self) -> int:
+        """Claim and finish at most one job; return how many were done."""
+        claimed = self.queue.claim(self.name, 1, self.lease_seconds)
+        for job in claimed:
+            try:
+                message, ok = self.driver.run(job), True
+            except ProvisionFailed as failure:
+                message, ok = str(failure), False
+            try:
+                self.queue.complete(job.id, self.name, ok, message)
+            except jobs.JobError as error:
+                # The lease expired and another agent took the job: its answer counts.
+                log.warning("agent %s: %s", self.name, error)
+        return len(claimed)
+
+    def run_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                done = self.run_once()
+            except Exception:  # keep serving: one bad job or a database blip must not kill it
+                log.exception("agent %s: job failed unexpectedly", self.name)
+                done = 0
+            if not done:
+                self.stopping.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def start_inline(app: Flask, driver: Driver) -> Agent:
+    agent = Agent(DatabaseQueue(app), driver, name=f"inline:{agent_name()}", poll_seconds=0.5)
+    thread = threading.Thread(target=agent.run_forever, name="inline-agent", daemon=True)
+    thread.start()
+    return agent

@@ -1,0 +1,460 @@
+"""The reservation layer (SPEC 3.5): read what a placement depends on, ask the pure core for
+a plan, and commit it atomically.
+
+One transaction per reservation:
+
+1. lock the tenant's quota row in the group (``SELECT … FOR UPDATE`` on PostgreSQL; on
+   SQLite a first write takes the database's write lock), so that requests of one tenant in
+   one group are serialised and the quota is checked against usage nobody else can change;
+2. read usage and the group's active servers, and plan with the core;
+3. lock the chosen servers (in id order) and re-validate them: another tenant may have
+   taken the room since step 2. If so, plan again inside the same call with fresh numbers
+   rather than refuse;
+4. create the VMs (``provisioning``), decrement server and group counters with atomic
+   ``UPDATE … SET available = available - n``, enqueue ProvisionJobs, write audit events,
+   commit.
+
+Deadlocks between tenants locking overlapping servers (PostgreSQL detects them) are retried.
+The database's CHECK constraints (counters never below zero) are the last line behind this.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
+
+from portal.audit.service import record
+from portal.extensions import begin_write, db
+from portal.models import (
+    DIMENSIONS,
+    HOLDING_STATUSES,
+    Baremetal,
+    BaremetalGroup,
+    BaremetalGroupTenantQuota,
+    K8sCluster,
+    ProvisionJob,
+    Tenant,
+    User,
+    VirtualMachine,
+    VirtualMachineSpecification,
+)
+from portal.scheduler import (
+    DEFAULT_STRATEGY,
+    Constraints,
+    Host,
+    NodeDemand,
+    PlacementRequest,
+    Plan,
+    Refusal,
+    Resources,
+    plan,
+)
+
+# A dimension without a limit: larger than any group could ever hold.
+UNLIMITED = 10**15
+NO_QUOTA = "no_quota"
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One VM to create: its name, role and flavor."""
+
+    name: str
+    role: str
+    flavor: VirtualMachineSpecification
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.flavor.cpu, self.flavor.memory, self.flavor.storage)
+
+
+@dataclass(frozen=True)
+class QuotaLine:
+    """One dimension of the quota as a request would change it."""
+
+    dimension: str
+    used: int
+    request: int
+    limit: int | None
+
+    @property
+    def fits(self) -> bool:
+        return self.limit is None or self.used + self.request <= self.limit
+
+
+@dataclass
+class Placement:
+    """What the decision depends on, read from the database."""
+
+    tenant: Tenant
+    group: BaremetalGroup
+    quota: BaremetalGroupTenantQuota | None
+    used: dict[str, int] = field(default_factory=dict)
+    hosts: list[Host] = field(default_factory=list)
+    inactive: dict[str, int] = field(default_factory=dict)
+
+    def limit(self, dimension: str) -> int | None:
+        return None if self.quota is None else self.quota.effective_limit(dimension)
+
+    def headroom(self) -> Resources | None:
+        if self.quota is None:
+            return None
+        left = []
+        for d in DIMENSIONS:
+            limit = self.limit(d)
+            left.append(UNLIMITED if limit is None else limit - self.used[d])
+        return Resources(*left)
+
+    def quota_lines(self, demand: Resources) -> list[QuotaLine]:
+        return [
+            QuotaLine(d, self.used.get(d, 0), getattr(demand, d), self.limit(d))
+            for d in DIMENSIONS
+        ]
+
+    def host_by_id(self, host_id: int) -> Host:
+        return next(h for h in self.hosts if h.id == host_id)
+
+
+@dataclass
+class Preview:
+    """A plan or a refusal, with what a wizard shows beside it."""
+
+    placement: Placement
+    nodes: list[NodeSpec]
+    result: Plan | Refusal
+    suggestions: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.result, Plan)
+
+    @property
+    def demand(self) -> Resources:
+        return total_demand(self.nodes)
+
+    @property
+    def quota_lines(self) -> list[QuotaLine]:
+        return self.placement.quota_lines(self.demand)
+
+    def chosen(self) -> list[tuple[NodeSpec, Host]]:
+        assert isinstance(self.result, Plan)
+        return [
+            (node, self.placement.host_by_id(host_id))
+            for node, host_id in zip(self.nodes, self.result.assignments, strict=True)
+        ]
+
+
+class PlacementRefused(Exception):
+    """The request cannot be placed; ``refusal`` says why, with numbers."""
+
+    def __init__(self, refusal: Refusal, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+        self.suggestions = list(suggestions)
+
+
+def total_demand(nodes: Sequence[NodeSpec]) -> Resources:
+    total = Resources(0, 0, 0)
+    for node in nodes:
+        total = total + node.resources
+    return total
+
+
+def _no_quota(tenant: Tenant, group: BaremetalGroup) -> Refusal:
+    return Refusal(
+        NO_QUOTA,
+        f"Tenant {tenant.name} has no quota in group {group.name}, so nothing can be placed "
+        "there. Ask an operator for a quota, or choose a group where the tenant has one.",
+        {"tenant": tenant.name, "group": group.name},
+    )
+
+
+def _usage(tenant_id: int, group_id: int) -> dict[str, int]:
+    row = db.session.execute(
+        select(
+            func.coalesce(func.sum(VirtualMachine.cpu), 0),
+            func.coalesce(func.sum(VirtualMachine.memory), 0),
+            func.coalesce(func.sum(VirtualMachine.storage), 0),
+        )
+        .join(Baremetal, VirtualMachine.baremetal_id == Baremetal.id)
+        .where(
+            VirtualMachine.tenant_id == tenant_id,
+            Baremetal.group_id == group_id,
+            VirtualMachine.status.in_(HOLDING_STATUSES),
+        )
+    ).one()
+    return dict(zip(DIMENSIONS, row, strict=True))
+
+
+def _hosts(group_id: int) -> tuple[list[Host], dict[str, int]]:
+    rows = db.session.execute(
+        select(
+            Baremetal.id, Baremetal.name, Baremetal.region, Baremetal.dc, Baremetal.status,
+            Baremetal.total_cpu, Baremetal.total_memory, Baremetal.total_storage,
+            Baremetal.available_cpu, Baremetal.available_memory, Baremetal.available_storage,
+            Baremetal.rack_id,
+        ).where(Baremetal.group_id == group_id)
+    ).all()
+    rack_names = _rack_names({r.rack_id for r in rows if r.rack_id is not None})
+    hosts, inactive = [], Counter()
+    for r in rows:
+        if r.status != "active":
+            inactive[r.status] += 1
+            continue
+        hosts.append(Host(
+            id=r.id, name=r.name, region=r.region, dc=r.dc,
+            rack=rack_names.get(r.rack_id),
+            total=Resources(r.total_cpu, r.total_memory, r.total_storage),
+            free=Resources(r.available_cpu, r.available_memory, r.available_storage),
+        ))
+    return hosts, dict(inactive)
+
+
+def _rack_names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    from portal.models import Rack
+
+    return dict(db.session.execute(select(Rack.id, Rack.name).where(Rack.id.in_(ids))).all())
+
+
+def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) -> Placement:
+    """Everything the decision depends on. With lock=True (inside a reservation, after
+    begin_write()) the quota row is locked first, so usage cannot change under us."""
+    quota_stmt = select(BaremetalGroupTenantQuota).where(
+        BaremetalGroupTenantQuota.tenant_id == tenant.id,
+        BaremetalGroupTenantQuota.group_id == group.id,
+    )
+    if lock:
+        quota_stmt = quota_stmt.with_for_update().execution_options(populate_existing=True)
+    quota = db.session.scalar(quota_stmt)
+    placement = Placement(tenant, group, quota)
+    if quota is None:
+        return placement
+    if lock:
+        db.session.refresh(group)
+    placement.used = _usage(tenant.id, group.id)
+    placement.hosts, placement.inactive = _hosts(group.id)
+    return placement
+
+
+def _request(nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints) -> PlacementRequest:
+    return PlacementRequest(
+        nodes=tuple(NodeDemand(n.role, n.resources) for n in nodes),
+        strategy=strategy,
+        constraints=constraints,
+    )
+
+
+def preview(
+    tenant: Tenant,
+    group: BaremetalGroup,
+    nodes: Sequence[NodeSpec],
+    strategy: str = DEFAULT_STRATEGY,
+    constraints: Constraints = Constraints(),
+) -> Preview:
+    """The same decision as reserve(), without reserving anything."""
+    placement = read_placement(tenant, group)
+    if placement.quota is None:
+        result: Plan | Refusal = _no_quota(tenant, group)
+    else:
+        result = plan(
+            _request(nodes, strategy, constraints), placement.hosts, placement.headroom(),
+            inactive=placement.inactive,
+        )
+    shown = Preview(placement, list(nodes), result)
+    if not shown.ok:
+        shown.suggestions = suggestions(tenant, group, nodes, strategy, constraints, placement)
+    return shown
+
+
+def suggestions(
+    tenant: Tenant,
+    group: BaremetalGroup,
+    nodes: Sequence[NodeSpec],
+    strategy: str,
+    constraints: Constraints,
+    placement: Placement,
+) -> list[str]:
+    """What would work instead: another group where the tenant has quota and the request
+    fits, or the largest flavor that fits here."""
+    found = []
+    others = db.session.scalars(
+        select(BaremetalGroupTenantQuota).where(
+            BaremetalGroupTenantQuota.tenant_id == tenant.id,
+            BaremetalGroupTenantQuota.group_id != group.id,
+        )
+    ).all()
+    for quota in sorted(others, key=lambda q: q.group.name):
+        other = read_placement(tenant, quota.group)
+        result = plan(_request(nodes, strategy, Constraints()), other.hosts, other.headroom(),
+                      inactive=other.inactive)
+        if isinstance(result, Plan):
+            found.append(f"The same request fits in group {quota.group.name}.")
+            break
+    if placement.quota is not None and len({n.flavor.id for n in nodes}) == 1:
+        role = nodes[0].role
+        flavors = db.session.scalars(
+            select(VirtualMachineSpecification)
+            .where(VirtualMachineSpecification.is_active.is_(True))
+            .order_by(VirtualMachineSpecification.cpu.desc(),
+                      VirtualMachineSpecification.memory.desc(),
+                      VirtualMachineSpecification.name)
+        ).all()
+        for flavor in flavors:
+            if flavor.id == nodes[0].flavor.id:
+                continue
+            trial = [NodeSpec(n.name, role, flavor) for n in nodes]
+            result = plan(_request(trial, strategy, constraints), placement.hosts,
+                          placement.headroom(), inactive=placement.inactive)
+            if isinstance(result, Plan):
+                count = f"{len(nodes)} × " if len(nodes) > 1 else ""
+                found.append(
+                    f"{count}{flavor.name} ({flavor.cpu} CPU, {flavor.memory} GiB) fits in "
+                    f"group {group.name} right now."
+                )
+                break
+    return found
+
+
+def reserve(
+    tenant: Tenant,
+    group: BaremetalGroup,
+    nodes: Sequence[NodeSpec],
+    *,
+    user: User | None,
+    strategy: str = DEFAULT_STRATEGY,
+    constraints: Constraints = Constraints(),
+    cluster: K8sCluster | None = None,
+    before_commit: Callable[[list[VirtualMachine]], None] | None = None,
+    reuse: Sequence[int] = (),
+) -> list[VirtualMachine]:
+    """Place and create every node, all or nothing, in one transaction; raise
+    PlacementRefused otherwise. The caller's session must hold no pending changes: this
+    function owns the transaction (``cluster``, if given, is added inside it, and
+    ``before_commit`` may add more rows that must commit with the VMs). ``reuse`` gives
+    the ids of existing VMs (failed ones being retried), one per node, to place again
+    instead of creating new rows."""
+    tenant_id, group_id = tenant.id, group.id
+    for attempt in range(MAX_ATTEMPTS):
+        db.session.rollback()
+        begin_write()
+        tenant, group = db.session.get(Tenant, tenant_id), db.session.get(BaremetalGroup, group_id)
+        try:
+            vms = _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse)
+            if vms is None:
+                continue  # another request took the chosen servers' room: plan again
+            if before_commit is not None:
+                before_commit(vms)
+            db.session.commit()
+            return vms
+        except PlacementRefused:
+            db.session.rollback()
+            raise
+        except OperationalError as error:
+            db.session.rollback()
+            if not _is_transient(error) or attempt == MAX_ATTEMPTS - 1:
+                raise
+    raise PlacementRefused(Refusal(
+        "conflict",
+        "The group is too busy right now: other requests kept taking the chosen servers. "
+        "Try again in a moment.",
+        {"attempts": MAX_ATTEMPTS},
+    ))
+
+
+def _is_transient(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlstate", None)
+    return code in ("40P01", "40001", "55P03") or "database is locked" in str(error.orig)
+
+
+def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse):
+    placement = read_placement(tenant, group, lock=True)
+    if placement.quota is None:
+        raise PlacementRefused(_no_quota(tenant, group))
+    result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom(),
+                  inactive=placement.inactive)
+    if isinstance(result, Refusal):
+        raise PlacementRefused(
+            result, suggestions(tenant, group, nodes, strategy, constraints, placement)
+        )
+    demand_by_host: dict[int, Resources] = {}
+    for node, host_id in zip(nodes, result.assignments, strict=True):
+        demand_by_host[host_id] = demand_by_host.get(host_id, Resources(0, 0, 0)) + node.resources
+    locked = {
+        s.id: s
+        for s in db.session.scalars(
+            select(Baremetal)
+            .where(Baremetal.id.in_(demand_by_host))
+            .order_by(Baremetal.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    for host_id, demand in demand_by_host.items():
+        server = locked.get(host_id)
+        if server is None or server.status != "active" or server.group_id != group.id:
+            return None
+        free = Resources(server.available_cpu, server.available_memory, server.available_storage)
+        if not demand.fits_in(free):
+            return None
+
+    if cluster is not None and cluster not in db.session:
+        db.session.add(cluster)
+    vms = []
+    for i, (node, host_id) in enumerate(zip(nodes, result.assignments, strict=True)):
+        vm = db.session.get(VirtualMachine, reuse[i]) if reuse else VirtualMachine(
+            name=node.name, tenant_id=tenant.id, role=node.role, cluster=cluster,
+            requested_by=user.id if user is not None else None,
+        )
+        vm.baremetal_id, vm.spec_id = host_id, node.flavor.id
+        vm.cpu, vm.memory, vm.storage = node.flavor.cpu, node.flavor.memory, node.flavor.storage
+        vm.status, vm.status_message = "provisioning", ""
+        db.session.add(vm)
+        vms.append(vm)
+    for host_id, demand in demand_by_host.items():
+        adjust_capacity(host_id, group.id, demand, sign=-1)
+    db.session.flush()
+    for vm, (node, host_id) in zip(vms, zip(nodes, result.assignments, strict=True), strict=True):
+        db.session.add(ProvisionJob(vm_id=vm.id, action="create"))
+        record(
+            "retry" if reuse else "place", "virtual_machine", vm.id, vm.name,
+            {
+                "baremetal": {"from": None, "to": locked[host_id].name},
+                "status": {"from": None, "to": "provisioning"},
+                "flavor": {"from": None, "to": node.flavor.name},
+            },
+            user=user,
+        )
+    return vms
+
+
+def adjust_capacity(server_id: int, group_id: int | None, amount: Resources, sign: int) -> None:
+    """Move a server's and its group's free counters by ``sign × amount``, atomically in SQL
+    (no read-modify-write), in the caller's transaction."""
+    values = {
+        f"available_{d}": getattr(Baremetal, f"available_{d}") + sign * getattr(amount, d)
+        for d in DIMENSIONS
+    }
+    db.session.execute(update(Baremetal).where(Baremetal.id == server_id).values(**values))
+    if group_id is not None:
+        group_values = {
+            f"available_{d}": getattr(BaremetalGroup, f"available_{d}") + sign * getattr(amount, d)
+            for d in DIMENSIONS
+        }
+        db.session.execute(
+            update(BaremetalGroup).where(BaremetalGroup.id == group_id).values(**group_values)
+        )
+
+
+def release(vm: VirtualMachine) -> None:
+    """Give a VM's resources back to its server and group (caller's transaction)."""
+    if vm.baremetal_id is None:
+        return
+    group_id = db.session.scalar(select(Baremetal.group_id).where(Baremetal.id == vm.baremetal_id))
+    adjust_capacity(vm.baremetal_id, group_id, Resources(vm.cpu, vm.memory, vm.storage), sign=1)
