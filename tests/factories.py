@@ -7,6 +7,7 @@ import itertools
 from portal.auth import service as accounts
 from portal.extensions import db
 from portal.models import (
+    HOLDING_STATUSES,
     Baremetal,
     BaremetalGroup,
     BaremetalGroupTenantQuota,
@@ -94,6 +95,14 @@ def vm(tenant: Tenant, server: Baremetal, spec: VirtualMachineSpecification, **k
         **kw,
     })
     db.session.add(obj)
+    if obj.status in HOLDING_STATUSES:
+        # Keep the estate consistent: the VM's resources come off its server and group.
+        with db.session.no_autoflush:
+            for d in ("cpu", "memory", "storage"):
+                for holder in (server, server.group):
+                    if holder is not None:
+                        taken = getattr(holder, f"available_{d}") - getattr(obj, d)
+                        setattr(holder, f"available_{d}", taken)
     db.session.flush()
     return obj
 

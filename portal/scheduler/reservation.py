@@ -20,12 +20,12 @@ The database's CHECK constraints (counters never below zero) are the last line b
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import joinedload
 
 from portal.audit.service import record
 from portal.extensions import begin_write, db
@@ -37,6 +37,7 @@ from portal.models import (
     BaremetalGroupTenantQuota,
     K8sCluster,
     ProvisionJob,
+    Rack,
     Tenant,
     User,
     VirtualMachine,
@@ -112,8 +113,7 @@ class Placement:
 
     def quota_lines(self, demand: Resources) -> list[QuotaLine]:
         return [
-            QuotaLine(d, self.used.get(d, 0), getattr(demand, d), self.limit(d))
-            for d in DIMENSIONS
+            QuotaLine(d, self.used.get(d, 0), getattr(demand, d), self.limit(d)) for d in DIMENSIONS
         ]
 
     def host_by_id(self, host_id: int) -> Host:
@@ -191,59 +191,85 @@ def _usage(tenant_id: int, group_id: int) -> dict[str, int]:
     return dict(zip(DIMENSIONS, row, strict=True))
 
 
-def _hosts(group_id: int) -> tuple[list[Host], dict[str, int]]:
-    rows = db.session.execute(
+def _hosts(group_id: int, at_least: Resources | None = None) -> list[Host]:
+    """The group's active servers as the planner sees them. ``at_least`` leaves out, in
+    SQL, servers that cannot take even the smallest node: on a busy group most are full,
+    and the plan is the same without them."""
+    stmt = (
         select(
-            Baremetal.id, Baremetal.name, Baremetal.region, Baremetal.dc, Baremetal.status,
+            Baremetal.id, Baremetal.name, Baremetal.region, Baremetal.dc, Rack.name,
             Baremetal.total_cpu, Baremetal.total_memory, Baremetal.total_storage,
             Baremetal.available_cpu, Baremetal.available_memory, Baremetal.available_storage,
-            Baremetal.rack_id,
-        ).where(Baremetal.group_id == group_id)
-    ).all()
-    rack_names = _rack_names({r.rack_id for r in rows if r.rack_id is not None})
-    hosts, inactive = [], Counter()
-    for r in rows:
-        if r.status != "active":
-            inactive[r.status] += 1
-            continue
-        hosts.append(Host(
-            id=r.id, name=r.name, region=r.region, dc=r.dc,
-            rack=rack_names.get(r.rack_id),
-            total=Resources(r.total_cpu, r.total_memory, r.total_storage),
-            free=Resources(r.available_cpu, r.available_memory, r.available_storage),
-        ))
-    return hosts, dict(inactive)
+        )
+        .outerjoin(Rack, Baremetal.rack_id == Rack.id)
+        .where(Baremetal.group_id == group_id, Baremetal.status == "active")
+    )
+    if at_least is not None:
+        stmt = stmt.where(
+            Baremetal.available_cpu >= at_least.cpu,
+            Baremetal.available_memory >= at_least.memory,
+            Baremetal.available_storage >= at_least.storage,
+        )
+    return [
+        Host(i, name, region, dc, rack, Resources(tc, tm, ts), Resources(fc, fm, fs))
+        for i, name, region, dc, rack, tc, tm, ts, fc, fm, fs in db.session.execute(stmt)
+    ]
 
 
-def _rack_names(ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    from portal.models import Rack
+def _inactive(group_id: int) -> dict[str, int]:
+    """Servers of the group left out for their status, counted for refusals."""
+    return dict(
+        db.session.execute(
+            select(Baremetal.status, func.count())
+            .where(Baremetal.group_id == group_id, Baremetal.status != "active")
+            .group_by(Baremetal.status)
+        ).all()
+    )
 
-    return dict(db.session.execute(select(Rack.id, Rack.name).where(Rack.id.in_(ids))).all())
 
-
-def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) -> Placement:
+def read_placement(
+    tenant: Tenant, group: BaremetalGroup, lock: bool = False, at_least: Resources | None = None
+) -> Placement:
     """Everything the decision depends on. With lock=True (inside a reservation, after
-    begin_write()) the quota row is locked first, so usage cannot change under us."""
+    begin_write()) the quota row is locked first, so usage cannot change under us; the
+    group is re-read with it (its totals scale percentage quotas)."""
     quota_stmt = select(BaremetalGroupTenantQuota).where(
         BaremetalGroupTenantQuota.tenant_id == tenant.id,
         BaremetalGroupTenantQuota.group_id == group.id,
     )
     if lock:
-        quota_stmt = quota_stmt.with_for_update().execution_options(populate_existing=True)
+        quota_stmt = (
+            quota_stmt.options(joinedload(BaremetalGroupTenantQuota.group))
+            .with_for_update(of=BaremetalGroupTenantQuota)
+            .execution_options(populate_existing=True)
+        )
     quota = db.session.scalar(quota_stmt)
     placement = Placement(tenant, group, quota)
     if quota is None:
         return placement
-    if lock:
-        db.session.refresh(group)
     placement.used = _usage(tenant.id, group.id)
-    placement.hosts, placement.inactive = _hosts(group.id)
+    placement.hosts = _hosts(group.id, at_least)
     return placement
 
 
-def _request(nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints) -> PlacementRequest:
+def explain_refusal(
+    placement: Placement, nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints
+) -> Plan | Refusal:
+    """Plan again over every server of the group, the inactive ones counted, so that a
+    refusal names what each server lacks."""
+    placement.hosts = _hosts(placement.group.id)
+    placement.inactive = _inactive(placement.group.id)
+    return plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom(),
+                inactive=placement.inactive)
+
+
+def smallest_node(nodes: Sequence[NodeSpec]) -> Resources:
+    return Resources(*(min(getattr(n.resources, d) for n in nodes) for d in DIMENSIONS))
+
+
+def _request(
+    nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints
+) -> PlacementRequest:
     return PlacementRequest(
         nodes=tuple(NodeDemand(n.role, n.resources) for n in nodes),
         strategy=strategy,
@@ -259,14 +285,14 @@ def preview(
     constraints: Constraints = Constraints(),
 ) -> Preview:
     """The same decision as reserve(), without reserving anything."""
-    placement = read_placement(tenant, group)
+    placement = read_placement(tenant, group, at_least=smallest_node(nodes))
     if placement.quota is None:
         result: Plan | Refusal = _no_quota(tenant, group)
     else:
-        result = plan(
-            _request(nodes, strategy, constraints), placement.hosts, placement.headroom(),
-            inactive=placement.inactive,
-        )
+        result = plan(_request(nodes, strategy, constraints), placement.hosts,
+                      placement.headroom())
+        if isinstance(result, Refusal):
+            result = explain_refusal(placement, nodes, strategy, constraints)
     shown = Preview(placement, list(nodes), result)
     if not shown.ok:
         shown.suggestions = suggestions(tenant, group, nodes, strategy, constraints, placement)
@@ -291,9 +317,8 @@ def suggestions(
         )
     ).all()
     for quota in sorted(others, key=lambda q: q.group.name):
-        other = read_placement(tenant, quota.group)
-        result = plan(_request(nodes, strategy, Constraints()), other.hosts, other.headroom(),
-                      inactive=other.inactive)
+        other = read_placement(tenant, quota.group, at_least=smallest_node(nodes))
+        result = plan(_request(nodes, strategy, Constraints()), other.hosts, other.headroom())
         if isinstance(result, Plan):
             found.append(f"The same request fits in group {quota.group.name}.")
             break
@@ -302,16 +327,18 @@ def suggestions(
         flavors = db.session.scalars(
             select(VirtualMachineSpecification)
             .where(VirtualMachineSpecification.is_active.is_(True))
-            .order_by(VirtualMachineSpecification.cpu.desc(),
-                      VirtualMachineSpecification.memory.desc(),
-                      VirtualMachineSpecification.name)
+            .order_by(
+                VirtualMachineSpecification.cpu.desc(),
+                VirtualMachineSpecification.memory.desc(),
+                VirtualMachineSpecification.name,
+            )
         ).all()
         for flavor in flavors:
             if flavor.id == nodes[0].flavor.id:
                 continue
             trial = [NodeSpec(n.name, role, flavor) for n in nodes]
             result = plan(_request(trial, strategy, constraints), placement.hosts,
-                          placement.headroom(), inactive=placement.inactive)
+                          placement.headroom())
             if isinstance(result, Plan):
                 count = f"{len(nodes)} × " if len(nodes) > 1 else ""
                 found.append(
@@ -340,11 +367,13 @@ def reserve(
     ``before_commit`` may add more rows that must commit with the VMs). ``reuse`` gives
     the ids of existing VMs (failed ones being retried), one per node, to place again
     instead of creating new rows."""
-    tenant_id, group_id = tenant.id, group.id
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("reserve() owns the transaction: commit or roll back first")
     for attempt in range(MAX_ATTEMPTS):
-        db.session.rollback()
+        # On PostgreSQL a transaction that only read so far is fine to continue (every
+        # decision below reads under row locks); a re-plan keeps the locks it holds.
         begin_write()
-        tenant, group = db.session.get(Tenant, tenant_id), db.session.get(BaremetalGroup, group_id)
         try:
             vms = _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse)
             if vms is None:
@@ -360,12 +389,14 @@ def reserve(
             db.session.rollback()
             if not _is_transient(error) or attempt == MAX_ATTEMPTS - 1:
                 raise
-    raise PlacementRefused(Refusal(
-        "conflict",
-        "The group is too busy right now: other requests kept taking the chosen servers. "
-        "Try again in a moment.",
-        {"attempts": MAX_ATTEMPTS},
-    ))
+    raise PlacementRefused(
+        Refusal(
+            "conflict",
+            "The group is too busy right now: other requests kept taking the chosen servers. "
+            "Try again in a moment.",
+            {"attempts": MAX_ATTEMPTS},
+        )
+    )
 
 
 def _is_transient(error: OperationalError) -> bool:
@@ -374,11 +405,12 @@ def _is_transient(error: OperationalError) -> bool:
 
 
 def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse):
-    placement = read_placement(tenant, group, lock=True)
+    placement = read_placement(tenant, group, lock=True, at_least=smallest_node(nodes))
     if placement.quota is None:
         raise PlacementRefused(_no_quota(tenant, group))
-    result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom(),
-                  inactive=placement.inactive)
+    result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom())
+    if isinstance(result, Refusal):
+        result = explain_refusal(placement, nodes, strategy, constraints)
     if isinstance(result, Refusal):
         raise PlacementRefused(
             result, suggestions(tenant, group, nodes, strategy, constraints, placement)
@@ -408,22 +440,30 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
         db.session.add(cluster)
     vms = []
     for i, (node, host_id) in enumerate(zip(nodes, result.assignments, strict=True)):
-        vm = db.session.get(VirtualMachine, reuse[i]) if reuse else VirtualMachine(
-            name=node.name, tenant_id=tenant.id, role=node.role, cluster=cluster,
-            requested_by=user.id if user is not None else None,
+        vm = (
+            db.session.get(VirtualMachine, reuse[i])
+            if reuse
+            else VirtualMachine(
+                name=node.name,
+                tenant_id=tenant.id,
+                role=node.role,
+                cluster=cluster,
+                requested_by=user.id if user is not None else None,
+            )
         )
         vm.baremetal_id, vm.spec_id = host_id, node.flavor.id
         vm.cpu, vm.memory, vm.storage = node.flavor.cpu, node.flavor.memory, node.flavor.storage
         vm.status, vm.status_message = "provisioning", ""
         db.session.add(vm)
         vms.append(vm)
-    for host_id, demand in demand_by_host.items():
-        adjust_capacity(host_id, group.id, demand, sign=-1)
     db.session.flush()
     for vm, (node, host_id) in zip(vms, zip(nodes, result.assignments, strict=True), strict=True):
         db.session.add(ProvisionJob(vm_id=vm.id, action="create"))
         record(
-            "retry" if reuse else "place", "virtual_machine", vm.id, vm.name,
+            "retry" if reuse else "place",
+            "virtual_machine",
+            vm.id,
+            vm.name,
             {
                 "baremetal": {"from": None, "to": locked[host_id].name},
                 "status": {"from": None, "to": "provisioning"},
@@ -431,17 +471,25 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
             },
             user=user,
         )
+    # Counters last: the group's row is shared by every reservation in the group, so its
+    # lock is taken as late as possible and held only until the commit.
+    for host_id, demand in sorted(demand_by_host.items()):
+        adjust_capacity(host_id, None, demand, sign=-1)
+    adjust_capacity(None, group.id, total_demand(nodes), sign=-1)
     return vms
 
 
-def adjust_capacity(server_id: int, group_id: int | None, amount: Resources, sign: int) -> None:
-    """Move a server's and its group's free counters by ``sign × amount``, atomically in SQL
-    (no read-modify-write), in the caller's transaction."""
-    values = {
-        f"available_{d}": getattr(Baremetal, f"available_{d}") + sign * getattr(amount, d)
-        for d in DIMENSIONS
-    }
-    db.session.execute(update(Baremetal).where(Baremetal.id == server_id).values(**values))
+def adjust_capacity(
+    server_id: int | None, group_id: int | None, amount: Resources, sign: int
+) -> None:
+    """Move a server's and/or a group's free counters by ``sign × amount``, atomically in
+    SQL (no read-modify-write), in the caller's transaction."""
+    if server_id is not None:
+        values = {
+            f"available_{d}": getattr(Baremetal, f"available_{d}") + sign * getattr(amount, d)
+            for d in DIMENSIONS
+        }
+        db.session.execute(update(Baremetal).where(Baremetal.id == server_id).values(**values))
     if group_id is not None:
         group_values = {
             f"available_{d}": getattr(BaremetalGroup, f"available_{d}") + sign * getattr(amount, d)

@@ -1,9 +1,14 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
 from portal.vms.service import MAX_COUNT
+
+
+def options(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices."""
+    return [SelectChoice("" if value is None else str(value), label) for value, label in pairs]
 
 
 def _int_or_none(value):
@@ -29,7 +34,7 @@ class VmForm(FlaskForm):
                                      "named name-1, name-2, …")
     strategy = SelectField(
         "Placement strategy",
-        choices=[(name, name.replace("_", " ")) for name in sorted(STRATEGIES)],
+        choices=options((name, name.replace("_", " ")) for name in sorted(STRATEGIES)),
         default=DEFAULT_STRATEGY,
     )
     regions = SelectMultipleField("Only regions", validators=[Optional()], validate_choice=False)

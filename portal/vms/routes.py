@@ -12,6 +12,7 @@ from portal.scheduler import Constraints
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms import service
 from portal.vms.forms import VmForm
+from portal.vms.forms import options as choices
 from portal.web import list_page, render
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices, tenant_choices
@@ -73,13 +74,13 @@ def _wizard_form() -> VmForm:
     if form.tenant_id.data is None and options.tenants:
         form.tenant_id.data = options.tenants[0][0]
         options = service.wizard_options(current_user, form.tenant_id.data, form.group_id.data)
-    form.tenant_id.choices = options.tenants
-    form.group_id.choices = [("", "— choose a group —"), *options.groups]
-    form.spec_id.choices = [("", "— choose a flavor —"), *options.flavors]
-    form.regions.choices = [(r, r) for r in options.regions]
-    form.dcs.choices = [(d, d) for d in options.dcs]
-    form.racks.choices = [(r, r) for r in options.racks]
-    form.exclude_racks.choices = [(r, r) for r in options.racks]
+    form.tenant_id.choices = choices(options.tenants)
+    form.group_id.choices = choices([(None, "— choose a group —"), *options.groups])
+    form.spec_id.choices = choices([(None, "— choose a flavor —"), *options.flavors])
+    form.regions.choices = choices((r, r) for r in options.regions)
+    form.dcs.choices = choices((d, d) for d in options.dcs)
+    form.racks.choices = choices((r, r) for r in options.racks)
+    form.exclude_racks.choices = choices((r, r) for r in options.racks)
     return form
 
 

@@ -26,12 +26,28 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[str]:
+def live_app(tmp_path_factory):
     path = tmp_path_factory.mktemp("live") / "portal.sqlite3"
     app = make_app(f"sqlite:///{path}")
     result = app.test_cli_runner().invoke(args=["seed", "demo"])
     assert result.exit_code == 0, result.output
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_agent(live_app):
+    """The reference agent in-process, as `make run` has it, quick enough for a test."""
+    from portal.provisioning.agent import start_inline
+    from portal.provisioning.drivers import SimulateDriver
+
+    agent = start_inline(live_app, SimulateDriver(delay=1.0))
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

@@ -59,20 +59,16 @@ def test_nodes_are_placed_one_by_one_on_what_earlier_nodes_left(nodes, group, st
 
 
 @bounded
-@given(demands(), hosts(min_size=1))
-def test_the_default_strategy_takes_the_lowest_score_of_its_own_function(demand, group):
-    score = STRATEGIES[DEFAULT_STRATEGY].score
+@given(demands(), hosts(min_size=1), st.sampled_from(sorted(STRATEGIES)))
+def test_every_strategy_takes_the_lowest_score_of_its_own_function(demand, group, strategy):
+    score = STRATEGIES[strategy].scorer(group)
     fitting = [h for h in group if demand.fits_in(h.free)]
-    result = plan(PlacementRequest((NodeDemand("standalone", demand),)), group)
+    result = plan(PlacementRequest((NodeDemand("standalone", demand),), strategy), group)
     if not fitting:
         assert isinstance(result, Refusal)
         return
-    best = min(round(score(h.free, h.total, demand), 9) for h in fitting)
-    chosen = next(h for h in group if h.id == result.assignments[0])
-    assert round(score(chosen.free, chosen.total, demand), 9) == best
-    assert chosen.name == min(
-        h.name for h in fitting if round(score(h.free, h.total, demand), 9) == best
-    )
+    keys = {h.id: (round(score(h.free, h.total, demand), 9), h.name) for h in fitting}
+    assert result.assignments[0] == min(keys, key=keys.__getitem__)
 
 
 _ids = itertools.count(1)
@@ -111,3 +107,14 @@ def test_a_dimension_of_total_zero_is_left_out_of_the_score():
     assert plan(PlacementRequest(vm, "best_fit"), [no_storage, roomy]).assignments == (
         no_storage.id,
     )
+
+
+def test_the_default_puts_a_memory_heavy_vm_where_memory_would_otherwise_be_stranded():
+    # best_fit fills bm-cpu's last memory and strands its 18 free cores; the default does not.
+    memory_rich = host("bm-mem", Resources(4, 96, 500))
+    cpu_rich = host("bm-cpu", Resources(20, 16, 500))
+    busy = host("bm-busy", Resources(0, 0, 0))  # gives the group a balanced workload mix
+    vm = (NodeDemand("standalone", Resources(2, 16, 100)),)
+    group = [memory_rich, cpu_rich, busy]
+    assert plan(PlacementRequest(vm, "best_fit"), group).assignments == (cpu_rich.id,)
+    assert plan(PlacementRequest(vm), group).assignments == (memory_rich.id,)
