@@ -1,21 +1,11 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField
+from wtforms import IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
+from portal.web.forms import int_or_none as _int_or_none
+from portal.web.forms import options
 from portal.vms.service import MAX_COUNT
-
-
-def options(pairs) -> list[SelectChoice]:
-    """(value, label) pairs as WTForms choices."""
-    return [SelectChoice("" if value is None else str(value), label) for value, label in pairs]
-
-
-def _int_or_none(value):
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 class VmForm(FlaskForm):

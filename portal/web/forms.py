@@ -1,0 +1,21 @@
+"""Small helpers shared by the areas' forms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from wtforms import SelectChoice
+
+
+def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices; None becomes the empty "choose…" value."""
+    return [SelectChoice("" if value is None else str(value), label) for value, label in pairs]
+
+
+def int_or_none(value: Any) -> int | None:
+    """Coerce a select's value to an id; anything else (empty, junk) is None."""
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
