@@ -12,8 +12,14 @@ with ~10 × fewer variables and none of its symmetry. When a solve hits its time
 prefix is reported as a lower bound ('≥'), so the ratios printed for that workload are
 upper bounds ('≤').
 
-    python -m bench.packing            # full run, a few minutes
-    python -m bench.packing --quick    # smaller groups and time limits
+Each workload is measured on 3 groups (seeds 1-3) by default; the ratio table is the mean
+over them, because one stream's first refusal is a noisy event. The candidate heuristics
+below are printed beside the registered strategies: they are how DEFAULT_STRATEGY was
+chosen (see ``portal.scheduler.strategies.shape_fit_scorer``).
+
+    python -m bench.packing                          # 6 workloads x 3 groups, about 1.5 min
+    python -m bench.packing --seeds 1,2,3,4,5,6,7    # what the default's docstring quotes
+    python -m bench.packing --quick                  # 60 servers, one seed, seconds
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from portal.models.ddl import outside_metadata
+
 config = context.config
 if config.config_file_name and not config.attributes.get("skip_logging_config"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -18,8 +20,8 @@ config.set_main_option(
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    # The PostgreSQL exclusion constraint is created by portal.models.ddl, not by metadata.
-    return not (type_ == "constraint" and name and name.startswith("ex_"))
+    # Triggers, the rack exclusion and trigram indexes come from portal.models.ddl.
+    return not outside_metadata(type_, name)
 
 
 def run_migrations_offline():

@@ -10,12 +10,12 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
 from portal.extensions import db, migrate
+from portal.models.ddl import outside_metadata
 from tests.conftest import ThrowawayPostgres, make_app
 
 
 def _include(obj, name, type_, reflected, compare_to):
-    # Mirrors migrations/env.py: the exclusion constraint is created outside metadata.
-    return not (type_ == "constraint" and name and name.startswith("ex_"))
+    return not outside_metadata(type_, name)  # as migrations/env.py does
 
 
 def test_single_head(app):

@@ -121,3 +121,25 @@ def test_cli_refuses_bad_input_and_creates_nothing(app, args, message):
     result = app.test_cli_runner().invoke(args=["users", "create", *args])
     assert result.exit_code != 0 and message in result.output
     assert db.session.scalar(select(func.count(User.id))) == before
+
+
+def test_dataset_s_has_the_proportions_of_spec_section_7_and_exact_counters(any_app):
+    from portal.seed.dataset import SIZES
+
+    result = any_app.test_cli_runner().invoke(args=["seed", "dataset", "--size", "S"])
+    assert result.exit_code == 0, result.output
+    size = SIZES["S"]
+    for model, expected in ((Rack, size.racks), (Baremetal, size.servers),
+                            (VirtualMachine, size.vms), (K8sCluster, size.clusters),
+                            (ResourceMaintainer, size.assignments)):
+        assert db.session.scalar(select(func.count(model.id))) == expected, model
+    assert counter_drift() == []
+    from portal.tenants.quotas import quota_usages
+
+    usages = quota_usages(list(db.session.scalars(select(BaremetalGroupTenantQuota))))
+    assert not any(d.over for u in usages for d in u.dimensions.values())
+    # New rows still get fresh ids after the bulk load (sequences were advanced).
+    f.tenant(name="after-the-dataset")
+    db.session.commit()
+    again = any_app.test_cli_runner().invoke(args=["seed", "dataset", "--size", "S"])
+    assert again.exit_code != 0 and "empty" in again.output

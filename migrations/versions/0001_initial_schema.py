@@ -10,7 +10,6 @@ from alembic import op
 
 from portal.models import ddl
 
-
 # revision identifiers, used by Alembic.
 revision = '4c145de4471e'
 down_revision = None
@@ -431,7 +430,7 @@ def upgrade():
 
     # ### end Alembic commands ###
     # Delete triggers for assignments, and the rack-overlap exclusion on PostgreSQL.
-    ddl.install(op.get_bind())
+    ddl.install_rules(op.get_bind())
 
 
 def downgrade():

@@ -15,8 +15,8 @@ clusters = Listing(
     name="clusters",
     statement=lambda: scoped(
         select(K8sCluster)
-        .join(K8sCluster.tenant)
-        .join(K8sCluster.group)
+        .outerjoin(K8sCluster.tenant)
+        .outerjoin(K8sCluster.group)
         .options(joinedload(K8sCluster.tenant), joinedload(K8sCluster.group)),
         K8sCluster.tenant_id,
     ),

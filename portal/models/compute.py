@@ -97,6 +97,8 @@ class VirtualMachine(Timestamped, db.Model):
             postgresql_where=text("status != 'deleted'"),
         ),
         Index("ix_virtual_machine_status", "status"),
+        # The VM list's default order (newest first) on 100,000 rows.
+        Index("ix_virtual_machine_created_at", "created_at"),
     )
 
     @property

@@ -69,6 +69,7 @@ class K8sCluster(Timestamped, db.Model):
             sqlite_where=text("status != 'deleted'"),
             postgresql_where=text("status != 'deleted'"),
         ),
+        Index("ix_k8s_cluster_created_at", "created_at"),
     )
 
     def __repr__(self) -> str:

@@ -197,9 +197,17 @@ def _hosts(group_id: int, at_least: Resources | None = None) -> list[Host]:
     and the plan is the same without them."""
     stmt = (
         select(
-            Baremetal.id, Baremetal.name, Baremetal.region, Baremetal.dc, Rack.name,
-            Baremetal.total_cpu, Baremetal.total_memory, Baremetal.total_storage,
-            Baremetal.available_cpu, Baremetal.available_memory, Baremetal.available_storage,
+            Baremetal.id,
+            Baremetal.name,
+            Baremetal.region,
+            Baremetal.dc,
+            Rack.name,
+            Baremetal.total_cpu,
+            Baremetal.total_memory,
+            Baremetal.total_storage,
+            Baremetal.available_cpu,
+            Baremetal.available_memory,
+            Baremetal.available_storage,
         )
         .outerjoin(Rack, Baremetal.rack_id == Rack.id)
         .where(Baremetal.group_id == group_id, Baremetal.status == "active")
@@ -259,8 +267,12 @@ def explain_refusal(
     refusal names what each server lacks."""
     placement.hosts = _hosts(placement.group.id)
     placement.inactive = _inactive(placement.group.id)
-    return plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom(),
-                inactive=placement.inactive)
+    return plan(
+        _request(nodes, strategy, constraints),
+        placement.hosts,
+        placement.headroom(),
+        inactive=placement.inactive,
+    )
 
 
 def smallest_node(nodes: Sequence[NodeSpec]) -> Resources:
@@ -289,8 +301,7 @@ def preview(
     if placement.quota is None:
         result: Plan | Refusal = _no_quota(tenant, group)
     else:
-        result = plan(_request(nodes, strategy, constraints), placement.hosts,
-                      placement.headroom())
+        result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom())
         if isinstance(result, Refusal):
             result = explain_refusal(placement, nodes, strategy, constraints)
     shown = Preview(placement, list(nodes), result)
@@ -337,8 +348,9 @@ def suggestions(
             if flavor.id == nodes[0].flavor.id:
                 continue
             trial = [NodeSpec(n.name, role, flavor) for n in nodes]
-            result = plan(_request(trial, strategy, constraints), placement.hosts,
-                          placement.headroom())
+            result = plan(
+                _request(trial, strategy, constraints), placement.hosts, placement.headroom()
+            )
             if isinstance(result, Plan):
                 count = f"{len(nodes)} × " if len(nodes) > 1 else ""
                 found.append(

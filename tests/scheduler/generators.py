@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from portal.scheduler import Constraints, Host, NodeDemand, PlacementRequest, Resources
@@ -121,6 +122,11 @@ def exact_score(free: Resources, total: Resources, demand: Resources) -> Fractio
     )
 
 
+# The core compares scores at 1e-9; exact scores closer than this (but not equal) are the
+# one place where it may legitimately differ from exact arithmetic, so such draws are skipped.
+TOO_CLOSE = Fraction(1, 10**8)
+
+
 def reference_sequence(request: PlacementRequest, hosts: list[Host]) -> list[int] | None:
     """Brute force for requests without control planes: score every server for every node,
     in request order, on a working copy; min (best_fit) or max (worst_fit), name tiebreak."""
@@ -128,17 +134,16 @@ def reference_sequence(request: PlacementRequest, hosts: list[Host]) -> list[int
     free = {h.id: h.free for h in hosts}
     chosen = []
     for node in request.nodes:
-        options = [
-            h
+        scores = {
+            h.id: sign * exact_score(free[h.id], h.total, node.resources)
             for h in hosts
             if allowed(h, request.constraints) and node.resources.fits_in(free[h.id])
-        ]
-        if not options:
+        }
+        if not scores:
             return None
-        best = min(
-            options,
-            key=lambda h: (sign * exact_score(free[h.id], h.total, node.resources), h.name, h.id),
-        )
+        lowest = min(scores.values())
+        assume(all(s == lowest or s - lowest > TOO_CLOSE for s in scores.values()))
+        best = min((h for h in hosts if h.id in scores), key=lambda h: (scores[h.id], h.name, h.id))
         free[best.id] -= node.resources
         chosen.append(best.id)
     return chosen

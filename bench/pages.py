@@ -1,0 +1,136 @@
+"""Server time of every list and detail page on dataset L with PostgreSQL (SPEC 7).
+
+    .venv/bin/python -m bench.pages [--size L] [--repeat 20] [--database-url URL]
+
+Without --database-url it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
+(default: the local server), seeds the dataset, and drops it afterwards. Every GET page
+without arguments and every detail page (one integer in its URL, filled with a sample id)
+is requested `repeat` times through the WSGI app as the operator; the table gives p50/p95
+and the number of SQL queries of one request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+import uuid
+
+import psycopg
+from sqlalchemy import event, func, select
+
+from bench.reservation import ADMIN_URL, make_app
+
+# URL argument → model whose rows fill it; the sample is the row with most children where
+# that matters (the heaviest page is the honest one).
+SAMPLES = {
+    "rack_id": ("Rack", None),
+    "baremetal_id": ("Baremetal", None),
+    "group_id": ("BaremetalGroup", None),
+    "tenant_id": ("Tenant", None),
+    "vm_id": ("VirtualMachine", None),
+    "cluster_id": ("K8sCluster", None),
+    "mesh_id": ("ServiceMesh", None),
+    "maintainer_id": ("Maintainer", None),
+    "spec_id": ("VirtualMachineSpecification", None),
+}
+EXTRA = ["/servers/?sort=-available_cpu", "/servers/?q=bm0", "/vms/?status=active&page=50",
+         "/vms/?q=vm-0001", "/search/?q=tpe1-r00", "/audit/?object_type=virtual_machine"]
+
+
+def sample_ids() -> dict[str, int]:
+    from portal import models
+    from portal.extensions import db
+
+    ids = {}
+    for arg, (model_name, _) in SAMPLES.items():
+        model = getattr(models, model_name)
+        count = db.session.scalar(select(func.count(model.id)))
+        if count:
+            ids[arg] = db.session.scalar(select(model.id).order_by(model.id).offset(count // 2).limit(1))
+    return ids
+
+
+def pages(app) -> list[str]:
+    ids = sample_ids()
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in ("static", "auth.logout"):
+            continue
+        if rule.endpoint.startswith("api") or "export" in rule.endpoint:
+            continue
+        args = list(rule.arguments)
+        if not args:
+            urls.append(rule.rule)
+        elif len(args) == 1 and args[0] in ids and re.search(r"<int:\w+>$", rule.rule):
+            urls.append(rule.rule.replace(f"<int:{args[0]}>", str(ids[args[0]])))
+    return sorted(set(urls) - {"/login", "/healthz", "/logout"}) + EXTRA
+
+
+def measure(app, repeat: int) -> None:
+    from portal.extensions import db
+
+    client = app.test_client()
+    with app.app_context():
+        from tests.conftest import csrf_token_from  # the same login helper the tests use
+
+        page = client.get("/login").get_data(as_text=True)
+        client.post("/login", data={"username": "ops-admin", "password": "ops-admin-bench",
+                                    "csrf_token": csrf_token_from(page)})
+        urls = pages(app)
+        counter = {"n": 0}
+        event.listen(db.engine, "before_cursor_execute",
+                     lambda *a, **k: counter.__setitem__("n", counter["n"] + 1))
+    print(f"{'page':48} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
+    worst = 0.0
+    for url in urls:
+        samples = []
+        status = 0
+        for _ in range(repeat):
+            counter["n"] = 0
+            start = time.perf_counter()
+            response = client.get(url)
+            samples.append((time.perf_counter() - start) * 1000)
+            status = response.status_code
+        samples.sort()
+        p50, p95 = samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+        worst = max(worst, p95)
+        print(f"{url[:48]:48} {status:>6} {p50:8.1f} {p95:8.1f} {counter['n']:>8}")
+    print(f"worst p95: {worst:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["S", "M", "L"], default="L")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--database-url", help="an existing database already seeded")
+    args = parser.parse_args()
+    if args.database_url:
+        measure(make_app(args.database_url), args.repeat)
+        return
+    name = f"portal_pages_{uuid.uuid4().hex[:8]}"
+    url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        from flask_migrate import upgrade
+
+        from portal.seed.dataset import seed_dataset
+
+        app = make_app(url)
+        with app.app_context():
+            upgrade()
+            started = time.perf_counter()
+            print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)")
+        measure(app, args.repeat)
+        with app.app_context():
+            from portal.extensions import db
+
+            db.engine.dispose()
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
