@@ -191,10 +191,9 @@ def _usage(tenant_id: int, group_id: int) -> dict[str, int]:
     return dict(zip(DIMENSIONS, row, strict=True))
 
 
-def _hosts(group_id: int, at_least: Resources | None = None) -> list[Host]:
-    """The group's active servers as the planner sees them. ``at_least`` leaves out, in
-    SQL, servers that cannot take even the smallest node: on a busy group most are full,
-    and the plan is the same without them."""
+def _hosts(group_id: int) -> list[Host]:
+    """The group's active servers as the planner sees them: all of them, full ones too —
+    the default strategy reads the group's workload mix from their usage."""
     stmt = (
         select(
             Baremetal.id,
@@ -212,12 +211,6 @@ def _hosts(group_id: int, at_least: Resources | None = None) -> list[Host]:
         .outerjoin(Rack, Baremetal.rack_id == Rack.id)
         .where(Baremetal.group_id == group_id, Baremetal.status == "active")
     )
-    if at_least is not None:
-        stmt = stmt.where(
-            Baremetal.available_cpu >= at_least.cpu,
-            Baremetal.available_memory >= at_least.memory,
-            Baremetal.available_storage >= at_least.storage,
-        )
     return [
         Host(i, name, region, dc, rack, Resources(tc, tm, ts), Resources(fc, fm, fs))
         for i, name, region, dc, rack, tc, tm, ts, fc, fm, fs in db.session.execute(stmt)
@@ -235,9 +228,7 @@ def _inactive(group_id: int) -> dict[str, int]:
     )
 
 
-def read_placement(
-    tenant: Tenant, group: BaremetalGroup, lock: bool = False, at_least: Resources | None = None
-) -> Placement:
+def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) -> Placement:
     """Everything the decision depends on. With lock=True (inside a reservation, after
     begin_write()) the quota row is locked first, so usage cannot change under us; the
     group is re-read with it (its totals scale percentage quotas)."""
@@ -256,16 +247,15 @@ def read_placement(
     if quota is None:
         return placement
     placement.used = _usage(tenant.id, group.id)
-    placement.hosts = _hosts(group.id, at_least)
+    placement.hosts = _hosts(group.id)
     return placement
 
 
 def explain_refusal(
     placement: Placement, nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints
 ) -> Plan | Refusal:
-    """Plan again over every server of the group, the inactive ones counted, so that a
-    refusal names what each server lacks."""
-    placement.hosts = _hosts(placement.group.id)
+    """Plan again with the group's inactive servers counted, so that a refusal accounts
+    for every server of the group."""
     placement.inactive = _inactive(placement.group.id)
     return plan(
         _request(nodes, strategy, constraints),
@@ -273,10 +263,6 @@ def explain_refusal(
         placement.headroom(),
         inactive=placement.inactive,
     )
-
-
-def smallest_node(nodes: Sequence[NodeSpec]) -> Resources:
-    return Resources(*(min(getattr(n.resources, d) for n in nodes) for d in DIMENSIONS))
 
 
 def _request(
@@ -297,7 +283,7 @@ def preview(
     constraints: Constraints = Constraints(),
 ) -> Preview:
     """The same decision as reserve(), without reserving anything."""
-    placement = read_placement(tenant, group, at_least=smallest_node(nodes))
+    placement = read_placement(tenant, group)
     if placement.quota is None:
         result: Plan | Refusal = _no_quota(tenant, group)
     else:
@@ -328,7 +314,7 @@ def suggestions(
         )
     ).all()
     for quota in sorted(others, key=lambda q: q.group.name):
-        other = read_placement(tenant, quota.group, at_least=smallest_node(nodes))
+        other = read_placement(tenant, quota.group)
         result = plan(_request(nodes, strategy, Constraints()), other.hosts, other.headroom())
         if isinstance(result, Plan):
             found.append(f"The same request fits in group {quota.group.name}.")
@@ -417,7 +403,7 @@ def _is_transient(error: OperationalError) -> bool:
 
 
 def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse):
-    placement = read_placement(tenant, group, lock=True, at_least=smallest_node(nodes))
+    placement = read_placement(tenant, group, lock=True)
     if placement.quota is None:
         raise PlacementRefused(_no_quota(tenant, group))
     result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom())
