@@ -52,15 +52,16 @@ def server(rack: Rack | None = None, group: BaremetalGroup | None = None, cpu=64
         "available_cpu": cpu, "available_memory": memory, "available_storage": storage,
         **kw,
     })
-    if rack is not None:
-        obj.rack = rack
-        obj.rack_unit = kw.get("rack_unit", 1)
-    if group is not None:
-        obj.group = group
-        for d, v in (("cpu", cpu), ("memory", memory), ("storage", storage)):
-            setattr(group, f"total_{d}", getattr(group, f"total_{d}") + v)
-            setattr(group, f"available_{d}", getattr(group, f"available_{d}") + v)
     db.session.add(obj)
+    with db.session.no_autoflush:
+        if rack is not None:
+            obj.rack = rack
+            obj.rack_unit = kw.get("rack_unit", 1)
+        if group is not None:
+            obj.group = group
+            for d, v in (("cpu", cpu), ("memory", memory), ("storage", storage)):
+                setattr(group, f"total_{d}", getattr(group, f"total_{d}") + v)
+                setattr(group, f"available_{d}", getattr(group, f"available_{d}") + v)
     db.session.flush()
     return obj
 

@@ -37,18 +37,19 @@ FIELD_LABELS = {
     "size_u": "Size (U)",
 }
 
-# object_type → (endpoint, keyword of its id): where an event's object can be opened.
+# object_type → the endpoint of its page, where one exists.
 OBJECT_PAGES = {
-    "rack": ("racks.detail", "rack_id"),
-    "baremetal": ("baremetals.detail", "baremetal_id"),
-    "baremetal_group": ("groups.detail", "group_id"),
-    "tenant": ("tenants.detail", "tenant_id"),
-    "quota": ("tenants.quota_page", "quota_id"),
-    "flavor": ("specs.detail", "spec_id"),
-    "virtual_machine": ("vms.detail", "vm_id"),
-    "k8s_cluster": ("clusters.detail", "cluster_id"),
-    "service_mesh": ("meshes.detail", "mesh_id"),
-    "maintainer": ("maintainers.detail", "maintainer_id"),
+    "rack": "racks.detail",
+    "baremetal": "baremetals.detail",
+    "baremetal_group": "groups.detail",
+    "tenant": "tenants.detail",
+    "quota": "tenants.quota_page",
+    "flavor": "specs.detail",
+    "virtual_machine": "vms.detail",
+    "k8s_cluster": "clusters.detail",
+    "service_mesh": "meshes.detail",
+    "maintainer": "maintainers.detail",
+    "maintainer_group": "maintainers.group_detail",
 }
 
 
@@ -58,7 +59,7 @@ def field_label(name: str) -> str:
 
 def value_text(value: Any) -> str:
     if value is None or value == "":
-        return "—"
+        return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
@@ -67,12 +68,12 @@ def value_text(value: Any) -> str:
 
 
 def change_text(name: str, change: Any) -> str:
-    """One changed field: "CPU limit 40 → 64"; a value set at creation: "CPU limit 64"."""
+    """One changed field: "CPU limit 40 → 64", "CPU limit set to 64", "CPU % 25 → none"."""
     if not isinstance(change, dict) or not ({"from", "to"} & change.keys()):
         return f"{field_label(name)} {value_text(change)}"
     before, after = change.get("from"), change.get("to")
-    if before is None and after is not None:
-        return f"{field_label(name)} {value_text(after)}"
+    if before in (None, "") and after not in (None, ""):
+        return f"{field_label(name)} set to {value_text(after)}"
     return f"{field_label(name)} {value_text(before)} → {value_text(after)}"
 
 
@@ -92,10 +93,18 @@ def sentence(event: AuditEvent) -> str:
 
 def object_url(event: AuditEvent) -> str | None:
     """The page of the event's object, when such a page exists and the object may still."""
-    page = OBJECT_PAGES.get(event.object_type)
-    if page is None or event.object_id is None or event.action == "delete":
+    endpoint = OBJECT_PAGES.get(event.object_type)
+    if endpoint is None or event.object_id is None or event.action == "delete":
         return None
-    endpoint, key = page
+    return detail_url(endpoint, event.object_id)
+
+
+def detail_url(endpoint: str, object_id: int) -> str | None:
+    """The page of one object at ``endpoint`` (whatever its id argument is called), or None
+    while no such page exists."""
     if endpoint not in current_app.view_functions:
         return None
-    return url_for(endpoint, **{key: event.object_id})
+    for rule in current_app.url_map.iter_rules(endpoint):
+        if len(rule.arguments) == 1:
+            return url_for(endpoint, **{next(iter(rule.arguments)): object_id})
+    return None

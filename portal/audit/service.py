@@ -67,3 +67,35 @@ def history(object_type: str, object_id: int, limit: int = 20) -> list[AuditEven
             .limit(limit)
         )
     )
+
+
+def created(after: dict[str, Any]) -> dict[str, Any]:
+    """The changes of a new object: every field that holds something, from nothing."""
+    return {name: {"from": None, "to": v} for name, v in after.items() if v not in (None, "")}
+
+
+def removed(before: dict[str, Any]) -> dict[str, Any]:
+    """The changes of a deleted object: every field that held something, to nothing."""
+    return {name: {"from": v, "to": None} for name, v in before.items() if v not in (None, "")}
+
+
+def history_of(
+    object_type: str, object_id: int, related: Any = (), limit: int = 20
+) -> list[AuditEvent]:
+    """Like history(), plus events about related objects: ``related`` holds
+    (object_type, select of ids) pairs — e.g. a group's page also shows its quotas' edits."""
+    from sqlalchemy import and_, or_, select
+
+    about = [and_(AuditEvent.object_type == object_type, AuditEvent.object_id == object_id)]
+    about += [
+        and_(AuditEvent.object_type == kind, AuditEvent.object_id.in_(ids))
+        for kind, ids in related
+    ]
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(or_(*about))
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,10 +1,25 @@
-from flask import Blueprint
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.access import requires
+from portal.audit.service import history
+from portal.auth.access import get_or_404, requires
+from portal.baremetals import service
+from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
+from portal.extensions import db
 from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
+from portal.web.forms import options
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import distinct_values, enum_choices, named_choices
 
@@ -24,6 +39,7 @@ baremetals = Listing(
         Column("dc", "DC", Baremetal.dc),
         Column("rack", "Rack", Rack.name, value=lambda b: b.rack.name if b.rack else ""),
         Column("rack_unit", "Unit", Baremetal.rack_unit, numeric=True),
+        Column("size_u", "Size (U)", Baremetal.size_u, numeric=True),
         Column("group", "Group", BaremetalGroup.name,
                value=lambda b: b.group.name if b.group else ""),
         Column("available_cpu", "Free CPU", Baremetal.available_cpu, numeric=True),
@@ -54,3 +70,180 @@ baremetals = Listing(
 @requires("baremetals")
 def list():  # noqa: A001
     return list_page(baremetals, "baremetals/list.html")
+
+
+def _rack_choices():
+    rows = db.session.execute(select(Rack.id, Rack.name, Rack.dc).order_by(Rack.name)).all()
+    return options([(None, "— not racked —"), *((r.id, f"{r.name} ({r.dc})") for r in rows)])
+
+
+def _group_choices():
+    rows = db.session.execute(
+        select(BaremetalGroup.id, BaremetalGroup.name).order_by(BaremetalGroup.name)
+    ).all()
+    return options([(None, "— no group —"), *((r.id, r.name) for r in rows)])
+
+
+def _show_errors(form, invalid: service.ServerInvalid, aliases=None) -> None:
+    """Each refusal on its field; what belongs to no field of this form is flashed."""
+    for name, message in invalid.errors.items():
+        field = getattr(form, (aliases or {}).get(name, name), None)
+        if field is None or not hasattr(field, "errors"):
+            flash(message, "error")
+        else:
+            field.errors = [*field.errors, message]
+
+
+def _detail_page(server: Baremetal, status_form=None, move_form=None, code=200):
+    status_form = status_form or StatusForm(status=server.status, formdata=None)
+    move_form = move_form or MoveForm(group_id=server.group_id, formdata=None)
+    move_form.group_id.choices = _group_choices()
+    return render_template(
+        "baremetals/detail.html", server=server, view=service.server_overview(server),
+        events=history("baremetal", server.id), status_form=status_form, move_form=move_form,
+        can_status=service.may_change_status(current_user, server),
+    ), code
+
+
+@bp.route("/<int:server_id>")
+@requires("baremetals")
+def detail(server_id: int):
+    return _detail_page(get_or_404(Baremetal, server_id))
+
+
+def _server_form(server: Baremetal | None = None) -> ServerForm:
+    form = ServerForm(obj=server)
+    if request.method == "GET" and server is None and request.args.get("rack_id"):
+        # "Add a server here" from a rack elevation.
+        form.rack_id.data = request.args.get("rack_id", type=int)
+        form.rack_unit.data = request.args.get("unit", type=int)
+    form.rack_id.choices = _rack_choices()
+    if server is None:
+        form.group_id.choices = _group_choices()
+    else:
+        del form.group_id
+    return form
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("baremetals", "write")
+def new():
+    form = _server_form()
+    if form.validate_on_submit():
+        try:
+            server = service.create_server(form.fields())
+        except service.ServerInvalid as invalid:
+            db.session.rollback()
+            _show_errors(form, invalid)
+        else:
+            flash(f"Server {server.name} created.", "success")
+            return redirect(url_for("baremetals.detail", server_id=server.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("baremetals/form.html", form=form, server=None), status
+
+
+@bp.route("/<int:server_id>/edit", methods=["GET", "POST"])
+@requires("baremetals", "write")
+def edit(server_id: int):
+    server = get_or_404(Baremetal, server_id)
+    form = _server_form(server)
+    if form.validate_on_submit():
+        try:
+            service.update_server(server, form.fields(server.group_id))
+        except service.ServerInvalid as invalid:
+            db.session.rollback()
+            _show_errors(form, invalid)
+        else:
+            flash(f"Server {server.name} saved.", "success")
+            return redirect(url_for("baremetals.detail", server_id=server.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("baremetals/form.html", form=form, server=server), status
+
+
+@bp.route("/<int:server_id>/status", methods=["POST"])
+@requires("baremetals", "status")
+def status(server_id: int):
+    server = get_or_404(Baremetal, server_id)
+    if not service.may_change_status(current_user, server):
+        abort(403, "Only operators and the server's maintainers change its status.")
+    form = StatusForm()
+    if form.validate_on_submit():
+        try:
+            service.change_status(server, form.status.data)
+        except service.ServerInvalid as invalid:
+            db.session.rollback()
+            _show_errors(form, invalid)
+        else:
+            flash(f"Server {server.name} is now {server.status}.", "success")
+            return redirect(url_for("baremetals.detail", server_id=server.id))
+    return _detail_page(server, status_form=form, code=422)
+
+
+@bp.route("/<int:server_id>/move", methods=["POST"])
+@requires("baremetals", "write")
+def move(server_id: int):
+    server = get_or_404(Baremetal, server_id)
+    form = MoveForm()
+    if form.validate_on_submit():
+        try:
+            service.move_server(server, form.group_id.data)
+        except service.ServerInvalid as invalid:
+            db.session.rollback()
+            _show_errors(form, invalid)
+        else:
+            where = server.group.name if server.group else "no group"
+            flash(f"Server {server.name} moved to {where}.", "success")
+            return redirect(url_for("baremetals.detail", server_id=server.id))
+    return _detail_page(server, move_form=form, code=422)
+
+
+@bp.route("/<int:server_id>/delete", methods=["GET", "POST"])
+@requires("baremetals", "write")
+def delete(server_id: int):
+    server = get_or_404(Baremetal, server_id)
+    if request.method == "POST":
+        try:
+            service.delete_server(server)
+        except service.ServerInvalid as invalid:
+            db.session.rollback()
+            return render_template("baremetals/confirm_delete.html", server=server,
+                                   refusal=invalid.errors["server"]), 409
+        flash(f"Server {server.name} deleted.", "success")
+        return redirect(url_for("baremetals.list"))
+    return render_template("baremetals/confirm_delete.html", server=server, refusal=None)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@requires("baremetals", "write")
+def import_csv():
+    form = ImportForm()
+    problems: list[str] = []
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            if upload is not None and getattr(upload, "filename", ""):
+                text = service.decode_upload(upload.read())
+            else:
+                text = form.text.data or ""
+            result = service.import_servers(text)
+        except service.ImportRefused as refused:
+            db.session.rollback()
+            problems = refused.problems
+        else:
+            flash(f"Imported: {len(result.created)} created, {len(result.updated)} updated, "
+                  f"{result.unchanged} unchanged.", "success")
+            return redirect(url_for("baremetals.list"))
+    status = 422 if problems else 200
+    return render_template(
+        "baremetals/import.html", form=form, problems=problems,
+        columns=service.IMPORT_COLUMNS, max_rows=service.MAX_IMPORT_ROWS,
+    ), status
+
+
+@bp.route("/import/template.csv")
+@requires("baremetals", "write")
+def import_template():
+    return Response(
+        service.csv_template(), mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="servers-import.csv"'},
+    )

@@ -8,6 +8,8 @@ stay exact (portal.baremetals.counters) whatever else runs concurrently.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
@@ -121,7 +123,8 @@ def take_location_from_rack(data: ServerFields, rack: Rack) -> dict[str, str]:
     return errors
 
 
-def _units(unit: int, size_u: int) -> str:
+def unit_span(unit: int, size_u: int) -> str:
+    """U10–U11, or U7 for a 1 U server."""
     top = unit + size_u - 1
     return f"U{unit}" if top == unit else f"U{unit}–U{top}"
 
@@ -143,7 +146,7 @@ def position_problem(
         (u, label, s) for label, u, s in occupants if u <= top and u + s - 1 >= unit
     )
     if clash:
-        taken = ", ".join(f"{label} ({_units(u, s)})" for u, label, s in clash)
+        taken = ", ".join(f"{label} ({unit_span(u, s)})" for u, label, s in clash)
         return f"Units {unit}–{top} of rack {rack.name} are taken by {taken}."
     return None
 
@@ -169,7 +172,8 @@ def rack_position_problem(
 def _blocking(what: str, vm_names: list[str], count: int) -> str:
     named = ", ".join(vm_names[:NAMED])
     more = f" and {count - NAMED} more" if count > NAMED else ""
-    return f"{what} while {count} VM{'s' if count != 1 else ''} hold resources on it: {named}{more}."
+    vms = f"{count} VM holds" if count == 1 else f"{count} VMs hold"
+    return f"{what} while {vms} resources on it: {named}{more}."
 
 
 def capacity_problems(name: str, totals: dict[str, int], used: dict[str, int]) -> dict[str, str]:
@@ -323,7 +327,9 @@ def _get(model, object_id):
     return db.session.get(model, object_id) if isinstance(object_id, int) else None
 
 
-def _check(data: ServerFields, server: Baremetal | None) -> tuple[Rack | None, BaremetalGroup | None]:
+def _check(
+    data: ServerFields, server: Baremetal | None
+) -> tuple[Rack | None, BaremetalGroup | None]:
     """Every rule for one server against the database; raise ServerInvalid naming each
     bad field."""
     errors = field_problems(data)
@@ -531,9 +537,6 @@ def decode_upload(raw: bytes) -> str:
 
 
 def csv_template() -> str:
-    import csv
-    import io
-
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(IMPORT_COLUMNS)
@@ -541,10 +544,8 @@ def csv_template() -> str:
     return buffer.getvalue()
 
 
-def _parse(text: str) -> list[_Row]:
-    import csv
-    import io
-
+def _parse(text: str) -> tuple[list[_Row], list[str]]:
+    """The rows of the file, and the lines that are not rows at all (wrong cell count)."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)
@@ -583,13 +584,11 @@ def _parse(text: str) -> list[_Row]:
     except csv.Error as error:
         problems.append(f"line {reader.line_num}: {error}")
     if len(rows) > MAX_IMPORT_ROWS:
-        problems.append(f"The file has {len(rows)} rows; import at most {MAX_IMPORT_ROWS} at a "
-                        "time.")
-    if problems:
-        raise ImportRefused(problems)
-    if not rows:
+        raise ImportRefused([f"The file has {len(rows)} rows; import at most {MAX_IMPORT_ROWS} "
+                             "at a time."])
+    if not rows and not problems:
         raise ImportRefused(["The file has a header but no rows."])
-    return rows
+    return rows, problems
 
 
 def _row_fields(row: _Row, server: Baremetal | None, racks: dict[str, Rack],
@@ -633,11 +632,12 @@ def _row_fields(row: _Row, server: Baremetal | None, racks: dict[str, Rack],
     return data, errors
 
 
-def _validate_import(rows: list[_Row]) -> list[str]:
+def _validate_import(rows: list[_Row], problems: list[str]) -> list[str]:
     serials = {r.cells["serial"] for r in rows}
     names = {r.cells["name"] for r in rows}
     existing = {
-        s.serial: s for s in db.session.scalars(select(Baremetal).where(Baremetal.serial.in_(serials)))
+        s.serial: s
+        for s in db.session.scalars(select(Baremetal).where(Baremetal.serial.in_(serials)))
     }
     owners = dict(db.session.execute(
         select(Baremetal.name, Baremetal.serial).where(Baremetal.name.in_(names))
@@ -650,13 +650,16 @@ def _validate_import(rows: list[_Row]) -> list[str]:
     ids = [s.id for s in existing.values()]
     holding, used = holding_vms(ids), used_resources(ids)
 
-    problems: list[str] = []
+    problems = list(problems)
+    bad_lines: set[int] = set()
     first_serial: dict[str, int] = {}
     first_name: dict[str, int] = {}
     for row in rows:
         server = existing.get(row.cells["serial"])
         data, errors = _row_fields(row, server, racks, groups)
         errors.update({k: v for k, v in field_problems(data).items() if k not in errors})
+        if "rack" in errors:
+            errors.pop("rack_unit", None)  # the unit of an unknown rack says nothing more
         if row.rack is not None:
             errors.update(take_location_from_rack(data, row.rack))
         serial_line = first_serial.setdefault(data.serial, row.line)
@@ -683,6 +686,7 @@ def _validate_import(rows: list[_Row]) -> list[str]:
                 errors.setdefault(key, message)
         row.data, row.server = data, server
         if errors:
+            bad_lines.add(row.line)
             problems.append(f"line {row.line}: " + " ".join(_sentence(m) for m in errors.values()))
 
     # Positions: against the servers the file leaves where they are, and earlier rows.
@@ -697,7 +701,7 @@ def _validate_import(rows: list[_Row]) -> list[str]:
     placed: dict[int, list[tuple[str, int, int]]] = {}
     for row in rows:
         data = row.data
-        if row.rack is None or problems_for(row, problems) or data.rack_unit is None and False:
+        if row.rack is None or row.line in bad_lines:
             continue
         occupants = staying.get(row.rack.id, []) + placed.get(row.rack.id, [])
         problem = position_problem(row.rack, data.rack_unit, data.size_u, occupants)
@@ -707,11 +711,7 @@ def _validate_import(rows: list[_Row]) -> list[str]:
             placed.setdefault(row.rack.id, []).append(
                 (f"{data.name} on line {row.line}", data.rack_unit, data.size_u)
             )
-    return sorted(problems, key=lambda p: int(p.split(":", 1)[0].split()[-1]))
-
-
-def problems_for(row: _Row, problems: list[str]) -> bool:
-    return any(p.startswith(f"line {row.line}:") for p in problems)
+    return sorted(problems, key=lambda p: int(p.split(":", 1)[0].removeprefix("line ")))
 
 
 def _sentence(message: str) -> str:
@@ -722,8 +722,8 @@ def _sentence(message: str) -> str:
 def import_servers(text: str) -> ImportResult:
     """Create or update (by serial) every server of a CSV, all or nothing: every row is
     checked first and every bad row reported with its line number."""
-    rows = _parse(text)
-    problems = _validate_import(rows)
+    rows, unreadable = _parse(text)
+    problems = _validate_import(rows, unreadable)
     if problems:
         db.session.rollback()
         raise ImportRefused(problems)

@@ -1,11 +1,29 @@
-from flask import Blueprint, render_template
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.access import get_or_404, requires, scoped
-from portal.clusters.service import cluster_nodes
-from portal.models import CLUSTER_STATUSES, BaremetalGroup, K8sCluster, Tenant
-from portal.web import list_page
+from portal.audit.service import history
+from portal.auth.access import administered_tenant_ids, get_or_404, requires, scoped
+from portal.clusters import service
+from portal.clusters.forms import ClusterForm
+from portal.extensions import db
+from portal.models import (
+    CLUSTER_STATUSES,
+    BaremetalGroup,
+    K8sCluster,
+    ServiceMesh,
+    Tenant,
+    VirtualMachine,
+)
+from portal.provisioning.jobs import JobError
+from portal.scheduler.reservation import PlacementRefused
+from portal.vms.service import RequestInvalid, wizard_options
+from portal.web import list_page, render
+from portal.web.forms import int_or_none
+from portal.web.forms import options as choices
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices, tenant_choices
 
@@ -44,9 +62,220 @@ def list():  # noqa: A001
     return list_page(clusters, "clusters/list.html")
 
 
+def _wizard_form() -> ClusterForm:
+    form = ClusterForm(request.form if request.method == "POST" else request.args)
+    opts = wizard_options(current_user, form.tenant_id.data, form.group_id.data)
+    if form.tenant_id.data is None and opts.tenants:
+        form.tenant_id.data = opts.tenants[0][0]
+        opts = wizard_options(current_user, form.tenant_id.data, form.group_id.data)
+    form.tenant_id.choices = choices(opts.tenants)
+    form.group_id.choices = choices([(None, "— choose a group —"), *opts.groups])
+    versions = service.supported_versions()
+    form.version.choices = choices((v, v) for v in versions)
+    if not form.version.data:
+        form.version.data = versions[0]
+    flavor_choices = choices([(None, "— choose a flavor —"), *opts.flavors])
+    for field in (form.control_plane_flavor_id, form.worker_flavor_id, form.bastion_flavor_id):
+        field.choices = flavor_choices
+    meshes = db.session.execute(
+        select(ServiceMesh.id, ServiceMesh.name, ServiceMesh.mesh_type, ServiceMesh.version)
+        .order_by(ServiceMesh.name)).all()
+    mesh_choices = choices([(None, "None"), *((m.id, f"{m.name} ({m.mesh_type} {m.version})")
+                                               for m in meshes)])
+    form.primary_mesh_id.choices = mesh_choices
+    form.secondary_mesh_id.choices = mesh_choices
+    vms = []
+    if form.tenant_id.data is not None and any(t[0] == form.tenant_id.data for t in opts.tenants):
+        vms = db.session.execute(
+            select(VirtualMachine.id, VirtualMachine.name).where(
+                VirtualMachine.tenant_id == form.tenant_id.data,
+                VirtualMachine.status.in_(("active", "provisioning")),
+                VirtualMachine.k8s_cluster_id.is_(None),
+            ).order_by(VirtualMachine.name)).all()
+    form.bastion_vm_id.choices = choices([(None, "— choose a VM —"), *((v.id, v.name) for v in vms)])
+    return form
+
+
+def _chosen_plugins() -> list[tuple[str, str]]:
+    source = request.form if request.method == "POST" else request.args
+    return [(name, source.get(f"version_{name}", "")) for name in source.getlist("plugins")]
+
+
+def _cluster_request(form: ClusterForm, check_names: bool = True) -> service.ClusterRequest:
+    try:
+        return service.build_request(
+            current_user,
+            tenant_id=form.tenant_id.data, group_id=form.group_id.data,
+            name=form.name.data or "", version=form.version.data or "",
+            control_planes=form.control_planes.data,
+            control_plane_flavor_id=form.control_plane_flavor_id.data,
+            workers=form.workers.data, worker_flavor_id=form.worker_flavor_id.data,
+            plugins=_chosen_plugins(),
+            primary_mesh_id=form.primary_mesh_id.data,
+            secondary_mesh_id=form.secondary_mesh_id.data,
+            bastion=form.bastion.data or "none", bastion_vm_id=form.bastion_vm_id.data,
+            bastion_flavor_id=form.bastion_flavor_id.data, strategy=form.strategy.data,
+            description=form.description.data or "", check_names=check_names,
+        )
+    except RequestInvalid as invalid:
+        for name, message in invalid.errors.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = [*field.errors, message]
+            else:
+                form.form_errors.append(message)
+        raise
+
+
+def _preview_for(form: ClusterForm):
+    if form.group_id.data is None or form.control_plane_flavor_id.data is None:
+        return None
+    try:
+        return service.preview_cluster(_cluster_request(form, check_names=False))
+    except RequestInvalid:
+        return None
+
+
+def _wizard_context(form: ClusterForm) -> dict:
+    chosen = dict(_chosen_plugins())
+    if request.method == "GET" and not request.args:
+        chosen = {"calico": "", "prometheus": ""}  # sensible defaults for a new cluster
+    return {"form": form, "preview": _preview_for(form), "catalogue": service.CATALOGUE,
+            "chosen_plugins": chosen}
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("clusters", "create")
+def new():
+    form = _wizard_form()
+    if request.method == "POST" and request.form.get("action") == "create":
+        form.validate()
+        if not form.errors:
+            try:
+                cluster = service.create_cluster(_cluster_request(form), current_user)
+            except RequestInvalid:
+                pass
+            except PlacementRefused as refused:
+                flash(refused.refusal.message, "error")
+            else:
+                flash(f"Cluster {cluster.name} placed; its nodes are provisioning.", "success")
+                return redirect(url_for("clusters.detail", cluster_id=cluster.id))
+    return render("clusters/new.html", "wizard", **_wizard_context(form))
+
+
+@bp.route("/preview", methods=["POST"])
+@requires("clusters", "create")
+def preview():
+    """The live plan of the whole cluster (HTMX): the same decision as creating it."""
+    form = _wizard_form()
+    return render("clusters/new.html", "preview", **_wizard_context(form))
+
+
+def _cluster(cluster_id: int) -> K8sCluster:
+    return get_or_404(K8sCluster, cluster_id, K8sCluster.tenant_id)
+
+
+def _may_manage(cluster: K8sCluster) -> bool:
+    allowed = administered_tenant_ids()
+    return allowed is None or cluster.tenant_id in allowed
+
+
 @bp.route("/<int:cluster_id>")
 @requires("clusters")
 def detail(cluster_id: int):
-    cluster = get_or_404(K8sCluster, cluster_id, K8sCluster.tenant_id)
-    nodes = cluster_nodes(cluster)
-    return render_template("clusters/detail.html", cluster=cluster, nodes=nodes)
+    cluster = _cluster(cluster_id)
+    nodes = service.cluster_nodes(cluster)
+    manage = _may_manage(cluster) and cluster.status not in ("deleting", "deleted")
+    return render(
+        "clusters/detail.html", "live", cluster=cluster, nodes=nodes,
+        roles={role: [n for n in nodes if n.role == role] for role in ("control-plane", "worker")},
+        racks=len({n.baremetal.rack_id for n in nodes if n.role == "control-plane" and n.baremetal}),
+        events=history("k8s_cluster", cluster.id), manage=manage,
+        may_set_status=service.may_set_status(cluster, current_user),
+        catalogue=service.CATALOGUE, meshes=db.session.scalars(
+            select(ServiceMesh).order_by(ServiceMesh.name)).all() if manage else [],
+        bastion_candidates=service.bastion_candidates(cluster) if manage else [],
+    )
+
+
+ACTIONS = {
+    "add_plugin": lambda c, f, u: service.add_plugin(c, f.get("name", ""), f.get("version", ""), u),
+    "plugin_version": lambda c, f, u: service.update_plugin(
+        c, int_or_none(f.get("plugin_id")), u, version=f.get("version", "")),
+    "plugin_status": lambda c, f, u: service.update_plugin(
+        c, int_or_none(f.get("plugin_id")), u, status=f.get("status", "")),
+    "remove_plugin": lambda c, f, u: service.remove_plugin(c, int_or_none(f.get("plugin_id")), u),
+    "bind_mesh": lambda c, f, u: service.bind_mesh(
+        c, int_or_none(f.get("mesh_id")), f.get("role", ""), u),
+    "mesh_role": lambda c, f, u: service.change_mesh_role(
+        c, int_or_none(f.get("link_id")), f.get("role", ""), u),
+    "unbind_mesh": lambda c, f, u: service.unbind_mesh(c, int_or_none(f.get("link_id")), u),
+    "add_bastion": lambda c, f, u: service.add_bastion(c, int_or_none(f.get("vm_id")), u),
+    "remove_bastion": lambda c, f, u: service.remove_bastion(c, int_or_none(f.get("link_id")), u),
+    "scale": lambda c, f, u: service.scale_workers(
+        c, int_or_none(f.get("workers")), u, [int(i) for i in f.getlist("remove") if i.isdigit()]),
+    "retry": lambda c, f, u: service.retry_failed_nodes(c, u),
+}
+DONE = {"add_plugin": "Plugin added.", "plugin_version": "Plugin version changed.",
+        "plugin_status": "Plugin status changed.", "remove_plugin": "Plugin removed.",
+        "bind_mesh": "Service mesh bound.", "mesh_role": "Mesh role changed.",
+        "unbind_mesh": "Service mesh unbound.", "add_bastion": "Bastion associated.",
+        "remove_bastion": "Bastion dissociated.", "scale": "Scaling: workers are on their way.",
+        "retry": "Retrying the failed nodes."}
+
+
+@bp.route("/<int:cluster_id>/actions", methods=["POST"])
+@requires("clusters", "create")
+def act(cluster_id: int):
+    """Plugins, meshes, bastions, scaling and retries: for operators and the tenant's admins."""
+    cluster = _cluster(cluster_id)
+    op = request.form.get("op", "")
+    if not _may_manage(cluster):
+        abort(404)
+    if op not in ACTIONS:
+        abort(400, description=f"Unknown cluster action {op!r}.")
+    try:
+        ACTIONS[op](cluster, request.form, current_user)
+    except (service.ClusterError, JobError) as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    except PlacementRefused as refused:
+        flash(refused.refusal.message, "error")
+    else:
+        flash(DONE[op], "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))
+
+
+@bp.route("/<int:cluster_id>/status", methods=["POST"])
+@requires("clusters", "status")
+def set_status(cluster_id: int):
+    """Maintenance / offline / active: operators and the cluster's maintainers."""
+    cluster = _cluster(cluster_id)
+    if not service.may_set_status(cluster, current_user):
+        abort(403, description="Only operators and the cluster's maintainers set its status.")
+    try:
+        service.set_status(cluster, request.form.get("status", ""), current_user)
+    except service.ClusterError as error:
+        flash(str(error), "error")
+    else:
+        flash(f"Cluster {cluster.name} is now {cluster.status}.", "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))
+
+
+@bp.route("/<int:cluster_id>/delete", methods=["GET", "POST"])
+@requires("clusters", "delete")
+def delete(cluster_id: int):
+    cluster = _cluster(cluster_id)
+    if not _may_manage(cluster):
+        abort(404)
+    if request.method == "GET":
+        return render_template("clusters/confirm_delete.html", cluster=cluster,
+                               nodes=service.live_nodes(cluster))
+    try:
+        service.delete_cluster(cluster, current_user)
+    except service.ClusterError as error:
+        flash(str(error), "error")
+    else:
+        flash(f"Cluster {cluster.name} is being deleted: every node goes through the agent.",
+              "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))

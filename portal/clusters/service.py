@@ -1,12 +1,293 @@
-"""Kubernetes clusters."""
+"""Kubernetes clusters: requests placed all or nothing with HA spread, plugins, service
+meshes, bastions, status, scaling, retry and deletion. Pages and the API share these."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
+from portal.audit.service import record
+from portal.auth.access import administered_tenant_ids, roles_of
 from portal.extensions import db
-from portal.models import Baremetal, K8sCluster, VirtualMachine
+from portal.models import (
+    PLUGIN_STATUSES,
+    Baremetal,
+    BaremetalGroup,
+    BastionClusterAssociation,
+    K8sCluster,
+    K8sClusterPlugin,
+    K8sClusterToServiceMesh,
+    MaintainerToMaintainerGroup,
+    ResourceMaintainer,
+    ServiceMesh,
+    Tenant,
+    User,
+    VirtualMachine,
+    VirtualMachineSpecification,
+)
+from portal.provisioning import jobs
+from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
+from portal.scheduler.reservation import NodeSpec, Preview, preview, reserve
+from portal.vms.service import RequestInvalid, has_quota, taken_names, validate_name
+
+CONTROL_PLANE_COUNTS = (1, 3, 5)
+MAX_WORKERS = 200
+DEFAULT_VERSIONS = ("1.31.2", "1.30.5", "1.29.9")
+VERSION_PATTERN = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?$")
+
+
+@dataclass(frozen=True)
+class CataloguePlugin:
+    name: str
+    category: str
+    default_version: str
+    summary: str
+
+
+# What the wizard offers; each with the version installed unless the request says another.
+CATALOGUE = {
+    p.name: p
+    for p in (
+        CataloguePlugin("calico", "network", "3.28.1", "Calico CNI with network policy"),
+        CataloguePlugin("cilium", "network", "1.16.1", "Cilium eBPF CNI"),
+        CataloguePlugin("flannel", "network", "0.25.6", "Flannel overlay CNI"),
+        CataloguePlugin("prometheus", "monitoring", "2.54.1", "Prometheus metrics"),
+        CataloguePlugin("loki", "monitoring", "3.1.1", "Loki log aggregation"),
+        CataloguePlugin("longhorn", "storage", "1.7.1", "Longhorn block storage"),
+        CataloguePlugin("rook-ceph", "storage", "1.15.3", "Rook Ceph storage"),
+        CataloguePlugin("ingress-nginx", "ingress", "1.11.2", "NGINX ingress controller"),
+        CataloguePlugin("traefik", "ingress", "3.1.4", "Traefik ingress"),
+        CataloguePlugin("cert-manager", "other", "1.15.3", "Certificates from ACME/CA"),
+    )
+}
+
+
+class ClusterError(ValueError):
+    """An action on a cluster that cannot be carried out; the message says why."""
+
+
+def supported_versions() -> tuple[str, ...]:
+    return tuple(current_app.config.get("PORTAL_K8S_VERSIONS") or DEFAULT_VERSIONS)
+
+
+@dataclass
+class ClusterRequest:
+    tenant: Tenant
+    group: BaremetalGroup
+    name: str
+    version: str
+    control_planes: int
+    control_plane_flavor: VirtualMachineSpecification
+    workers: int
+    worker_flavor: VirtualMachineSpecification | None
+    plugins: list[tuple[str, str]] = field(default_factory=list)  # (name, version)
+    primary_mesh: ServiceMesh | None = None
+    secondary_mesh: ServiceMesh | None = None
+    bastion_vm: VirtualMachine | None = None
+    bastion_flavor: VirtualMachineSpecification | None = None  # a new bastion
+    strategy: str = DEFAULT_STRATEGY
+    description: str = ""
+
+    @property
+    def nodes(self) -> list[NodeSpec]:
+        nodes = [NodeSpec(f"{self.name}-cp-{i}", "control-plane", self.control_plane_flavor)
+                 for i in range(1, self.control_planes + 1)]
+        nodes += [NodeSpec(f"{self.name}-worker-{i}", "worker", self.worker_flavor)
+                  for i in range(1, self.workers + 1)]
+        if self.bastion_flavor is not None:
+            nodes.append(NodeSpec(f"{self.name}-bastion", "bastion", self.bastion_flavor,
+                                  cluster_member=False))
+        return nodes
+
+
+def _flavor(flavor_id, field_name, errors, required=True):
+    flavor = db.session.get(VirtualMachineSpecification, flavor_id) if isinstance(flavor_id, int) else None
+    if flavor is None:
+        if required:
+            errors[field_name] = "Choose a flavor."
+        return None
+    if not flavor.is_active:
+        errors[field_name] = f"Flavor {flavor.name} is retired: choose an active flavor."
+        return None
+    return flavor
+
+
+def plugin_version_problem(version: str) -> str | None:
+    if not version or len(version) > 32 or not VERSION_PATTERN.match(version):
+        return f"{version or '(empty)'} is not a version (expected e.g. 1.16.1)."
+    return None
+
+
+def check_plugins(plugins: list[tuple[str, str]]) -> str | None:
+    """Why this set of plugins cannot be installed together, or None."""
+    seen: dict[str, str] = {}
+    for name, version in plugins:
+        if name not in CATALOGUE:
+            return f"Unknown plugin {name!r}; the catalogue has {', '.join(sorted(CATALOGUE))}."
+        problem = plugin_version_problem(version)
+        if problem:
+            return f"{name}: {problem}"
+        category = CATALOGUE[name].category
+        if category == "network" and "network" in seen.values():
+            other = next(n for n, c in seen.items() if c == "network")
+            return f"One network plugin per cluster: {other} and {name} would both be the CNI."
+        if name in seen:
+            return f"{name} is listed twice."
+        seen[name] = category
+    return None
+
+
+def build_request(
+    user: User,
+    *,
+    tenant_id,
+    group_id,
+    name: str,
+    version: str,
+    control_planes,
+    control_plane_flavor_id,
+    workers,
+    worker_flavor_id,
+    plugins: list[tuple[str, str]] = (),
+    primary_mesh_id=None,
+    secondary_mesh_id=None,
+    bastion: str = "none",  # none | existing | new
+    bastion_vm_id=None,
+    bastion_flavor_id=None,
+    strategy: str | None = None,
+    description: str = "",
+    check_names: bool = True,
+) -> ClusterRequest:
+    """A ClusterRequest the user may make, or RequestInvalid naming every bad field."""
+    errors: dict[str, str] = {}
+    allowed = administered_tenant_ids(user)
+    tenant = db.session.get(Tenant, tenant_id) if isinstance(tenant_id, int) else None
+    if tenant is None or (allowed is not None and tenant.id not in allowed):
+        errors["tenant_id"] = "Choose one of your tenants."
+        tenant = None
+    group = db.session.get(BaremetalGroup, group_id) if isinstance(group_id, int) else None
+    if group is None:
+        errors["group_id"] = "Choose a group."
+    elif tenant is not None and not has_quota(tenant.id, group.id):
+        errors["group_id"] = f"Tenant {tenant.name} has no quota in group {group.name}."
+    name = (name or "").strip()
+    problem = validate_name(name, "cluster") or (
+        "A cluster name has at most 40 characters (its nodes are named after it)."
+        if len(name) > 40 else None
+    )
+    if problem:
+        errors["name"] = problem
+    if version not in supported_versions():
+        errors["version"] = f"Choose a supported version: {', '.join(supported_versions())}."
+    if control_planes not in CONTROL_PLANE_COUNTS:
+        errors["control_planes"] = "A cluster has 1, 3 or 5 control planes."
+    cp_flavor = _flavor(control_plane_flavor_id, "control_plane_flavor_id", errors)
+    if not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+        errors["workers"] = f"Ask for 0 to {MAX_WORKERS} workers."
+        workers = 0
+    worker_flavor = _flavor(worker_flavor_id, "worker_flavor_id", errors, required=workers > 0)
+    plugins = [(n.strip(), (v or "").strip() or (CATALOGUE[n.strip()].default_version
+                                                  if n.strip() in CATALOGUE else ""))
+               for n, v in plugins]
+    problem = check_plugins(plugins)
+    if problem:
+        errors["plugins"] = problem
+    primary = db.session.get(ServiceMesh, primary_mesh_id) if isinstance(primary_mesh_id, int) else None
+    secondary = (db.session.get(ServiceMesh, secondary_mesh_id)
+                 if isinstance(secondary_mesh_id, int) else None)
+    if primary_mesh_id not in (None, "") and primary is None:
+        errors["primary_mesh_id"] = "Choose an existing service mesh."
+    if secondary_mesh_id not in (None, "") and secondary is None:
+        errors["secondary_mesh_id"] = "Choose an existing service mesh."
+    if secondary is not None and primary is None:
+        errors["secondary_mesh_id"] = "Choose a primary mesh before a secondary one."
+    if secondary is not None and primary is not None and secondary.id == primary.id:
+        errors["secondary_mesh_id"] = "The secondary mesh must differ from the primary."
+    bastion_vm = bastion_flavor = None
+    if bastion == "existing":
+        bastion_vm = db.session.get(VirtualMachine, bastion_vm_id) if isinstance(bastion_vm_id, int) else None
+        if bastion_vm is None or bastion_vm.status == "deleted" or (
+            tenant is not None and bastion_vm.tenant_id != tenant.id
+        ):
+            errors["bastion_vm_id"] = "Choose a live VM of the same tenant as the bastion."
+            bastion_vm = None
+    elif bastion == "new":
+        bastion_flavor = _flavor(bastion_flavor_id, "bastion_flavor_id", errors)
+    elif bastion != "none":
+        errors["bastion"] = "Choose none, an existing VM, or a new bastion."
+    strategy = strategy or DEFAULT_STRATEGY
+    if strategy not in STRATEGIES:
+        errors["strategy"] = f"Unknown strategy; choose one of {', '.join(sorted(STRATEGIES))}."
+    if errors:
+        raise RequestInvalid(errors)
+    request = ClusterRequest(
+        tenant, group, name, version, control_planes, cp_flavor, workers, worker_flavor,
+        plugins, primary, secondary, bastion_vm, bastion_flavor, strategy,
+        (description or "").strip()[:2000],
+    )
+    if check_names:
+        if _live_cluster_named(tenant.id, name):
+            raise RequestInvalid({"name": f"Tenant {tenant.name} already has a cluster named {name}."})
+        taken = taken_names(tenant.id, [n.name for n in request.nodes])
+        if taken:
+            raise RequestInvalid({"name": (
+                f"Tenant {tenant.name} already has VMs named {', '.join(sorted(taken)[:5])}: "
+                "choose another cluster name.")})
+    return request
+
+
+def _live_cluster_named(tenant_id: int, name: str) -> bool:
+    return db.session.scalar(
+        select(K8sCluster.id).where(K8sCluster.tenant_id == tenant_id, K8sCluster.name == name,
+                                    K8sCluster.status != "deleted")
+    ) is not None
+
+
+def preview_cluster(request: ClusterRequest) -> Preview:
+    return preview(request.tenant, request.group, request.nodes, request.strategy, Constraints())
+
+
+def create_cluster(request: ClusterRequest, user: User) -> K8sCluster:
+    """Reserve every node in one transaction with the cluster, its plugins, mesh links and
+    bastion; all or nothing (PlacementRefused otherwise)."""
+    cluster = K8sCluster(
+        name=request.name, tenant_id=request.tenant.id, group_id=request.group.id,
+        version=request.version, status="provisioning", description=request.description,
+    )
+
+    def with_parts(vms: list[VirtualMachine]) -> None:
+        db.session.flush()
+        for name, version in request.plugins:
+            db.session.add(K8sClusterPlugin(cluster_id=cluster.id, name=name, version=version,
+                                            category=CATALOGUE[name].category))
+        for mesh, role in ((request.primary_mesh, "primary"), (request.secondary_mesh, "secondary")):
+            if mesh is not None:
+                db.session.add(K8sClusterToServiceMesh(cluster_id=cluster.id,
+                                                       service_mesh_id=mesh.id, role=role))
+        bastion = request.bastion_vm or next((vm for vm in vms if vm.role == "bastion"), None)
+        if bastion is not None:
+            db.session.add(BastionClusterAssociation(vm_id=bastion.id, cluster_id=cluster.id,
+                                                     tenant_id=cluster.tenant_id))
+        record("create", "k8s_cluster", cluster.id, cluster.name, {
+            "version": {"from": None, "to": cluster.version},
+            "nodes": {"from": None, "to": f"{request.control_planes} control planes + "
+                                          f"{request.workers} workers"},
+            "plugins": {"from": None, "to": ", ".join(n for n, _ in request.plugins) or "none"},
+        }, user=user)
+
+    reserve(request.tenant, request.group, request.nodes, user=user,
+            strategy=request.strategy, cluster=cluster, before_commit=with_parts)
+    return cluster
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+
+def live_nodes(cluster: K8sCluster) -> list[VirtualMachine]:
+    return [vm for vm in cluster_nodes(cluster) if vm.status != "deleted"]
 
 
 def cluster_nodes(cluster: K8sCluster) -> list[VirtualMachine]:
@@ -19,6 +300,291 @@ def cluster_nodes(cluster: K8sCluster) -> list[VirtualMachine]:
                 joinedload(VirtualMachine.spec),
             )
             .where(VirtualMachine.k8s_cluster_id == cluster.id, VirtualMachine.status != "deleted")
-            .order_by(VirtualMachine.role, VirtualMachine.name)
+            .order_by(VirtualMachine.role, VirtualMachine.id)
         )
     )
+
+
+def _require_live(cluster: K8sCluster) -> None:
+    if cluster.status in ("deleting", "deleted"):
+        raise ClusterError(f"Cluster {cluster.name} is {cluster.status}.")
+
+
+def scale_workers(cluster: K8sCluster, target: int, user: User,
+                  remove: list[int] | None = None) -> list[VirtualMachine]:
+    """Up: place the missing workers (all or nothing, through the scheduler). Down: delete
+    the chosen workers (or the newest ones) through the agent."""
+    _require_live(cluster)
+    if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
+        raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
+    workers = [vm for vm in live_nodes(cluster) if vm.role == "worker" and vm.status != "deleting"]
+    current = len(workers)
+    if target == current:
+        raise ClusterError(f"Cluster {cluster.name} already has {current} workers.")
+    if target < current:
+        by_id = {vm.id: vm for vm in workers}
+        chosen = [by_id[i] for i in (remove or []) if i in by_id]
+        if remove and len(chosen) != len(remove):
+            raise ClusterError("Choose workers of this cluster that are not already being deleted.")
+        if not chosen:
+            chosen = sorted(workers, key=lambda vm: vm.id)[target:]
+        if len(chosen) != current - target:
+            raise ClusterError(
+                f"Scaling from {current} to {target} removes {current - target} workers; "
+                f"{len(chosen)} were chosen.")
+        for vm in chosen:
+            jobs.request_delete(vm, user)
+        record("scale", "k8s_cluster", cluster.id, cluster.name,
+               {"workers": {"from": current, "to": target}}, user=user)
+        db.session.commit()
+        return chosen
+    flavor = workers[0].spec if workers else _last_worker_flavor(cluster)
+    if flavor is None or not flavor.is_active:
+        raise ClusterError("No active worker flavor to scale with: this cluster's flavor is retired.")
+    numbers = [int(m.group(1)) for vm in db.session.scalars(
+        select(VirtualMachine.name).where(VirtualMachine.k8s_cluster_id == cluster.id))
+        if (m := re.search(r"-worker-(\d+)$", vm))]
+    start = max(numbers, default=0) + 1
+    nodes = [NodeSpec(f"{cluster.name}-worker-{start + i}", "worker", flavor)
+             for i in range(target - current)]
+    tenant, group, cluster_id = cluster.tenant, cluster.group, cluster.id
+    db.session.commit()
+
+    def follow(_vms):
+        # The cluster keeps serving while new workers come up; a failed one turns it error.
+        record("scale", "k8s_cluster", cluster_id, cluster.name,
+               {"workers": {"from": current, "to": target}}, user=user)
+
+    return reserve(tenant, group, nodes, user=user, cluster=cluster, before_commit=follow)
+
+
+def _last_worker_flavor(cluster: K8sCluster) -> VirtualMachineSpecification | None:
+    return db.session.scalar(
+        select(VirtualMachineSpecification)
+        .join(VirtualMachine, VirtualMachine.spec_id == VirtualMachineSpecification.id)
+        .where(VirtualMachine.k8s_cluster_id == cluster.id, VirtualMachine.role == "worker")
+        .order_by(VirtualMachine.id.desc()).limit(1)
+    )
+
+
+def retry_failed_nodes(cluster: K8sCluster, user: User) -> list[VirtualMachine]:
+    """Place the failed nodes again (all or nothing) and re-provision them."""
+    _require_live(cluster)
+    failed = [vm for vm in live_nodes(cluster) if vm.status == "error"]
+    if not failed:
+        raise ClusterError(f"Cluster {cluster.name} has no failed nodes to retry.")
+    nodes = [NodeSpec(vm.name, vm.role, vm.spec) for vm in failed]
+    ids = [vm.id for vm in failed]
+    tenant, group, cluster_id = cluster.tenant, cluster.group, cluster.id
+    db.session.commit()
+    return reserve(tenant, group, nodes, user=user, cluster=cluster, reuse=ids,
+                   before_commit=lambda _vms: jobs.refresh_cluster_status(cluster_id))
+
+
+def delete_cluster(cluster: K8sCluster, user: User) -> None:
+    """Every node goes through the agent; resources are released as each is confirmed and
+    the cluster becomes deleted with its last node."""
+    _require_live(cluster)
+    before = cluster.status
+    cluster.status = "deleting"
+    for vm in live_nodes(cluster):
+        if vm.status not in ("deleting", "deleted"):
+            jobs.request_delete(vm, user)
+    record("delete", "k8s_cluster", cluster.id, cluster.name,
+           {"status": {"from": before, "to": "deleting"}}, user=user)
+    jobs.refresh_cluster_status(cluster.id)
+    db.session.commit()
+
+
+OPERATOR_STATUSES = ("active", "maintenance", "offline")
+
+
+def may_set_status(cluster: K8sCluster, user: User) -> bool:
+    """Operators, and maintainers assigned to the cluster (directly or through a group)."""
+    roles = roles_of(user)
+    if "operator" in roles:
+        return True
+    if "maintainer" not in roles:
+        return False
+    maintainer = user.maintainer
+    groups = select(MaintainerToMaintainerGroup.group_id).where(
+        MaintainerToMaintainerGroup.maintainer_id == maintainer.id)
+    return db.session.scalar(
+        select(func.count(ResourceMaintainer.id)).where(
+            ResourceMaintainer.resource_type == "k8s_cluster",
+            ResourceMaintainer.resource_id == cluster.id,
+            or_(ResourceMaintainer.maintainer_id == maintainer.id,
+                ResourceMaintainer.maintainer_group_id.in_(groups)),
+        )
+    ) > 0
+
+
+def set_status(cluster: K8sCluster, status: str, user: User) -> None:
+    _require_live(cluster)
+    if status not in OPERATOR_STATUSES:
+        raise ClusterError(f"Set the status to one of {', '.join(OPERATOR_STATUSES)}.")
+    if cluster.status in ("provisioning", "error") and status == "active":
+        raise ClusterError(f"Cluster {cluster.name} is {cluster.status}: it becomes active when "
+                           "all its nodes are.")
+    if status == cluster.status:
+        raise ClusterError(f"Cluster {cluster.name} is already {status}.")
+    record("status", "k8s_cluster", cluster.id, cluster.name,
+           {"status": {"from": cluster.status, "to": status}}, user=user)
+    cluster.status = status
+    db.session.commit()
+
+
+# --- plugins, meshes, bastions -------------------------------------------------------------
+
+def add_plugin(cluster: K8sCluster, name: str, version: str, user: User) -> K8sClusterPlugin:
+    _require_live(cluster)
+    name, version = (name or "").strip(), (version or "").strip()
+    if name in CATALOGUE and not version:
+        version = CATALOGUE[name].default_version
+    existing = [(p.name, p.version) for p in cluster.plugins]
+    if any(n == name for n, _ in existing):
+        raise ClusterError(f"{name} is already installed on {cluster.name}: change its version.")
+    problem = check_plugins(existing + [(name, version)])
+    if problem:
+        raise ClusterError(problem)
+    plugin = K8sClusterPlugin(cluster_id=cluster.id, name=name, version=version,
+                              category=CATALOGUE[name].category)
+    db.session.add(plugin)
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {f"plugin {name}": {"from": None, "to": version}}, user=user)
+    db.session.commit()
+    return plugin
+
+
+def update_plugin(cluster: K8sCluster, plugin_id: int, user: User, *, version: str | None = None,
+                  status: str | None = None) -> K8sClusterPlugin:
+    _require_live(cluster)
+    plugin = _plugin(cluster, plugin_id)
+    changes = {}
+    if version is not None:
+        version = version.strip()
+        problem = plugin_version_problem(version)
+        if problem:
+            raise ClusterError(f"{plugin.name}: {problem}")
+        changes[f"plugin {plugin.name} version"] = {"from": plugin.version, "to": version}
+        plugin.version = version
+    if status is not None:
+        if status not in PLUGIN_STATUSES:
+            raise ClusterError(f"A plugin is {', '.join(PLUGIN_STATUSES)}.")
+        changes[f"plugin {plugin.name} status"] = {"from": plugin.status, "to": status}
+        plugin.status = status
+    record("update", "k8s_cluster", cluster.id, cluster.name, changes, user=user)
+    db.session.commit()
+    return plugin
+
+
+def remove_plugin(cluster: K8sCluster, plugin_id: int, user: User) -> None:
+    _require_live(cluster)
+    plugin = _plugin(cluster, plugin_id)
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {f"plugin {plugin.name}": {"from": plugin.version, "to": None}}, user=user)
+    db.session.delete(plugin)
+    db.session.commit()
+
+
+def _plugin(cluster: K8sCluster, plugin_id: int) -> K8sClusterPlugin:
+    plugin = db.session.get(K8sClusterPlugin, plugin_id)
+    if plugin is None or plugin.cluster_id != cluster.id:
+        raise ClusterError("No such plugin on this cluster.")
+    return plugin
+
+
+def bind_mesh(cluster: K8sCluster, mesh_id, role: str, user: User) -> K8sClusterToServiceMesh:
+    _require_live(cluster)
+    mesh = db.session.get(ServiceMesh, mesh_id) if isinstance(mesh_id, int) else None
+    if mesh is None:
+        raise ClusterError("Choose an existing service mesh.")
+    if role not in ("primary", "secondary"):
+        raise ClusterError("A mesh is bound as primary or secondary.")
+    if any(link.service_mesh_id == mesh.id for link in cluster.mesh_links):
+        raise ClusterError(f"{mesh.name} is already bound to {cluster.name}.")
+    if role == "primary":
+        _refuse_second_primary(cluster)
+    link = K8sClusterToServiceMesh(cluster_id=cluster.id, service_mesh_id=mesh.id, role=role)
+    db.session.add(link)
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {f"mesh {mesh.name}": {"from": None, "to": role}}, user=user)
+    db.session.commit()
+    return link
+
+
+def _refuse_second_primary(cluster: K8sCluster, except_link: int | None = None) -> None:
+    primary = next((link for link in cluster.mesh_links
+                    if link.role == "primary" and link.id != except_link), None)
+    if primary is not None:
+        raise ClusterError(
+            f"{cluster.name} already has {primary.service_mesh.name} as its primary mesh: make it "
+            "secondary or unbind it first.")
+
+
+def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -> None:
+    _require_live(cluster)
+    link = _mesh_link(cluster, link_id)
+    if role not in ("primary", "secondary"):
+        raise ClusterError("A mesh is bound as primary or secondary.")
+    if role == "primary":
+        _refuse_second_primary(cluster, except_link=link.id)
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {f"mesh {link.service_mesh.name}": {"from": link.role, "to": role}}, user=user)
+    link.role = role
+    db.session.commit()
+
+
+def unbind_mesh(cluster: K8sCluster, link_id: int, user: User) -> None:
+    _require_live(cluster)
+    link = _mesh_link(cluster, link_id)
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {f"mesh {link.service_mesh.name}": {"from": link.role, "to": None}}, user=user)
+    db.session.delete(link)
+    db.session.commit()
+
+
+def _mesh_link(cluster: K8sCluster, link_id: int) -> K8sClusterToServiceMesh:
+    link = db.session.get(K8sClusterToServiceMesh, link_id)
+    if link is None or link.cluster_id != cluster.id:
+        raise ClusterError("No such service mesh binding on this cluster.")
+    return link
+
+
+def add_bastion(cluster: K8sCluster, vm_id, user: User) -> BastionClusterAssociation:
+    _require_live(cluster)
+    vm = db.session.get(VirtualMachine, vm_id) if isinstance(vm_id, int) else None
+    if vm is None or vm.status == "deleted":
+        raise ClusterError("Choose a live VM as the bastion.")
+    if vm.tenant_id != cluster.tenant_id:
+        raise ClusterError(f"VM {vm.name} belongs to another tenant: a bastion must belong to "
+                           f"{cluster.tenant.name}, like the cluster.")
+    if any(link.vm_id == vm.id for link in cluster.bastion_links):
+        raise ClusterError(f"{vm.name} is already a bastion of {cluster.name}.")
+    link = BastionClusterAssociation(vm_id=vm.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id)
+    db.session.add(link)
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {"bastion": {"from": None, "to": vm.name}}, user=user)
+    db.session.commit()
+    return link
+
+
+def remove_bastion(cluster: K8sCluster, link_id: int, user: User) -> None:
+    link = db.session.get(BastionClusterAssociation, link_id)
+    if link is None or link.cluster_id != cluster.id:
+        raise ClusterError("No such bastion on this cluster.")
+    record("update", "k8s_cluster", cluster.id, cluster.name,
+           {"bastion": {"from": link.vm.name, "to": None}}, user=user)
+    db.session.delete(link)
+    db.session.commit()
+
+
+def bastion_candidates(cluster: K8sCluster) -> list[VirtualMachine]:
+    """Live VMs of the cluster's tenant that are not its nodes and not yet its bastions."""
+    linked = {link.vm_id for link in cluster.bastion_links}
+    return [vm for vm in db.session.scalars(
+        select(VirtualMachine).where(
+            VirtualMachine.tenant_id == cluster.tenant_id,
+            VirtualMachine.status.in_(("active", "provisioning")),
+            VirtualMachine.k8s_cluster_id.is_(None),
+        ).order_by(VirtualMachine.name)) if vm.id not in linked]

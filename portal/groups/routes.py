@@ -1,27 +1,43 @@
-from flask import Blueprint
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
-from portal.auth.access import requires, tenant_ids
+from portal.audit.presenter import detail_url
+from portal.auth.access import STAFF, can, get_or_404, requires, roles_of, tenant_ids
+from portal.extensions import db
+from portal.groups import service
+from portal.groups.forms import GroupForm
 from portal.models import BaremetalGroup, BaremetalGroupTenantQuota
+from portal.tenants import quotas
+from portal.tenants.forms import GroupQuotaForm, apply_errors
 from portal.web import list_page
+from portal.web.forms import options
 from portal.web.listing import Column, Listing
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
 
 
+def _quota_groups():
+    """Groups the current user's tenants hold quota in; None: every group."""
+    ids = tenant_ids()
+    if ids is None:
+        return None
+    return select(BaremetalGroupTenantQuota.group_id).where(
+        BaremetalGroupTenantQuota.tenant_id.in_(ids)
+    )
+
+
 def _visible_groups():
     """Tenant admins see only the groups their tenants hold quota in."""
     stmt = select(BaremetalGroup)
-    ids = tenant_ids()
-    if ids is not None:
-        stmt = stmt.where(
-            BaremetalGroup.id.in_(
-                select(BaremetalGroupTenantQuota.group_id).where(
-                    BaremetalGroupTenantQuota.tenant_id.in_(ids)
-                )
-            )
-        )
+    held = _quota_groups()
+    if held is not None:
+        stmt = stmt.where(BaremetalGroup.id.in_(held))
     return stmt
+
+
+def _allocated(d: str):
+    return getattr(BaremetalGroup, f"total_{d}") - getattr(BaremetalGroup, f"available_{d}")
 
 
 groups = Listing(
@@ -31,13 +47,20 @@ groups = Listing(
         Column("name", "Name", BaremetalGroup.name),
         Column("dimension", "Dimension", BaremetalGroup.dimension),
         Column("total_cpu", "CPU", BaremetalGroup.total_cpu, numeric=True),
+        Column("allocated_cpu", "Allocated CPU", _allocated("cpu"), numeric=True,
+               value=lambda g: g.total_cpu - g.available_cpu),
         Column("available_cpu", "Free CPU", BaremetalGroup.available_cpu, numeric=True),
         Column("total_memory", "Memory (GiB)", BaremetalGroup.total_memory, numeric=True),
+        Column("allocated_memory", "Allocated memory (GiB)", _allocated("memory"), numeric=True,
+               value=lambda g: g.total_memory - g.available_memory),
         Column("available_memory", "Free memory (GiB)", BaremetalGroup.available_memory,
                numeric=True),
         Column("total_storage", "Storage (GiB)", BaremetalGroup.total_storage, numeric=True),
+        Column("allocated_storage", "Allocated storage (GiB)", _allocated("storage"),
+               numeric=True, value=lambda g: g.total_storage - g.available_storage),
         Column("available_storage", "Free storage (GiB)", BaremetalGroup.available_storage,
                numeric=True),
+        Column("description", "Description", BaremetalGroup.description),
     ],
     search=[BaremetalGroup.name, BaremetalGroup.dimension, BaremetalGroup.description],
 )
@@ -47,3 +70,99 @@ groups = Listing(
 @requires("groups")
 def list():  # noqa: A001
     return list_page(groups, "groups/list.html")
+
+
+def _visible_group_or_404(group_id: int) -> BaremetalGroup:
+    """The group, or 404 for a tenant admin whose tenants hold no quota in it."""
+    group = get_or_404(BaremetalGroup, group_id)
+    held = _quota_groups()
+    if held is not None and db.session.scalar(
+        held.where(BaremetalGroupTenantQuota.group_id == group.id).limit(1)
+    ) is None:
+        abort(404)
+    return group
+
+
+def _detail_page(group: BaremetalGroup, add_form: GroupQuotaForm, status: int = 200):
+    staff = bool(roles_of(current_user) & STAFF)
+    detail = service.group_detail(group, tenant_ids(), show_servers=staff)
+    add_form.tenant_id.choices = options([(None, "— tenant —"), *detail["tenants_without_quota"]])
+    return render_template(
+        "groups/detail.html", group=group, add_form=add_form, staff=staff,
+        editable=can("tenants", "write"), can_edit_group=can("groups", "write"),
+        server_url=lambda server_id: detail_url("baremetals.detail", server_id), **detail,
+    ), status
+
+
+@bp.route("/<int:group_id>")
+@requires("groups")
+def detail(group_id: int):
+    return _detail_page(_visible_group_or_404(group_id), GroupQuotaForm(prefix="new"))
+
+
+@bp.route("/<int:group_id>/quotas", methods=["POST"])
+@requires("tenants", "write")
+def add_quota(group_id: int):
+    group = get_or_404(BaremetalGroup, group_id)
+    form = GroupQuotaForm(prefix="new")
+    if form.validate():
+        try:
+            change = quotas.create_quota(form.tenant_id.data, group.id, form.values(),
+                                         current_user)
+        except quotas.QuotaInvalid as invalid:
+            apply_errors(form, invalid.errors)
+        else:
+            for message, category in quotas.change_messages(change, "added"):
+                flash(message, category)
+            return redirect(url_for("groups.detail", group_id=group.id))
+    return _detail_page(group, form, 422)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("groups", "write")
+def new():
+    form = GroupForm()
+    if form.validate_on_submit():
+        try:
+            group = service.create_group(form.data, current_user)
+        except service.GroupInvalid as invalid:
+            apply_errors(form, invalid.errors)
+        else:
+            flash(f"Group {group.name} created. Add servers to it from their pages, and give "
+                  "tenants a quota here.", "success")
+            return redirect(url_for("groups.detail", group_id=group.id))
+    return render_template("groups/form.html", form=form, group=None), (
+        422 if form.errors or form.form_errors else 200)
+
+
+@bp.route("/<int:group_id>/edit", methods=["GET", "POST"])
+@requires("groups", "write")
+def edit(group_id: int):
+    group = get_or_404(BaremetalGroup, group_id)
+    form = GroupForm(obj=group)
+    if form.validate_on_submit():
+        try:
+            service.update_group(group, form.data, current_user)
+        except service.GroupInvalid as invalid:
+            apply_errors(form, invalid.errors)
+        else:
+            flash(f"Group {group.name} saved.", "success")
+            return redirect(url_for("groups.detail", group_id=group.id))
+    return render_template("groups/form.html", form=form, group=group), (
+        422 if form.errors or form.form_errors else 200)
+
+
+@bp.route("/<int:group_id>/delete", methods=["GET", "POST"])
+@requires("groups", "write")
+def delete(group_id: int):
+    group = get_or_404(BaremetalGroup, group_id)
+    if request.method == "POST":
+        name = group.name
+        try:
+            service.delete_group(group, current_user)
+        except service.GroupInvalid as invalid:
+            flash(invalid.errors["group"], "error")
+            return redirect(url_for("groups.detail", group_id=group.id))
+        flash(f"Group {name} deleted, with its quotas.", "success")
+        return redirect(url_for("groups.list"))
+    return render_template("groups/confirm_delete.html", group=group)

@@ -1,13 +1,25 @@
-from flask import Blueprint
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from portal.auth.access import requires
+from portal.audit.service import history
+from portal.auth.access import get_or_404, requires
+from portal.extensions import db
 from portal.models import Rack
+from portal.racks import service
+from portal.racks.forms import RackForm
 from portal.web import list_page
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import distinct_values
 
 bp = Blueprint("racks", __name__, url_prefix="/racks")
+
+
+def _usage(rack: Rack) -> service.RackUsage:
+    """Usage for the CSV export: every rack's, read once per request."""
+    if "_rack_usage" not in g:
+        g._rack_usage = service.rack_usage(db.session.scalars(select(Rack)).all())
+    return g._rack_usage[rack.id]
+
 
 racks = Listing(
     name="racks",
@@ -19,6 +31,13 @@ racks = Listing(
         Column("location", "Location", Rack.location),
         Column("bgp_asn", "ASN", Rack.bgp_asn, numeric=True),
         Column("height_u", "Height (U)", Rack.height_u, numeric=True),
+        Column("servers", "Servers", None, numeric=True, value=lambda r: _usage(r).servers),
+        Column("units_used", "Units used", service.units_used_sort(), numeric=True,
+               value=lambda r: round(_usage(r).units_pct, 1)),
+        Column("cpu_allocated", "CPU allocated", service.allocated_sort("cpu"), numeric=True,
+               value=lambda r: round(_usage(r).pct("cpu"), 1)),
+        Column("memory_allocated", "Memory allocated", service.allocated_sort("memory"),
+               numeric=True, value=lambda r: round(_usage(r).pct("memory"), 1)),
     ],
     search=[Rack.name, Rack.location, Rack.region, Rack.dc],
     filters=[
@@ -32,4 +51,70 @@ racks = Listing(
 @bp.route("/")
 @requires("racks")
 def list():  # noqa: A001 - the endpoint is racks.list
-    return list_page(racks, "racks/list.html")
+    return list_page(racks, "racks/list.html", usage_of=service.rack_usage)
+
+
+@bp.route("/<int:rack_id>")
+@requires("racks")
+def detail(rack_id: int):
+    rack = get_or_404(Rack, rack_id)
+    return render_template("racks/detail.html", rack=rack, view=service.rack_overview(rack),
+                           events=history("rack", rack.id))
+
+
+def _show_errors(form: RackForm, invalid: service.RackInvalid) -> None:
+    for name, message in invalid.errors.items():
+        field = getattr(form, name, None)
+        if field is None:
+            flash(message, "error")
+        else:
+            field.errors = [*field.errors, message]
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("racks", "write")
+def new():
+    form = RackForm()
+    if form.validate_on_submit():
+        try:
+            rack = service.create_rack(form.fields())
+        except service.RackInvalid as invalid:
+            _show_errors(form, invalid)
+        else:
+            flash(f"Rack {rack.name} created.", "success")
+            return redirect(url_for("racks.detail", rack_id=rack.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("racks/form.html", form=form, rack=None), status
+
+
+@bp.route("/<int:rack_id>/edit", methods=["GET", "POST"])
+@requires("racks", "write")
+def edit(rack_id: int):
+    rack = get_or_404(Rack, rack_id)
+    form = RackForm(obj=rack)
+    if form.validate_on_submit():
+        try:
+            service.update_rack(rack, form.fields())
+        except service.RackInvalid as invalid:
+            db.session.rollback()
+            _show_errors(form, invalid)
+        else:
+            flash(f"Rack {rack.name} saved.", "success")
+            return redirect(url_for("racks.detail", rack_id=rack.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("racks/form.html", form=form, rack=rack), status
+
+
+@bp.route("/<int:rack_id>/delete", methods=["GET", "POST"])
+@requires("racks", "write")
+def delete(rack_id: int):
+    rack = get_or_404(Rack, rack_id)
+    if request.method == "POST":
+        try:
+            service.delete_rack(rack)
+        except service.RackInvalid as invalid:
+            return render_template("racks/confirm_delete.html", rack=rack,
+                                   refusal=invalid.errors["rack"]), 409
+        flash(f"Rack {rack.name} deleted.", "success")
+        return redirect(url_for("racks.list"))
+    return render_template("racks/confirm_delete.html", rack=rack, refusal=None)

@@ -63,11 +63,13 @@ MAX_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One VM to create: its name, role and flavor."""
+    """One VM to create: its name, role and flavor. A bastion placed with a cluster is
+    not one of its nodes (cluster_member False): it may serve other clusters too."""
 
     name: str
     role: str
     flavor: VirtualMachineSpecification
+    cluster_member: bool = True
 
     @property
     def resources(self) -> Resources:
@@ -445,7 +447,7 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
                 name=node.name,
                 tenant_id=tenant.id,
                 role=node.role,
-                cluster=cluster,
+                cluster=cluster if node.cluster_member else None,
                 requested_by=user.id if user is not None else None,
             )
         )

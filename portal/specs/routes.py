@@ -1,10 +1,15 @@
-from flask import Blueprint
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
-from portal.auth.access import requires
+from portal.auth.access import can, get_or_404, requires
 from portal.models import VirtualMachineSpecification as Flavor
+from portal.specs import service
+from portal.specs.forms import FlavorForm
+from portal.tenants.forms import apply_errors
 from portal.web import list_page
 from portal.web.listing import Column, Filter, Listing
+from portal.web.options import distinct_values
 
 bp = Blueprint("specs", __name__, url_prefix="/flavors")
 
@@ -25,6 +30,9 @@ flavors = Listing(
         Filter("active", "Availability",
                lambda s, v: s.where(Flavor.is_active.is_(v == "yes")),
                lambda: [("yes", "Active"), ("no", "Retired")]),
+        Filter("generation", "Generation",
+               lambda s, v: s.where(Flavor.generation == int(v)),
+               lambda: distinct_values(Flavor.generation)),
     ],
     default_sort="cpu",
 )
@@ -34,3 +42,64 @@ flavors = Listing(
 @requires("specs")
 def list():  # noqa: A001
     return list_page(flavors, "specs/list.html")
+
+
+@bp.route("/<int:spec_id>")
+@requires("specs")
+def detail(spec_id: int):
+    flavor = get_or_404(Flavor, spec_id)
+    return render_template("specs/detail.html", flavor=flavor, editable=can("specs", "write"),
+                           **service.flavor_overview(flavor))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("specs", "write")
+def new():
+    form = FlavorForm()
+    if form.validate_on_submit():
+        try:
+            flavor = service.create_flavor(form.data, current_user)
+        except service.FlavorInvalid as invalid:
+            apply_errors(form, invalid.errors)
+        else:
+            flash(f"Flavor {flavor.name} created.", "success")
+            return redirect(url_for("specs.detail", spec_id=flavor.id))
+    return render_template("specs/form.html", form=form, flavor=None), (
+        422 if form.errors or form.form_errors else 200)
+
+
+@bp.route("/<int:spec_id>/edit", methods=["GET", "POST"])
+@requires("specs", "write")
+def edit(spec_id: int):
+    flavor = get_or_404(Flavor, spec_id)
+    form = FlavorForm(obj=flavor)
+    if form.validate_on_submit():
+        try:
+            service.update_flavor(flavor, form.data, current_user)
+        except service.FlavorInvalid as invalid:
+            apply_errors(form, invalid.errors)
+        else:
+            flash(f"Flavor {flavor.name} saved. Existing VMs keep the resources they were "
+                  "placed with.", "success")
+            return redirect(url_for("specs.detail", spec_id=flavor.id))
+    return render_template("specs/form.html", form=form, flavor=flavor), (
+        422 if form.errors or form.form_errors else 200)
+
+
+@bp.route("/<int:spec_id>/retire", methods=["POST"])
+@requires("specs", "write")
+def retire(spec_id: int):
+    flavor = get_or_404(Flavor, spec_id)
+    if service.set_active(flavor, False, current_user):
+        flash(f"Flavor {flavor.name} retired: it stays for history and can no longer be "
+              "chosen.", "success")
+    return redirect(url_for("specs.detail", spec_id=flavor.id))
+
+
+@bp.route("/<int:spec_id>/restore", methods=["POST"])
+@requires("specs", "write")
+def restore(spec_id: int):
+    flavor = get_or_404(Flavor, spec_id)
+    if service.set_active(flavor, True, current_user):
+        flash(f"Flavor {flavor.name} is offered again.", "success")
+    return redirect(url_for("specs.detail", spec_id=flavor.id))

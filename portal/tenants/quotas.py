@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from portal.audit.service import diff, record, snapshot
+from portal.audit.service import created, diff, record, removed, snapshot
 from portal.extensions import begin_write, db
 from portal.models import (
     DIMENSIONS,
@@ -133,6 +133,18 @@ def quota_label(quota: BaremetalGroupTenantQuota) -> str:
     return f"{quota.tenant.name} in {quota.group.name}"
 
 
+def change_messages(change: QuotaChange, verb: str = "saved") -> list[tuple[str, str]]:
+    """What to tell the operator after an edit: (message, category) pairs."""
+    from portal.audit.presenter import change_text
+
+    label = quota_label(change.quota)
+    if not change.changes:
+        return [(f"Quota of {label}: nothing changed.", "info")]
+    texts = ", ".join(change_text(k, v) for k, v in change.changes.items())
+    return [(f"Quota of {label} {verb}: {texts}.", "success"),
+            *((warning, "warning") for warning in change.warnings)]
+
+
 def check_values(values: Mapping[str, Any]) -> dict[str, int | None]:
     """The six limit fields, validated; QuotaInvalid names every bad one."""
     errors: dict[str, str] = {}
@@ -154,9 +166,7 @@ def check_values(values: Mapping[str, Any]) -> dict[str, int | None]:
             errors[f"{d}_percent"] = f"A {noun} percentage is between 0 and 100."
         if limit is not None and percent is not None:
             errors.setdefault(
-                f"{d}_limit",
-                f"Give the {noun} limit either as an absolute figure or as a percentage of the "
-                "group, not both.",
+                f"{d}_limit", f"Set an absolute {noun} limit or a percentage, not both."
             )
     if errors:
         raise QuotaInvalid(errors)
@@ -252,7 +262,7 @@ def create_quota(
         raise QuotaInvalid(
             {"tenant_id": "This tenant already has a quota in this group."}
         ) from None
-    changes = {name: {"from": None, "to": v} for name, v in clean.items() if v is not None}
+    changes = created(clean)
     record("create", "quota", quota.id, quota_label(quota), changes, user=user)
     warnings = below_usage_warnings(quota, _changed_dimensions(changes))
     db.session.commit()
@@ -267,9 +277,7 @@ def delete_quota(quota_id: int, user: User | None) -> str:
         db.session.rollback()
         raise QuotaInvalid({"quota": "This quota no longer exists."})
     label = quota_label(quota)
-    before = snapshot(quota, QUOTA_FIELDS)
-    changes = {name: {"from": v, "to": None} for name, v in before.items() if v is not None}
-    record("delete", "quota", quota.id, label, changes, user=user)
+    record("delete", "quota", quota.id, label, removed(snapshot(quota, QUOTA_FIELDS)), user=user)
     db.session.delete(quota)
     db.session.commit()
     return label

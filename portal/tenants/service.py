@@ -1,23 +1,106 @@
-"""Tenants: what one tenant holds, and where."""
+"""Tenants: what one tenant holds and where; creating, editing and deleting tenants."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from portal.audit.service import created, diff, history_of, record, removed, snapshot
 from portal.extensions import db
-from portal.models import BaremetalGroupTenantQuota, K8sCluster, Tenant, VirtualMachine
+from portal.models import (
+    HOLDING_STATUSES,
+    BaremetalGroup,
+    BaremetalGroupTenantQuota,
+    K8sCluster,
+    Tenant,
+    User,
+    VirtualMachine,
+)
 from portal.tenants.quotas import quota_usages
+
+TENANT_FIELDS = ("name", "contact", "description")
+MAX_NAME = 64
+MAX_CONTACT = 255
+
+# Per tenant: live VMs, and the CPU / memory its VMs hold. Joined into the list's query (so
+# the list sorts by them) and read again for the rows shown — never one query per row.
+vm_totals = (
+    select(
+        VirtualMachine.tenant_id.label("tenant_id"),
+        func.sum(case((VirtualMachine.status != "deleted", 1), else_=0)).label("vms"),
+        func.sum(
+            case((VirtualMachine.status.in_(HOLDING_STATUSES), VirtualMachine.cpu), else_=0)
+        ).label("cpu"),
+        func.sum(
+            case((VirtualMachine.status.in_(HOLDING_STATUSES), VirtualMachine.memory), else_=0)
+        ).label("memory"),
+    )
+    .group_by(VirtualMachine.tenant_id)
+    .subquery("tenant_vm_totals")
+)
+cluster_totals = (
+    select(K8sCluster.tenant_id.label("tenant_id"), func.count().label("clusters"))
+    .where(K8sCluster.status != "deleted")
+    .group_by(K8sCluster.tenant_id)
+    .subquery("tenant_cluster_totals")
+)
+STAT_COLUMNS = {
+    "vms": func.coalesce(vm_totals.c.vms, 0),
+    "clusters": func.coalesce(cluster_totals.c.clusters, 0),
+    "cpu": func.coalesce(vm_totals.c.cpu, 0),
+    "memory": func.coalesce(vm_totals.c.memory, 0),
+}
+EMPTY_STATS = dict.fromkeys(STAT_COLUMNS, 0)
+
+
+class TenantInvalid(ValueError):
+    """The tenant cannot be saved or deleted; ``errors`` maps fields to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def with_totals(stmt):
+    """A select of tenants with the per-tenant totals joined in (for sorting)."""
+    return stmt.outerjoin(vm_totals, vm_totals.c.tenant_id == Tenant.id).outerjoin(
+        cluster_totals, cluster_totals.c.tenant_id == Tenant.id
+    )
+
+
+def tenant_stats(tenant_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
+    """VMs, clusters, CPU and memory in use per tenant, in one query (None: every tenant)."""
+    stmt = with_totals(select(Tenant.id, *(c.label(k) for k, c in STAT_COLUMNS.items())))
+    if tenant_ids is not None:
+        stmt = stmt.where(Tenant.id.in_(list(tenant_ids)))
+    return {row.id: {k: getattr(row, k) for k in STAT_COLUMNS} for row in db.session.execute(stmt)}
+
+
+def tenant_history(tenant: Tenant) -> list:
+    """Events about the tenant and about its quotas."""
+    quota_ids = select(BaremetalGroupTenantQuota.id).where(
+        BaremetalGroupTenantQuota.tenant_id == tenant.id
+    )
+    return history_of("tenant", tenant.id, [("quota", quota_ids)])
 
 
 def tenant_overview(tenant: Tenant) -> dict:
-    """Quotas with usage, live VMs and clusters of one tenant (a fixed number of queries)."""
+    """Quotas with usage, live VMs and clusters, history of one tenant (fixed query count)."""
     quotas = db.session.scalars(
         select(BaremetalGroupTenantQuota)
-        .options(joinedload(BaremetalGroupTenantQuota.group))
+        .join(BaremetalGroupTenantQuota.group)
+        .options(
+            joinedload(BaremetalGroupTenantQuota.group),
+            joinedload(BaremetalGroupTenantQuota.tenant),
+            joinedload(BaremetalGroupTenantQuota.updated_by_user),
+        )
         .where(BaremetalGroupTenantQuota.tenant_id == tenant.id)
+        .order_by(BaremetalGroup.name)
     ).all()
-    quotas = sorted(quotas, key=lambda q: q.group.name)
     vms = db.session.scalars(
         select(VirtualMachine)
         .options(joinedload(VirtualMachine.baremetal), joinedload(VirtualMachine.spec),
@@ -31,4 +114,93 @@ def tenant_overview(tenant: Tenant) -> dict:
         .where(K8sCluster.tenant_id == tenant.id, K8sCluster.status != "deleted")
         .order_by(K8sCluster.name)
     ).all()
-    return {"quotas": quota_usages(list(quotas)), "vms": vms, "clusters": clusters}
+    free_groups = db.session.execute(
+        select(BaremetalGroup.id, BaremetalGroup.name)
+        .where(~BaremetalGroup.id.in_(
+            select(BaremetalGroupTenantQuota.group_id)
+            .where(BaremetalGroupTenantQuota.tenant_id == tenant.id)
+        ))
+        .order_by(BaremetalGroup.name)
+    ).all()
+    return {
+        "quotas": quota_usages(list(quotas)),
+        "vms": vms,
+        "clusters": clusters,
+        "groups_without_quota": [(row.id, row.name) for row in free_groups],
+        "events": tenant_history(tenant),
+    }
+
+
+def _check(values: Mapping[str, Any], tenant: Tenant | None = None) -> dict[str, str]:
+    name = (values.get("name") or "").strip()
+    contact = (values.get("contact") or "").strip()
+    errors = {}
+    if not name:
+        errors["name"] = "Give the tenant a name."
+    elif len(name) > MAX_NAME:
+        errors["name"] = f"A tenant name has at most {MAX_NAME} characters."
+    else:
+        clash = db.session.scalar(select(Tenant.id).where(Tenant.name == name))
+        if clash is not None and (tenant is None or clash != tenant.id):
+            errors["name"] = f"A tenant named {name} already exists."
+    if len(contact) > MAX_CONTACT:
+        errors["contact"] = f"A contact has at most {MAX_CONTACT} characters."
+    return errors
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, str]:
+    return {name: (values.get(name) or "").strip() for name in TENANT_FIELDS}
+
+
+def _commit_or_name_clash() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise TenantInvalid({"name": "A tenant with this name already exists."}) from None
+
+
+def create_tenant(values: Mapping[str, Any], user: User | None) -> Tenant:
+    errors = _check(values)
+    if errors:
+        raise TenantInvalid(errors)
+    tenant = Tenant(**_clean(values))
+    db.session.add(tenant)
+    db.session.flush()
+    record("create", "tenant", tenant.id, tenant.name,
+           created(snapshot(tenant, TENANT_FIELDS)), user=user)
+    _commit_or_name_clash()
+    return tenant
+
+
+def update_tenant(tenant: Tenant, values: Mapping[str, Any], user: User | None) -> dict:
+    errors = _check(values, tenant)
+    if errors:
+        raise TenantInvalid(errors)
+    before = snapshot(tenant, TENANT_FIELDS)
+    for name, value in _clean(values).items():
+        setattr(tenant, name, value)
+    changes = diff(before, snapshot(tenant, TENANT_FIELDS))
+    if changes:
+        record("update", "tenant", tenant.id, tenant.name, changes, user=user)
+        _commit_or_name_clash()
+    return changes
+
+
+def delete_tenant(tenant: Tenant, user: User | None) -> None:
+    """Refused while any VM or cluster row (even a deleted one, kept for history) refers to
+    the tenant; its quotas and admin memberships go with it."""
+    vms = db.session.scalar(
+        select(func.count()).where(VirtualMachine.tenant_id == tenant.id)
+    )
+    clusters = db.session.scalar(select(func.count()).where(K8sCluster.tenant_id == tenant.id))
+    if vms or clusters:
+        raise TenantInvalid({"tenant": (
+            f"Tenant {tenant.name} still has {vms} VM{'s' if vms != 1 else ''} and "
+            f"{clusters} cluster{'s' if clusters != 1 else ''} (deleted ones are kept for "
+            "history and count too). It cannot be deleted while they refer to it."
+        )})
+    record("delete", "tenant", tenant.id, tenant.name,
+           removed(snapshot(tenant, TENANT_FIELDS)), user=user)
+    db.session.delete(tenant)
+    db.session.commit()

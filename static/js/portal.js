@@ -40,4 +40,12 @@
     var question = form.getAttribute && form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
   });
+
+  // <select data-autosubmit> submits its form on change; without JS a button does it.
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field.hasAttribute && field.hasAttribute("data-autosubmit") && field.form) {
+      field.form.requestSubmit();
+    }
+  });
 })();

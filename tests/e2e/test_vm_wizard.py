@@ -14,6 +14,8 @@ def choose(page, select: str, label_start: str) -> None:
     """Select the option whose label starts with label_start (labels carry live numbers)."""
     value = page.locator(f"{select} option", has_text=label_start).first.get_attribute("value")
     page.select_option(select, value=value)
+    # Tenant and group re-render the wizard: wait, or later choices land on the old form.
+    page.wait_for_load_state("networkidle")
 
 
 def test_tenant_admin_requests_a_vm_and_watches_it_become_active(page, shoot, live_agent):

@@ -1,0 +1,251 @@
+"""Baremetal groups: what a group holds, who may use how much of it, what still fits; and
+creating, editing and deleting groups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from portal.audit.service import created, diff, history_of, record, removed, snapshot
+from portal.extensions import db
+from portal.models import (
+    Baremetal,
+    BaremetalGroup,
+    BaremetalGroupTenantQuota,
+    K8sCluster,
+    Tenant,
+    User,
+)
+from portal.models import VirtualMachineSpecification as Flavor
+from portal.tenants.quotas import QuotaUsage, commitments, quota_usages
+
+GROUP_FIELDS = ("name", "dimension", "description")
+MAX_NAME = 64
+NAMES_SHOWN = 10
+
+
+class GroupInvalid(ValueError):
+    """The group cannot be saved or deleted; ``errors`` maps fields to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class FlavorHeadroom:
+    flavor_id: int
+    name: str
+    cpu: int
+    memory: int
+    storage: int
+    generation: int
+    fits: int  # more single VMs of this flavor that fit on the group's active servers now
+
+
+def headroom(group: BaremetalGroup) -> list[FlavorHeadroom]:
+    """For each active flavor, Σ over the group's active servers of
+    min_d floor(available_d / flavor_d): how many more single VMs of it fit right now,
+    quotas aside. One query."""
+    per_cpu = Baremetal.available_cpu // Flavor.cpu
+    per_memory = Baremetal.available_memory // Flavor.memory
+    # A flavor without storage is not limited by storage.
+    per_storage = case(
+        (Flavor.storage == 0, per_cpu), else_=Baremetal.available_storage // Flavor.storage
+    )
+    fits = case(
+        ((per_cpu <= per_memory) & (per_cpu <= per_storage), per_cpu),
+        (per_memory <= per_storage, per_memory),
+        else_=per_storage,
+    )
+    rows = db.session.execute(
+        select(
+            Flavor.id, Flavor.name, Flavor.cpu, Flavor.memory, Flavor.storage,
+            Flavor.generation, func.coalesce(func.sum(fits), 0),
+        )
+        .outerjoin(
+            Baremetal, (Baremetal.group_id == group.id) & (Baremetal.status == "active")
+        )
+        .where(Flavor.is_active.is_(True))
+        .group_by(Flavor.id, Flavor.name, Flavor.cpu, Flavor.memory, Flavor.storage,
+                  Flavor.generation)
+        .order_by(Flavor.cpu, Flavor.memory, Flavor.storage, Flavor.name)
+    ).all()
+    return [FlavorHeadroom(*row) for row in rows]
+
+
+def _group_quotas(group: BaremetalGroup, tenant_scope: frozenset[int] | None):
+    stmt = (
+        select(BaremetalGroupTenantQuota)
+        .join(BaremetalGroupTenantQuota.tenant)
+        .options(
+            joinedload(BaremetalGroupTenantQuota.tenant),
+            joinedload(BaremetalGroupTenantQuota.group),
+            joinedload(BaremetalGroupTenantQuota.updated_by_user),
+        )
+        .where(BaremetalGroupTenantQuota.group_id == group.id)
+        .order_by(Tenant.name)
+    )
+    if tenant_scope is not None:
+        stmt = stmt.where(BaremetalGroupTenantQuota.tenant_id.in_(tenant_scope))
+    return list(db.session.scalars(stmt))
+
+
+def group_totals(group: BaremetalGroup, usages: list[QuotaUsage] | None = None) -> dict:
+    """The summary at the top of a group's page: capacity, servers per status, and how much
+    of each dimension the quotas promise away (refreshed after every quota edit)."""
+    if usages is None:
+        usages = quota_usages(_group_quotas(group, None))
+    statuses = dict(
+        db.session.execute(
+            select(Baremetal.status, func.count())
+            .where(Baremetal.group_id == group.id)
+            .group_by(Baremetal.status)
+        ).all()
+    )
+    return {
+        "commitments": commitments(group, usages),
+        "quota_count": len(usages),
+        "server_statuses": statuses,
+    }
+
+
+def group_history(group: BaremetalGroup, tenant_scope: frozenset[int] | None = None) -> list:
+    """Events about the group and about its quotas (a tenant admin's own quotas only)."""
+    quota_ids = select(BaremetalGroupTenantQuota.id).where(
+        BaremetalGroupTenantQuota.group_id == group.id
+    )
+    if tenant_scope is not None:
+        quota_ids = quota_ids.where(BaremetalGroupTenantQuota.tenant_id.in_(tenant_scope))
+    return history_of("baremetal_group", group.id, [("quota", quota_ids)])
+
+
+def group_detail(
+    group: BaremetalGroup, tenant_scope: frozenset[int] | None, show_servers: bool
+) -> dict:
+    """Everything the group's page shows, in a fixed number of queries. A tenant admin
+    (tenant_scope set) sees capacity and their own tenants' quotas only."""
+    all_quotas = _group_quotas(group, tenant_scope)
+    usages = quota_usages(all_quotas)
+    servers = []
+    if show_servers:
+        servers = list(db.session.scalars(
+            select(Baremetal)
+            .options(joinedload(Baremetal.rack))
+            .where(Baremetal.group_id == group.id)
+            .order_by(Baremetal.name)
+        ))
+    tenants_without_quota = []
+    if tenant_scope is None:
+        tenants_without_quota = [
+            (row.id, row.name)
+            for row in db.session.execute(
+                select(Tenant.id, Tenant.name)
+                .where(~Tenant.id.in_(
+                    select(BaremetalGroupTenantQuota.tenant_id)
+                    .where(BaremetalGroupTenantQuota.group_id == group.id)
+                ))
+                .order_by(Tenant.name)
+            )
+        ]
+    return {
+        "quotas": usages,
+        "servers": servers,
+        "headroom": headroom(group),
+        "tenants_without_quota": tenants_without_quota,
+        "events": group_history(group, tenant_scope),
+        **group_totals(group, usages if tenant_scope is None else None),
+    }
+
+
+# ---- Create, edit, delete ---------------------------------------------------------------
+
+def _clean(values: Mapping[str, Any]) -> dict[str, str]:
+    return {name: (values.get(name) or "").strip() for name in GROUP_FIELDS}
+
+
+def _check(clean: dict[str, str], group: BaremetalGroup | None = None) -> None:
+    errors = {}
+    name = clean["name"]
+    if not name:
+        errors["name"] = "Give the group a name."
+    elif len(name) > MAX_NAME:
+        errors["name"] = f"A group name has at most {MAX_NAME} characters."
+    else:
+        clash = db.session.scalar(select(BaremetalGroup.id).where(BaremetalGroup.name == name))
+        if clash is not None and (group is None or clash != group.id):
+            errors["name"] = f"A group named {name} already exists."
+    if len(clean["dimension"]) > 64:
+        errors["dimension"] = "A dimension has at most 64 characters."
+    if errors:
+        raise GroupInvalid(errors)
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise GroupInvalid({"name": "A group with this name already exists."}) from None
+
+
+def create_group(values: Mapping[str, Any], user: User | None) -> BaremetalGroup:
+    """A new, empty group: servers join it from their own pages."""
+    clean = _clean(values)
+    _check(clean)
+    group = BaremetalGroup(**clean)
+    db.session.add(group)
+    db.session.flush()
+    record("create", "baremetal_group", group.id, group.name,
+           created(snapshot(group, GROUP_FIELDS)), user=user)
+    _commit()
+    return group
+
+
+def update_group(group: BaremetalGroup, values: Mapping[str, Any], user: User | None) -> dict:
+    clean = _clean(values)
+    _check(clean, group)
+    before = snapshot(group, GROUP_FIELDS)
+    for name, value in clean.items():
+        setattr(group, name, value)
+    changes = diff(before, snapshot(group, GROUP_FIELDS))
+    if changes:
+        record("update", "baremetal_group", group.id, group.name, changes, user=user)
+        _commit()
+    return changes
+
+
+def _names(names: list[str], total: int) -> str:
+    listed = ", ".join(names[:NAMES_SHOWN])
+    return listed + (f" and {total - NAMES_SHOWN} more" if total > NAMES_SHOWN else "")
+
+
+def delete_group(group: BaremetalGroup, user: User | None) -> None:
+    """Refused while servers belong to the group or clusters (even deleted ones, kept for
+    history) refer to it, naming them. Its quotas go with it."""
+    servers = list(db.session.scalars(
+        select(Baremetal.name).where(Baremetal.group_id == group.id).order_by(Baremetal.name)
+    ))
+    clusters = list(db.session.scalars(
+        select(K8sCluster.name).where(K8sCluster.group_id == group.id).order_by(K8sCluster.name)
+    ))
+    problems = []
+    if servers:
+        problems.append(f"{len(servers)} server{'s' if len(servers) != 1 else ''} "
+                        f"({_names(servers, len(servers))}): move them to another group first")
+    if clusters:
+        problems.append(f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''} "
+                        f"({_names(clusters, len(clusters))}), deleted ones kept for history "
+                        "included")
+    if problems:
+        raise GroupInvalid({"group": f"Group {group.name} still has " + "; and ".join(problems)
+                            + "."})
+    record("delete", "baremetal_group", group.id, group.name,
+           removed(snapshot(group, GROUP_FIELDS)), user=user)
+    db.session.delete(group)
+    db.session.commit()

@@ -1,0 +1,118 @@
+"""Service meshes, and which clusters use each in which role."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from portal.audit.service import created, diff, history, record, removed, snapshot
+from portal.extensions import db
+from portal.models import (
+    MESH_STATUSES,
+    MESH_TYPES,
+    K8sCluster,
+    K8sClusterToServiceMesh,
+    ServiceMesh,
+    User,
+)
+
+MESH_FIELDS = ("name", "mesh_type", "version", "status", "description")
+MAX_NAME = 64
+MAX_VERSION = 32
+
+
+class MeshInvalid(ValueError):
+    """The mesh cannot be saved or deleted; ``errors`` maps fields to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _clean(values: Mapping[str, Any], mesh: ServiceMesh | None = None) -> dict[str, str]:
+    clean = {name: (values.get(name) or "").strip() for name in MESH_FIELDS}
+    errors = {}
+    if not clean["name"]:
+        errors["name"] = "Give the mesh a name."
+    elif len(clean["name"]) > MAX_NAME:
+        errors["name"] = f"A mesh name has at most {MAX_NAME} characters."
+    else:
+        clash = db.session.scalar(select(ServiceMesh.id).where(ServiceMesh.name == clean["name"]))
+        if clash is not None and (mesh is None or clash != mesh.id):
+            errors["name"] = f"A mesh named {clean['name']} already exists."
+    if clean["mesh_type"] not in MESH_TYPES:
+        errors["mesh_type"] = f"Choose one of {', '.join(MESH_TYPES)}."
+    if clean["status"] not in MESH_STATUSES:
+        errors["status"] = f"Choose one of {', '.join(MESH_STATUSES)}."
+    if not clean["version"]:
+        errors["version"] = "Give the version, e.g. 1.23.2."
+    elif len(clean["version"]) > MAX_VERSION:
+        errors["version"] = f"A version has at most {MAX_VERSION} characters."
+    if errors:
+        raise MeshInvalid(errors)
+    return clean
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise MeshInvalid({"name": "A mesh with this name already exists."}) from None
+
+
+def create_mesh(values: Mapping[str, Any], user: User | None) -> ServiceMesh:
+    mesh = ServiceMesh(**_clean(values))
+    db.session.add(mesh)
+    db.session.flush()
+    record("create", "service_mesh", mesh.id, mesh.name, created(snapshot(mesh, MESH_FIELDS)),
+           user=user)
+    _commit()
+    return mesh
+
+
+def update_mesh(mesh: ServiceMesh, values: Mapping[str, Any], user: User | None) -> dict:
+    clean = _clean(values, mesh)
+    before = snapshot(mesh, MESH_FIELDS)
+    for name, value in clean.items():
+        setattr(mesh, name, value)
+    changes = diff(before, snapshot(mesh, MESH_FIELDS))
+    if changes:
+        record("update", "service_mesh", mesh.id, mesh.name, changes, user=user)
+        _commit()
+    return changes
+
+
+def delete_mesh(mesh: ServiceMesh, user: User | None) -> None:
+    """Refused while any cluster uses the mesh, naming how many."""
+    users = db.session.scalar(
+        select(func.count()).where(K8sClusterToServiceMesh.service_mesh_id == mesh.id)
+    )
+    if users:
+        raise MeshInvalid({"mesh": (
+            f"Mesh {mesh.name} is used by {users} cluster{'s' if users != 1 else ''}: "
+            "unlink it from them first."
+        )})
+    record("delete", "service_mesh", mesh.id, mesh.name, removed(snapshot(mesh, MESH_FIELDS)),
+           user=user)
+    db.session.delete(mesh)
+    db.session.commit()
+
+
+def mesh_overview(mesh: ServiceMesh) -> dict:
+    """The clusters using the mesh, with their role, tenant and group; and its history."""
+    links = list(db.session.scalars(
+        select(K8sClusterToServiceMesh)
+        .join(K8sClusterToServiceMesh.cluster)
+        .options(
+            joinedload(K8sClusterToServiceMesh.cluster).joinedload(K8sCluster.tenant),
+            joinedload(K8sClusterToServiceMesh.cluster).joinedload(K8sCluster.group),
+        )
+        .where(K8sClusterToServiceMesh.service_mesh_id == mesh.id)
+        .order_by(K8sClusterToServiceMesh.role, K8sCluster.name)
+    ))
+    return {"links": links, "events": history("service_mesh", mesh.id)}

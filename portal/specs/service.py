@@ -1,0 +1,111 @@
+"""Flavors: the catalogue tenants choose from. A VM copies its flavor's resources when it is
+placed, so editing or retiring a flavor never changes existing VMs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.audit.service import created, diff, history, record, snapshot
+from portal.extensions import db
+from portal.models import User, VirtualMachine
+from portal.models import VirtualMachineSpecification as Flavor
+
+FLAVOR_FIELDS = ("name", "cpu", "memory", "storage", "generation", "description", "is_active")
+MAX_NAME = 64
+MAX_FIGURE = 2_147_483_647
+MINIMUM = {"cpu": 1, "memory": 1, "storage": 0, "generation": 1}
+NOUN = {"cpu": "CPU", "memory": "Memory", "storage": "Storage", "generation": "Generation"}
+
+
+class FlavorInvalid(ValueError):
+    """The flavor cannot be saved; ``errors`` maps fields to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _clean(values: Mapping[str, Any], flavor: Flavor | None = None) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {
+        "name": (values.get("name") or "").strip(),
+        "description": (values.get("description") or "").strip(),
+        "is_active": bool(values.get("is_active", True)),
+    }
+    name = clean["name"]
+    if not name:
+        errors["name"] = "Give the flavor a name."
+    elif len(name) > MAX_NAME:
+        errors["name"] = f"A flavor name has at most {MAX_NAME} characters."
+    else:
+        clash = db.session.scalar(select(Flavor.id).where(Flavor.name == name))
+        if clash is not None and (flavor is None or clash != flavor.id):
+            errors["name"] = f"A flavor named {name} already exists."
+    for field, minimum in MINIMUM.items():
+        value = values.get(field)
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors[field] = "Enter a whole number."
+        elif not minimum <= value <= MAX_FIGURE:
+            errors[field] = f"{NOUN[field]} is at least {minimum}."
+        else:
+            clean[field] = value
+    if errors:
+        raise FlavorInvalid(errors)
+    return clean
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise FlavorInvalid({"name": "A flavor with this name already exists."}) from None
+
+
+def create_flavor(values: Mapping[str, Any], user: User | None) -> Flavor:
+    flavor = Flavor(**_clean(values))
+    db.session.add(flavor)
+    db.session.flush()
+    record("create", "flavor", flavor.id, flavor.name, created(snapshot(flavor, FLAVOR_FIELDS)),
+           user=user)
+    _commit()
+    return flavor
+
+
+def update_flavor(flavor: Flavor, values: Mapping[str, Any], user: User | None) -> dict:
+    """Change the catalogue entry only: VMs keep the resources they were placed with."""
+    clean = _clean(values, flavor)
+    before = snapshot(flavor, FLAVOR_FIELDS)
+    for name, value in clean.items():
+        setattr(flavor, name, value)
+    changes = diff(before, snapshot(flavor, FLAVOR_FIELDS))
+    if changes:
+        record("update", "flavor", flavor.id, flavor.name, changes, user=user)
+        _commit()
+    return changes
+
+
+def set_active(flavor: Flavor, active: bool, user: User | None) -> bool:
+    """Retire a flavor (it stays for history, cannot be chosen) or offer it again."""
+    if flavor.is_active == active:
+        return False
+    record("retire" if not active else "restore", "flavor", flavor.id, flavor.name,
+           {"is_active": {"from": flavor.is_active, "to": active}}, user=user)
+    flavor.is_active = active
+    db.session.commit()
+    return True
+
+
+def flavor_overview(flavor: Flavor) -> dict:
+    """How many VMs were placed with it (live and in total), and its history."""
+    live, total = db.session.execute(
+        select(
+            func.coalesce(func.sum(case((VirtualMachine.status != "deleted", 1), else_=0)), 0),
+            func.count(VirtualMachine.id),
+        ).where(VirtualMachine.spec_id == flavor.id)
+    ).one()
+    return {"live_vms": live, "all_vms": total, "events": history("flavor", flavor.id)}

@@ -1,0 +1,193 @@
+"""CSV import of servers: all rows checked first, every bad row named by its line,
+nothing imported unless every row is good; an existing serial updates its server."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.baremetals import service
+from portal.baremetals.counters import counter_drift
+from portal.extensions import db
+from portal.models import AuditEvent, Baremetal, BaremetalGroup
+from tests import factories as f
+from tests.baremetals.pages import client_for, post, text
+
+HEADER = ("name,serial,status,region,dc,rack,rack_unit,size_u,group,total_cpu,total_memory,"
+          "total_storage")
+
+
+@pytest.fixture
+def estate(app):
+    rack = f.rack(name="tpe1-r01", region="tw-north", dc="tpe1", height_u=42)
+    grp = f.group(name="north")
+    other = f.group(name="south")
+    busy = f.server(rack=rack, group=grp, name="busy-01", serial="SN-BUSY", rack_unit=10,
+                    size_u=2, cpu=64, memory=256, storage=2000, region="tw-north", dc="tpe1")
+    tenant, flavor = f.tenant(), f.flavor(cpu=8, memory=32, storage=100)
+    f.vm(tenant, busy, flavor, name="api-1")
+    db.session.commit()
+    return SimpleNamespace(**locals())
+
+
+def server_count() -> int:
+    return db.session.scalar(select(func.count(Baremetal.id)))
+
+
+def by_name(name: str) -> Baremetal | None:
+    return db.session.scalar(select(Baremetal).where(Baremetal.name == name))
+
+
+def run(client, csv_text: str, as_file: bool = False):
+    if as_file:
+        data = {"file": (io.BytesIO(csv_text.encode("utf-8")), "servers.csv")}
+        return post(client, "/servers/import", data, content_type="multipart/form-data")
+    return post(client, "/servers/import", {"text": csv_text})
+
+
+GOOD = "\n".join([
+    HEADER,
+    "web-01,SN-W1,active,,,tpe1-r01,1,1,north,32,128,1000",
+    "web-02,SN-W2,,,,tpe1-r01,2,2,north,32,128,1000",
+    "loose-01,SN-L1,maintenance,tw-north,tpe1,,,,,8,16,100",
+])
+
+
+def test_good_file_imports_everything_with_counters_and_audit(ops, estate):
+    before = db.session.get(BaremetalGroup, estate.grp.id).total_cpu
+    response = run(ops, GOOD, as_file=True)
+    assert response.status_code == 302
+    assert "3 created, 0 updated" in text(ops.get("/servers/"))
+    web2 = by_name("web-02")
+    assert (web2.rack.name, web2.rack_unit, web2.size_u, web2.region, web2.dc) == (
+        "tpe1-r01", 2, 2, "tw-north", "tpe1")
+    assert web2.status == "active" and web2.group.name == "north"
+    assert by_name("loose-01").rack_id is None
+    grp = db.session.get(BaremetalGroup, estate.grp.id)
+    assert grp.total_cpu == before + 64 and counter_drift() == []
+    created = db.session.scalars(select(AuditEvent.object_label).where(
+        AuditEvent.object_type == "baremetal", AuditEvent.action == "create")).all()
+    assert sorted(created) == ["loose-01", "web-01", "web-02"]
+
+
+def test_one_bad_row_among_good_ones_imports_nothing_and_names_its_line(ops, estate):
+    rows = GOOD.splitlines()
+    rows.insert(2, "bad-01,SN-B1,active,,,tpe1-r01,11,1,north,8,8,8")  # line 3: on busy-01
+    response = run(ops, "\n".join(rows))
+    html = text(response)
+    assert response.status_code == 422
+    assert "Nothing was imported: 1 problem to fix first." in html
+    assert ("line 3: Units 11–11 of rack tpe1-r01 are taken by busy-01 (U10–U11).") in html
+    assert server_count() == 1 and counter_drift() == []
+
+
+def test_every_bad_row_is_reported(app, estate):
+    csv_text = "\n".join([
+        HEADER,
+        "ok-01,SN-OK1,active,,,tpe1-r01,20,2,north,8,8,8",
+        "ok-02,SN-OK2,active,,,tpe1-r01,21,1,north,8,8,8",        # overlaps line 2
+        "ok-03,SN-OK1,active,,,,,,,8,8,8",                        # serial of line 2
+        "ok-01,SN-OK4,active,,,,,,,8,8,8",                        # name of line 2
+        "busy-01,SN-OTHER,active,,,,,,,8,8,8",                    # name of another server
+        "x-06,SN-6,sleeping,,,nowhere,1,1,nogroup,8,8,8",
+        "x-07,SN-7,active,,,tpe1-r01,41,3,,8,8,8",
+        "x-08,SN-8,active,,,tpe1-r01,abc,1,,8,,8",
+        "x-09,SN-9,active,,khh1,tpe1-r01,30,1,,8,8,8",
+        "",
+        "x-11,SN-11,active,,,,,,",
+    ])
+    with pytest.raises(service.ImportRefused) as refused:
+        service.import_servers(csv_text)
+    assert refused.value.problems == [
+        "line 3: Units 21–21 of rack tpe1-r01 are taken by ok-01 on line 2 (U20–U21).",
+        "line 4: serial SN-OK1 is also on line 2.",
+        "line 5: name ok-01 is also on line 2.",
+        "line 6: server busy-01 already exists with serial SN-BUSY.",
+        "line 7: there is no rack named nowhere. there is no group named nogroup. "
+        "Status is one of active, maintenance, offline, decommissioned.",
+        "line 8: Units 41–43 do not fit in rack tpe1-r01, which has units 1–42.",
+        "line 9: rack_unit 'abc' is not a whole number. total_memory is required for a new "
+        "server.",
+        "line 10: Rack tpe1-r01 is in DC tpe1; leave DC empty to take the rack's.",
+        "line 12: 9 cells, but the header names 12 columns.",
+    ]
+    db.session.rollback()
+    assert server_count() == 1
+
+
+def test_reimport_updates_by_serial_with_the_rules_of_edit(ops, estate):
+    assert run(ops, GOOD).status_code == 302
+    update = "\n".join([
+        "serial,name,total_cpu,rack_unit,group",
+        "SN-W1,web-01-renamed,48,30,",
+        "SN-W2,web-02,,,south",
+        "SN-L1,loose-01,,,",
+    ])
+    response = run(ops, update)
+    assert response.status_code == 302
+    assert "0 created, 2 updated, 1 unchanged" in text(ops.get("/servers/"))
+    renamed = by_name("web-01-renamed")
+    assert (renamed.serial, renamed.total_cpu, renamed.available_cpu, renamed.rack_unit) == (
+        "SN-W1", 48, 48, 30)
+    assert by_name("web-02").group.name == "south"
+    assert server_count() == 4 and counter_drift() == []
+    event = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.object_id == renamed.id, AuditEvent.action == "import")).one()
+    assert event.changes["name"] == {"from": "web-01", "to": "web-01-renamed"}
+
+
+def test_reimport_refuses_what_edit_refuses_for_servers_with_vms(ops, estate):
+    csv_text = "\n".join([
+        "name,serial,status,group,total_cpu",
+        "busy-01,SN-BUSY,offline,south,4",
+    ])
+    html = text(run(ops, csv_text))
+    assert ("line 2: Server busy-01 cannot go offline while 1 VM holds resources on it: "
+            "api-1.") in html
+    assert "Server busy-01 cannot change group while 1 VM holds" in html
+    assert "has 8 cores allocated to its VMs: the total cannot go below 8." in html
+    busy = by_name("busy-01")
+    assert (busy.status, busy.group.name, busy.total_cpu) == ("active", "north", 64)
+
+
+def test_bom_cjk_and_header_case_are_accepted(ops, estate):
+    csv_text = "\ufeffName,Serial,Rack,Rack_Unit,Total_CPU,Total_Memory,Total_Storage\n" \
+               "台北-資料庫-01,SN-CJK,tpe1-r01,40,16,64,500\n"
+    response = post(ops, "/servers/import",
+                    {"file": (io.BytesIO(csv_text.encode("utf-8")), "伺服器.csv")},
+                    content_type="multipart/form-data")
+    assert response.status_code == 302
+    assert by_name("台北-資料庫-01").rack_unit == 40
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "line 1: the file is empty"),
+    (b"name,serial,colour\n", "line 1: unknown column &#39;colour&#39;; the columns are"),
+    (b"name,total_cpu\n", "line 1: the header needs the column serial."),
+    (b"name,serial\n", "The file has a header but no rows."),
+    ("name,serial\nx,y\n".encode("utf-16"), "The file is not UTF-8 text"),
+])
+def test_unusable_files_are_explained(ops, estate, content, message):
+    response = post(ops, "/servers/import", {"file": (io.BytesIO(content), "s.csv")},
+                    content_type="multipart/form-data")
+    assert response.status_code == 422 and message in text(response)
+    assert server_count() == 1
+
+
+def test_template_and_format_are_offered(ops, estate):
+    page = text(ops.get("/servers/import"))
+    assert "total_storage" in page and "updates" in page
+    template = ops.get("/servers/import/template.csv")
+    assert template.mimetype == "text/csv"
+    assert template.get_data(as_text=True).splitlines()[0] == HEADER
+
+
+def test_only_operators_import(app, estate):
+    f.maintainer(account="oncall")
+    db.session.commit()
+    client = client_for(app, "m", maintainer_account="oncall")
+    assert client.get("/servers/import").status_code == 403
+    assert run(client, GOOD).status_code == 403

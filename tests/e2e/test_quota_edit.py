@@ -1,0 +1,64 @@
+"""An operator edits a tenant's quota in place on a group's page: a bad value is refused in
+the row, a good one swaps the row back and the group's totals follow without a reload."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import log_in
+
+
+def test_operator_edits_a_quota_in_place_and_sees_the_totals_change(page, shoot):
+    log_in(page, "ops-admin", "ops-admin-demo")
+    page.goto("/groups/")
+    page.get_by_role("link", name="tw-north-general").click()
+    expect(page.get_by_role("heading", name="tw-north-general")).to_be_visible()
+    row = page.locator("tr.quota-row", has=page.get_by_role("link", name="globex"))
+    row_id = row.get_attribute("id")
+    row = page.locator(f"#{row_id}")
+    cpu_total = page.locator('#group-totals [data-dimension="cpu"] .commitment-figure')
+    before = cpu_total.inner_text()
+    shoot(page, "group-quotas")
+    page.evaluate("window.__marker = 'no reload'")
+
+    row.get_by_role("link", name="Edit").click()
+    expect(row).to_have_class(re.compile("is-editing"))
+    limit, percent = row.locator('input[name$="-cpu_limit"]'), row.locator(
+        'input[name$="-cpu_percent"]')
+    expect(percent).to_have_value("25")
+
+    # Both an absolute limit and a percentage: refused in the row, nothing saved.
+    limit.fill("64")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".invalid-feedback")).to_contain_text("not both")
+    expect(row).to_have_class(re.compile("is-editing"))
+    shoot(page, "quota-edit-error")
+
+    # A limit below what globex already uses: saved, with a plain warning.
+    percent.fill("")
+    limit.fill("8")
+    row.get_by_role("button", name="Save").click()
+    expect(row).not_to_have_class(re.compile("is-editing"))
+    expect(row.locator('[data-dimension="cpu"]')).to_contain_text("of 8 cores")
+    expect(row.locator('[data-dimension="cpu"]')).to_contain_text("over by")
+    expect(page.locator("#flash-oob")).to_contain_text("CPU limit set to 8, CPU % 25 → none")
+    expect(page.locator("#flash-oob")).to_contain_text(
+        "the new limit 8 stops new VMs but keeps the existing ones")
+    expect(cpu_total).not_to_have_text(before)
+    assert page.evaluate("window.__marker") == "no reload"
+    shoot(page, "quota-edit-saved")
+
+    # The history panel on a fresh load tells who changed what.
+    page.reload()
+    expect(page.locator(".history-panel")).to_contain_text("CPU limit set to 8, CPU % 25 → none, by user ops-admin")
+
+    # Put it back (the demo data is shared with the other journeys).
+    row = page.locator(f"#{row_id}")
+    row.get_by_role("link", name="Edit").click()
+    row.locator('input[name$="-cpu_limit"]').fill("")
+    row.locator('input[name$="-cpu_percent"]').fill("25")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator('[data-dimension="cpu"]')).to_contain_text("25 % of group")
+    expect(cpu_total).to_have_text(before)
