@@ -50,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from portal.api import init_api
     from portal.audit.routes import bp as audit_bp
     from portal.auth.routes import bp as auth_bp
     from portal.baremetals.routes import bp as baremetals_bp
@@ -69,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
         vms_bp, clusters_bp, meshes_bp, maintainers_bp, audit_bp, search_bp,
     ):
         app.register_blueprint(bp)
+    app.register_blueprint(init_api())
 
 
 def _register_cli(app: Flask) -> None:

@@ -29,6 +29,12 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # Kubernetes versions the cluster wizard offers, newest first.
+    PORTAL_K8S_VERSIONS = tuple(
+        v.strip()
+        for v in os.environ.get("PORTAL_K8S_VERSIONS", "1.31.2,1.30.5,1.29.9").split(",")
+        if v.strip()
+    )
     PER_PAGE_CHOICES = (25, 50, 100, 250)
     DEFAULT_PER_PAGE = 50
 

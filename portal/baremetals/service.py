@@ -147,7 +147,9 @@ def position_problem(
     )
     if clash:
         taken = ", ".join(f"{label} ({unit_span(u, s)})" for u, label, s in clash)
-        return f"Units {unit}–{top} of rack {rack.name} are taken by {taken}."
+        where = f"Unit {unit}" if top == unit else f"Units {unit}–{top}"
+        verb = "is" if top == unit else "are"
+        return f"{where} of rack {rack.name} {verb} taken by {taken}."
     return None
 
 

@@ -25,7 +25,7 @@ from portal.web import list_page, render
 from portal.web.forms import int_or_none
 from portal.web.forms import options as choices
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, tenant_choices
+from portal.web.options import enum_choices, maintainer_filters, tenant_choices
 
 bp = Blueprint("clusters", __name__, url_prefix="/clusters")
 
@@ -52,6 +52,7 @@ clusters = Listing(
                lambda: enum_choices(CLUSTER_STATUSES)),
         Filter("tenant", "Tenant", lambda s, v: s.where(K8sCluster.tenant_id == int(v)),
                tenant_choices),
+        *maintainer_filters("k8s_cluster", K8sCluster.id),
     ],
 )
 

@@ -15,7 +15,7 @@ from portal.vms.forms import VmForm
 from portal.web.forms import options as choices
 from portal.web import list_page, render
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, tenant_choices
+from portal.web.options import enum_choices, maintainer_filters, tenant_choices
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 
@@ -58,6 +58,7 @@ vms = Listing(
                lambda: enum_choices(VM_ROLES)),
         Filter("tenant", "Tenant", lambda s, v: s.where(VirtualMachine.tenant_id == int(v)),
                tenant_choices),
+        *maintainer_filters("virtual_machine", VirtualMachine.id),
     ],
     default_sort="-created_at",
 )

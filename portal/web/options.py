@@ -32,3 +32,33 @@ def tenant_choices() -> list[tuple[str, str]]:
         scoped(select(Tenant.id, Tenant.name), Tenant.id).order_by(Tenant.name)
     ).all()
     return [(str(row.id), row.name) for row in rows]
+
+
+def maintainer_choices() -> list[tuple[str, str]]:
+    from portal.models import Maintainer
+
+    rows = db.session.execute(
+        select(Maintainer.id, Maintainer.name).order_by(Maintainer.name)).all()
+    return [(str(r.id), r.name) for r in rows]
+
+
+def maintainer_group_choices() -> list[tuple[str, str]]:
+    from portal.models import MaintainerGroup
+
+    return named_choices(MaintainerGroup)
+
+
+def maintainer_filters(resource_type: str, id_column) -> list:
+    """The two filters every assignable list offers: by maintainer (directly or through a
+    group) and by maintainer group."""
+    from portal.maintainers.service import maintained_ids
+    from portal.web.listing import Filter
+
+    return [
+        Filter("maintainer", "Maintainer",
+               lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, maintainer_id=int(v)))),
+               maintainer_choices),
+        Filter("maintainer_group", "Maintainer group",
+               lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, group_id=int(v)))),
+               maintainer_group_choices),
+    ]

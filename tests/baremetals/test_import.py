@@ -80,7 +80,7 @@ def test_one_bad_row_among_good_ones_imports_nothing_and_names_its_line(ops, est
     html = text(response)
     assert response.status_code == 422
     assert "Nothing was imported: 1 problem to fix first." in html
-    assert ("line 3: Units 11–11 of rack tpe1-r01 are taken by busy-01 (U10–U11).") in html
+    assert ("line 3: Unit 11 of rack tpe1-r01 is taken by busy-01 (U10–U11).") in html
     assert server_count() == 1 and counter_drift() == []
 
 
@@ -102,7 +102,7 @@ def test_every_bad_row_is_reported(app, estate):
     with pytest.raises(service.ImportRefused) as refused:
         service.import_servers(csv_text)
     assert refused.value.problems == [
-        "line 3: Units 21–21 of rack tpe1-r01 are taken by ok-01 on line 2 (U20–U21).",
+        "line 3: Unit 21 of rack tpe1-r01 is taken by ok-01 on line 2 (U20–U21).",
         "line 4: serial SN-OK1 is also on line 2.",
         "line 5: name ok-01 is also on line 2.",
         "line 6: server busy-01 already exists with serial SN-BUSY.",
@@ -191,3 +191,20 @@ def test_only_operators_import(app, estate):
     client = client_for(app, "m", maintainer_account="oncall")
     assert client.get("/servers/import").status_code == 403
     assert run(client, GOOD).status_code == 403
+
+
+def test_import_and_reimport_on_both_databases(any_app):
+    rack, grp = f.rack(name="r1", height_u=10), f.group(name="g1")
+    db.session.commit()
+    first = "\n".join([HEADER, "a,SA,,,,r1,1,2,g1,8,8,8", "b,SB,,,,r1,3,1,g1,4,4,4"])
+    assert len(service.import_servers(first).created) == 2
+    swap = "\n".join(["serial,name,rack,rack_unit", "SA,a,r1,9", "SB,b,r1,1"])
+    result = service.import_servers(swap)
+    assert sorted(result.updated) == ["a", "b"]
+    assert [(s.name, s.rack_unit) for s in db.session.scalars(
+        select(Baremetal).order_by(Baremetal.name))] == [("a", 9), ("b", 1)]
+    assert db.session.get(BaremetalGroup, grp.id).total_cpu == 12 and counter_drift() == []
+    with pytest.raises(service.ImportRefused):
+        service.import_servers("\n".join([HEADER, "c,SC,,,,r1,10,2,g1,1,1,1"]))
+    db.session.rollback()
+    assert rack.id and db.session.scalar(select(func.count(Baremetal.id))) == 2

@@ -182,7 +182,7 @@ def test_create_in_a_rack_and_group_takes_location_and_adds_capacity(ops, estate
 
 
 @pytest.mark.parametrize("overrides, field_message", [
-    ({"rack_unit": 11}, "Units 11–11 of rack tpe1-r01 are taken by busy-01 (U10–U11)."),
+    ({"rack_unit": 11}, "Unit 11 of rack tpe1-r01 is taken by busy-01 (U10–U11)."),
     ({"rack_unit": 41, "size_u": 3}, "Units 41–43 do not fit in rack tpe1-r01"),
     ({"rack_unit": ""}, "Choose the unit of rack tpe1-r01"),
     ({"dc": "tpe9"}, "Rack tpe1-r01 is in DC tpe1; leave DC empty"),
@@ -385,3 +385,13 @@ def test_counters_stay_exact_through_every_write(any_app):
     assert counter_drift() == []
     assert group_counters(north) == (40, 36, 128, 112, 60, 10)
     assert group_counters(south) == (0, 0, 0, 0, 0, 0)
+
+
+def test_forms_render_with_their_choices_and_prefill(ops, estate):
+    page = text(ops.get(f"/servers/new?rack_id={estate.rack.id}&unit=7"))
+    assert f'<option selected value="{estate.rack.id}">tpe1-r01 (tpe1)</option>' in page
+    assert 'name="rack_unit" type="number" value="7"' in page
+    assert ">north</option>" in page
+    page = text(ops.get(f"/servers/{estate.busy.id}/edit"))
+    assert 'value="busy-01"' in page and 'name="group_id"' not in page
+    assert "In use by VMs now: 16 cores" in page

@@ -52,7 +52,8 @@ def test_operator_edits_a_quota_in_place_and_sees_the_totals_change(page, shoot)
 
     # The history panel on a fresh load tells who changed what.
     page.reload()
-    expect(page.locator(".history-panel")).to_contain_text("CPU limit set to 8, CPU % 25 → none, by user ops-admin")
+    expect(page.locator(".history-panel")).to_contain_text(
+        "CPU limit set to 8, CPU % 25 → none, by user ops-admin")
 
     # Put it back (the demo data is shared with the other journeys).
     row = page.locator(f"#{row_id}")
@@ -62,3 +63,24 @@ def test_operator_edits_a_quota_in_place_and_sees_the_totals_change(page, shoot)
     row.get_by_role("button", name="Save").click()
     expect(row.locator('[data-dimension="cpu"]')).to_contain_text("25 % of group")
     expect(cpu_total).to_have_text(before)
+
+
+def test_tenant_flavor_mesh_and_audit_pages_read_well(page, shoot):
+    log_in(page, "ops-admin", "ops-admin-demo")
+    page.goto("/tenants/?sort=-cpu")
+    expect(page.locator("#list-table tbody tr").first).to_contain_text("acme")
+    shoot(page, "tenants-list")
+    page.get_by_role("link", name="acme", exact=True).click()
+    expect(page.locator("#quotas")).to_contain_text("tw-north-general")
+    shoot(page, "tenant-detail")
+    page.goto("/flavors/")
+    page.get_by_role("link", name="Standard-4C8G").click()
+    expect(page.get_by_text("never changes existing VMs")).to_be_visible()
+    shoot(page, "flavor-detail")
+    page.goto("/meshes/")
+    page.locator("#list-table tbody a").first.click()
+    expect(page.locator("#mesh-clusters")).to_be_visible()
+    shoot(page, "mesh-detail")
+    page.goto("/audit/?object_type=quota")
+    expect(page.locator("#list-table")).to_contain_text("globex in tw-north-general")
+    shoot(page, "audit-quota-events")

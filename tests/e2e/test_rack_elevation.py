@@ -53,3 +53,25 @@ def test_operator_browses_a_rack_elevation_and_follows_a_server(page, shoot):
 
     page.locator("#server-facts").get_by_role("link", name="tpe1-r01").click()
     expect(page.get_by_role("heading", name="tpe1-r01")).to_be_visible()
+
+
+def test_operator_is_told_every_bad_line_of_an_import(page, shoot):
+    log_in(page, "ops-admin", PASSWORDS["ops-admin"])
+    page.goto("/servers/")
+    page.get_by_role("link", name="Import CSV").click()
+    expect(page.get_by_role("heading", name="Import servers")).to_be_visible()
+    page.fill("#text", "\n".join([
+        "name,serial,rack,rack_unit,size_u,group,total_cpu,total_memory,total_storage",
+        "台北-new-01,SN-E2E-1,tpe1-r01,30,2,tw-north-general,32,128,1000",
+        "台北-new-02,SN-E2E-2,tpe1-r01,31,1,tw-north-general,32,128,1000",
+        "台北-new-03,SN-E2E-3,nowhere,1,1,,32,128,1000",
+    ]))
+    page.get_by_role("button", name="Check and import").click()
+    problems = page.locator("#import-problems")
+    expect(problems).to_contain_text("Nothing was imported: 2 problems")
+    expect(problems).to_contain_text("line 3: Unit 31 of rack tpe1-r01 is taken by "
+                                     "台北-new-01 on line 2 (U30–U31).")
+    expect(problems).to_contain_text("line 4: there is no rack named nowhere.")
+    shoot(page, "import-refused")
+    page.goto("/servers/?q=SN-E2E")
+    expect(page.locator("#list-table")).to_contain_text("No results")

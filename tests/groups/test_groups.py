@@ -83,7 +83,7 @@ def test_server_names_link_to_their_pages_when_those_exist(app, estate):
 def test_tenant_admin_sees_capacity_and_own_quota_only(app, estate):
     client = client_for(app, "acme-admin")
     html = client.get(f"/groups/{estate.grp.id}").get_data(as_text=True)
-    assert "Capacity" in html and "allocated / total" in html and "10 / 154 cores" in html
+    assert "Capacity" in html and "allocated / total" in html and "16 / 154 cores" in html
     assert ">acme<" in html and "globex" not in html
     assert "s-a" not in html and 'id="servers"' not in html
     assert "Quota limits add up to" not in html

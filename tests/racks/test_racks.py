@@ -257,3 +257,9 @@ def test_maintainers_read_racks_but_do_not_change_them(app, estate):
     assert client.get("/racks/new").status_code == 403
     assert post(client, f"/racks/{estate.a.id}/delete").status_code == 403
     assert client.get("/racks/999999").status_code == 404
+
+
+def test_rack_forms_render(ops, estate):
+    assert 'name="height_u" required type="number" value="42"' in text(ops.get("/racks/new"))
+    page = text(ops.get(f"/racks/{estate.a.id}/edit"))
+    assert 'value="tpe1-r01"' in page and "ToR: tpe1-r01-tor1/tor2" in page

@@ -60,7 +60,8 @@ def test_create_validates_and_audits(app, ops):
     bad = post(ops, "/flavors/new", name="Standard-4C8G", cpu="0", memory="8", storage="-1",
                generation="1")
     html = bad.get_data(as_text=True)
-    assert bad.status_code == 422 and "CPU is at least 1." in html and "Storage is at least 0." in html
+    assert bad.status_code == 422
+    assert "CPU is at least 1." in html and "Storage is at least 0." in html
     missing = post(ops, "/flavors/new", name="x", cpu="", memory="8", storage="1", generation="1")
     assert missing.status_code == 422 and "Enter a whole number." in missing.get_data(as_text=True)
     assert db.session.scalars(select(Flavor)).all() == []

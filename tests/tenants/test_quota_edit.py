@@ -71,7 +71,8 @@ def test_edit_link_turns_the_row_into_a_form(ops, estate):
     row = ops.get(f"/tenants/quotas/{estate.quota.id}/edit?on=group", headers=HX)
     text = row.get_data(as_text=True)
     assert row.status_code == 200 and "<html" not in text
-    assert text.lstrip().startswith(f'<tr id="quota-{estate.quota.id}" class="quota-row is-editing"')
+    assert text.lstrip().startswith(
+        f'<tr id="quota-{estate.quota.id}" class="quota-row is-editing"')
     assert f'name="q{estate.quota.id}-cpu_limit"' in text and 'value="40"' in text
     assert f'form="quota-form-{estate.quota.id}"' in text
     cancel = ops.get(f"/tenants/quotas/{estate.quota.id}?on=group", headers=HX)
@@ -80,7 +81,8 @@ def test_edit_link_turns_the_row_into_a_form(ops, estate):
 
 
 @pytest.mark.parametrize("values, field, message", [
-    ({"cpu_limit": 64, "cpu_percent": 50}, "cpu_limit", "Set an absolute CPU limit or a percentage, not both"),
+    ({"cpu_limit": 64, "cpu_percent": 50}, "cpu_limit",
+     "Set an absolute CPU limit or a percentage, not both"),
     ({"memory_percent": 120}, "memory_percent", "between 0 and 100"),
     ({"storage_limit": -5}, "storage_limit", "cannot be negative"),
     ({"cpu_percent": -1}, "cpu_percent", "between 0 and 100"),

@@ -1,0 +1,90 @@
+"""JSON API v1 (SPEC section 5): thin routes over the same services as the pages.
+
+Authentication is by ``Authorization: Bearer <token>`` only — never by the session cookie,
+so the blueprint can be exempt from CSRF without reopening it. The token's user becomes
+Flask-Login's ``current_user`` for the request (without touching the session), so roles
+and tenant scoping (portal.auth.access) work exactly as on the pages.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+from flask_login import AnonymousUserMixin
+from werkzeug.exceptions import HTTPException
+
+from portal.api.core import Api
+from portal.api.problems import (
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    ApiError,
+    register_handlers,
+    unauthorized,
+)
+from portal.auth.service import user_for_token
+from portal.extensions import csrf, db
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+api = Api(bp)
+csrf.exempt(bp)
+register_handlers(bp)
+
+# Reachable without a token: the description of the API itself.
+PUBLIC_ENDPOINTS = {"api.openapi", "api.docs"}
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@bp.before_request
+def _authenticate():
+    g._login_user = AnonymousUserMixin()  # ignore any session cookie
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint == "api.unknown":
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
+    user = user_for_token(secret.strip())
+    if user is None:
+        db.session.rollback()
+        return unauthorized("The token is unknown, revoked, or its account is disabled.")
+    # last_used_at is written now, so that the services start with a clean session
+    # (reserve() owns its transaction).
+    db.session.commit()
+    g._login_user = user
+    return None
+
+
+@bp.route("/", defaults={"rest": ""}, methods=ANY_METHOD)
+@bp.route("/<path:rest>", methods=ANY_METHOD)
+def unknown(rest: str):
+    """Anything under /api/v1 that no operation matches: a problem, not the HTML page."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = set()
+    for method in ANY_METHOD:
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != "api.unknown":
+            allowed.add(method)
+    if allowed:
+        raise ApiError(METHOD_NOT_ALLOWED, f"{request.method} is not allowed here.",
+                       headers={"Allow": ", ".join(sorted(allowed))})
+    raise ApiError(NOT_FOUND, f"No API resource at {request.path}.")
+
+
+def init_api() -> Blueprint:
+    """The blueprint with every operation registered (imported for their decorators)."""
+    from portal.api import (  # noqa: F401
+        audit,
+        clusters,
+        docs,
+        inventory,
+        jobs,
+        maintainers,
+        placements,
+        tenants,
+        tokens,
+        vms,
+    )
+
+    return bp

@@ -1,0 +1,183 @@
+"""The thin layer between Flask and the services: one decorator declares an operation —
+method, path, access rule, query/body/response models, status and error responses — and
+that declaration is both what runs (parse with pydantic, check the role, call the view,
+serialise with the response model) and what the OpenAPI document is built from, so the
+document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, json, request
+from flask_login import current_user
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from portal.api.problems import FORBIDDEN, VALIDATION_ERROR, ApiError, pydantic_errors
+from portal.auth.access import OPERATOR, can, roles_of
+
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers; a larger one names nothing
+PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call an operation: a rule of portal.auth.access.RULES; operators only (area
+    None: provisioning jobs, which RULES has no area for); or any user ("any": their own
+    account and tokens)."""
+
+    area: str | None
+    action: str = "read"
+
+    def allows(self) -> bool:
+        if self.area == "any":
+            return bool(current_user.is_authenticated)
+        if self.area is None:
+            return OPERATOR in roles_of(current_user)
+        return can(self.area, self.action)
+
+    def describe(self) -> str:
+        if self.area == "any":
+            return "any signed-in user"
+        if self.area is None:
+            return "operators"
+        from portal.auth.access import RULES
+
+        roles = sorted(RULES[self.area].get(self.action, ()))
+        return ", ".join(r.replace("_", " ") + "s" for r in roles)
+
+
+OPERATORS_ONLY = Access(None)
+ANY_ROLE = Access("any")  # any token, whatever its user's roles: their own account
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str  # OpenAPI form, relative to /api/v1: /vms/{vm_id}
+    endpoint: str
+    summary: str
+    description: str
+    tags: tuple[str, ...]
+    access: Access | None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | Any = None  # a model, or an annotated union of models
+    response: Any = None  # a model (or type) serialised with pydantic; None: no body
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    path_params: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def operation_id(self) -> str:
+        return self.endpoint
+
+
+class Api:
+    """Registry of operations on one blueprint."""
+
+    def __init__(self, blueprint: Blueprint) -> None:
+        self.blueprint = blueprint
+        self.operations: list[Operation] = []
+
+    def operation(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tags: Sequence[str],
+        access: Access | None,
+        query: type[BaseModel] | None = None,
+        body: Any = None,
+        response: Any = None,
+        status: int = 200,
+        errors: Sequence[int] = (),
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+            params = tuple(PATH_PARAM.findall(path))
+            implied = set(errors)
+            if access is not None:
+                implied |= {401, 403}
+            if params:
+                implied.add(404)
+            if query is not None or body is not None:
+                implied.add(422)
+            op = Operation(
+                method=method.upper(), path=path, endpoint=view.__name__, summary=summary,
+                description=(view.__doc__ or "").strip(), tags=tuple(tags), access=access,
+                query=query, body=body, response=response, status=status,
+                errors=tuple(sorted(implied)), path_params=params,
+            )
+            body_adapter = TypeAdapter(body) if body is not None else None
+            response_adapter = TypeAdapter(response) if response is not None else None
+
+            @wraps(view)
+            def endpoint(**path_values: int) -> Response:
+                for value in path_values.values():
+                    if value > MAX_ID:
+                        raise ApiError("not_found", "No such object.")
+                if access is not None and not access.allows():
+                    raise ApiError(FORBIDDEN, f"Only {access.describe()} may do this.")
+                kwargs: dict[str, Any] = dict(path_values)
+                if query is not None:
+                    kwargs["query"] = parse_query(query)
+                if body_adapter is not None:
+                    kwargs["body"] = parse_body(body_adapter)
+                result = view(**kwargs)
+                return respond(op, response_adapter, result)
+
+            rule = PATH_PARAM.sub(r"<int:\1>", path)
+            self.blueprint.add_url_rule(rule, endpoint=op.endpoint, view_func=endpoint,
+                                        methods=[op.method])
+            self.operations.append(op)
+            return view
+
+        return decorate
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    values: dict[str, Any] = {}
+    for name in request.args:
+        items = request.args.getlist(name)
+        values[name] = items if len(items) > 1 else items[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ApiError(VALIDATION_ERROR, "The query string is not valid.",
+                       errors=pydantic_errors(error, "query.")) from None
+
+
+def parse_body(adapter: TypeAdapter) -> Any:
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        raise ApiError(VALIDATION_ERROR, "The body is not valid JSON.",
+                       errors={"body": "Send a JSON object."}) from None
+    if not isinstance(data, dict):
+        raise ApiError(VALIDATION_ERROR, "The body must be a JSON object.",
+                       errors={"body": "Send a JSON object."})
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as error:
+        raise ApiError(VALIDATION_ERROR, "The body is not valid.",
+                       errors=pydantic_errors(error)) from None
+
+
+def respond(op: Operation, adapter: TypeAdapter | None, result: Any) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):  # (value, headers)
+        result, headers = result
+    if adapter is None or op.status == 204:
+        return Response(status=op.status, headers=headers)
+    payload = adapter.dump_python(
+        adapter.validate_python(result, from_attributes=True), mode="json"
+    )
+    return Response(json.dumps(payload), status=op.status, headers=headers,
+                    mimetype="application/json")

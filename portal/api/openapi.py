@@ -1,0 +1,153 @@
+"""The OpenAPI 3.1 document, built from the operations' own declarations and pydantic's
+JSON Schemas of the models they parse and serialise — nothing is written by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from portal.api.core import Operation
+from portal.api.problems import PROBLEM_TYPE
+from portal.api.schemas import INT32, Problem
+
+REF = "#/components/schemas/{model}"
+PREFIX = "/api/v1"
+ERROR_TEXT = {
+    401: "No token, or an unknown or revoked one (code unauthorized).",
+    403: "The token's roles may not do this (code forbidden).",
+    404: "No such object, or one of another tenant (code not_found).",
+    409: "Refused by the current state: placement refusals (no_quota, quota_exceeded, "
+         "insufficient_capacity, with their numbers), duplicates, objects in use (conflict).",
+    422: "The request is not valid; errors names each field (code validation_error).",
+}
+SUCCESS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: the agent finishes the job",
+                204: "Done; no content"}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Components:
+    """Schemas shared by reference; pydantic's $defs land here."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def add(self, name: str, schema: dict[str, Any]) -> None:
+        known = self.schemas.get(name)
+        if known is not None and known != schema:
+            raise ValueError(f"two different schemas are both named {name}")
+        self.schemas[name] = schema
+
+    def schema_of(self, kind: Any, mode: str) -> dict[str, Any]:
+        """A $ref for a model, the inline schema for anything else (a union)."""
+        schema = TypeAdapter(kind).json_schema(ref_template=REF, mode=mode)
+        for name, sub in schema.pop("$defs", {}).items():
+            self.add(name, sub)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            self.add(kind.__name__, schema)
+            return {"$ref": REF.format(model=kind.__name__)}
+        return schema
+
+
+def _parameters(op: Operation, components: Components) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "integer", "minimum": 1, "maximum": INT32}}
+        for name in op.path_params
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=REF, mode="validation")
+        for name, sub in schema.pop("$defs", {}).items():
+            components.add(name, sub)
+        required = set(schema.get("required", ()))
+        for name, prop in schema.get("properties", {}).items():
+            param = {"name": name, "in": "query", "required": name in required,
+                     "schema": _not_null(prop)}
+            if "description" in prop:
+                param["description"] = prop["description"]
+            params.append(param)
+    return params
+
+
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter is simply left out: a query string has no null."""
+    schema = {k: v for k, v in prop.items() if k not in ("title", "default", "description")}
+    if prop.get("default") is not None:
+        schema["default"] = prop["default"]
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    return schema
+
+
+def _operation(op: Operation, components: Components) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": list(op.tags),
+    }
+    description = op.description
+    if op.access is not None:
+        who = f"Allowed to: {op.access.describe()}."
+        description = f"{description}\n\n{who}" if description else who
+    if description:
+        doc["description"] = description
+    params = _parameters(op, components)
+    if params:
+        doc["parameters"] = params
+    if op.body is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": components.schema_of(op.body,
+                                                                           "validation")}},
+        }
+    success: dict[str, Any] = {"description": SUCCESS_TEXT.get(op.status, "OK")}
+    if op.response is not None and op.status != 204:
+        success["content"] = {
+            "application/json": {"schema": components.schema_of(op.response, "serialization")}
+        }
+    responses: dict[str, Any] = {str(op.status): success}
+    errors = set(op.errors) | ({409} if op.method in WRITE_METHODS else set())
+    problem_ref = {"$ref": REF.format(model="Problem")}
+    for status in sorted(errors):
+        responses[str(status)] = {
+            "description": ERROR_TEXT.get(status, "Error"),
+            "content": {PROBLEM_TYPE: {"schema": problem_ref}},
+        }
+    doc["responses"] = responses
+    if op.access is None:
+        doc["security"] = []
+    return doc
+
+
+def build(operations: list[Operation], version: str) -> dict[str, Any]:
+    components = Components()
+    components.schema_of(Problem, "serialization")
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(PREFIX + op.path, {})[op.method.lower()] = _operation(op, components)
+    tags = sorted({tag for op in operations for tag in op.tags})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Resource Portal API",
+            "version": version,
+            "description": (
+                "Racks, servers, groups, tenants and quotas, flavors, VMs and Kubernetes "
+                "clusters, placed automatically under per-tenant quotas. Authenticate with "
+                "`Authorization: Bearer <token>` (a token from `flask users create … --token` "
+                "or the profile page). Lists take `limit`/`offset` and answer "
+                "`{\"items\": [...], \"total\": N}`. Errors are RFC 9457 "
+                "`application/problem+json` with a machine-readable `code`."
+            ),
+        },
+        "tags": [{"name": tag} for tag in tags],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(components.schemas.items())),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }

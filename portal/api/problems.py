@@ -1,0 +1,174 @@
+"""RFC 9457 problem details: every error of the API in one shape, with the SPEC's
+machine-readable ``code`` (section 5).
+
+Services raise their own exceptions (RequestInvalid, PlacementRefused, JobError …); the
+handlers at the bottom turn each into a problem, so that views never build error bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, json
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from portal.extensions import db
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+VALIDATION_ERROR = "validation_error"
+NOT_FOUND = "not_found"
+FORBIDDEN = "forbidden"
+UNAUTHORIZED = "unauthorized"
+CONFLICT = "conflict"
+NO_QUOTA = "no_quota"
+QUOTA_EXCEEDED = "quota_exceeded"
+INSUFFICIENT_CAPACITY = "insufficient_capacity"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+SERVER_ERROR = "server_error"
+
+TITLES = {
+    VALIDATION_ERROR: "The request is not valid",
+    NOT_FOUND: "Not found",
+    FORBIDDEN: "Your role may not do this",
+    UNAUTHORIZED: "A valid bearer token is required",
+    CONFLICT: "The request conflicts with the current state",
+    NO_QUOTA: "The tenant has no quota in this group",
+    QUOTA_EXCEEDED: "Quota exceeded",
+    INSUFFICIENT_CAPACITY: "Not enough capacity",
+    METHOD_NOT_ALLOWED: "Method not allowed",
+    SERVER_ERROR: "Internal server error",
+}
+CODE_STATUS = {
+    VALIDATION_ERROR: 422, NOT_FOUND: 404, FORBIDDEN: 403, UNAUTHORIZED: 401, CONFLICT: 409,
+    NO_QUOTA: 409, QUOTA_EXCEEDED: 409, INSUFFICIENT_CAPACITY: 409, METHOD_NOT_ALLOWED: 405,
+    SERVER_ERROR: 500,
+}
+HTTP_CODES = {400: VALIDATION_ERROR, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND,
+              405: METHOD_NOT_ALLOWED, 409: CONFLICT, 415: VALIDATION_ERROR,
+              422: VALIDATION_ERROR}
+
+
+class ApiError(Exception):
+    """A problem raised by the API layer itself (authentication, scoping, bad JSON)."""
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status = status or CODE_STATUS[code]
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def not_found(what: str = "No such object.") -> ApiError:
+    return ApiError(NOT_FOUND, what)
+
+
+def invalid(field: str, message: str) -> ApiError:
+    """A validation problem about one field, raised by the API layer itself."""
+    return ApiError(VALIDATION_ERROR, f"{field}: {message}", errors={field: message})
+
+
+def problem(code: str, detail: str, status: int | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    status = status or CODE_STATUS[code]
+    body = {
+        "type": f"/api/v1/docs#problem-{code}",
+        "title": TITLES.get(code, code.replace("_", " ").capitalize()),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def unauthorized(detail: str) -> Response:
+    return problem(UNAUTHORIZED, detail, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+def validation_problem(errors: dict[str, str], detail: str | None = None) -> Response:
+    return problem(
+        VALIDATION_ERROR,
+        detail or "; ".join(f"{field}: {message}" for field, message in errors.items()),
+        errors=errors,
+    )
+
+
+def pydantic_errors(error: ValidationError, prefix: str = "") -> dict[str, str]:
+    """Field path → message, e.g. {"constraints.racks.0": "Input should be a valid string"}."""
+    errors: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in item["loc"]) or "body"
+        errors.setdefault(prefix + path, item["msg"])
+    return errors
+
+
+def register_handlers(bp: Blueprint) -> None:
+    """Every failure inside the API blueprint answers problem+json, and what the request
+    changed is rolled back first."""
+    from portal.clusters.service import ClusterError
+    from portal.provisioning.jobs import JobError
+    from portal.scheduler.reservation import PlacementRefused
+
+    @bp.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        db.session.rollback()
+        return problem(error.code, error.detail, error.status, error.headers, **error.extra)
+
+    @bp.errorhandler(ValidationError)
+    def _pydantic(error: ValidationError):
+        db.session.rollback()
+        return validation_problem(pydantic_errors(error))
+
+    @bp.errorhandler(PlacementRefused)
+    def _refused(refused: PlacementRefused):
+        db.session.rollback()
+        refusal = refused.refusal
+        code = refusal.code if refusal.code in CODE_STATUS else CONFLICT
+        return problem(code, refusal.message, details=refusal.details,
+                       suggestions=refused.suggestions)
+
+    @bp.errorhandler(ClusterError)
+    @bp.errorhandler(JobError)
+    def _state_conflict(error: Exception):
+        db.session.rollback()
+        return problem(CONFLICT, str(error))
+
+    @bp.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError):
+        db.session.rollback()
+        return problem(CONFLICT, "The change conflicts with existing data (a name or pair that "
+                                 "must be unique, or a row still referenced).")
+
+    @bp.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        db.session.rollback()
+        code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
+        default = type(error).description
+        detail = error.description if error.description != default else TITLES[code]
+        headers = {}
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return problem(code, detail, error.code, headers)
+
+    @bp.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        # Service exceptions that carry per-field errors (RackInvalid, QuotaInvalid, …)
+        # are validation problems; anything else is a bug.
+        errors = getattr(error, "errors", None)
+        db.session.rollback()
+        if isinstance(error, ValueError) and isinstance(errors, dict):
+            return validation_problem({str(k): str(v) for k, v in errors.items()})
+        log.exception("API request failed")
+        return problem(SERVER_ERROR, "The server failed to answer this request.")
