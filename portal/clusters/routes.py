@@ -22,7 +22,7 @@ from portal.provisioning.jobs import JobError
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms.service import RequestInvalid, wizard_options
 from portal.web import list_page, render
-from portal.web.forms import int_or_none
+from portal.web.forms import int_or_none, show_errors
 from portal.web.forms import options as choices
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices, maintainer_filters, tenant_choices
@@ -119,12 +119,7 @@ def _cluster_request(form: ClusterForm, check_names: bool = True) -> service.Clu
             description=form.description.data or "", check_names=check_names,
         )
     except RequestInvalid as invalid:
-        for name, message in invalid.errors.items():
-            field = getattr(form, name, None)
-            if field is not None:
-                field.errors = [*field.errors, message]
-            else:
-                form.form_errors.append(message)
+        show_errors(form, invalid.errors)
         raise
 
 

@@ -12,7 +12,7 @@ from portal.tenants import quotas
 from portal.tenants.forms import GroupQuotaForm, apply_errors
 from portal.web import list_page
 from portal.web.forms import options
-from portal.web.listing import Column, Listing
+from portal.web.listing import Column, Filter, Listing
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
 
@@ -63,7 +63,20 @@ groups = Listing(
         Column("description", "Description", BaremetalGroup.description),
     ],
     search=[BaremetalGroup.name, BaremetalGroup.dimension, BaremetalGroup.description],
+    filters=[
+        Filter("dimension", "Dimension", lambda s, v: s.where(BaremetalGroup.dimension == v),
+               lambda: _dimensions()),
+    ],
 )
+
+
+def _dimensions() -> list[tuple[str, str]]:
+    """The dimension labels of the groups the user may see."""
+    rows = db.session.scalars(
+        _visible_groups().with_only_columns(BaremetalGroup.dimension).distinct()
+        .order_by(BaremetalGroup.dimension)
+    )
+    return [(d, d) for d in rows if d]
 
 
 @bp.route("/")

@@ -26,7 +26,7 @@ from portal.models import (
     MaintainerGroup,
 )
 from portal.web import list_page, render
-from portal.web.forms import int_or_none
+from portal.web.forms import int_or_none, show_errors
 from portal.web.forms import options as choices
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices
@@ -70,11 +70,7 @@ def my_assignments():
 # --- maintainers ---------------------------------------------------------------------------
 
 def _form_errors(form, error: service.MaintainerError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, str(error)]
-    else:
-        form.form_errors.append(str(error))
+    show_errors(form, {error.field: str(error)})
 
 
 @bp.route("/new", methods=["GET", "POST"])

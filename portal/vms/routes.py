@@ -13,6 +13,7 @@ from portal.scheduler.reservation import PlacementRefused
 from portal.vms import service
 from portal.vms.forms import VmForm
 from portal.web.forms import options as choices
+from portal.web.forms import show_errors
 from portal.web import list_page, render
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices, maintainer_filters, tenant_choices
@@ -107,8 +108,7 @@ def _vm_request(form: VmForm, check_names: bool = True) -> service.VmRequest:
             check_names=check_names,
         )
     except service.RequestInvalid as invalid:
-        for name, message in invalid.errors.items():
-            getattr(form, name).errors = [*getattr(form, name).errors, message]
+        show_errors(form, invalid.errors)
         raise
 
 

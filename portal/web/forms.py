@@ -19,3 +19,14 @@ def int_or_none(value: Any) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def show_errors(form: Any, errors: dict[str | None, str]) -> None:
+    """Put a service's field → message errors on the form's fields; messages about no
+    field of this form become form-level errors."""
+    for name, message in errors.items():
+        field = getattr(form, name, None) if name else None
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*field.errors, message]
+        else:
+            form.form_errors.append(message)

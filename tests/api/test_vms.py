@@ -117,7 +117,7 @@ def test_validation_errors_name_each_field_and_change_nothing(api, estate):
     assert "no spaces" in body["errors"]["name"]
     response = api.post("/vms", estate.admin_a, vm_body(estate, group_id=estate.other_group.id))
     assert "no quota" in assert_problem(response, 422, "validation_error")["errors"]["group_id"]
-    assert_problem(api.post("/vms", estate.admin_a, data="not json",
+    assert_problem(api.call("POST", "/vms", estate.admin_a, data="not json",
                             content_type="application/json"), 422, "validation_error")
     assert_problem(api.get("/vms?limit=0", estate.admin_a), 422, "validation_error")
     assert_problem(api.get("/vms?status=sleeping", estate.admin_a), 422, "validation_error")

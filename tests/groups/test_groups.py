@@ -140,6 +140,8 @@ def test_list_search_sort_paging_csv_and_fragment(app, estate):
 
     assert names("/groups/?q=load:low&per_page=50")[:2] == ["pool-01", "pool-03"]
     assert names("/groups/?q=LOAD:LOW&per_page=50") == names("/groups/?q=load:low&per_page=50")
+    assert names("/groups/?dimension=geo:tw-north") == ["tw-north"]
+    assert len(names("/groups/?dimension=load:high&per_page=50")) == 15
     assert names("/groups/?sort=-allocated_cpu")[0] == "tw-north"
     assert names("/groups/?sort=-available_cpu")[:2] == ["tw-north", "pool-29"]
     page2 = names("/groups/?per_page=25&page=2")

@@ -1,0 +1,77 @@
+"""The agent's queue over the JSON API, so that agents run on other machines:
+``flask agent run --url https://portal.example --token rp_…``. Jobs are claimed and
+completed through POST /api/v1/provision-jobs/claim and …/{id}/complete with an
+operator's (service account's) token; the agent loop is the same as in-process."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import fields
+from typing import Any
+
+from portal.provisioning import jobs
+
+API_PREFIX = "/api/v1"
+
+
+class QueueUnavailable(RuntimeError):
+    """The portal did not answer as expected (down, wrong URL, bad token); the agent logs it
+    and tries again at its next poll."""
+
+
+class HttpQueue:
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        base = url.rstrip("/")
+        self.base = base if base.endswith(API_PREFIX) else base + API_PREFIX
+        self.token = token
+        self.timeout = timeout
+
+    def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            try:
+                payload = json.loads(error.read() or b"{}")
+            except ValueError:
+                payload = {}
+            return error.code, payload
+        except (urllib.error.URLError, TimeoutError, ValueError) as error:
+            raise QueueUnavailable(f"{self.base}{path}: {error}") from error
+
+    def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]:
+        status, body = self._post(
+            "/provision-jobs/claim",
+            {"agent": agent, "limit": limit, "lease_seconds": lease_seconds},
+        )
+        if status != 200:
+            raise QueueUnavailable(_explain(status, body))
+        names = {f.name for f in fields(jobs.ClaimedJob)}
+        return [jobs.ClaimedJob(**{k: v for k, v in item.items() if k in names})
+                for item in body["items"]]
+
+    def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None:
+        status, body = self._post(
+            f"/provision-jobs/{job_id}/complete",
+            {"agent": agent, "succeeded": succeeded, "message": message[:2000]},
+        )
+        if status == 409:  # the lease expired and another agent took the job
+            raise jobs.JobError(body.get("detail", f"job {job_id}: conflict"))
+        if status != 200:
+            raise QueueUnavailable(_explain(status, body))
+
+
+def _explain(status: int, body: dict[str, Any]) -> str:
+    return f"HTTP {status}: {body.get('detail') or body.get('title') or 'unexpected answer'}"
