@@ -13,7 +13,7 @@ from portal.api import api
 from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
-from portal.api.schemas import Id, Input, Output, Stamped, page_of
+from portal.api.schemas import Id, Input, Stamped, page_of
 from portal.api.vms import Strategy, Vm
 from portal.auth.access import administered_tenant_ids, get_or_404
 from portal.clusters import routes as pages

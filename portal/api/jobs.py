@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from portal.api import api
 from portal.api.core import OPERATORS_ONLY
 from portal.api.problems import not_found
-from portal.api.schemas import INT32, Id, Input, Output, Paging, Stamped, UtcDatetime, page_of
+from portal.api.schemas import INT32, Input, Output, Paging, Stamped, UtcDatetime, page_of
 from portal.extensions import db
 from portal.models import JOB_ACTIONS, JOB_STATUSES, ProvisionJob
 from portal.provisioning import jobs

@@ -19,9 +19,8 @@ from portal.audit.service import snapshot
 from portal.auth.access import get_or_404, tenant_ids
 from portal.extensions import db
 from portal.models import BaremetalGroupTenantQuota, Tenant
-from portal.tenants import quotas
+from portal.tenants import quotas, service
 from portal.tenants import routes as pages
-from portal.tenants import service
 
 TAGS = ("tenants",)
 QUOTA_TAGS = ("quotas",)

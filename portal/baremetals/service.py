@@ -396,10 +396,10 @@ def _insert(data: ServerFields, rack: Rack | None) -> Baremetal:
     return server
 
 
-def _apply(server: Baremetal, data: ServerFields, rack: Rack | None, action: str = "update"
-           ) -> Baremetal:
+def _apply(server: Baremetal, data: ServerFields, rack: Rack | None, action: str = "update",
+           before: dict | None = None) -> Baremetal:
     """Write validated fields onto an existing server, moving every counter with it."""
-    before = snapshot(server, AUDITED)
+    before = before or snapshot(server, AUDITED)
     old_total, old_available = _locked_counters(server.id)
     new_total = data.totals()
     delta = {d: new_total[d] - old_total[d] for d in DIMENSIONS}
@@ -730,12 +730,25 @@ def import_servers(text: str) -> ImportResult:
         db.session.rollback()
         raise ImportRefused(problems)
     result = ImportResult([], [], 0)
+    # Servers that change place leave their units first, so that rows may swap or shift
+    # servers in any order (PostgreSQL checks overlaps row by row).
+    before: dict[int, dict] = {}
+    for row in rows:
+        server = row.server
+        if server is not None and server.rack_id is not None and (
+            (server.rack_id, server.rack_unit, server.size_u)
+            != (row.data.rack_id, row.data.rack_unit, row.data.size_u)
+        ):
+            before[server.id] = snapshot(server, AUDITED)
+            server.rack, server.rack_unit = None, None
+    db.session.flush()
     for row in rows:
         if row.server is None:
             _insert(row.data, row.rack)
             result.created.append(row.data.name)
-        elif row.data != ServerFields.of(row.server):
-            _apply(row.server, row.data, row.rack, action="import")
+        elif row.data != ServerFields.of(row.server) or row.server.id in before:
+            _apply(row.server, row.data, row.rack, action="import",
+                   before=before.get(row.server.id))
             result.updated.append(row.data.name)
         else:
             result.unchanged += 1

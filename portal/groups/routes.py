@@ -9,9 +9,9 @@ from portal.groups import service
 from portal.groups.forms import GroupForm
 from portal.models import BaremetalGroup, BaremetalGroupTenantQuota
 from portal.tenants import quotas
-from portal.tenants.forms import GroupQuotaForm, apply_errors
+from portal.tenants.forms import GroupQuotaForm
 from portal.web import list_page
-from portal.web.forms import options
+from portal.web.forms import options, show_errors
 from portal.web.listing import Column, Filter, Listing
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
@@ -123,7 +123,7 @@ def add_quota(group_id: int):
             change = quotas.create_quota(form.tenant_id.data, group.id, form.values(),
                                          current_user)
         except quotas.QuotaInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             for message, category in quotas.change_messages(change, "added"):
                 flash(message, category)
@@ -139,7 +139,7 @@ def new():
         try:
             group = service.create_group(form.data, current_user)
         except service.GroupInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Group {group.name} created. Add servers to it from their pages, and give "
                   "tenants a quota here.", "success")
@@ -157,7 +157,7 @@ def edit(group_id: int):
         try:
             service.update_group(group, form.data, current_user)
         except service.GroupInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Group {group.name} saved.", "success")
             return redirect(url_for("groups.detail", group_id=group.id))

@@ -6,8 +6,8 @@ from portal.auth.access import can, get_or_404, requires
 from portal.meshes import service
 from portal.meshes.forms import MeshForm
 from portal.models import MESH_STATUSES, MESH_TYPES, ServiceMesh
-from portal.tenants.forms import apply_errors
 from portal.web import list_page
+from portal.web.forms import show_errors
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices
 
@@ -60,7 +60,7 @@ def new():
         try:
             mesh = service.create_mesh(form.data, current_user)
         except service.MeshInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Service mesh {mesh.name} created.", "success")
             return redirect(url_for("meshes.detail", mesh_id=mesh.id))
@@ -76,7 +76,7 @@ def edit(mesh_id: int):
         try:
             service.update_mesh(mesh, form.data, current_user)
         except service.MeshInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Service mesh {mesh.name} saved.", "success")
             return redirect(url_for("meshes.detail", mesh_id=mesh.id))

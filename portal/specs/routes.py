@@ -6,8 +6,8 @@ from portal.auth.access import can, get_or_404, requires
 from portal.models import VirtualMachineSpecification as Flavor
 from portal.specs import service
 from portal.specs.forms import FlavorForm
-from portal.tenants.forms import apply_errors
 from portal.web import list_page
+from portal.web.forms import show_errors
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import distinct_values
 
@@ -60,7 +60,7 @@ def new():
         try:
             flavor = service.create_flavor(form.data, current_user)
         except service.FlavorInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Flavor {flavor.name} created.", "success")
             return redirect(url_for("specs.detail", spec_id=flavor.id))
@@ -77,7 +77,7 @@ def edit(spec_id: int):
         try:
             service.update_flavor(flavor, form.data, current_user)
         except service.FlavorInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Flavor {flavor.name} saved. Existing VMs keep the resources they were "
                   "placed with.", "success")

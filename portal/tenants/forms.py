@@ -1,21 +1,10 @@
-from collections.abc import Mapping
 
 from flask_wtf import FlaskForm
-from wtforms import Field, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from portal.tenants.quotas import QUOTA_FIELDS
 from portal.web.forms import int_or_none
-
-
-def apply_errors(form: FlaskForm, errors: Mapping[str, str]) -> None:
-    """Put a service's field → message errors on the form; the rest on the whole form."""
-    for name, message in errors.items():
-        field: Field | None = getattr(form, name, None)
-        if isinstance(field, Field):
-            field.errors = [*field.errors, message]
-        else:
-            form.form_errors.append(message)
 
 
 def _limit(label: str) -> IntegerField:

@@ -19,10 +19,10 @@ from portal.groups.service import group_history, group_totals
 from portal.models import BaremetalGroupTenantQuota, Tenant
 from portal.tenants import quotas
 from portal.tenants import service as tenants_service
-from portal.tenants.forms import QuotaForm, TenantForm, TenantQuotaForm, apply_errors
+from portal.tenants.forms import QuotaForm, TenantForm, TenantQuotaForm
 from portal.tenants.service import EMPTY_STATS, STAT_COLUMNS, TenantInvalid, tenant_overview
 from portal.web import is_partial, list_page, render
-from portal.web.forms import options
+from portal.web.forms import options, show_errors
 from portal.web.listing import Column, Listing
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
@@ -96,7 +96,7 @@ def add_quota(tenant_id: int):
             change = quotas.create_quota(tenant.id, form.group_id.data, form.values(),
                                          current_user)
         except quotas.QuotaInvalid as invalid:
-            apply_errors(form, {("group_id" if k == "tenant_id" else k): v
+            show_errors(form, {("group_id" if k == "tenant_id" else k): v
                                 for k, v in invalid.errors.items()})
         else:
             _flash_saved(change, "added")
@@ -114,7 +114,7 @@ def new():
         try:
             tenant = tenants_service.create_tenant(form.data, current_user)
         except TenantInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Tenant {tenant.name} created. Give it a quota in a group so that it can "
                   "place VMs.", "success")
@@ -132,7 +132,7 @@ def edit(tenant_id: int):
         try:
             tenants_service.update_tenant(tenant, form.data, current_user)
         except TenantInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             flash(f"Tenant {tenant.name} saved.", "success")
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
@@ -227,7 +227,7 @@ def quota_edit(quota_id: int):
         try:
             change = quotas.update_quota(quota.id, form.values(), current_user)
         except quotas.QuotaInvalid as invalid:
-            apply_errors(form, invalid.errors)
+            show_errors(form, invalid.errors)
         else:
             _flash_saved(change)
             if not is_partial():
