@@ -41,7 +41,7 @@ from portal.specs import routes as spec_pages
 from portal.specs import service as specs
 
 ServerStatus = Literal[BAREMETAL_STATUSES]  # type: ignore[valid-type]
-Amount = Field(ge=0, le=servers.MAX_TOTAL)
+Amount = Field(0, ge=0, le=servers.MAX_TOTAL, description="Cores or GiB.")
 
 
 def _user():

@@ -21,7 +21,12 @@ from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
 from portal.web.forms import options
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import distinct_values, enum_choices, named_choices
+from portal.web.options import (
+    distinct_values,
+    enum_choices,
+    maintainer_filters,
+    named_choices,
+)
 
 bp = Blueprint("baremetals", __name__, url_prefix="/servers")
 
@@ -62,6 +67,7 @@ baremetals = Listing(
                lambda: named_choices(Rack)),
         Filter("group", "Group", lambda s, v: s.where(Baremetal.group_id == int(v)),
                lambda: named_choices(BaremetalGroup)),
+        *maintainer_filters("baremetal", Baremetal.id),
     ],
 )
 

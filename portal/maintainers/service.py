@@ -507,6 +507,10 @@ class Panel:
     call: list[PanelRow] | None  # "who to call" when the resource is in error/maintenance
     can_manage: bool
 
+    @property
+    def noun(self) -> str:
+        return RESOURCE_NOUNS[self.resource_type]
+
 
 def panel_for(resource_type: str, resource: Any, can_manage: bool) -> Panel:
     """The Maintainers panel of a resource page: its own assignments (inherited ones only

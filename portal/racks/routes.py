@@ -9,7 +9,7 @@ from portal.racks import service
 from portal.racks.forms import RackForm
 from portal.web import list_page
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import distinct_values
+from portal.web.options import distinct_values, maintainer_filters
 
 bp = Blueprint("racks", __name__, url_prefix="/racks")
 
@@ -44,6 +44,7 @@ racks = Listing(
         Filter("region", "Region", lambda s, v: s.where(Rack.region == v),
                lambda: distinct_values(Rack.region)),
         Filter("dc", "DC", lambda s, v: s.where(Rack.dc == v), lambda: distinct_values(Rack.dc)),
+        *maintainer_filters("rack", Rack.id),
     ],
 )
 

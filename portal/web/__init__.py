@@ -52,6 +52,16 @@ def my_assignment_count() -> int | None:
 
 
 def init_web(app: Flask) -> None:
+    @app.before_request
+    def _sqlite_writers_queue() -> None:
+        # SQLite cannot upgrade a read transaction to a write once another writer (the
+        # inline agent, say) has committed: it fails with "database is locked" at once.
+        # Requests that may write start as writers and wait their turn instead.
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            from portal.extensions import begin_write
+
+            begin_write()
+
     @app.after_request
     def _vary_on_htmx(response):
         # The same URL answers a page or a fragment: caches must keep them apart.
