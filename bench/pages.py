@@ -26,6 +26,7 @@ from bench.reservation import ADMIN_URL, make_app
 SAMPLES = {
     "rack_id": ("Rack", None),
     "baremetal_id": ("Baremetal", None),
+    "server_id": ("Baremetal", None),
     "group_id": ("BaremetalGroup", None),
     "tenant_id": ("Tenant", None),
     "vm_id": ("VirtualMachine", None),

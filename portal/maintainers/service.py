@@ -58,7 +58,7 @@ RESOURCE_NOUNS = {
 # The detail page of each type: endpoint and its URL argument.
 RESOURCE_ENDPOINTS = {
     "rack": ("racks.detail", "rack_id"),
-    "baremetal": ("baremetals.detail", "baremetal_id"),
+    "baremetal": ("baremetals.detail", "server_id"),
     "baremetal_group": ("groups.detail", "group_id"),
     "tenant": ("tenants.detail", "tenant_id"),
     "virtual_machine": ("vms.detail", "vm_id"),

@@ -215,3 +215,28 @@ def test_maintainer_pages(app, world):
     assert "Leave SRE without a manager" in confirm
     refused = client.post(f"/maintainers/{world.bob.id}/delete", data={"csrf_token": token})
     assert refused.status_code == 200 and db.session.get(MaintainerGroup, world.team.id).manager_id
+
+
+def test_racks_and_servers_filter_by_maintainer_and_group(app, world):
+    other_rack = f.rack(name="r-99")
+    f.server(rack=other_rack, name="bm-99")
+    db.session.commit()
+    service.assign("rack", world.rack.id, user=world.op, group_id=world.team.id)
+    service.assign("baremetal", world.server.id, user=world.op, maintainer_id=world.bob.id)
+    client = app.test_client()
+    log_in(client, "op", f.PASSWORD)
+    html = client.get(f"/racks/?maintainer_group={world.team.id}").get_data(as_text=True)
+    assert ">r-01<" in html and "r-99" not in html
+    html = client.get(f"/racks/?maintainer={world.ana.id}").get_data(as_text=True)  # via SRE
+    assert ">r-01<" in html and "r-99" not in html
+    html = client.get(f"/servers/?maintainer={world.bob.id}").get_data(as_text=True)
+    assert ">bm-01<" in html and "bm-99" not in html
+
+
+def test_global_search_links_to_pages(app, world):
+    client = app.test_client()
+    log_in(client, "op", f.PASSWORD)
+    html = client.get("/search/?q=shop").get_data(as_text=True)
+    assert f'href="/clusters/{world.cluster.id}"' in html and f'href="/vms/{world.vm.id}"' in html
+    html = client.get("/search/?q=bm-&type=baremetal").get_data(as_text=True)
+    assert f'href="/servers/{world.server.id}"' in html and "shop-cp-1" not in html
