@@ -213,10 +213,24 @@ def _hosts(group_id: int) -> list[Host]:
         .outerjoin(Rack, Baremetal.rack_id == Rack.id)
         .where(Baremetal.group_id == group_id, Baremetal.status == "active")
     )
-    return [
-        Host(i, name, region, dc, rack, Resources(tc, tm, ts), Resources(fc, fm, fs))
-        for i, name, region, dc, rack, tc, tm, ts, fc, fm, fs in db.session.execute(stmt)
-    ]
+    hosts = []
+    for row in db.session.execute(stmt):
+        row = tuple(row)
+        host = _HOST_CACHE.get(row)
+        if host is None:
+            i, name, region, dc, rack, tc, tm, ts, fc, fm, fs = row
+            host = Host(i, name, region, dc, rack, Resources(tc, tm, ts), Resources(fc, fm, fs))
+            if len(_HOST_CACHE) > 100_000:
+                _HOST_CACHE.clear()
+            _HOST_CACHE[row] = host
+        hosts.append(host)
+    return hosts
+
+
+# Host values are immutable and most servers do not change between two reservations: the
+# same row read again gives the same Host without building it anew (a hot path at 1,000
+# servers per decision). Keyed by the whole row, so a changed server is simply a new entry.
+_HOST_CACHE: dict[tuple, Host] = {}
 
 
 def _inactive(group_id: int) -> dict[str, int]:
@@ -371,13 +385,15 @@ def reserve(
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("reserve() owns the transaction: commit or roll back first")
     for attempt in range(MAX_ATTEMPTS):
-        # On PostgreSQL a transaction that only read so far is fine to continue (every
-        # decision below reads under row locks); a re-plan keeps the locks it holds.
+        # On PostgreSQL a transaction that only read so far is fine to continue: every
+        # decision below reads under row locks. On SQLite this takes the write lock.
         begin_write()
         try:
             vms = _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse)
             if vms is None:
-                continue  # another request took the chosen servers' room: plan again
+                # Another request took a chosen server's room: undo the rows, plan again.
+                db.session.rollback()
+                continue
             if before_commit is not None:
                 before_commit(vms)
             db.session.commit()
@@ -405,6 +421,8 @@ def _is_transient(error: OperationalError) -> bool:
 
 
 def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse):
+    """One attempt. Returns the VMs, or None when a chosen server lost its room to another
+    request meanwhile (the caller rolls back and plans again)."""
     placement = read_placement(tenant, group, lock=True)
     if placement.quota is None:
         raise PlacementRefused(_no_quota(tenant, group))
@@ -415,31 +433,15 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
         raise PlacementRefused(
             result, suggestions(tenant, group, nodes, strategy, constraints, placement)
         )
-    demand_by_host: dict[int, Resources] = {}
-    for node, host_id in zip(nodes, result.assignments, strict=True):
-        demand_by_host[host_id] = demand_by_host.get(host_id, Resources(0, 0, 0)) + node.resources
-    locked = {
-        s.id: s
-        for s in db.session.scalars(
-            select(Baremetal)
-            .where(Baremetal.id.in_(demand_by_host))
-            .order_by(Baremetal.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
-    for host_id, demand in demand_by_host.items():
-        server = locked.get(host_id)
-        if server is None or server.status != "active" or server.group_id != group.id:
-            return None
-        free = Resources(server.available_cpu, server.available_memory, server.available_storage)
-        if not demand.fits_in(free):
-            return None
+    chosen = list(zip(nodes, result.assignments, strict=True))
+    host_names = {h.id: h.name for h in placement.hosts}
 
+    # Rows first, server locks last: everything written before the locks runs in parallel
+    # with other reservations; only the re-validation and the counters are serialised.
     if cluster is not None and cluster not in db.session:
         db.session.add(cluster)
     vms = []
-    for i, (node, host_id) in enumerate(zip(nodes, result.assignments, strict=True)):
+    for i, (node, host_id) in enumerate(chosen):
         vm = (
             db.session.get(VirtualMachine, reuse[i])
             if reuse
@@ -457,7 +459,7 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
         db.session.add(vm)
         vms.append(vm)
     db.session.flush()
-    for vm, (node, host_id) in zip(vms, zip(nodes, result.assignments, strict=True), strict=True):
+    for vm, (node, host_id) in zip(vms, chosen, strict=True):
         db.session.add(ProvisionJob(vm_id=vm.id, action="create"))
         record(
             "retry" if reuse else "place",
@@ -465,16 +467,42 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
             vm.id,
             vm.name,
             {
-                "baremetal": {"from": None, "to": locked[host_id].name},
+                "baremetal": {"from": None, "to": host_names[host_id]},
                 "status": {"from": None, "to": "provisioning"},
                 "flavor": {"from": None, "to": node.flavor.name},
             },
             user=user,
         )
-    # Counters last: the group's row is shared by every reservation in the group, so its
-    # lock is taken as late as possible and held only until the commit.
+    db.session.flush()
+
+    demand_by_host: dict[int, Resources] = {}
+    for node, host_id in chosen:
+        demand_by_host[host_id] = demand_by_host.get(host_id, Resources(0, 0, 0)) + node.resources
+    # FOR NO KEY UPDATE: the counters are not keys, and this lock does not wait for the
+    # KEY SHARE locks that inserting VMs takes on their servers.
+    locked = {
+        row.id: row
+        for row in db.session.execute(
+            select(
+                Baremetal.id, Baremetal.status, Baremetal.group_id, Baremetal.available_cpu,
+                Baremetal.available_memory, Baremetal.available_storage,
+            )
+            .where(Baremetal.id.in_(demand_by_host))
+            .order_by(Baremetal.id)
+            .with_for_update(key_share=True)
+        )
+    }
+    for host_id, demand in demand_by_host.items():
+        server = locked.get(host_id)
+        if server is None or server.status != "active" or server.group_id != group.id:
+            return None
+        free = Resources(server.available_cpu, server.available_memory, server.available_storage)
+        if not demand.fits_in(free):
+            return None
     for host_id, demand in sorted(demand_by_host.items()):
         adjust_capacity(host_id, None, demand, sign=-1)
+    # The group's row is shared by every reservation in the group: its lock comes last
+    # and is held only until the commit.
     adjust_capacity(None, group.id, total_demand(nodes), sign=-1)
     return vms
 
