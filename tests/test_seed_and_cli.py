@@ -103,6 +103,10 @@ def test_cli_creates_users_with_roles_and_token(app):
     assert sorted(link.tenant.name for link in user.tenant_links) == ["acme", "globex"]
     assert db.session.scalar(select(Maintainer).where(Maintainer.account == "mlchen")).user_id == user.id
     assert user_for_token(secret).id == user.id
+    from portal.models import AuditEvent
+
+    trail = {(e.object_type, e.action) for e in db.session.scalars(select(AuditEvent))}
+    assert {("user", "create"), ("api_token", "create")} <= trail
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,12 @@ def create_user(
         maintainer.user = user
     db.session.add(user)
     db.session.flush()
+    from portal.audit.service import record
+
+    roles = ["operator"] * operator + [f"admin of {t}" for t in tenants]
+    roles += [f"maintainer {maintainer_account}"] * bool(maintainer_account)
+    record("create", "user", user.id, user.username,
+           {"roles": {"from": None, "to": ", ".join(roles) or "none"}})
     return user
 
 
@@ -99,6 +105,10 @@ def issue_token(user: User, name: str = "") -> IssuedToken:
     )
     db.session.add(token)
     db.session.flush()
+    from portal.audit.service import record
+
+    record("create", "api_token", token.id, f"{user.username}: {token.name}",
+           {"token": {"from": None, "to": f"{token.prefix}…"}}, user=user)
     return IssuedToken(token, secret)
 
 
@@ -114,5 +124,10 @@ def revoke_token(user: User, token_id: int) -> ApiToken:
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
         raise AccountError("No such token.")
-    token.revoked_at = token.revoked_at or utcnow()
+    if token.revoked_at is None:
+        from portal.audit.service import record
+
+        token.revoked_at = utcnow()
+        record("revoke", "api_token", token.id, f"{user.username}: {token.name}",
+               {"token": {"from": f"{token.prefix}…", "to": "revoked"}}, user=user)
     return token
