@@ -20,6 +20,7 @@ from portal.api.problems import (
     register_handlers,
     unauthorized,
 )
+from portal.auth.access import public
 from portal.auth.service import user_for_token
 from portal.extensions import csrf, db
 
@@ -55,6 +56,7 @@ def _authenticate():
 
 @bp.route("/", defaults={"rest": ""}, methods=ANY_METHOD)
 @bp.route("/<path:rest>", methods=ANY_METHOD)
+@public
 def unknown(rest: str):
     """Anything under /api/v1 that no operation matches: a problem, not the HTML page."""
     adapter = current_app.url_map.bind_to_environ(request.environ)

@@ -130,6 +130,9 @@ class Api:
                 result = view(**kwargs)
                 return respond(op, response_adapter, result)
 
+            # Declared like every page view (tests/auth check that no view lacks one).
+            endpoint.access = (access.area or "operators", access.action) if access else (
+                "public", "read")
             rule = PATH_PARAM.sub(r"<int:\1>", path)
             self.blueprint.add_url_rule(rule, endpoint=op.endpoint, view_func=endpoint,
                                         methods=[op.method])

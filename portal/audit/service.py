@@ -99,3 +99,27 @@ def history_of(
             .limit(limit)
         )
     )
+
+
+def audited_create(obj: Any, object_type: str, fields: tuple[str, ...],
+                   user: User | None) -> Any:
+    """Add a new object and its "create" event (every field it was given) to the session."""
+    db.session.add(obj)
+    db.session.flush()
+    record("create", object_type, obj.id, getattr(obj, "name", str(obj.id)),
+           created(snapshot(obj, fields)), user=user)
+    return obj
+
+
+def audited_update(obj: Any, object_type: str, fields: tuple[str, ...],
+                   values: dict[str, Any], user: User | None) -> dict[str, Any]:
+    """Apply values and record an "update" event with the fields that changed (none: no
+    event). Returns the changes; the caller commits."""
+    before = snapshot(obj, fields)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    changes = diff(before, snapshot(obj, fields))
+    if changes:
+        record("update", object_type, obj.id, getattr(obj, "name", str(obj.id)), changes,
+               user=user)
+    return changes

@@ -9,7 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from portal.audit.service import created, diff, history, record, removed, snapshot
+from portal.audit.service import (
+    audited_create,
+    audited_update,
+    history,
+    record,
+    removed,
+    snapshot,
+)
 from portal.extensions import db
 from portal.models import (
     MESH_STATUSES,
@@ -66,23 +73,14 @@ def _commit() -> None:
 
 
 def create_mesh(values: Mapping[str, Any], user: User | None) -> ServiceMesh:
-    mesh = ServiceMesh(**_clean(values))
-    db.session.add(mesh)
-    db.session.flush()
-    record("create", "service_mesh", mesh.id, mesh.name, created(snapshot(mesh, MESH_FIELDS)),
-           user=user)
+    mesh = audited_create(ServiceMesh(**_clean(values)), "service_mesh", MESH_FIELDS, user)
     _commit()
     return mesh
 
 
 def update_mesh(mesh: ServiceMesh, values: Mapping[str, Any], user: User | None) -> dict:
-    clean = _clean(values, mesh)
-    before = snapshot(mesh, MESH_FIELDS)
-    for name, value in clean.items():
-        setattr(mesh, name, value)
-    changes = diff(before, snapshot(mesh, MESH_FIELDS))
+    changes = audited_update(mesh, "service_mesh", MESH_FIELDS, _clean(values, mesh), user)
     if changes:
-        record("update", "service_mesh", mesh.id, mesh.name, changes, user=user)
         _commit()
     return changes
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.audit.service import created, diff, history, record, snapshot
+from portal.audit.service import audited_create, audited_update, history, record
 from portal.extensions import db
 from portal.models import User, VirtualMachine
 from portal.models import VirtualMachineSpecification as Flavor
@@ -67,24 +67,15 @@ def _commit() -> None:
 
 
 def create_flavor(values: Mapping[str, Any], user: User | None) -> Flavor:
-    flavor = Flavor(**_clean(values))
-    db.session.add(flavor)
-    db.session.flush()
-    record("create", "flavor", flavor.id, flavor.name, created(snapshot(flavor, FLAVOR_FIELDS)),
-           user=user)
+    flavor = audited_create(Flavor(**_clean(values)), "flavor", FLAVOR_FIELDS, user)
     _commit()
     return flavor
 
 
 def update_flavor(flavor: Flavor, values: Mapping[str, Any], user: User | None) -> dict:
     """Change the catalogue entry only: VMs keep the resources they were placed with."""
-    clean = _clean(values, flavor)
-    before = snapshot(flavor, FLAVOR_FIELDS)
-    for name, value in clean.items():
-        setattr(flavor, name, value)
-    changes = diff(before, snapshot(flavor, FLAVOR_FIELDS))
+    changes = audited_update(flavor, "flavor", FLAVOR_FIELDS, _clean(values, flavor), user)
     if changes:
-        record("update", "flavor", flavor.id, flavor.name, changes, user=user)
         _commit()
     return changes
 

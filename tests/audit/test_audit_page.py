@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 
 import pytest
+from sqlalchemy import delete
 
 from portal.audit import presenter
 from portal.audit.service import record
@@ -26,6 +27,7 @@ def trail(app):
     tenant = f.tenant(name="acme")
     grp = f.group(name="tw-north")
     quota = f.quota(tenant, grp, cpu_limit=64)
+    db.session.execute(delete(AuditEvent))  # only the events below (not the users' creation)
     events = [
         ("2026-03-01 09:00", ops, "update", "quota", quota.id, "acme in tw-north",
          {"cpu_limit": {"from": 40, "to": 64}}),

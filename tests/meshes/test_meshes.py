@@ -92,7 +92,8 @@ def test_create_edit_delete_audited(app, ops):
     mesh_id = mesh.id
     assert post(ops, f"/meshes/{mesh_id}/delete").status_code == 302
     assert db.session.get(ServiceMesh, mesh_id) is None
-    assert db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all() == [
+    assert db.session.scalars(select(AuditEvent.action).where(
+        AuditEvent.object_type == "service_mesh").order_by(AuditEvent.id)).all() == [
         "create", "update", "delete"]
 
 

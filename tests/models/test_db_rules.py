@@ -301,7 +301,7 @@ def test_deleting_a_user_keeps_the_audit_trail(world):
     db.session.commit()
     db.session.delete(user)
     db.session.commit()
-    event = db.session.scalar(select(AuditEvent))
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.object_type == "rack"))
     assert event.user_id is None and event.username == user.username
 
 

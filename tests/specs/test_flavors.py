@@ -73,7 +73,7 @@ def test_create_validates_and_audits(app, ops):
     clash = post(ops, "/flavors/new", name="Standard-4C8G", cpu="4", memory="8", storage="80",
                  generation="2")
     assert "already exists" in clash.get_data(as_text=True)
-    event = db.session.scalar(select(AuditEvent))
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.object_type == "flavor"))
     assert event.action == "create" and event.changes["cpu"] == {"from": None, "to": 4}
 
 
@@ -103,7 +103,8 @@ def test_retire_and_offer_again(app, ops):
     assert "old.2" not in admin.get("/vms/new").get_data(as_text=True)  # cannot be chosen
     assert post(ops, f"/flavors/{flavor.id}/restore").status_code == 302
     assert db.session.get(Flavor, flavor.id).is_active is True
-    actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    actions = db.session.scalars(select(AuditEvent.action).where(
+        AuditEvent.object_type == "flavor").order_by(AuditEvent.id)).all()
     assert actions == ["retire", "restore"]
     assert admin.post(f"/flavors/{flavor.id}/retire").status_code in (400, 403)
 

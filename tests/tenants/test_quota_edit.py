@@ -192,7 +192,8 @@ def test_add_a_quota_for_another_tenant(ops, estate):
     quota = db.session.scalar(select(BaremetalGroupTenantQuota).where(
         BaremetalGroupTenantQuota.tenant_id == estate.initech.id))
     assert quota.cpu_percent == 10 and quota.cpu_limit is None
-    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "create"))
+    event = db.session.scalar(select(AuditEvent).where(
+        AuditEvent.action == "create", AuditEvent.object_type == "quota"))
     assert event.object_label == "initech in tw-north"
     assert event.changes == {"cpu_percent": {"from": None, "to": 10}}
 

@@ -106,7 +106,8 @@ def test_create_places_reserves_and_lands_on_the_vm_page(admin, estate):
     assert vm.status == "provisioning" and vm.baremetal.name == "s-small"
     assert (vm.cpu, vm.memory, vm.storage) == (4, 8, 50)
     assert db.session.scalar(select(ProvisionJob.action).where(ProvisionJob.vm_id == vm.id)) == "create"
-    event = db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == vm.id))
+    event = db.session.scalar(select(AuditEvent).where(
+        AuditEvent.object_type == "virtual_machine", AuditEvent.object_id == vm.id))
     assert event.action == "place" and event.username == "admin"
     page = admin.get(f"/vms/{vm.id}").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in page  # follows provisioning live
