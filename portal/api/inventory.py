@@ -8,18 +8,16 @@ from typing import Any, Literal
 from flask import url_for
 from flask_login import current_user
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
 from portal.api import api
 from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import CONFLICT, FORBIDDEN, ApiError
 from portal.api.schemas import Id, Input, Stamped, page_of
-from portal.audit.service import record, removed, snapshot
+from portal.audit.service import snapshot
 from portal.auth.access import OPERATOR, get_or_404, roles_of
 from portal.baremetals import routes as server_pages
 from portal.baremetals import service as servers
-from portal.extensions import db
 from portal.groups import routes as group_pages
 from portal.groups import service as groups
 from portal.meshes import routes as mesh_pages
@@ -32,7 +30,6 @@ from portal.models import (
     BaremetalGroup,
     Rack,
     ServiceMesh,
-    VirtualMachine,
     VirtualMachineSpecification,
 )
 from portal.racks import routes as rack_pages
@@ -318,7 +315,7 @@ def list_groups(query):
 @api.operation("GET", "/baremetal-groups/{group_id}", summary="Get a group", tags=GROUP_TAGS,
                access=Access("groups"), response=BaremetalGroupOut)
 def get_group(group_id: int):
-    return group_pages._visible_group_or_404(group_id)
+    return group_pages.visible_group_or_404(group_id)
 
 
 @api.operation("POST", "/baremetal-groups", summary="Create a group", tags=GROUP_TAGS,
@@ -430,16 +427,10 @@ def delete_spec(spec_id: int):
     """Only a flavor no VM was ever placed with; one with history is retired instead
     (PATCH is_active false), and deleting it answers 409."""
     flavor = get_or_404(VirtualMachineSpecification, spec_id)
-    used = db.session.scalar(select(func.count(VirtualMachine.id))
-                             .where(VirtualMachine.spec_id == flavor.id))
-    if used:
-        raise ApiError(CONFLICT, f"Flavor {flavor.name} was used by {used} VM"
-                                 f"{'s' if used != 1 else ''}: retire it instead "
-                                 "(is_active false), so their history keeps it.")
-    record("delete", "flavor", flavor.id, flavor.name,
-           removed(snapshot(flavor, specs.FLAVOR_FIELDS)), user=_user())
-    db.session.delete(flavor)
-    db.session.commit()
+    try:
+        specs.delete_flavor(flavor, _user())
+    except specs.FlavorInvalid as refused:
+        raise ApiError(CONFLICT, str(refused)) from None
 
 
 # --- service meshes ------------------------------------------------------------------------

@@ -52,10 +52,10 @@ def run(listing: Listing, query: Paging, **args: str) -> dict[str, Any]:
         value = getattr(query, flt.name)
         if value is not None:
             wanted[flt.page_name] = _arg(value)
-    stmt, _q, active, *_ = listing._prepare(wanted)
+    stmt, _q, active, *_ = listing.prepare(wanted)
     if any(getattr(query, f.name) is not None and f.page_name not in active for f in filters):
         return {"items": [], "total": 0}
-    total = db.session.scalar(listing._count(stmt)) or 0
+    total = db.session.scalar(listing.count_statement(stmt)) or 0
     rows = list(db.session.scalars(stmt.limit(query.limit).offset(query.offset)).unique())
     return {"items": rows, "total": total}
 

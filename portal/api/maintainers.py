@@ -245,7 +245,7 @@ def add_group_member(group_id: int, body: MemberIn):
     group = get_or_404(MaintainerGroup, group_id)
     if db.session.get(Maintainer, body.maintainer_id) is None:
         raise invalid("maintainer_id", "No such maintainer.")
-    if service._is_member(body.maintainer_id, group.id):
+    if service.is_member(body.maintainer_id, group.id):
         raise ApiError(CONFLICT, "Already a member of this group.")
     _call(service.add_member, group, body.maintainer_id, user=_user())
     return group_out(group)
@@ -257,7 +257,7 @@ def add_group_member(group_id: int, body: MemberIn):
 def remove_group_member(group_id: int, maintainer_id: int):
     """Refused (409) for the group's manager: choose another manager first."""
     group = get_or_404(MaintainerGroup, group_id)
-    if not service._is_member(maintainer_id, group.id):
+    if not service.is_member(maintainer_id, group.id):
         raise not_found("Not a member of this group.")
     try:
         service.remove_member(group, maintainer_id, user=_user())

@@ -85,7 +85,7 @@ def list():  # noqa: A001
     return list_page(groups, "groups/list.html")
 
 
-def _visible_group_or_404(group_id: int) -> BaremetalGroup:
+def visible_group_or_404(group_id: int) -> BaremetalGroup:
     """The group, or 404 for a tenant admin whose tenants hold no quota in it."""
     group = get_or_404(BaremetalGroup, group_id)
     held = _quota_groups()
@@ -110,7 +110,7 @@ def _detail_page(group: BaremetalGroup, add_form: GroupQuotaForm, status: int = 
 @bp.route("/<int:group_id>")
 @requires("groups")
 def detail(group_id: int):
-    return _detail_page(_visible_group_or_404(group_id), GroupQuotaForm(prefix="new"))
+    return _detail_page(visible_group_or_404(group_id), GroupQuotaForm(prefix="new"))
 
 
 @bp.route("/<int:group_id>/quotas", methods=["POST"])

@@ -426,7 +426,7 @@ def save_group(group: MaintainerGroup | None, *, user: User | None, name: str,
     group.name, group.description = name, (description or "").strip()
     group.manager_id = manager.id if manager else None
     db.session.flush()
-    if manager is not None and not _is_member(manager.id, group.id):
+    if manager is not None and not is_member(manager.id, group.id):
         # The manager is a member: making someone manager adds them.
         db.session.add(MaintainerToMaintainerGroup(maintainer_id=manager.id, group_id=group.id))
     record("create" if not before else "update", "maintainer_group", group.id, group.name,
@@ -444,7 +444,7 @@ def delete_group(group: MaintainerGroup, *, user: User | None) -> None:
     db.session.commit()
 
 
-def _is_member(maintainer_id: int, group_id: int) -> bool:
+def is_member(maintainer_id: int, group_id: int) -> bool:
     return db.session.scalar(select(MaintainerToMaintainerGroup.id).where(
         MaintainerToMaintainerGroup.maintainer_id == maintainer_id,
         MaintainerToMaintainerGroup.group_id == group_id)) is not None
@@ -454,7 +454,7 @@ def add_member(group: MaintainerGroup, maintainer_id: int | None, *, user: User 
     person = db.session.get(Maintainer, maintainer_id) if maintainer_id is not None else None
     if person is None:
         raise MaintainerError("Choose a maintainer.", "maintainer_id")
-    if _is_member(person.id, group.id):
+    if is_member(person.id, group.id):
         raise MaintainerError(f"{person.name} is already in {group.name}.", "maintainer_id")
     db.session.add(MaintainerToMaintainerGroup(maintainer_id=person.id, group_id=group.id))
     record("update", "maintainer_group", group.id, group.name,

@@ -100,3 +100,23 @@ def flavor_overview(flavor: Flavor) -> dict:
         ).where(VirtualMachine.spec_id == flavor.id)
     ).one()
     return {"live_vms": live, "all_vms": total, "events": history("flavor", flavor.id)}
+
+
+def delete_flavor(flavor: Flavor, user: User | None) -> None:
+    """Only a flavor no VM was ever placed with: one with history is retired instead, so
+    the VMs' history keeps naming it."""
+    from sqlalchemy import func, select
+
+    from portal.audit.service import removed, snapshot
+    from portal.models import VirtualMachine
+
+    used = db.session.scalar(select(func.count(VirtualMachine.id))
+                             .where(VirtualMachine.spec_id == flavor.id))
+    if used:
+        raise FlavorInvalid({"name": (
+            f"Flavor {flavor.name} was used by {used} VM{'s' if used != 1 else ''}: retire it "
+            "instead (is_active false), so their history keeps it.")})
+    record("delete", "flavor", flavor.id, flavor.name, removed(snapshot(flavor, FLAVOR_FIELDS)),
+           user=user)
+    db.session.delete(flavor)
+    db.session.commit()

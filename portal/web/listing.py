@@ -119,7 +119,6 @@ class Listing:
     search: Sequence[Any] = ()
     filters: Sequence[Filter] = ()
     default_sort: str = "name"
-    count_statement: Callable[[Select], Select] | None = None
     extra_args: Sequence[str] = field(default_factory=tuple)
 
     def column(self, key: str) -> Column | None:
@@ -129,7 +128,7 @@ class Listing:
     def header(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
 
-    def _prepare(self, args: Any) -> tuple[Select, str, dict[str, str], Column, bool, str]:
+    def prepare(self, args: Any) -> tuple[Select, str, dict[str, str], Column, bool, str]:
         """Apply search, filters and sort from the query string; unknown values are
         ignored rather than failing the page."""
         stmt = self.statement()
@@ -161,12 +160,12 @@ class Listing:
 
     def run(self, base_url: str | None = None, args: Any = None) -> ListResult:
         args = request.args if args is None else args
-        stmt, q, active, column, descending, sort_arg = self._prepare(args)
+        stmt, q, active, column, descending, sort_arg = self.prepare(args)
         default_per_page = current_app.config["DEFAULT_PER_PAGE"]
         per_page = _int_arg(args.get("per_page"), default_per_page)
         if per_page not in current_app.config["PER_PAGE_CHOICES"]:
             per_page = default_per_page
-        total = db.session.scalar(self._count(stmt)) or 0
+        total = db.session.scalar(self.count_statement(stmt)) or 0
         pages = max(1, math.ceil(total / per_page))
         page_no = min(max(1, _int_arg(args.get("page"), 1)), pages)
         rows = list(
@@ -186,7 +185,7 @@ class Listing:
         return ListResult(rows, page, column.key, descending, q, active, self)
 
     @staticmethod
-    def _count(stmt: Select) -> Select:
+    def count_statement(stmt: Select) -> Select:
         """COUNT(*) over the same FROM and WHERE, without the eager-loaded columns and the
         ORDER BY, so that PostgreSQL can drop the outer joins nobody filters on."""
         counted = stmt.with_only_columns(func.count(), maintain_column_froms=True)
@@ -198,7 +197,7 @@ class Listing:
 
     def export(self, args: Any = None) -> Response:
         """CSV of every row of the current filtered, sorted view (not just one page)."""
-        stmt = self._prepare(request.args if args is None else args)[0]
+        stmt = self.prepare(request.args if args is None else args)[0]
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         exported = [c for c in self.columns if c.export]
