@@ -125,6 +125,10 @@ def group_history(group: BaremetalGroup, tenant_scope: frozenset[int] | None = N
     return history_of("baremetal_group", group.id, [("quota", quota_ids)])
 
 
+# Servers drawn on the group's page; the server list filtered by group has them all.
+SERVER_ROWS = 50
+
+
 def group_detail(
     group: BaremetalGroup, tenant_scope: frozenset[int] | None, show_servers: bool
 ) -> dict:
@@ -139,6 +143,7 @@ def group_detail(
             .options(joinedload(Baremetal.rack))
             .where(Baremetal.group_id == group.id)
             .order_by(Baremetal.name)
+            .limit(SERVER_ROWS)
         ))
     tenants_without_quota = []
     if tenant_scope is None:
