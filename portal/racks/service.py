@@ -23,7 +23,7 @@ from portal.models import (
 AUDITED = ("name", "region", "dc", "location", "height_u", "bgp_asn", "network_notes")
 MAX_ASN = 4294967295
 NAMED = 10
-BLAST_VM_ROWS = 500  # VMs listed on the rack page; tenants and clusters are always complete
+BLAST_VM_ROWS = 200  # VMs listed on the rack page; tenants and clusters are always complete
 
 
 class RackInvalid(ValueError):
