@@ -35,8 +35,14 @@ SAMPLES = {
     "maintainer_id": ("Maintainer", None),
     "spec_id": ("VirtualMachineSpecification", None),
 }
-EXTRA = ["/servers/?sort=-available_cpu", "/servers/?q=bm0", "/vms/?status=active&page=50",
-         "/vms/?q=vm-0001", "/search/?q=tpe1-r00", "/audit/?object_type=virtual_machine"]
+EXTRA = [
+    "/servers/?sort=-available_cpu",
+    "/servers/?q=bm0",
+    "/vms/?status=active&page=50",
+    "/vms/?q=vm-0001",
+    "/search/?q=tpe1-r00",
+    "/audit/?object_type=virtual_machine",
+]
 
 
 def sample_ids() -> dict[str, int]:
@@ -48,7 +54,9 @@ def sample_ids() -> dict[str, int]:
         model = getattr(models, model_name)
         count = db.session.scalar(select(func.count(model.id)))
         if count:
-            ids[arg] = db.session.scalar(select(model.id).order_by(model.id).offset(count // 2).limit(1))
+            ids[arg] = db.session.scalar(
+                select(model.id).order_by(model.id).offset(count // 2).limit(1)
+            )
     return ids
 
 
@@ -76,12 +84,21 @@ def measure(app, repeat: int) -> None:
         from tests.conftest import csrf_token_from  # the same login helper the tests use
 
         page = client.get("/login").get_data(as_text=True)
-        client.post("/login", data={"username": "ops-admin", "password": "ops-admin-bench",
-                                    "csrf_token": csrf_token_from(page)})
+        client.post(
+            "/login",
+            data={
+                "username": "ops-admin",
+                "password": "ops-admin-bench",
+                "csrf_token": csrf_token_from(page),
+            },
+        )
         urls = pages(app)
         counter = {"n": 0}
-        event.listen(db.engine, "before_cursor_execute",
-                     lambda *a, **k: counter.__setitem__("n", counter["n"] + 1))
+        event.listen(
+            db.engine,
+            "before_cursor_execute",
+            lambda *a, **k: counter.__setitem__("n", counter["n"] + 1),
+        )
     print(f"{'page':48} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
     worst = 0.0
     for url in urls:
@@ -94,14 +111,19 @@ def measure(app, repeat: int) -> None:
             samples.append((time.perf_counter() - start) * 1000)
             status = response.status_code
         samples.sort()
-        p50, p95 = samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+        p50, p95 = (
+            samples[len(samples) // 2],
+            samples[min(len(samples) - 1, int(len(samples) * 0.95))],
+        )
         worst = max(worst, p95)
         print(f"{url[:48]:48} {status:>6} {p50:8.1f} {p95:8.1f} {counter['n']:>8}")
     print(f"worst p95: {worst:.1f} ms")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=["S", "M", "L"], default="L")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--database-url", help="an existing database already seeded")

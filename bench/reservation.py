@@ -23,7 +23,9 @@ import uuid
 
 import psycopg
 
-ADMIN_URL = os.environ.get("PORTAL_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "PORTAL_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def percentiles(samples: list[float]) -> str:
@@ -32,7 +34,8 @@ def percentiles(samples: list[float]) -> str:
     def at(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
-    return f"p50 {at(0.50):6.2f} ms  p95 {at(0.95):6.2f} ms  p99 {at(0.99):6.2f} ms  (n={len(samples)})"
+    figures = "  ".join(f"p{round(p * 100)} {at(p):6.2f} ms" for p in (0.50, 0.95, 0.99))
+    return f"{figures}  (n={len(samples)})"
 
 
 def make_app(url: str):
@@ -62,11 +65,21 @@ def build_estate(url: str, hosts: int, tenants: int) -> dict:
         shapes = [(64, 512, 4000), (96, 768, 8000), (48, 1536, 4000)]
         for i in range(hosts):
             cpu, mem, disk = rng.choice(shapes)
-            db.session.add(Baremetal(
-                name=f"bm-{i:05d}", serial=f"S{i:06d}", group=group, region="r1",
-                dc=f"dc{i % 3}", total_cpu=cpu, total_memory=mem, total_storage=disk,
-                available_cpu=cpu, available_memory=mem, available_storage=disk,
-            ))
+            db.session.add(
+                Baremetal(
+                    name=f"bm-{i:05d}",
+                    serial=f"S{i:06d}",
+                    group=group,
+                    region="r1",
+                    dc=f"dc{i % 3}",
+                    total_cpu=cpu,
+                    total_memory=mem,
+                    total_storage=disk,
+                    available_cpu=cpu,
+                    available_memory=mem,
+                    available_storage=disk,
+                )
+            )
             group.total_cpu += cpu
             group.total_memory += mem
             group.total_storage += disk
@@ -76,8 +89,9 @@ def build_estate(url: str, hosts: int, tenants: int) -> dict:
         for t in range(tenants):
             tenant = Tenant(name=f"tenant-{t}")
             db.session.add(tenant)
-            db.session.add(BaremetalGroupTenantQuota(tenant=tenant, group=group,
-                                                     cpu_percent=100 // tenants))
+            db.session.add(
+                BaremetalGroupTenantQuota(tenant=tenant, group=group, cpu_percent=100 // tenants)
+            )
             tenant_ids.append(tenant)
         flavors = [
             VirtualMachineSpecification(name=n, cpu=c, memory=m, storage=s)
@@ -85,8 +99,11 @@ def build_estate(url: str, hosts: int, tenants: int) -> dict:
         ]
         db.session.add_all(flavors)
         db.session.commit()
-        ids = {"group": group.id, "tenants": [t.id for t in tenant_ids],
-               "flavors": [f.id for f in flavors]}
+        ids = {
+            "group": group.id,
+            "tenants": [t.id for t in tenant_ids],
+            "flavors": [f.id for f in flavors],
+        }
         db.engine.dispose()
     return ids
 
@@ -126,7 +143,9 @@ def client_main(url, ids, client, seconds, start, results):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
@@ -148,8 +167,13 @@ def main() -> None:
                 place(app, ids["tenants"][0], ids["group"], ids["flavors"][0], f"warm-{i}")
             samples = []
             for i in range(args.requests):
-                ok, elapsed = place(app, ids["tenants"][i % len(ids["tenants"])], ids["group"],
-                                    ids["flavors"][i % 3], f"lat-{i}")
+                ok, elapsed = place(
+                    app,
+                    ids["tenants"][i % len(ids["tenants"])],
+                    ids["group"],
+                    ids["flavors"][i % 3],
+                    f"lat-{i}",
+                )
                 samples.append(elapsed)
             print(f"reservation, 1 client, {args.hosts} hosts:  {percentiles(samples)}")
             db.session.remove()
@@ -157,8 +181,10 @@ def main() -> None:
 
         spawn = multiprocessing.get_context("spawn")
         start, results = spawn.Event(), spawn.Queue()
-        procs = [spawn.Process(target=client_main, args=(url, ids, c, args.seconds, start, results))
-                 for c in range(args.clients)]
+        procs = [
+            spawn.Process(target=client_main, args=(url, ids, c, args.seconds, start, results))
+            for c in range(args.clients)
+        ]
         for p in procs:
             p.start()
         time.sleep(3)  # let every client import and connect
@@ -170,15 +196,19 @@ def main() -> None:
             p.join()
         placed = sum(t[0] for t in totals)
         refused = sum(t[1] for t in totals)
-        print(f"throughput, {args.clients} clients (processes), {elapsed:.1f} s: "
-              f"{placed / elapsed:7.1f} placements/s  ({placed} placed, {refused} refused)")
+        print(
+            f"throughput, {args.clients} clients (processes), {elapsed:.1f} s: "
+            f"{placed / elapsed:7.1f} placements/s  ({placed} placed, {refused} refused)"
+        )
 
         with app.app_context():
             from portal.baremetals.counters import counter_drift
 
             drift = counter_drift()
-            print(f"violations after the run: {len(drift)} counter drifts"
-                  + (f" — {drift[:3]}" if drift else ""))
+            print(
+                f"violations after the run: {len(drift)} counter drifts"
+                + (f" — {drift[:3]}" if drift else "")
+            )
             db.engine.dispose()
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:

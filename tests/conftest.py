@@ -162,7 +162,9 @@ def runner(app):
     return app.test_cli_runner()
 
 
-CSRF_RE = __import__("re").compile(r'name="csrf_token"[^>]*value="([^"]+)"|name="csrf-token" content="([^"]+)"')
+CSRF_RE = __import__("re").compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|name="csrf-token" content="([^"]+)"'
+)
 
 
 def csrf_token_from(html: str) -> str:

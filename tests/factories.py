@@ -43,15 +43,30 @@ def group(**kw) -> BaremetalGroup:
     return obj
 
 
-def server(rack: Rack | None = None, group: BaremetalGroup | None = None, cpu=64, memory=256,
-           storage=2000, **kw) -> Baremetal:
+def server(
+    rack: Rack | None = None,
+    group: BaremetalGroup | None = None,
+    cpu=64,
+    memory=256,
+    storage=2000,
+    **kw,
+) -> Baremetal:
     i = n()
-    obj = Baremetal(**{
-        "name": f"server-{i}", "serial": f"SN-{i}", "region": "r1", "dc": "dc1",
-        "total_cpu": cpu, "total_memory": memory, "total_storage": storage,
-        "available_cpu": cpu, "available_memory": memory, "available_storage": storage,
-        **kw,
-    })
+    obj = Baremetal(
+        **{
+            "name": f"server-{i}",
+            "serial": f"SN-{i}",
+            "region": "r1",
+            "dc": "dc1",
+            "total_cpu": cpu,
+            "total_memory": memory,
+            "total_storage": storage,
+            "available_cpu": cpu,
+            "available_memory": memory,
+            "available_storage": storage,
+            **kw,
+        }
+    )
     db.session.add(obj)
     with db.session.no_autoflush:
         if rack is not None:
@@ -89,12 +104,22 @@ def flavor(cpu=4, memory=8, storage=80, **kw) -> VirtualMachineSpecification:
     return obj
 
 
-def vm(tenant: Tenant, server: Baremetal, spec: VirtualMachineSpecification, **kw) -> VirtualMachine:
-    obj = VirtualMachine(**{
-        "name": f"vm-{n()}", "tenant": tenant, "baremetal": server, "spec": spec,
-        "cpu": spec.cpu, "memory": spec.memory, "storage": spec.storage, "status": "active",
-        **kw,
-    })
+def vm(
+    tenant: Tenant, server: Baremetal, spec: VirtualMachineSpecification, **kw
+) -> VirtualMachine:
+    obj = VirtualMachine(
+        **{
+            "name": f"vm-{n()}",
+            "tenant": tenant,
+            "baremetal": server,
+            "spec": spec,
+            "cpu": spec.cpu,
+            "memory": spec.memory,
+            "storage": spec.storage,
+            "status": "active",
+            **kw,
+        }
+    )
     db.session.add(obj)
     if obj.status in HOLDING_STATUSES:
         # Keep the estate consistent: the VM's resources come off its server and group.
@@ -109,8 +134,16 @@ def vm(tenant: Tenant, server: Baremetal, spec: VirtualMachineSpecification, **k
 
 
 def cluster(tenant: Tenant, group: BaremetalGroup, **kw) -> K8sCluster:
-    obj = K8sCluster(**{"name": f"cluster-{n()}", "tenant": tenant, "group": group,
-                        "version": "1.31.2", "status": "active", **kw})
+    obj = K8sCluster(
+        **{
+            "name": f"cluster-{n()}",
+            "tenant": tenant,
+            "group": group,
+            "version": "1.31.2",
+            "status": "active",
+            **kw,
+        }
+    )
     db.session.add(obj)
     db.session.flush()
     return obj

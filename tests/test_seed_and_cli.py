@@ -92,16 +92,32 @@ def test_cli_creates_users_with_roles_and_token(app):
     f.maintainer(account="mlchen")
     db.session.commit()
     runner = app.test_cli_runner()
-    result = runner.invoke(args=[
-        "users", "create", "alice", "--password", "long-enough-pw", "--operator",
-        "--tenant", "acme", "--tenant", "globex", "--maintainer", "mlchen", "--token",
-    ])
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "alice",
+            "--password",
+            "long-enough-pw",
+            "--operator",
+            "--tenant",
+            "acme",
+            "--tenant",
+            "globex",
+            "--maintainer",
+            "mlchen",
+            "--token",
+        ]
+    )
     assert result.exit_code == 0, result.output
     secret = result.output.strip().splitlines()[-1]
     user = db.session.scalar(select(User).where(User.username == "alice"))
     assert user.is_operator
     assert sorted(link.tenant.name for link in user.tenant_links) == ["acme", "globex"]
-    assert db.session.scalar(select(Maintainer).where(Maintainer.account == "mlchen")).user_id == user.id
+    assert (
+        db.session.scalar(select(Maintainer).where(Maintainer.account == "mlchen")).user_id
+        == user.id
+    )
     assert user_for_token(secret).id == user.id
     from portal.models import AuditEvent
 
@@ -133,9 +149,13 @@ def test_dataset_s_has_the_proportions_of_spec_section_7_and_exact_counters(any_
     result = any_app.test_cli_runner().invoke(args=["seed", "dataset", "--size", "S"])
     assert result.exit_code == 0, result.output
     size = SIZES["S"]
-    for model, expected in ((Rack, size.racks), (Baremetal, size.servers),
-                            (VirtualMachine, size.vms), (K8sCluster, size.clusters),
-                            (ResourceMaintainer, size.assignments)):
+    for model, expected in (
+        (Rack, size.racks),
+        (Baremetal, size.servers),
+        (VirtualMachine, size.vms),
+        (K8sCluster, size.clusters),
+        (ResourceMaintainer, size.assignments),
+    ):
         assert db.session.scalar(select(func.count(model.id))) == expected, model
     assert counter_drift() == []
     from portal.tenants.quotas import quota_usages

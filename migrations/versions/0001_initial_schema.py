@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 4c145de4471e
-Revises: 
+Revises:
 Create Date: 2026-11-27 02:56:08.287717
 
 """

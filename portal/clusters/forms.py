@@ -12,29 +12,58 @@ class ClusterForm(FlaskForm):
     as checkboxes named `plugins` with a `version_<name>` field each (see the template)."""
 
     tenant_id = SelectField("Tenant", coerce=int_or_none, validate_choice=False)
-    group_id = SelectField("Group", coerce=int_or_none, validate_choice=False,
-                           description="Only groups where the tenant has quota.")
-    name = StringField("Cluster name", description="Nodes are named <name>-cp-1, <name>-worker-1, …")
+    group_id = SelectField(
+        "Group",
+        coerce=int_or_none,
+        validate_choice=False,
+        description="Only groups where the tenant has quota.",
+    )
+    name = StringField(
+        "Cluster name", description="Nodes are named <name>-cp-1, <name>-worker-1, …"
+    )
     version = SelectField("Kubernetes version", validate_choice=False)
     control_planes = SelectField(
-        "Control planes", coerce=int_or_none, default=3, validate_choice=False,
+        "Control planes",
+        coerce=int_or_none,
+        default=3,
+        validate_choice=False,
         choices=options((n, f"{n} {'(HA)' if n > 1 else '(no HA)'}") for n in CONTROL_PLANE_COUNTS),
     )
-    control_plane_flavor_id = SelectField("Control-plane flavor", coerce=int_or_none,
-                                          validate_choice=False)
-    workers = IntegerField("Workers", default=3, validators=[
-        InputRequired("Say how many workers (0 is fine)."),
-        NumberRange(0, MAX_WORKERS, f"Ask for 0 to {MAX_WORKERS} workers.")])
+    control_plane_flavor_id = SelectField(
+        "Control-plane flavor", coerce=int_or_none, validate_choice=False
+    )
+    workers = IntegerField(
+        "Workers",
+        default=3,
+        validators=[
+            InputRequired("Say how many workers (0 is fine)."),
+            NumberRange(0, MAX_WORKERS, f"Ask for 0 to {MAX_WORKERS} workers."),
+        ],
+    )
     worker_flavor_id = SelectField("Worker flavor", coerce=int_or_none, validate_choice=False)
     primary_mesh_id = SelectField("Primary service mesh", coerce=int_or_none, validate_choice=False)
-    secondary_mesh_id = SelectField("Secondary service mesh", coerce=int_or_none,
-                                    validate_choice=False)
-    bastion = RadioField("Bastion", default="none", validate_choice=False, choices=options([
-        ("none", "None"), ("existing", "An existing VM of the tenant"),
-        ("new", "A new bastion VM, placed with the cluster")]))
+    secondary_mesh_id = SelectField(
+        "Secondary service mesh", coerce=int_or_none, validate_choice=False
+    )
+    bastion = RadioField(
+        "Bastion",
+        default="none",
+        validate_choice=False,
+        choices=options(
+            [
+                ("none", "None"),
+                ("existing", "An existing VM of the tenant"),
+                ("new", "A new bastion VM, placed with the cluster"),
+            ]
+        ),
+    )
     bastion_vm_id = SelectField("Existing VM", coerce=int_or_none, validate_choice=False)
-    bastion_flavor_id = SelectField("New bastion's flavor", coerce=int_or_none,
-                                    validate_choice=False)
-    strategy = SelectField("Placement strategy", default=DEFAULT_STRATEGY,
-                           choices=options((n, n.replace("_", " ")) for n in sorted(STRATEGIES)))
+    bastion_flavor_id = SelectField(
+        "New bastion's flavor", coerce=int_or_none, validate_choice=False
+    )
+    strategy = SelectField(
+        "Placement strategy",
+        default=DEFAULT_STRATEGY,
+        choices=options((n, n.replace("_", " ")) for n in sorted(STRATEGIES)),
+    )
     description = TextAreaField("Description", validators=[Optional()])

@@ -48,10 +48,15 @@ clusters = Listing(
     ],
     search=[K8sCluster.name, K8sCluster.version],
     filters=[
-        Filter("status", "Status", lambda s, v: s.where(K8sCluster.status == v),
-               lambda: enum_choices(CLUSTER_STATUSES)),
-        Filter("tenant", "Tenant", lambda s, v: s.where(K8sCluster.tenant_id == int(v)),
-               tenant_choices),
+        Filter(
+            "status",
+            "Status",
+            lambda s, v: s.where(K8sCluster.status == v),
+            lambda: enum_choices(CLUSTER_STATUSES),
+        ),
+        Filter(
+            "tenant", "Tenant", lambda s, v: s.where(K8sCluster.tenant_id == int(v)), tenant_choices
+        ),
         *maintainer_filters("k8s_cluster", K8sCluster.id),
     ],
 )
@@ -79,21 +84,29 @@ def _wizard_form() -> ClusterForm:
     for field in (form.control_plane_flavor_id, form.worker_flavor_id, form.bastion_flavor_id):
         field.choices = flavor_choices
     meshes = db.session.execute(
-        select(ServiceMesh.id, ServiceMesh.name, ServiceMesh.mesh_type, ServiceMesh.version)
-        .order_by(ServiceMesh.name)).all()
-    mesh_choices = choices([(None, "None"), *((m.id, f"{m.name} ({m.mesh_type} {m.version})")
-                                               for m in meshes)])
+        select(
+            ServiceMesh.id, ServiceMesh.name, ServiceMesh.mesh_type, ServiceMesh.version
+        ).order_by(ServiceMesh.name)
+    ).all()
+    mesh_choices = choices(
+        [(None, "None"), *((m.id, f"{m.name} ({m.mesh_type} {m.version})") for m in meshes)]
+    )
     form.primary_mesh_id.choices = mesh_choices
     form.secondary_mesh_id.choices = mesh_choices
     vms = []
     if form.tenant_id.data is not None and any(t[0] == form.tenant_id.data for t in opts.tenants):
         vms = db.session.execute(
-            select(VirtualMachine.id, VirtualMachine.name).where(
+            select(VirtualMachine.id, VirtualMachine.name)
+            .where(
                 VirtualMachine.tenant_id == form.tenant_id.data,
                 VirtualMachine.status.in_(("active", "provisioning")),
                 VirtualMachine.k8s_cluster_id.is_(None),
-            ).order_by(VirtualMachine.name)).all()
-    form.bastion_vm_id.choices = choices([(None, "— choose a VM —"), *((v.id, v.name) for v in vms)])
+            )
+            .order_by(VirtualMachine.name)
+        ).all()
+    form.bastion_vm_id.choices = choices(
+        [(None, "— choose a VM —"), *((v.id, v.name) for v in vms)]
+    )
     return form
 
 
@@ -106,17 +119,23 @@ def _cluster_request(form: ClusterForm, check_names: bool = True) -> service.Clu
     try:
         return service.build_request(
             current_user,
-            tenant_id=form.tenant_id.data, group_id=form.group_id.data,
-            name=form.name.data or "", version=form.version.data or "",
+            tenant_id=form.tenant_id.data,
+            group_id=form.group_id.data,
+            name=form.name.data or "",
+            version=form.version.data or "",
             control_planes=form.control_planes.data,
             control_plane_flavor_id=form.control_plane_flavor_id.data,
-            workers=form.workers.data, worker_flavor_id=form.worker_flavor_id.data,
+            workers=form.workers.data,
+            worker_flavor_id=form.worker_flavor_id.data,
             plugins=_chosen_plugins(),
             primary_mesh_id=form.primary_mesh_id.data,
             secondary_mesh_id=form.secondary_mesh_id.data,
-            bastion=form.bastion.data or "none", bastion_vm_id=form.bastion_vm_id.data,
-            bastion_flavor_id=form.bastion_flavor_id.data, strategy=form.strategy.data,
-            description=form.description.data or "", check_names=check_names,
+            bastion=form.bastion.data or "none",
+            bastion_vm_id=form.bastion_vm_id.data,
+            bastion_flavor_id=form.bastion_flavor_id.data,
+            strategy=form.strategy.data,
+            description=form.description.data or "",
+            check_names=check_names,
         )
     except RequestInvalid as invalid:
         show_errors(form, invalid.errors)
@@ -136,8 +155,12 @@ def _wizard_context(form: ClusterForm) -> dict:
     chosen = dict(_chosen_plugins())
     if request.method == "GET" and not request.args:
         chosen = {"calico": "", "prometheus": ""}  # sensible defaults for a new cluster
-    return {"form": form, "preview": _preview_for(form), "catalogue": service.CATALOGUE,
-            "chosen_plugins": chosen}
+    return {
+        "form": form,
+        "preview": _preview_for(form),
+        "catalogue": service.CATALOGUE,
+        "chosen_plugins": chosen,
+    }
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -183,13 +206,21 @@ def detail(cluster_id: int):
     nodes = service.cluster_nodes(cluster)
     manage = _may_manage(cluster) and cluster.status not in ("deleting", "deleted")
     return render(
-        "clusters/detail.html", "live", cluster=cluster, nodes=nodes,
+        "clusters/detail.html",
+        "live",
+        cluster=cluster,
+        nodes=nodes,
         roles={role: [n for n in nodes if n.role == role] for role in ("control-plane", "worker")},
-        racks=len({n.baremetal.rack_id for n in nodes if n.role == "control-plane" and n.baremetal}),
-        events=history("k8s_cluster", cluster.id), manage=manage,
+        racks=len(
+            {n.baremetal.rack_id for n in nodes if n.role == "control-plane" and n.baremetal}
+        ),
+        events=history("k8s_cluster", cluster.id),
+        manage=manage,
         may_set_status=service.may_set_status(cluster, current_user),
-        catalogue=service.CATALOGUE, meshes=db.session.scalars(
-            select(ServiceMesh).order_by(ServiceMesh.name)).all() if manage else [],
+        catalogue=service.CATALOGUE,
+        meshes=db.session.scalars(select(ServiceMesh).order_by(ServiceMesh.name)).all()
+        if manage
+        else [],
         bastion_candidates=service.bastion_candidates(cluster) if manage else [],
     )
 
@@ -197,27 +228,39 @@ def detail(cluster_id: int):
 ACTIONS = {
     "add_plugin": lambda c, f, u: service.add_plugin(c, f.get("name", ""), f.get("version", ""), u),
     "plugin_version": lambda c, f, u: service.update_plugin(
-        c, int_or_none(f.get("plugin_id")), u, version=f.get("version", "")),
+        c, int_or_none(f.get("plugin_id")), u, version=f.get("version", "")
+    ),
     "plugin_status": lambda c, f, u: service.update_plugin(
-        c, int_or_none(f.get("plugin_id")), u, status=f.get("status", "")),
+        c, int_or_none(f.get("plugin_id")), u, status=f.get("status", "")
+    ),
     "remove_plugin": lambda c, f, u: service.remove_plugin(c, int_or_none(f.get("plugin_id")), u),
     "bind_mesh": lambda c, f, u: service.bind_mesh(
-        c, int_or_none(f.get("mesh_id")), f.get("role", ""), u),
+        c, int_or_none(f.get("mesh_id")), f.get("role", ""), u
+    ),
     "mesh_role": lambda c, f, u: service.change_mesh_role(
-        c, int_or_none(f.get("link_id")), f.get("role", ""), u),
+        c, int_or_none(f.get("link_id")), f.get("role", ""), u
+    ),
     "unbind_mesh": lambda c, f, u: service.unbind_mesh(c, int_or_none(f.get("link_id")), u),
     "add_bastion": lambda c, f, u: service.add_bastion(c, int_or_none(f.get("vm_id")), u),
     "remove_bastion": lambda c, f, u: service.remove_bastion(c, int_or_none(f.get("link_id")), u),
     "scale": lambda c, f, u: service.scale_workers(
-        c, int_or_none(f.get("workers")), u, [int(i) for i in f.getlist("remove") if i.isdigit()]),
+        c, int_or_none(f.get("workers")), u, [int(i) for i in f.getlist("remove") if i.isdigit()]
+    ),
     "retry": lambda c, f, u: service.retry_failed_nodes(c, u),
 }
-DONE = {"add_plugin": "Plugin added.", "plugin_version": "Plugin version changed.",
-        "plugin_status": "Plugin status changed.", "remove_plugin": "Plugin removed.",
-        "bind_mesh": "Service mesh bound.", "mesh_role": "Mesh role changed.",
-        "unbind_mesh": "Service mesh unbound.", "add_bastion": "Bastion associated.",
-        "remove_bastion": "Bastion dissociated.", "scale": "Scaling: workers are on their way.",
-        "retry": "Retrying the failed nodes."}
+DONE = {
+    "add_plugin": "Plugin added.",
+    "plugin_version": "Plugin version changed.",
+    "plugin_status": "Plugin status changed.",
+    "remove_plugin": "Plugin removed.",
+    "bind_mesh": "Service mesh bound.",
+    "mesh_role": "Mesh role changed.",
+    "unbind_mesh": "Service mesh unbound.",
+    "add_bastion": "Bastion associated.",
+    "remove_bastion": "Bastion dissociated.",
+    "scale": "Scaling: workers are on their way.",
+    "retry": "Retrying the failed nodes.",
+}
 
 
 @bp.route("/<int:cluster_id>/actions", methods=["POST"])
@@ -265,13 +308,16 @@ def delete(cluster_id: int):
     if not _may_manage(cluster):
         abort(404)
     if request.method == "GET":
-        return render_template("clusters/confirm_delete.html", cluster=cluster,
-                               nodes=service.live_nodes(cluster))
+        return render_template(
+            "clusters/confirm_delete.html", cluster=cluster, nodes=service.live_nodes(cluster)
+        )
     try:
         service.delete_cluster(cluster, current_user)
     except service.ClusterError as error:
         flash(str(error), "error")
     else:
-        flash(f"Cluster {cluster.name} is being deleted: every node goes through the agent.",
-              "success")
+        flash(
+            f"Cluster {cluster.name} is being deleted: every node goes through the agent.",
+            "success",
+        )
     return redirect(url_for("clusters.detail", cluster_id=cluster_id))

@@ -94,18 +94,29 @@ class ClusterRequest:
 
     @property
     def nodes(self) -> list[NodeSpec]:
-        nodes = [NodeSpec(f"{self.name}-cp-{i}", "control-plane", self.control_plane_flavor)
-                 for i in range(1, self.control_planes + 1)]
-        nodes += [NodeSpec(f"{self.name}-worker-{i}", "worker", self.worker_flavor)
-                  for i in range(1, self.workers + 1)]
+        nodes = [
+            NodeSpec(f"{self.name}-cp-{i}", "control-plane", self.control_plane_flavor)
+            for i in range(1, self.control_planes + 1)
+        ]
+        nodes += [
+            NodeSpec(f"{self.name}-worker-{i}", "worker", self.worker_flavor)
+            for i in range(1, self.workers + 1)
+        ]
         if self.bastion_flavor is not None:
-            nodes.append(NodeSpec(f"{self.name}-bastion", "bastion", self.bastion_flavor,
-                                  cluster_member=False))
+            nodes.append(
+                NodeSpec(
+                    f"{self.name}-bastion", "bastion", self.bastion_flavor, cluster_member=False
+                )
+            )
         return nodes
 
 
 def _flavor(flavor_id, field_name, errors, required=True):
-    flavor = db.session.get(VirtualMachineSpecification, flavor_id) if isinstance(flavor_id, int) else None
+    flavor = (
+        db.session.get(VirtualMachineSpecification, flavor_id)
+        if isinstance(flavor_id, int)
+        else None
+    )
     if flavor is None:
         if required:
             errors[field_name] = "Choose a flavor."
@@ -177,7 +188,8 @@ def build_request(
     name = (name or "").strip()
     problem = validate_name(name, "cluster") or (
         "A cluster name has at most 40 characters (its nodes are named after it)."
-        if len(name) > 40 else None
+        if len(name) > 40
+        else None
     )
     if problem:
         errors["name"] = problem
@@ -190,15 +202,25 @@ def build_request(
         errors["workers"] = f"Ask for 0 to {MAX_WORKERS} workers."
         workers = 0
     worker_flavor = _flavor(worker_flavor_id, "worker_flavor_id", errors, required=workers > 0)
-    plugins = [(n.strip(), (v or "").strip() or (CATALOGUE[n.strip()].default_version
-                                                  if n.strip() in CATALOGUE else ""))
-               for n, v in plugins]
+    plugins = [
+        (
+            n.strip(),
+            (v or "").strip()
+            or (CATALOGUE[n.strip()].default_version if n.strip() in CATALOGUE else ""),
+        )
+        for n, v in plugins
+    ]
     problem = check_plugins(plugins)
     if problem:
         errors["plugins"] = problem
-    primary = db.session.get(ServiceMesh, primary_mesh_id) if isinstance(primary_mesh_id, int) else None
-    secondary = (db.session.get(ServiceMesh, secondary_mesh_id)
-                 if isinstance(secondary_mesh_id, int) else None)
+    primary = (
+        db.session.get(ServiceMesh, primary_mesh_id) if isinstance(primary_mesh_id, int) else None
+    )
+    secondary = (
+        db.session.get(ServiceMesh, secondary_mesh_id)
+        if isinstance(secondary_mesh_id, int)
+        else None
+    )
     if primary_mesh_id not in (None, "") and primary is None:
         errors["primary_mesh_id"] = "Choose an existing service mesh."
     if secondary_mesh_id not in (None, "") and secondary is None:
@@ -209,9 +231,15 @@ def build_request(
         errors["secondary_mesh_id"] = "The secondary mesh must differ from the primary."
     bastion_vm = bastion_flavor = None
     if bastion == "existing":
-        bastion_vm = db.session.get(VirtualMachine, bastion_vm_id) if isinstance(bastion_vm_id, int) else None
-        if bastion_vm is None or bastion_vm.status == "deleted" or (
-            tenant is not None and bastion_vm.tenant_id != tenant.id
+        bastion_vm = (
+            db.session.get(VirtualMachine, bastion_vm_id)
+            if isinstance(bastion_vm_id, int)
+            else None
+        )
+        if (
+            bastion_vm is None
+            or bastion_vm.status == "deleted"
+            or (tenant is not None and bastion_vm.tenant_id != tenant.id)
         ):
             errors["bastion_vm_id"] = "Choose a live VM of the same tenant as the bastion."
             bastion_vm = None
@@ -225,26 +253,52 @@ def build_request(
     if errors:
         raise RequestInvalid(errors)
     request = ClusterRequest(
-        tenant, group, name, version, control_planes, cp_flavor, workers, worker_flavor,
-        plugins, primary, secondary, bastion_vm, bastion_flavor, strategy,
+        tenant,
+        group,
+        name,
+        version,
+        control_planes,
+        cp_flavor,
+        workers,
+        worker_flavor,
+        plugins,
+        primary,
+        secondary,
+        bastion_vm,
+        bastion_flavor,
+        strategy,
         (description or "").strip()[:2000],
     )
     if check_names:
         if _live_cluster_named(tenant.id, name):
-            raise RequestInvalid({"name": f"Tenant {tenant.name} already has a cluster named {name}."})
+            raise RequestInvalid(
+                {"name": f"Tenant {tenant.name} already has a cluster named {name}."}
+            )
         taken = taken_names(tenant.id, [n.name for n in request.nodes])
         if taken:
-            raise RequestInvalid({"name": (
-                f"Tenant {tenant.name} already has VMs named {', '.join(sorted(taken)[:5])}: "
-                "choose another cluster name.")})
+            raise RequestInvalid(
+                {
+                    "name": (
+                        f"Tenant {tenant.name} already has VMs named "
+                        f"{', '.join(sorted(taken)[:5])}: "
+                        "choose another cluster name."
+                    )
+                }
+            )
     return request
 
 
 def _live_cluster_named(tenant_id: int, name: str) -> bool:
-    return db.session.scalar(
-        select(K8sCluster.id).where(K8sCluster.tenant_id == tenant_id, K8sCluster.name == name,
-                                    K8sCluster.status != "deleted")
-    ) is not None
+    return (
+        db.session.scalar(
+            select(K8sCluster.id).where(
+                K8sCluster.tenant_id == tenant_id,
+                K8sCluster.name == name,
+                K8sCluster.status != "deleted",
+            )
+        )
+        is not None
+    )
 
 
 def preview_cluster(request: ClusterRequest) -> Preview:
@@ -255,36 +309,72 @@ def create_cluster(request: ClusterRequest, user: User) -> K8sCluster:
     """Reserve every node in one transaction with the cluster, its plugins, mesh links and
     bastion; all or nothing (PlacementRefused otherwise)."""
     cluster = K8sCluster(
-        name=request.name, tenant_id=request.tenant.id, group_id=request.group.id,
-        version=request.version, status="provisioning", description=request.description,
+        name=request.name,
+        tenant_id=request.tenant.id,
+        group_id=request.group.id,
+        version=request.version,
+        status="provisioning",
+        description=request.description,
     )
 
     def with_parts(vms: list[VirtualMachine]) -> None:
         db.session.flush()
         for name, version in request.plugins:
-            db.session.add(K8sClusterPlugin(cluster_id=cluster.id, name=name, version=version,
-                                            category=CATALOGUE[name].category))
-        for mesh, role in ((request.primary_mesh, "primary"), (request.secondary_mesh, "secondary")):
+            db.session.add(
+                K8sClusterPlugin(
+                    cluster_id=cluster.id,
+                    name=name,
+                    version=version,
+                    category=CATALOGUE[name].category,
+                )
+            )
+        for mesh, role in (
+            (request.primary_mesh, "primary"),
+            (request.secondary_mesh, "secondary"),
+        ):
             if mesh is not None:
-                db.session.add(K8sClusterToServiceMesh(cluster_id=cluster.id,
-                                                       service_mesh_id=mesh.id, role=role))
+                db.session.add(
+                    K8sClusterToServiceMesh(
+                        cluster_id=cluster.id, service_mesh_id=mesh.id, role=role
+                    )
+                )
         bastion = request.bastion_vm or next((vm for vm in vms if vm.role == "bastion"), None)
         if bastion is not None:
-            db.session.add(BastionClusterAssociation(vm_id=bastion.id, cluster_id=cluster.id,
-                                                     tenant_id=cluster.tenant_id))
-        record("create", "k8s_cluster", cluster.id, cluster.name, {
-            "version": {"from": None, "to": cluster.version},
-            "nodes": {"from": None, "to": f"{request.control_planes} control planes + "
-                                          f"{request.workers} workers"},
-            "plugins": {"from": None, "to": ", ".join(n for n, _ in request.plugins) or "none"},
-        }, user=user)
+            db.session.add(
+                BastionClusterAssociation(
+                    vm_id=bastion.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id
+                )
+            )
+        record(
+            "create",
+            "k8s_cluster",
+            cluster.id,
+            cluster.name,
+            {
+                "version": {"from": None, "to": cluster.version},
+                "nodes": {
+                    "from": None,
+                    "to": f"{request.control_planes} control planes + {request.workers} workers",
+                },
+                "plugins": {"from": None, "to": ", ".join(n for n, _ in request.plugins) or "none"},
+            },
+            user=user,
+        )
 
-    reserve(request.tenant, request.group, request.nodes, user=user,
-            strategy=request.strategy, cluster=cluster, before_commit=with_parts)
+    reserve(
+        request.tenant,
+        request.group,
+        request.nodes,
+        user=user,
+        strategy=request.strategy,
+        cluster=cluster,
+        before_commit=with_parts,
+    )
     return cluster
 
 
 # --- lifecycle ---------------------------------------------------------------------------
+
 
 def live_nodes(cluster: K8sCluster) -> list[VirtualMachine]:
     return [vm for vm in cluster_nodes(cluster) if vm.status != "deleted"]
@@ -310,8 +400,9 @@ def _require_live(cluster: K8sCluster) -> None:
         raise ClusterError(f"Cluster {cluster.name} is {cluster.status}.")
 
 
-def scale_workers(cluster: K8sCluster, target: int, user: User,
-                  remove: list[int] | None = None) -> list[VirtualMachine]:
+def scale_workers(
+    cluster: K8sCluster, target: int, user: User, remove: list[int] | None = None
+) -> list[VirtualMachine]:
     """Up: place the missing workers (all or nothing, through the scheduler). Down: delete
     the chosen workers (or the newest ones) through the agent."""
     _require_live(cluster)
@@ -331,29 +422,50 @@ def scale_workers(cluster: K8sCluster, target: int, user: User,
         if len(chosen) != current - target:
             raise ClusterError(
                 f"Scaling from {current} to {target} removes {current - target} workers; "
-                f"{len(chosen)} were chosen.")
+                f"{len(chosen)} were chosen."
+            )
         for vm in chosen:
             jobs.request_delete(vm, user)
-        record("scale", "k8s_cluster", cluster.id, cluster.name,
-               {"workers": {"from": current, "to": target}}, user=user)
+        record(
+            "scale",
+            "k8s_cluster",
+            cluster.id,
+            cluster.name,
+            {"workers": {"from": current, "to": target}},
+            user=user,
+        )
         db.session.commit()
         return chosen
     flavor = workers[0].spec if workers else _last_worker_flavor(cluster)
     if flavor is None or not flavor.is_active:
-        raise ClusterError("No active worker flavor to scale with: this cluster's flavor is retired.")
-    numbers = [int(m.group(1)) for vm in db.session.scalars(
-        select(VirtualMachine.name).where(VirtualMachine.k8s_cluster_id == cluster.id))
-        if (m := re.search(r"-worker-(\d+)$", vm))]
+        raise ClusterError(
+            "No active worker flavor to scale with: this cluster's flavor is retired."
+        )
+    numbers = [
+        int(m.group(1))
+        for vm in db.session.scalars(
+            select(VirtualMachine.name).where(VirtualMachine.k8s_cluster_id == cluster.id)
+        )
+        if (m := re.search(r"-worker-(\d+)$", vm))
+    ]
     start = max(numbers, default=0) + 1
-    nodes = [NodeSpec(f"{cluster.name}-worker-{start + i}", "worker", flavor)
-             for i in range(target - current)]
+    nodes = [
+        NodeSpec(f"{cluster.name}-worker-{start + i}", "worker", flavor)
+        for i in range(target - current)
+    ]
     tenant, group, cluster_id = cluster.tenant, cluster.group, cluster.id
     db.session.commit()
 
     def follow(_vms):
         # The cluster keeps serving while new workers come up; a failed one turns it error.
-        record("scale", "k8s_cluster", cluster_id, cluster.name,
-               {"workers": {"from": current, "to": target}}, user=user)
+        record(
+            "scale",
+            "k8s_cluster",
+            cluster_id,
+            cluster.name,
+            {"workers": {"from": current, "to": target}},
+            user=user,
+        )
 
     return reserve(tenant, group, nodes, user=user, cluster=cluster, before_commit=follow)
 
@@ -363,7 +475,8 @@ def _last_worker_flavor(cluster: K8sCluster) -> VirtualMachineSpecification | No
         select(VirtualMachineSpecification)
         .join(VirtualMachine, VirtualMachine.spec_id == VirtualMachineSpecification.id)
         .where(VirtualMachine.k8s_cluster_id == cluster.id, VirtualMachine.role == "worker")
-        .order_by(VirtualMachine.id.desc()).limit(1)
+        .order_by(VirtualMachine.id.desc())
+        .limit(1)
     )
 
 
@@ -377,8 +490,15 @@ def retry_failed_nodes(cluster: K8sCluster, user: User) -> list[VirtualMachine]:
     ids = [vm.id for vm in failed]
     tenant, group, cluster_id = cluster.tenant, cluster.group, cluster.id
     db.session.commit()
-    return reserve(tenant, group, nodes, user=user, cluster=cluster, reuse=ids,
-                   before_commit=lambda _vms: jobs.refresh_cluster_status(cluster_id))
+    return reserve(
+        tenant,
+        group,
+        nodes,
+        user=user,
+        cluster=cluster,
+        reuse=ids,
+        before_commit=lambda _vms: jobs.refresh_cluster_status(cluster_id),
+    )
 
 
 def delete_cluster(cluster: K8sCluster, user: User) -> None:
@@ -390,8 +510,14 @@ def delete_cluster(cluster: K8sCluster, user: User) -> None:
     for vm in live_nodes(cluster):
         if vm.status not in ("deleting", "deleted"):
             jobs.request_delete(vm, user)
-    record("delete", "k8s_cluster", cluster.id, cluster.name,
-           {"status": {"from": before, "to": "deleting"}}, user=user)
+    record(
+        "delete",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {"status": {"from": before, "to": "deleting"}},
+        user=user,
+    )
     jobs.refresh_cluster_status(cluster.id)
     db.session.commit()
 
@@ -408,15 +534,21 @@ def may_set_status(cluster: K8sCluster, user: User) -> bool:
         return False
     maintainer = user.maintainer
     groups = select(MaintainerToMaintainerGroup.group_id).where(
-        MaintainerToMaintainerGroup.maintainer_id == maintainer.id)
-    return db.session.scalar(
-        select(func.count(ResourceMaintainer.id)).where(
-            ResourceMaintainer.resource_type == "k8s_cluster",
-            ResourceMaintainer.resource_id == cluster.id,
-            or_(ResourceMaintainer.maintainer_id == maintainer.id,
-                ResourceMaintainer.maintainer_group_id.in_(groups)),
+        MaintainerToMaintainerGroup.maintainer_id == maintainer.id
+    )
+    return (
+        db.session.scalar(
+            select(func.count(ResourceMaintainer.id)).where(
+                ResourceMaintainer.resource_type == "k8s_cluster",
+                ResourceMaintainer.resource_id == cluster.id,
+                or_(
+                    ResourceMaintainer.maintainer_id == maintainer.id,
+                    ResourceMaintainer.maintainer_group_id.in_(groups),
+                ),
+            )
         )
-    ) > 0
+        > 0
+    )
 
 
 def set_status(cluster: K8sCluster, status: str, user: User) -> None:
@@ -424,17 +556,25 @@ def set_status(cluster: K8sCluster, status: str, user: User) -> None:
     if status not in OPERATOR_STATUSES:
         raise ClusterError(f"Set the status to one of {', '.join(OPERATOR_STATUSES)}.")
     if cluster.status in ("provisioning", "error") and status == "active":
-        raise ClusterError(f"Cluster {cluster.name} is {cluster.status}: it becomes active when "
-                           "all its nodes are.")
+        raise ClusterError(
+            f"Cluster {cluster.name} is {cluster.status}: it becomes active when all its nodes are."
+        )
     if status == cluster.status:
         raise ClusterError(f"Cluster {cluster.name} is already {status}.")
-    record("status", "k8s_cluster", cluster.id, cluster.name,
-           {"status": {"from": cluster.status, "to": status}}, user=user)
+    record(
+        "status",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {"status": {"from": cluster.status, "to": status}},
+        user=user,
+    )
     cluster.status = status
     db.session.commit()
 
 
 # --- plugins, meshes, bastions -------------------------------------------------------------
+
 
 def add_plugin(cluster: K8sCluster, name: str, version: str, user: User) -> K8sClusterPlugin:
     _require_live(cluster)
@@ -447,17 +587,30 @@ def add_plugin(cluster: K8sCluster, name: str, version: str, user: User) -> K8sC
     problem = check_plugins(existing + [(name, version)])
     if problem:
         raise ClusterError(problem)
-    plugin = K8sClusterPlugin(cluster_id=cluster.id, name=name, version=version,
-                              category=CATALOGUE[name].category)
+    plugin = K8sClusterPlugin(
+        cluster_id=cluster.id, name=name, version=version, category=CATALOGUE[name].category
+    )
     db.session.add(plugin)
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {f"plugin {name}": {"from": None, "to": version}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {f"plugin {name}": {"from": None, "to": version}},
+        user=user,
+    )
     db.session.commit()
     return plugin
 
 
-def update_plugin(cluster: K8sCluster, plugin_id: int, user: User, *, version: str | None = None,
-                  status: str | None = None) -> K8sClusterPlugin:
+def update_plugin(
+    cluster: K8sCluster,
+    plugin_id: int,
+    user: User,
+    *,
+    version: str | None = None,
+    status: str | None = None,
+) -> K8sClusterPlugin:
     _require_live(cluster)
     plugin = _plugin(cluster, plugin_id)
     changes = {}
@@ -481,8 +634,14 @@ def update_plugin(cluster: K8sCluster, plugin_id: int, user: User, *, version: s
 def remove_plugin(cluster: K8sCluster, plugin_id: int, user: User) -> None:
     _require_live(cluster)
     plugin = _plugin(cluster, plugin_id)
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {f"plugin {plugin.name}": {"from": plugin.version, "to": None}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {f"plugin {plugin.name}": {"from": plugin.version, "to": None}},
+        user=user,
+    )
     db.session.delete(plugin)
     db.session.commit()
 
@@ -507,19 +666,28 @@ def bind_mesh(cluster: K8sCluster, mesh_id, role: str, user: User) -> K8sCluster
         _refuse_second_primary(cluster)
     link = K8sClusterToServiceMesh(cluster_id=cluster.id, service_mesh_id=mesh.id, role=role)
     db.session.add(link)
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {f"mesh {mesh.name}": {"from": None, "to": role}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {f"mesh {mesh.name}": {"from": None, "to": role}},
+        user=user,
+    )
     db.session.commit()
     return link
 
 
 def _refuse_second_primary(cluster: K8sCluster, except_link: int | None = None) -> None:
-    primary = next((link for link in cluster.mesh_links
-                    if link.role == "primary" and link.id != except_link), None)
+    primary = next(
+        (link for link in cluster.mesh_links if link.role == "primary" and link.id != except_link),
+        None,
+    )
     if primary is not None:
         raise ClusterError(
             f"{cluster.name} already has {primary.service_mesh.name} as its primary mesh: make it "
-            "secondary or unbind it first.")
+            "secondary or unbind it first."
+        )
 
 
 def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -> None:
@@ -529,8 +697,14 @@ def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -
         raise ClusterError("A mesh is bound as primary or secondary.")
     if role == "primary":
         _refuse_second_primary(cluster, except_link=link.id)
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {f"mesh {link.service_mesh.name}": {"from": link.role, "to": role}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {f"mesh {link.service_mesh.name}": {"from": link.role, "to": role}},
+        user=user,
+    )
     link.role = role
     db.session.commit()
 
@@ -538,8 +712,14 @@ def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -
 def unbind_mesh(cluster: K8sCluster, link_id: int, user: User) -> None:
     _require_live(cluster)
     link = _mesh_link(cluster, link_id)
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {f"mesh {link.service_mesh.name}": {"from": link.role, "to": None}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {f"mesh {link.service_mesh.name}": {"from": link.role, "to": None}},
+        user=user,
+    )
     db.session.delete(link)
     db.session.commit()
 
@@ -557,14 +737,24 @@ def add_bastion(cluster: K8sCluster, vm_id, user: User) -> BastionClusterAssocia
     if vm is None or vm.status == "deleted":
         raise ClusterError("Choose a live VM as the bastion.")
     if vm.tenant_id != cluster.tenant_id:
-        raise ClusterError(f"VM {vm.name} belongs to another tenant: a bastion must belong to "
-                           f"{cluster.tenant.name}, like the cluster.")
+        raise ClusterError(
+            f"VM {vm.name} belongs to another tenant: a bastion must belong to "
+            f"{cluster.tenant.name}, like the cluster."
+        )
     if any(link.vm_id == vm.id for link in cluster.bastion_links):
         raise ClusterError(f"{vm.name} is already a bastion of {cluster.name}.")
-    link = BastionClusterAssociation(vm_id=vm.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id)
+    link = BastionClusterAssociation(
+        vm_id=vm.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id
+    )
     db.session.add(link)
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {"bastion": {"from": None, "to": vm.name}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {"bastion": {"from": None, "to": vm.name}},
+        user=user,
+    )
     db.session.commit()
     return link
 
@@ -573,8 +763,14 @@ def remove_bastion(cluster: K8sCluster, link_id: int, user: User) -> None:
     link = db.session.get(BastionClusterAssociation, link_id)
     if link is None or link.cluster_id != cluster.id:
         raise ClusterError("No such bastion on this cluster.")
-    record("update", "k8s_cluster", cluster.id, cluster.name,
-           {"bastion": {"from": link.vm.name, "to": None}}, user=user)
+    record(
+        "update",
+        "k8s_cluster",
+        cluster.id,
+        cluster.name,
+        {"bastion": {"from": link.vm.name, "to": None}},
+        user=user,
+    )
     db.session.delete(link)
     db.session.commit()
 
@@ -582,9 +778,16 @@ def remove_bastion(cluster: K8sCluster, link_id: int, user: User) -> None:
 def bastion_candidates(cluster: K8sCluster) -> list[VirtualMachine]:
     """Live VMs of the cluster's tenant that are not its nodes and not yet its bastions."""
     linked = {link.vm_id for link in cluster.bastion_links}
-    return [vm for vm in db.session.scalars(
-        select(VirtualMachine).where(
-            VirtualMachine.tenant_id == cluster.tenant_id,
-            VirtualMachine.status.in_(("active", "provisioning")),
-            VirtualMachine.k8s_cluster_id.is_(None),
-        ).order_by(VirtualMachine.name)) if vm.id not in linked]
+    return [
+        vm
+        for vm in db.session.scalars(
+            select(VirtualMachine)
+            .where(
+                VirtualMachine.tenant_id == cluster.tenant_id,
+                VirtualMachine.status.in_(("active", "provisioning")),
+                VirtualMachine.k8s_cluster_id.is_(None),
+            )
+            .order_by(VirtualMachine.name)
+        )
+        if vm.id not in linked
+    ]

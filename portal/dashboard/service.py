@@ -36,10 +36,14 @@ def estate_summary(tenant_ids=None) -> dict:
             select(BaremetalGroup).order_by(BaremetalGroup.name)
         ).all()
         summary["recent"] = db.session.scalars(
-            select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(10)
+            select(AuditEvent)
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(10)
         ).all()
         summary["jobs_in_flight"] = db.session.scalar(
-            select(func.count(ProvisionJob.id)).where(ProvisionJob.status.in_(("queued", "claimed")))
+            select(func.count(ProvisionJob.id)).where(
+                ProvisionJob.status.in_(("queued", "claimed"))
+            )
         )
     else:
         quotas = db.session.scalars(

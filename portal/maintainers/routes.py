@@ -45,8 +45,12 @@ maintainers = Listing(
     ],
     search=[Maintainer.name, Maintainer.account, Maintainer.email],
     filters=[
-        Filter("status", "Status", lambda s, v: s.where(Maintainer.status == v),
-               lambda: enum_choices(MAINTAINER_STATUSES)),
+        Filter(
+            "status",
+            "Status",
+            lambda s, v: s.where(Maintainer.status == v),
+            lambda: enum_choices(MAINTAINER_STATUSES),
+        ),
     ],
 )
 
@@ -62,12 +66,15 @@ def list():  # noqa: A001
 def my_assignments():
     grouped = service.assignments_of(current_user.maintainer)
     return render_template(
-        "maintainers/my_assignments.html", grouped=grouped, labels=service.RESOURCE_LABELS,
+        "maintainers/my_assignments.html",
+        grouped=grouped,
+        labels=service.RESOURCE_LABELS,
         endpoints=service.RESOURCE_ENDPOINTS,
     )
 
 
 # --- maintainers ---------------------------------------------------------------------------
+
 
 def _form_errors(form, error: service.MaintainerError) -> None:
     show_errors(form, {error.field: str(error)})
@@ -85,9 +92,15 @@ def edit(maintainer_id: int | None = None):
     if form.validate_on_submit():
         try:
             person = service.save_maintainer(
-                person, user=current_user, name=form.name.data, account=form.account.data,
-                email=form.email.data, phone=form.phone.data, status=form.status.data,
-                username=form.username.data)
+                person,
+                user=current_user,
+                name=form.name.data,
+                account=form.account.data,
+                email=form.email.data,
+                phone=form.phone.data,
+                status=form.status.data,
+                username=form.username.data,
+            )
         except service.MaintainerError as error:
             db.session.rollback()
             _form_errors(form, error)
@@ -102,9 +115,13 @@ def edit(maintainer_id: int | None = None):
 def detail(maintainer_id: int):
     person = db.get_or_404(Maintainer, maintainer_id)
     return render_template(
-        "maintainers/detail.html", person=person, grouped=service.assignments_of(person),
-        labels=service.RESOURCE_LABELS, endpoints=service.RESOURCE_ENDPOINTS,
-        managed=service.managed_groups(person), events=history("maintainer", person.id),
+        "maintainers/detail.html",
+        person=person,
+        grouped=service.assignments_of(person),
+        labels=service.RESOURCE_LABELS,
+        endpoints=service.RESOURCE_ENDPOINTS,
+        managed=service.managed_groups(person),
+        events=history("maintainer", person.id),
     )
 
 
@@ -116,13 +133,17 @@ def delete(maintainer_id: int):
     if request.method == "POST":
         try:
             service.delete_maintainer(
-                person, user=current_user,
-                leave_groups_without_manager=request.form.get("confirm_groups") == "yes")
+                person,
+                user=current_user,
+                leave_groups_without_manager=request.form.get("confirm_groups") == "yes",
+            )
         except service.MaintainerError as error:
             flash(str(error), "error")
         else:
-            flash(f"Maintainer {person.name} deleted, with their memberships and assignments.",
-                  "success")
+            flash(
+                f"Maintainer {person.name} deleted, with their memberships and assignments.",
+                "success",
+            )
             return redirect(url_for("maintainers.list"))
     return render_template("maintainers/confirm_delete.html", person=person, managed=managed)
 
@@ -132,12 +153,16 @@ def delete(maintainer_id: int):
 def search():
     """Search-as-you-type for people and groups (assignment and membership forms)."""
     people, groups = service.search_assignees(request.args.get("q", ""))
-    return render_template("maintainers/_search_results.html", people=people,
-                           groups=groups if request.args.get("groups", "1") == "1" else [],
-                           field=request.args.get("field", "assignee"))
+    return render_template(
+        "maintainers/_search_results.html",
+        people=people,
+        groups=groups if request.args.get("groups", "1") == "1" else [],
+        field=request.args.get("field", "assignee"),
+    )
 
 
 # --- groups --------------------------------------------------------------------------------
+
 
 @bp.route("/groups/")
 @requires("maintainers")
@@ -146,8 +171,9 @@ def groups():
 
 
 def _manager_choices():
-    people = db.session.execute(select(Maintainer.id, Maintainer.name, Maintainer.account)
-                                .order_by(Maintainer.name)).all()
+    people = db.session.execute(
+        select(Maintainer.id, Maintainer.name, Maintainer.account).order_by(Maintainer.name)
+    ).all()
     return choices([(None, "— no manager —"), *((p.id, f"{p.name} ({p.account})") for p in people)])
 
 
@@ -160,9 +186,13 @@ def group_edit(group_id: int | None = None):
     form.manager_id.choices = _manager_choices()
     if form.validate_on_submit():
         try:
-            group = service.save_group(group, user=current_user, name=form.name.data,
-                                       description=form.description.data,
-                                       manager_id=form.manager_id.data)
+            group = service.save_group(
+                group,
+                user=current_user,
+                name=form.name.data,
+                description=form.description.data,
+                manager_id=form.manager_id.data,
+            )
         except service.MaintainerError as error:
             db.session.rollback()
             _form_errors(form, error)
@@ -176,9 +206,13 @@ def group_edit(group_id: int | None = None):
 @requires("maintainers")
 def group_detail(group_id: int):
     group = db.get_or_404(MaintainerGroup, group_id)
-    return render("maintainers/group_detail.html", "members", group=group,
-                  members=service.group_members(group),
-                  events=history("maintainer_group", group.id))
+    return render(
+        "maintainers/group_detail.html",
+        "members",
+        group=group,
+        members=service.group_members(group),
+        events=history("maintainer_group", group.id),
+    )
 
 
 @bp.route("/groups/<int:group_id>/members", methods=["POST"])
@@ -186,7 +220,10 @@ def group_detail(group_id: int):
 def group_members(group_id: int):
     """Add (op=add) or remove (op=remove) a member, in place with HTMX."""
     group = db.get_or_404(MaintainerGroup, group_id)
-    raw = request.form.get("maintainer_id") or request.form.get("maintainer_ref", "").partition(":")[2]
+    raw = (
+        request.form.get("maintainer_id")
+        or request.form.get("maintainer_ref", "").partition(":")[2]
+    )
     maintainer_id = int_or_none(raw)
     if maintainer_id is None and request.form.get("q"):  # without JavaScript: exact search
         people, _ = service.search_assignees(request.form["q"])
@@ -204,8 +241,13 @@ def group_members(group_id: int):
         flash(error, "error")
     if not request.headers.get("HX-Request"):
         return redirect(url_for("maintainers.group_detail", group_id=group.id))
-    return render("maintainers/group_detail.html", "members", group=group,
-                  members=service.group_members(group), error=error), status
+    return render(
+        "maintainers/group_detail.html",
+        "members",
+        group=group,
+        members=service.group_members(group),
+        error=error,
+    ), status
 
 
 @bp.route("/groups/<int:group_id>/delete", methods=["GET", "POST"])
@@ -221,6 +263,7 @@ def group_delete(group_id: int):
 
 # --- the Maintainers panel of every resource page ------------------------------------------
 
+
 def visible_resource(resource_type: str, resource_id: int):
     """The resource, if the current user may see it; 404 otherwise (another tenant's)."""
     try:
@@ -234,10 +277,16 @@ def visible_resource(resource_type: str, resource_id: int):
         return resource
     if resource_type in ("virtual_machine", "k8s_cluster") and resource.tenant_id in ids:
         return resource
-    if resource_type == "baremetal_group" and db.session.scalar(
-        select(BaremetalGroupTenantQuota.id).where(
-            BaremetalGroupTenantQuota.group_id == resource.id,
-            BaremetalGroupTenantQuota.tenant_id.in_(ids))) is not None:
+    if (
+        resource_type == "baremetal_group"
+        and db.session.scalar(
+            select(BaremetalGroupTenantQuota.id).where(
+                BaremetalGroupTenantQuota.group_id == resource.id,
+                BaremetalGroupTenantQuota.tenant_id.in_(ids),
+            )
+        )
+        is not None
+    ):
         return resource
     abort(404)
 
@@ -259,9 +308,12 @@ def panel(resource_type: str, resource_id: int):
     error = None
     try:
         if request.form.get("op") == "remove":
-            service.unassign(int_or_none(request.form.get("assignment_id")) or 0,
-                             user=current_user, resource_type=resource_type,
-                             resource_id=resource.id)
+            service.unassign(
+                int_or_none(request.form.get("assignment_id")) or 0,
+                user=current_user,
+                resource_type=resource_type,
+                resource_id=resource.id,
+            )
         else:
             kind, _, raw_id = (request.form.get("assignee") or "").partition(":")
             assignee = int_or_none(raw_id)
@@ -270,10 +322,13 @@ def panel(resource_type: str, resource_id: int):
                 if len(people) + len(groups) == 1:
                     kind, assignee = ("person", people[0].id) if people else ("group", groups[0].id)
             service.assign(
-                resource_type, resource.id, user=current_user,
+                resource_type,
+                resource.id,
+                user=current_user,
                 maintainer_id=assignee if kind == "person" else None,
                 group_id=assignee if kind == "group" else None,
-                responsibility=request.form.get("responsibility", ""))
+                responsibility=request.form.get("responsibility", ""),
+            )
     except service.MaintainerError as refused:
         db.session.rollback()
         error = str(refused)
@@ -290,7 +345,8 @@ def _panel_context() -> dict:
     maintainer_panel(type, resource)."""
     return {
         "maintainer_panel": lambda resource_type, resource: service.panel_for(
-            resource_type, resource, can("maintainers", "write")),
+            resource_type, resource, can("maintainers", "write")
+        ),
         # Links to resource pages only where the page exists.
         "view_functions": current_app.view_functions,
     }

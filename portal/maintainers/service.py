@@ -52,8 +52,13 @@ RESOURCE_LABELS = {
     "service_mesh": "Service meshes",
 }
 RESOURCE_NOUNS = {
-    "rack": "rack", "baremetal": "server", "baremetal_group": "group", "tenant": "tenant",
-    "virtual_machine": "VM", "k8s_cluster": "cluster", "service_mesh": "service mesh",
+    "rack": "rack",
+    "baremetal": "server",
+    "baremetal_group": "group",
+    "tenant": "tenant",
+    "virtual_machine": "VM",
+    "k8s_cluster": "cluster",
+    "service_mesh": "service mesh",
 }
 # The detail page of each type: endpoint and its URL argument.
 RESOURCE_ENDPOINTS = {
@@ -80,6 +85,7 @@ class MaintainerError(ValueError):
 
 
 # --- reading ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Assigned:
@@ -154,18 +160,22 @@ def _rows_for(pairs: list[tuple[str, int]]) -> dict[tuple[str, int], list[Resour
         (ResourceMaintainer.resource_type == t) & (ResourceMaintainer.resource_id == i)
         for t, i in pairs
     ]
-    rows = db.session.scalars(
-        select(ResourceMaintainer)
-        .options(
-            joinedload(ResourceMaintainer.maintainer),
-            joinedload(ResourceMaintainer.maintainer_group).joinedload(MaintainerGroup.manager),
-            joinedload(ResourceMaintainer.maintainer_group)
-            .selectinload(MaintainerGroup.memberships)
-            .joinedload(MaintainerToMaintainerGroup.maintainer),
+    rows = (
+        db.session.scalars(
+            select(ResourceMaintainer)
+            .options(
+                joinedload(ResourceMaintainer.maintainer),
+                joinedload(ResourceMaintainer.maintainer_group).joinedload(MaintainerGroup.manager),
+                joinedload(ResourceMaintainer.maintainer_group)
+                .selectinload(MaintainerGroup.memberships)
+                .joinedload(MaintainerToMaintainerGroup.maintainer),
+            )
+            .where(or_(*conditions))
+            .order_by(ResourceMaintainer.id)
         )
-        .where(or_(*conditions))
-        .order_by(ResourceMaintainer.id)
-    ).unique().all()
+        .unique()
+        .all()
+    )
     found: dict[tuple[str, int], list[ResourceMaintainer]] = defaultdict(list)
     for row in rows:
         found[(row.resource_type, row.resource_id)].append(row)
@@ -179,10 +189,12 @@ def _panel_row(row: ResourceMaintainer, inherited_from: str | None = None) -> Pa
         panel.manager = group.manager
         members = sorted(group.memberships, key=lambda m: m.maintainer.name)
         # Manager first, then the other members.
-        panel.members = [(m.maintainer, m.joined_at) for m in members
-                         if m.maintainer_id == group.manager_id]
-        panel.members += [(m.maintainer, m.joined_at) for m in members
-                          if m.maintainer_id != group.manager_id]
+        panel.members = [
+            (m.maintainer, m.joined_at) for m in members if m.maintainer_id == group.manager_id
+        ]
+        panel.members += [
+            (m.maintainer, m.joined_at) for m in members if m.maintainer_id != group.manager_id
+        ]
     return panel
 
 
@@ -223,22 +235,26 @@ def who_to_call(resource_type: str, resource: Any) -> list[PanelRow] | None:
     return maintainers_panel(resource_type, resource, inherit=True)
 
 
-def maintained_ids(resource_type: str, maintainer_id: int | None = None,
-                   group_id: int | None = None):
+def maintained_ids(
+    resource_type: str, maintainer_id: int | None = None, group_id: int | None = None
+):
     """A subquery of the ids of resources of a type assigned to a maintainer (directly or
     through their groups) or to a maintainer group: list filters use it."""
     stmt = select(ResourceMaintainer.resource_id).where(
         ResourceMaintainer.resource_type == resource_type
     )
     if maintainer_id is not None:
-        return stmt.where(or_(
-            ResourceMaintainer.maintainer_id == maintainer_id,
-            ResourceMaintainer.maintainer_group_id.in_(_groups_of(maintainer_id)),
-        ))
+        return stmt.where(
+            or_(
+                ResourceMaintainer.maintainer_id == maintainer_id,
+                ResourceMaintainer.maintainer_group_id.in_(_groups_of(maintainer_id)),
+            )
+        )
     return stmt.where(ResourceMaintainer.maintainer_group_id == group_id)
 
 
 # --- assignments ---------------------------------------------------------------------------------
+
 
 def resource_or_error(resource_type: str, resource_id: int) -> Any:
     if resource_type not in ASSIGNABLE_TYPES:
@@ -249,9 +265,15 @@ def resource_or_error(resource_type: str, resource_id: int) -> Any:
     return resource
 
 
-def assign(resource_type: str, resource_id: int, *, user: User | None,
-           maintainer_id: int | None = None, group_id: int | None = None,
-           responsibility: str = "") -> ResourceMaintainer:
+def assign(
+    resource_type: str,
+    resource_id: int,
+    *,
+    user: User | None,
+    maintainer_id: int | None = None,
+    group_id: int | None = None,
+    responsibility: str = "",
+) -> ResourceMaintainer:
     """Assign a person or a group (exactly one) to a resource; a duplicate is refused."""
     resource = resource_or_error(resource_type, resource_id)
     if (maintainer_id is None) == (group_id is None):
@@ -269,37 +291,63 @@ def assign(resource_type: str, resource_id: int, *, user: User | None,
         if group is None:
             raise MaintainerError("No such maintainer group.", "assignee")
         who, column, value = f"group {group.name}", ResourceMaintainer.maintainer_group_id, group.id
-    duplicate = db.session.scalar(select(ResourceMaintainer.id).where(
-        ResourceMaintainer.resource_type == resource_type,
-        ResourceMaintainer.resource_id == resource.id, column == value))
+    duplicate = db.session.scalar(
+        select(ResourceMaintainer.id).where(
+            ResourceMaintainer.resource_type == resource_type,
+            ResourceMaintainer.resource_id == resource.id,
+            column == value,
+        )
+    )
     if duplicate is not None:
         raise MaintainerError(
             f"{who} is already assigned to {RESOURCE_NOUNS[resource_type]} {resource.name}.",
-            "assignee")
+            "assignee",
+        )
     row = ResourceMaintainer(
-        resource_type=resource_type, resource_id=resource.id, responsibility=responsibility,
-        maintainer_id=maintainer_id, maintainer_group_id=group_id,
+        resource_type=resource_type,
+        resource_id=resource.id,
+        responsibility=responsibility,
+        maintainer_id=maintainer_id,
+        maintainer_group_id=group_id,
         created_by=user.id if user is not None else None,
     )
     db.session.add(row)
     db.session.flush()
-    record("assign", resource_type, resource.id, resource.name,
-           {"maintainer": {"from": None, "to": f"{who} ({responsibility or 'no responsibility'})"}},
-           user=user)
+    record(
+        "assign",
+        resource_type,
+        resource.id,
+        resource.name,
+        {"maintainer": {"from": None, "to": f"{who} ({responsibility or 'no responsibility'})"}},
+        user=user,
+    )
     db.session.commit()
     return row
 
 
-def unassign(assignment_id: int, *, user: User | None, resource_type: str | None = None,
-             resource_id: int | None = None) -> None:
+def unassign(
+    assignment_id: int,
+    *,
+    user: User | None,
+    resource_type: str | None = None,
+    resource_id: int | None = None,
+) -> None:
     row = db.session.get(ResourceMaintainer, assignment_id)
-    if row is None or (resource_type is not None and (
-            row.resource_type != resource_type or row.resource_id != resource_id)):
+    if row is None or (
+        resource_type is not None
+        and (row.resource_type != resource_type or row.resource_id != resource_id)
+    ):
         raise MaintainerError("No such assignment.")
     resource = resource_or_error(row.resource_type, row.resource_id)
     who = row.maintainer.name if row.maintainer else f"group {row.maintainer_group.name}"
-    record("unassign", row.resource_type, row.resource_id, resource.name,
-           {"maintainer": {"from": who, "to": None}}, user=user)
+    record(
+        "unassign",
+        row.resource_type,
+        row.resource_id,
+        resource.name,
+        {"maintainer": {"from": who, "to": None}},
+        user=user,
+    )
     db.session.delete(row)
     db.session.commit()
 
@@ -313,28 +361,43 @@ def search_assignees(q: str, limit: int = 10) -> tuple[list[Maintainer], list[Ma
 
     pattern = f"%{escape_like(q)}%"
     people = db.session.scalars(
-        select(Maintainer).where(
+        select(Maintainer)
+        .where(
             Maintainer.status == "active",
-            or_(Maintainer.name.ilike(pattern, escape="\\"),
+            or_(
+                Maintainer.name.ilike(pattern, escape="\\"),
                 Maintainer.account.ilike(pattern, escape="\\"),
-                Maintainer.email.ilike(pattern, escape="\\")),
-        ).order_by(Maintainer.name).limit(limit)
+                Maintainer.email.ilike(pattern, escape="\\"),
+            ),
+        )
+        .order_by(Maintainer.name)
+        .limit(limit)
     ).all()
     groups = db.session.scalars(
-        select(MaintainerGroup).where(MaintainerGroup.name.ilike(pattern, escape="\\"))
-        .order_by(MaintainerGroup.name).limit(limit)
+        select(MaintainerGroup)
+        .where(MaintainerGroup.name.ilike(pattern, escape="\\"))
+        .order_by(MaintainerGroup.name)
+        .limit(limit)
     ).all()
     return list(people), list(groups)
 
 
-# --- maintainers -----------------------------------------------------------------------------------
+# --- maintainers ------------------------------------------------------------------------
 
 MAINTAINER_FIELDS = ("name", "account", "email", "phone", "status", "user_id")
 
 
-def save_maintainer(maintainer: Maintainer | None, *, user: User | None, name: str,
-                    account: str, email: str = "", phone: str = "", status: str = "active",
-                    username: str = "") -> Maintainer:
+def save_maintainer(
+    maintainer: Maintainer | None,
+    *,
+    user: User | None,
+    name: str,
+    account: str,
+    email: str = "",
+    phone: str = "",
+    status: str = "active",
+    username: str = "",
+) -> Maintainer:
     """Create (maintainer None) or update a maintainer; link a login by username."""
     from portal.audit.service import diff, snapshot
 
@@ -342,8 +405,11 @@ def save_maintainer(maintainer: Maintainer | None, *, user: User | None, name: s
     if not name or len(name) > 128:
         raise MaintainerError("A name is 1 to 128 characters.", "name")
     if not ACCOUNT_PATTERN.match(account):
-        raise MaintainerError("An account is lowercase letters, digits, '.', '_' or '-' (up to "
-                              "64), starting with a letter or digit.", "account")
+        raise MaintainerError(
+            "An account is lowercase letters, digits, '.', '_' or '-' (up to "
+            "64), starting with a letter or digit.",
+            "account",
+        )
     if status not in ("active", "inactive"):
         raise MaintainerError("A maintainer is active or inactive.", "status")
     email = (email or "").strip()
@@ -359,8 +425,9 @@ def save_maintainer(maintainer: Maintainer | None, *, user: User | None, name: s
             raise MaintainerError(f"No login account {username.strip()}.", "username")
         other = db.session.scalar(select(Maintainer.id).where(Maintainer.user_id == linked.id))
         if other is not None and (maintainer is None or other != maintainer.id):
-            raise MaintainerError(f"{linked.username} is already linked to another maintainer.",
-                                  "username")
+            raise MaintainerError(
+                f"{linked.username} is already linked to another maintainer.", "username"
+            )
         user_id = linked.id
     before = snapshot(maintainer, MAINTAINER_FIELDS) if maintainer is not None else {}
     if maintainer is None:
@@ -369,20 +436,31 @@ def save_maintainer(maintainer: Maintainer | None, *, user: User | None, name: s
     maintainer.name, maintainer.account, maintainer.email = name, account, email
     maintainer.phone, maintainer.status, maintainer.user_id = (phone or "").strip(), status, user_id
     db.session.flush()
-    record("create" if not before else "update", "maintainer", maintainer.id, maintainer.name,
-           diff(before, snapshot(maintainer, MAINTAINER_FIELDS)), user=user)
+    record(
+        "create" if not before else "update",
+        "maintainer",
+        maintainer.id,
+        maintainer.name,
+        diff(before, snapshot(maintainer, MAINTAINER_FIELDS)),
+        user=user,
+    )
     db.session.commit()
     return maintainer
 
 
 def managed_groups(maintainer: Maintainer) -> list[MaintainerGroup]:
-    return list(db.session.scalars(
-        select(MaintainerGroup).where(MaintainerGroup.manager_id == maintainer.id)
-        .order_by(MaintainerGroup.name)))
+    return list(
+        db.session.scalars(
+            select(MaintainerGroup)
+            .where(MaintainerGroup.manager_id == maintainer.id)
+            .order_by(MaintainerGroup.name)
+        )
+    )
 
 
-def delete_maintainer(maintainer: Maintainer, *, user: User | None,
-                      leave_groups_without_manager: bool = False) -> None:
+def delete_maintainer(
+    maintainer: Maintainer, *, user: User | None, leave_groups_without_manager: bool = False
+) -> None:
     """Memberships and assignments go with the person (the database cascades). A group
     they manage is left without a manager only when the caller confirmed it by name."""
     managed = managed_groups(maintainer)
@@ -390,21 +468,39 @@ def delete_maintainer(maintainer: Maintainer, *, user: User | None,
         names = ", ".join(g.name for g in managed)
         raise MaintainerError(
             f"{maintainer.name} manages {names}: confirm that these groups are left without a "
-            "manager, or give them another manager first.")
-    assignments = db.session.scalar(select(func.count(ResourceMaintainer.id)).where(
-        ResourceMaintainer.maintainer_id == maintainer.id))
-    record("delete", "maintainer", maintainer.id, maintainer.name, {
-        "assignments": {"from": assignments, "to": 0},
-        "manages": {"from": ", ".join(g.name for g in managed) or None, "to": None},
-    }, user=user)
+            "manager, or give them another manager first."
+        )
+    assignments = db.session.scalar(
+        select(func.count(ResourceMaintainer.id)).where(
+            ResourceMaintainer.maintainer_id == maintainer.id
+        )
+    )
+    record(
+        "delete",
+        "maintainer",
+        maintainer.id,
+        maintainer.name,
+        {
+            "assignments": {"from": assignments, "to": 0},
+            "manages": {"from": ", ".join(g.name for g in managed) or None, "to": None},
+        },
+        user=user,
+    )
     db.session.delete(maintainer)
     db.session.commit()
 
 
 # --- groups ---------------------------------------------------------------------------------------
 
-def save_group(group: MaintainerGroup | None, *, user: User | None, name: str,
-               description: str = "", manager_id: int | None = None) -> MaintainerGroup:
+
+def save_group(
+    group: MaintainerGroup | None,
+    *,
+    user: User | None,
+    name: str,
+    description: str = "",
+    manager_id: int | None = None,
+) -> MaintainerGroup:
     from portal.audit.service import diff, snapshot
 
     fields = ("name", "description", "manager_id")
@@ -429,25 +525,46 @@ def save_group(group: MaintainerGroup | None, *, user: User | None, name: str,
     if manager is not None and not is_member(manager.id, group.id):
         # The manager is a member: making someone manager adds them.
         db.session.add(MaintainerToMaintainerGroup(maintainer_id=manager.id, group_id=group.id))
-    record("create" if not before else "update", "maintainer_group", group.id, group.name,
-           diff(before, snapshot(group, fields)), user=user)
+    record(
+        "create" if not before else "update",
+        "maintainer_group",
+        group.id,
+        group.name,
+        diff(before, snapshot(group, fields)),
+        user=user,
+    )
     db.session.commit()
     return group
 
 
 def delete_group(group: MaintainerGroup, *, user: User | None) -> None:
-    assignments = db.session.scalar(select(func.count(ResourceMaintainer.id)).where(
-        ResourceMaintainer.maintainer_group_id == group.id))
-    record("delete", "maintainer_group", group.id, group.name,
-           {"assignments": {"from": assignments, "to": 0}}, user=user)
+    assignments = db.session.scalar(
+        select(func.count(ResourceMaintainer.id)).where(
+            ResourceMaintainer.maintainer_group_id == group.id
+        )
+    )
+    record(
+        "delete",
+        "maintainer_group",
+        group.id,
+        group.name,
+        {"assignments": {"from": assignments, "to": 0}},
+        user=user,
+    )
     db.session.delete(group)
     db.session.commit()
 
 
 def is_member(maintainer_id: int, group_id: int) -> bool:
-    return db.session.scalar(select(MaintainerToMaintainerGroup.id).where(
-        MaintainerToMaintainerGroup.maintainer_id == maintainer_id,
-        MaintainerToMaintainerGroup.group_id == group_id)) is not None
+    return (
+        db.session.scalar(
+            select(MaintainerToMaintainerGroup.id).where(
+                MaintainerToMaintainerGroup.maintainer_id == maintainer_id,
+                MaintainerToMaintainerGroup.group_id == group_id,
+            )
+        )
+        is not None
+    )
 
 
 def add_member(group: MaintainerGroup, maintainer_id: int | None, *, user: User | None) -> None:
@@ -457,22 +574,39 @@ def add_member(group: MaintainerGroup, maintainer_id: int | None, *, user: User 
     if is_member(person.id, group.id):
         raise MaintainerError(f"{person.name} is already in {group.name}.", "maintainer_id")
     db.session.add(MaintainerToMaintainerGroup(maintainer_id=person.id, group_id=group.id))
-    record("update", "maintainer_group", group.id, group.name,
-           {"member": {"from": None, "to": person.name}}, user=user)
+    record(
+        "update",
+        "maintainer_group",
+        group.id,
+        group.name,
+        {"member": {"from": None, "to": person.name}},
+        user=user,
+    )
     db.session.commit()
 
 
 def remove_member(group: MaintainerGroup, maintainer_id: int | None, *, user: User | None) -> None:
-    link = db.session.scalar(select(MaintainerToMaintainerGroup).where(
-        MaintainerToMaintainerGroup.group_id == group.id,
-        MaintainerToMaintainerGroup.maintainer_id == maintainer_id))
+    link = db.session.scalar(
+        select(MaintainerToMaintainerGroup).where(
+            MaintainerToMaintainerGroup.group_id == group.id,
+            MaintainerToMaintainerGroup.maintainer_id == maintainer_id,
+        )
+    )
     if link is None:
         raise MaintainerError("Not a member of this group.")
     if group.manager_id == maintainer_id:
-        raise MaintainerError(f"{link.maintainer.name} manages {group.name}: choose another "
-                              "manager before removing them.")
-    record("update", "maintainer_group", group.id, group.name,
-           {"member": {"from": link.maintainer.name, "to": None}}, user=user)
+        raise MaintainerError(
+            f"{link.maintainer.name} manages {group.name}: choose another "
+            "manager before removing them."
+        )
+    record(
+        "update",
+        "maintainer_group",
+        group.id,
+        group.name,
+        {"member": {"from": link.maintainer.name, "to": None}},
+        user=user,
+    )
     db.session.delete(link)
     db.session.commit()
 
@@ -488,16 +622,27 @@ def group_members(group: MaintainerGroup) -> list[MaintainerToMaintainerGroup]:
 
 
 def groups_with_counts() -> list[tuple[MaintainerGroup, int]]:
-    counts = dict(db.session.execute(
-        select(MaintainerToMaintainerGroup.group_id, func.count())
-        .group_by(MaintainerToMaintainerGroup.group_id)).all())
-    groups = db.session.scalars(select(MaintainerGroup).options(
-        selectinload(MaintainerGroup.memberships), joinedload(MaintainerGroup.manager))
-        .order_by(MaintainerGroup.name)).unique().all()
+    counts = dict(
+        db.session.execute(
+            select(MaintainerToMaintainerGroup.group_id, func.count()).group_by(
+                MaintainerToMaintainerGroup.group_id
+            )
+        ).all()
+    )
+    groups = (
+        db.session.scalars(
+            select(MaintainerGroup)
+            .options(selectinload(MaintainerGroup.memberships), joinedload(MaintainerGroup.manager))
+            .order_by(MaintainerGroup.name)
+        )
+        .unique()
+        .all()
+    )
     return [(g, counts.get(g.id, 0)) for g in groups]
 
 
 # --- what a resource page shows -----------------------------------------------------------------
+
 
 @dataclass
 class Panel:

@@ -20,7 +20,13 @@ from portal.models.inventory import BaremetalGroup
 from portal.models.tenancy import Tenant
 
 CLUSTER_STATUSES = (
-    "provisioning", "active", "maintenance", "offline", "error", "deleting", "deleted",
+    "provisioning",
+    "active",
+    "maintenance",
+    "offline",
+    "error",
+    "deleting",
+    "deleted",
 )
 PLUGIN_CATEGORIES = ("network", "monitoring", "storage", "ingress", "other")
 PLUGIN_STATUSES = ("active", "inactive", "error")
@@ -33,9 +39,7 @@ class K8sCluster(Timestamped, db.Model):
     __tablename__ = "k8s_cluster"
 
     name: Mapped[str] = mapped_column(String(64))
-    tenant_id: Mapped[int] = mapped_column(
-        ForeignKey("tenant.id", ondelete="RESTRICT"), index=True
-    )
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="RESTRICT"), index=True)
     group_id: Mapped[int] = mapped_column(
         ForeignKey("baremetal_group.id", ondelete="RESTRICT"), index=True
     )
@@ -159,7 +163,9 @@ class K8sClusterToServiceMesh(Timestamped, db.Model):
     service_mesh: Mapped[ServiceMesh] = relationship(back_populates="cluster_links")
 
     __table_args__ = (
-        UniqueConstraint("cluster_id", "service_mesh_id", name="uq_k8s_cluster_to_service_mesh_pair"),
+        UniqueConstraint(
+            "cluster_id", "service_mesh_id", name="uq_k8s_cluster_to_service_mesh_pair"
+        ),
         one_of("role", MESH_ROLES),
         # At most one primary mesh per cluster.
         Index(

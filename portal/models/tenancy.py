@@ -34,9 +34,13 @@ def _quota_checks() -> list[CheckConstraint]:
     checks = []
     for d in DIMENSIONS:
         checks.append(
-            CheckConstraint(f"{d}_limit IS NULL OR {d}_percent IS NULL", name=f"{d}_limit_xor_percent")
+            CheckConstraint(
+                f"{d}_limit IS NULL OR {d}_percent IS NULL", name=f"{d}_limit_xor_percent"
+            )
         )
-        checks.append(CheckConstraint(f"{d}_limit IS NULL OR {d}_limit >= 0", name=f"{d}_limit_nonneg"))
+        checks.append(
+            CheckConstraint(f"{d}_limit IS NULL OR {d}_limit >= 0", name=f"{d}_limit_nonneg")
+        )
         checks.append(
             CheckConstraint(
                 f"{d}_percent IS NULL OR ({d}_percent >= 0 AND {d}_percent <= 100)",

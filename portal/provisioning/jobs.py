@@ -48,7 +48,9 @@ def enqueue(vm: VirtualMachine, action: str) -> ProvisionJob:
     return job
 
 
-def claim(agent: str, limit: int = 1, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> list[ClaimedJob]:
+def claim(
+    agent: str, limit: int = 1, lease_seconds: int = DEFAULT_LEASE_SECONDS
+) -> list[ClaimedJob]:
     """Claim up to ``limit`` jobs for ``agent``: queued ones, and claimed ones whose lease
     has expired. Two agents never get the same job."""
     begin_write()  # SQLite has no SKIP LOCKED: claims are serialised instead
@@ -71,10 +73,20 @@ def claim(agent: str, limit: int = 1, lease_seconds: int = DEFAULT_LEASE_SECONDS
         job.attempts += 1
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
         vm = job.vm
-        claimed.append(ClaimedJob(
-            job.id, job.action, vm.id, vm.name, vm.tenant_id, vm.baremetal_id,
-            vm.cpu, vm.memory, vm.storage, job.attempts,
-        ))
+        claimed.append(
+            ClaimedJob(
+                job.id,
+                job.action,
+                vm.id,
+                vm.name,
+                vm.tenant_id,
+                vm.baremetal_id,
+                vm.cpu,
+                vm.memory,
+                vm.storage,
+                job.attempts,
+            )
+        )
     db.session.commit()
     return claimed
 
@@ -82,9 +94,7 @@ def claim(agent: str, limit: int = 1, lease_seconds: int = DEFAULT_LEASE_SECONDS
 def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> ProvisionJob:
     """Record an agent's answer and move the VM (and its cluster) accordingly."""
     begin_write()
-    job = db.session.scalar(
-        select(ProvisionJob).where(ProvisionJob.id == job_id).with_for_update()
-    )
+    job = db.session.scalar(select(ProvisionJob).where(ProvisionJob.id == job_id).with_for_update())
     if job is None:
         raise JobError(f"No provisioning job {job_id}.")
     if job.status != "claimed":
@@ -114,7 +124,10 @@ def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> Pro
         else:
             vm.status_message = f"Delete failed: {message}" if message else "Delete failed"
     record(
-        "provision", "virtual_machine", vm.id, vm.name,
+        "provision",
+        "virtual_machine",
+        vm.id,
+        vm.name,
         {"status": {"from": before, "to": vm.status}, "job": {"from": None, "to": job.action}},
     )
     if vm.k8s_cluster_id is not None:
@@ -157,8 +170,14 @@ def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None
     else:
         vm.status = "deleting"
         job = enqueue(vm, "delete")
-    record("delete", "virtual_machine", vm.id, vm.name,
-           {"status": {"from": before, "to": vm.status}}, user=user)
+    record(
+        "delete",
+        "virtual_machine",
+        vm.id,
+        vm.name,
+        {"status": {"from": before, "to": vm.status}},
+        user=user,
+    )
     return job
 
 
@@ -172,6 +191,12 @@ def retry_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob:
     )
     if pending is not None:
         raise JobError(f"VM {vm.name} already has a delete job in progress.")
-    record("retry", "virtual_machine", vm.id, vm.name, {"job": {"from": None, "to": "delete"}},
-           user=user)
+    record(
+        "retry",
+        "virtual_machine",
+        vm.id,
+        vm.name,
+        {"job": {"from": None, "to": "delete"}},
+        user=user,
+    )
     return enqueue(vm, "delete")

@@ -57,6 +57,8 @@ from portal.scheduler import (
 
 # A dimension without a limit: larger than any group could ever hold.
 UNLIMITED = 10**15
+# Constraints are frozen: one empty instance serves as every default.
+NO_CONSTRAINTS = Constraints()
 NO_QUOTA = "no_quota"
 MAX_ATTEMPTS = 8
 
@@ -296,7 +298,7 @@ def preview(
     group: BaremetalGroup,
     nodes: Sequence[NodeSpec],
     strategy: str = DEFAULT_STRATEGY,
-    constraints: Constraints = Constraints(),
+    constraints: Constraints = NO_CONSTRAINTS,
 ) -> Preview:
     """The same decision as reserve(), without reserving anything."""
     placement = read_placement(tenant, group)
@@ -370,7 +372,7 @@ def reserve(
     *,
     user: User | None,
     strategy: str = DEFAULT_STRATEGY,
-    constraints: Constraints = Constraints(),
+    constraints: Constraints = NO_CONSTRAINTS,
     cluster: K8sCluster | None = None,
     before_commit: Callable[[list[VirtualMachine]], None] | None = None,
     reuse: Sequence[int] = (),

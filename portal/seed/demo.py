@@ -92,23 +92,51 @@ TENANTS = (
 # tenant → group → {dimension: ("limit" | "percent", value)}
 QUOTAS = {
     "acme": {
-        "tw-north-general": {"cpu": ("limit", 256), "memory": ("limit", 1024), "storage": ("limit", 20000)},
+        "tw-north-general": {
+            "cpu": ("limit", 256),
+            "memory": ("limit", 1024),
+            "storage": ("limit", 20000),
+        },
         "tw-south-general": {"cpu": ("percent", 30), "memory": ("percent", 30)},
     },
     "globex": {
-        "tw-north-general": {"cpu": ("percent", 25), "memory": ("percent", 25), "storage": ("percent", 25)},
+        "tw-north-general": {
+            "cpu": ("percent", 25),
+            "memory": ("percent", 25),
+            "storage": ("percent", 25),
+        },
         "storage-pool": {"storage": ("limit", 200000)},
     },
-    "initech": {"tw-south-general": {"cpu": ("limit", 64), "memory": ("limit", 256), "storage": ("limit", 4000)}},
+    "initech": {
+        "tw-south-general": {
+            "cpu": ("limit", 64),
+            "memory": ("limit", 256),
+            "storage": ("limit", 4000),
+        }
+    },
     "umbrella": {
         "tw-north-highmem": {"cpu": ("percent", 50), "memory": ("percent", 50)},
-        "storage-pool": {"cpu": ("limit", 64), "memory": ("limit", 512), "storage": ("percent", 40)},
+        "storage-pool": {
+            "cpu": ("limit", 64),
+            "memory": ("limit", 512),
+            "storage": ("percent", 40),
+        },
     },
     "研發中心": {
-        "tw-north-general": {"cpu": ("limit", 128), "memory": ("limit", 512), "storage": ("limit", 10000)},
+        "tw-north-general": {
+            "cpu": ("limit", 128),
+            "memory": ("limit", 512),
+            "storage": ("limit", 10000),
+        },
         "tw-north-highmem": {"memory": ("limit", 2048)},
     },
-    "hooli": {"tw-south-general": {"cpu": ("limit", 16), "memory": ("limit", 32), "storage": ("limit", 400)}},
+    "hooli": {
+        "tw-south-general": {
+            "cpu": ("limit", 16),
+            "memory": ("limit", 32),
+            "storage": ("limit", 400),
+        }
+    },
 }
 
 MAINTAINERS = (
@@ -122,7 +150,12 @@ MAINTAINERS = (
 
 MAINTAINER_GROUPS = (
     ("Platform SRE", "Kubernetes platform on-call", "chlin", ("chlin", "mlchen", "pnatarajan")),
-    ("DC Operations TPE", "Hands and eyes in the Taipei datacenters", "tortega", ("tortega", "mlchen")),
+    (
+        "DC Operations TPE",
+        "Hands and eyes in the Taipei datacenters",
+        "tortega",
+        ("tortega", "mlchen"),
+    ),
     ("DC Operations KHH", "Hands and eyes in Kaohsiung", "dmwang", ("dmwang", "ythuang")),
 )
 
@@ -132,24 +165,38 @@ def seed_demo() -> str:
         return "Demo data already present; nothing changed.\n" + _logins_text()
     rng = random.Random(20261127)
     racks = _racks()
-    groups = {name: BaremetalGroup(name=name, dimension=dim, description=desc)
-              for name, dim, desc in GROUPS}
+    groups = {
+        name: BaremetalGroup(name=name, dimension=dim, description=desc)
+        for name, dim, desc in GROUPS
+    }
     db.session.add_all(groups.values())
     servers = _servers(rng, racks, groups)
-    flavors = {f[0]: VirtualMachineSpecification(
-        name=f[0], cpu=f[1], memory=f[2], storage=f[3], generation=f[4], description=f[5])
-        for f in FLAVORS}
+    flavors = {
+        f[0]: VirtualMachineSpecification(
+            name=f[0], cpu=f[1], memory=f[2], storage=f[3], generation=f[4], description=f[5]
+        )
+        for f in FLAVORS
+    }
     flavors["Standard-2C4G-legacy"] = VirtualMachineSpecification(
-        name="Standard-2C4G-legacy", cpu=2, memory=4, storage=20, generation=1,
-        description="Retired: use Standard-2C4G", is_active=False)
+        name="Standard-2C4G-legacy",
+        cpu=2,
+        memory=4,
+        storage=20,
+        generation=1,
+        description="Retired: use Standard-2C4G",
+        is_active=False,
+    )
     db.session.add_all(flavors.values())
-    tenants = {name: Tenant(name=name, description=desc, contact=contact)
-               for name, desc, contact in TENANTS}
+    tenants = {
+        name: Tenant(name=name, description=desc, contact=contact)
+        for name, desc, contact in TENANTS
+    }
     db.session.add_all(tenants.values())
     for group in groups.values():
         _recount_group(group, servers)
-    operator = accounts.create_user("ops-admin", "ops-admin-demo", display_name="Ops Admin",
-                                    operator=True)
+    operator = accounts.create_user(
+        "ops-admin", "ops-admin-demo", display_name="Ops Admin", operator=True
+    )
     quotas = _quotas(tenants, groups, operator)
     db.session.flush()
 
@@ -159,14 +206,22 @@ def seed_demo() -> str:
     maintainers, mgroups = _maintainers()
     _assignments(racks, servers, groups, tenants, clusters, maintainers, mgroups, operator)
 
-    accounts.create_user("acme-admin", "acme-admin-demo", display_name="Acme Admin",
-                         tenants=("acme", "研發中心"))
-    accounts.create_user("oncall", "oncall-demo", display_name="Chen Mei-ling",
-                         maintainer_account="mlchen")
+    accounts.create_user(
+        "acme-admin", "acme-admin-demo", display_name="Acme Admin", tenants=("acme", "研發中心")
+    )
+    accounts.create_user(
+        "oncall", "oncall-demo", display_name="Chen Mei-ling", maintainer_account="mlchen"
+    )
     for group in groups.values():
         _recount_group(group, servers)
-    record("seed", "estate", None, "demo data", {"servers": {"from": 0, "to": len(servers)}},
-           user=operator)
+    record(
+        "seed",
+        "estate",
+        None,
+        "demo data",
+        {"servers": {"from": 0, "to": len(servers)}},
+        user=operator,
+    )
     db.session.commit()
     vm_count = db.session.query(VirtualMachine).count()
     return (
@@ -188,20 +243,29 @@ def _racks() -> list[Rack]:
     for region, dcs in LAYOUT.items():
         for dc, count in dcs.items():
             for n in range(1, count + 1):
-                racks.append(Rack(
-                    name=f"{dc}-r{n:02d}", region=region, dc=dc,
-                    location=f"Hall {'A' if n <= 3 else 'B'}, row {n}",
-                    height_u=42, bgp_asn=asn,
-                    network_notes=(f"ToR: {dc}-r{n:02d}-tor1/tor2 (EVPN)\n"
-                                   f"BGP peers: {dc}-spine1, {dc}-spine2 (AS {asn - 100})\n"
-                                   f"VLANs: 110 mgmt, 210 tenant, 310 storage"),
-                ))
+                racks.append(
+                    Rack(
+                        name=f"{dc}-r{n:02d}",
+                        region=region,
+                        dc=dc,
+                        location=f"Hall {'A' if n <= 3 else 'B'}, row {n}",
+                        height_u=42,
+                        bgp_asn=asn,
+                        network_notes=(
+                            f"ToR: {dc}-r{n:02d}-tor1/tor2 (EVPN)\n"
+                            f"BGP peers: {dc}-spine1, {dc}-spine2 (AS {asn - 100})\n"
+                            f"VLANs: 110 mgmt, 210 tenant, 310 storage"
+                        ),
+                    )
+                )
                 asn += 1
     db.session.add_all(racks)
     return racks
 
 
-def _servers(rng: random.Random, racks: list[Rack], groups: dict[str, BaremetalGroup]) -> list[Baremetal]:
+def _servers(
+    rng: random.Random, racks: list[Rack], groups: dict[str, BaremetalGroup]
+) -> list[Baremetal]:
     servers = []
     for rack in racks:
         if rack.region == "tw-south":
@@ -229,14 +293,25 @@ def _servers(rng: random.Random, racks: list[Rack], groups: dict[str, BaremetalG
                 status = "maintenance"
             elif n == 52:
                 status = "offline"
-            servers.append(Baremetal(
-                name=f"{rack.dc}-{kind}-{n:03d}", serial=f"SN{rng.randrange(10**9, 10**10)}",
-                status=status, region=rack.region, dc=rack.dc, rack=rack, rack_unit=unit,
-                size_u=shape.size_u, group=group,
-                total_cpu=shape.cpu, total_memory=shape.memory, total_storage=shape.storage,
-                available_cpu=shape.cpu, available_memory=shape.memory,
-                available_storage=shape.storage,
-            ))
+            servers.append(
+                Baremetal(
+                    name=f"{rack.dc}-{kind}-{n:03d}",
+                    serial=f"SN{rng.randrange(10**9, 10**10)}",
+                    status=status,
+                    region=rack.region,
+                    dc=rack.dc,
+                    rack=rack,
+                    rack_unit=unit,
+                    size_u=shape.size_u,
+                    group=group,
+                    total_cpu=shape.cpu,
+                    total_memory=shape.memory,
+                    total_storage=shape.storage,
+                    available_cpu=shape.cpu,
+                    available_memory=shape.memory,
+                    available_storage=shape.storage,
+                )
+            )
             unit += shape.size_u + rng.choice((0, 0, 1))
     db.session.add_all(servers)
     return servers
@@ -272,8 +347,9 @@ class _Placer:
         self.quotas = quotas
         self.used: dict[tuple[str, str], dict[str, int]] = {}
 
-    def place(self, tenant, group, flavor, name, role="standalone", cluster=None,
-              avoid=()) -> VirtualMachine | None:
+    def place(
+        self, tenant, group, flavor, name, role="standalone", cluster=None, avoid=()
+    ) -> VirtualMachine | None:
         quota = self.quotas[(tenant.name, group.name)]
         used = self.used.setdefault((tenant.name, group.name), dict.fromkeys(DIMENSIONS, 0))
         for d in DIMENSIONS:
@@ -281,19 +357,31 @@ class _Placer:
             if limit is not None and used[d] + getattr(flavor, d) > limit:
                 return None
         candidates = [
-            s for s in self.servers
-            if s.group is group and s.status == "active" and s not in avoid
+            s
+            for s in self.servers
+            if s.group is group
+            and s.status == "active"
+            and s not in avoid
             and all(getattr(s, f"available_{d}") >= getattr(flavor, d) for d in DIMENSIONS)
         ]
         if not candidates:
             return None
         server = max(candidates, key=lambda s: (s.available_cpu / s.total_cpu, s.name))
         for d in DIMENSIONS:
-            setattr(server, f"available_{d}", getattr(server, f"available_{d}") - getattr(flavor, d))
+            setattr(
+                server, f"available_{d}", getattr(server, f"available_{d}") - getattr(flavor, d)
+            )
             used[d] += getattr(flavor, d)
         vm = VirtualMachine(
-            name=name, tenant=tenant, baremetal=server, spec=flavor, cpu=flavor.cpu,
-            memory=flavor.memory, storage=flavor.storage, role=role, cluster=cluster,
+            name=name,
+            tenant=tenant,
+            baremetal=server,
+            spec=flavor,
+            cpu=flavor.cpu,
+            memory=flavor.memory,
+            storage=flavor.storage,
+            role=role,
+            cluster=cluster,
             status="active",
         )
         db.session.add(vm)
@@ -329,50 +417,109 @@ def _release(vm: VirtualMachine) -> None:
 
 
 def _clusters(placer, tenants, groups, flavors) -> list[K8sCluster]:
-    istio = ServiceMesh(name="istio-prod", mesh_type="istio", version="1.23.2",
-                        description="Shared Istio control plane for production clusters")
-    cilium = ServiceMesh(name="cilium-mesh", mesh_type="cilium", version="1.16.1",
-                         description="Cilium service mesh (sidecar-less)")
+    istio = ServiceMesh(
+        name="istio-prod",
+        mesh_type="istio",
+        version="1.23.2",
+        description="Shared Istio control plane for production clusters",
+    )
+    cilium = ServiceMesh(
+        name="cilium-mesh",
+        mesh_type="cilium",
+        version="1.16.1",
+        description="Cilium service mesh (sidecar-less)",
+    )
     db.session.add_all([istio, cilium])
     specs = [
-        ("acme", "acme-prod", "1.31.2", "Production storefront", 3, 4,
-         [("calico", "network", "3.28.1"), ("prometheus", "monitoring", "2.54.1"),
-          ("ingress-nginx", "ingress", "1.11.2")], istio),
-        ("研發中心", "rd-lab", "1.30.5", "研發測試叢集", 1, 2,
-         [("cilium", "network", "1.16.1"), ("longhorn", "storage", "1.7.1")], cilium),
+        (
+            "acme",
+            "acme-prod",
+            "1.31.2",
+            "Production storefront",
+            3,
+            4,
+            [
+                ("calico", "network", "3.28.1"),
+                ("prometheus", "monitoring", "2.54.1"),
+                ("ingress-nginx", "ingress", "1.11.2"),
+            ],
+            istio,
+        ),
+        (
+            "研發中心",
+            "rd-lab",
+            "1.30.5",
+            "研發測試叢集",
+            1,
+            2,
+            [("cilium", "network", "1.16.1"), ("longhorn", "storage", "1.7.1")],
+            cilium,
+        ),
     ]
     clusters = []
     for tenant_name, name, version, desc, cps, workers, plugins, mesh in specs:
         tenant = tenants[tenant_name]
         group = groups["tw-north-general"]
-        cluster = K8sCluster(name=name, tenant=tenant, group=group, version=version,
-                             status="active", description=desc)
+        cluster = K8sCluster(
+            name=name,
+            tenant=tenant,
+            group=group,
+            version=version,
+            status="active",
+            description=desc,
+        )
         db.session.add(cluster)
         used_racks: set[int] = set()
         for i in range(1, cps + 1):
             avoid = [s for s in placer.servers if s.rack is not None and id(s.rack) in used_racks]
-            vm = placer.place(tenant, group, flavors["Standard-4C8G"], f"{name}-cp-{i}",
-                              role="control-plane", cluster=cluster, avoid=avoid)
+            vm = placer.place(
+                tenant,
+                group,
+                flavors["Standard-4C8G"],
+                f"{name}-cp-{i}",
+                role="control-plane",
+                cluster=cluster,
+                avoid=avoid,
+            )
             used_racks.add(id(vm.baremetal.rack))
         for i in range(1, workers + 1):
-            placer.place(tenant, group, flavors["Standard-8C32G"], f"{name}-worker-{i}",
-                         role="worker", cluster=cluster)
+            placer.place(
+                tenant,
+                group,
+                flavors["Standard-8C32G"],
+                f"{name}-worker-{i}",
+                role="worker",
+                cluster=cluster,
+            )
         for plugin, category, plugin_version in plugins:
-            db.session.add(K8sClusterPlugin(cluster=cluster, name=plugin, category=category,
-                                            version=plugin_version))
+            db.session.add(
+                K8sClusterPlugin(
+                    cluster=cluster, name=plugin, category=category, version=plugin_version
+                )
+            )
         db.session.add(K8sClusterToServiceMesh(cluster=cluster, service_mesh=mesh, role="primary"))
         clusters.append(cluster)
-    bastion = placer.place(tenants["acme"], groups["tw-north-general"], flavors["Standard-2C4G"],
-                           "acme-bastion", role="bastion")
+    bastion = placer.place(
+        tenants["acme"],
+        groups["tw-north-general"],
+        flavors["Standard-2C4G"],
+        "acme-bastion",
+        role="bastion",
+    )
     db.session.flush()
-    db.session.add(BastionClusterAssociation(vm_id=bastion.id, cluster_id=clusters[0].id,
-                                             tenant_id=bastion.tenant_id))
+    db.session.add(
+        BastionClusterAssociation(
+            vm_id=bastion.id, cluster_id=clusters[0].id, tenant_id=bastion.tenant_id
+        )
+    )
     return clusters
 
 
 def _maintainers():
-    people = {acct: Maintainer(name=name, account=acct, email=email, phone=phone)
-              for name, acct, email, phone in MAINTAINERS}
+    people = {
+        acct: Maintainer(name=name, account=acct, email=email, phone=phone)
+        for name, acct, email, phone in MAINTAINERS
+    }
     people["ythuang"].status = "inactive"
     db.session.add_all(people.values())
     mgroups = {}
@@ -389,10 +536,16 @@ def _assignments(racks, servers, groups, tenants, clusters, people, mgroups, ope
     db.session.flush()
 
     def assign(kind, obj, responsibility, person=None, group=None):
-        db.session.add(ResourceMaintainer(
-            resource_type=kind, resource_id=obj.id, responsibility=responsibility,
-            maintainer_id=person.id if person else None,
-            maintainer_group_id=group.id if group else None, created_by=operator.id))
+        db.session.add(
+            ResourceMaintainer(
+                resource_type=kind,
+                resource_id=obj.id,
+                responsibility=responsibility,
+                maintainer_id=person.id if person else None,
+                maintainer_group_id=group.id if group else None,
+                created_by=operator.id,
+            )
+        )
 
     for rack in racks:
         team = mgroups["DC Operations KHH" if rack.region == "tw-south" else "DC Operations TPE"]

@@ -3,9 +3,9 @@ from wtforms import IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
+from portal.vms.service import MAX_COUNT
 from portal.web.forms import int_or_none as _int_or_none
 from portal.web.forms import options
-from portal.vms.service import MAX_COUNT
 
 
 class VmForm(FlaskForm):

@@ -12,9 +12,9 @@ from portal.scheduler import Constraints
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms import service
 from portal.vms.forms import VmForm
+from portal.web import list_page, render
 from portal.web.forms import options as choices
 from portal.web.forms import show_errors
-from portal.web import list_page, render
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import enum_choices, maintainer_filters, tenant_choices
 

@@ -21,7 +21,7 @@ from portal.models import (
 )
 from portal.provisioning import jobs
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
-from portal.scheduler.reservation import NodeSpec, Preview, preview, reserve
+from portal.scheduler.reservation import NO_CONSTRAINTS, NodeSpec, Preview, preview, reserve
 
 # Letters of any script (so 資料庫-01 is fine), digits, '.', '-' and '_'; starts with a
 # letter or digit; short enough to be a host name.
@@ -87,7 +87,7 @@ def build_request(
     name: str,
     count: int | None = 1,
     strategy: str | None = None,
-    constraints: Constraints = Constraints(),
+    constraints: Constraints = NO_CONSTRAINTS,
     check_names: bool = True,
 ) -> VmRequest:
     """A VmRequest the user may make, or RequestInvalid naming every bad field. A tenant
@@ -134,12 +134,15 @@ def build_request(
 
 
 def has_quota(tenant_id: int, group_id: int) -> bool:
-    return db.session.scalar(
-        select(BaremetalGroupTenantQuota.id).where(
-            BaremetalGroupTenantQuota.tenant_id == tenant_id,
-            BaremetalGroupTenantQuota.group_id == group_id,
+    return (
+        db.session.scalar(
+            select(BaremetalGroupTenantQuota.id).where(
+                BaremetalGroupTenantQuota.tenant_id == tenant_id,
+                BaremetalGroupTenantQuota.group_id == group_id,
+            )
         )
-    ) is not None
+        is not None
+    )
 
 
 def taken_names(tenant_id: int, names: list[str]) -> set[str]:
@@ -155,15 +158,20 @@ def taken_names(tenant_id: int, names: list[str]) -> set[str]:
 
 
 def preview_vms(request: VmRequest) -> Preview:
-    return preview(request.tenant, request.group, request.nodes, request.strategy,
-                   request.constraints)
+    return preview(
+        request.tenant, request.group, request.nodes, request.strategy, request.constraints
+    )
 
 
 def create_vms(request: VmRequest, user: User) -> list[VirtualMachine]:
     """Reserve and create the VMs, all or nothing (raises PlacementRefused)."""
     return reserve(
-        request.tenant, request.group, request.nodes, user=user,
-        strategy=request.strategy, constraints=request.constraints,
+        request.tenant,
+        request.group,
+        request.nodes,
+        user=user,
+        strategy=request.strategy,
+        constraints=request.constraints,
     )
 
 
@@ -199,8 +207,15 @@ def retry_vm(vm: VirtualMachine, user: User) -> VirtualMachine:
         if cluster_id is not None:
             jobs.refresh_cluster_status(cluster_id)
 
-    (placed,) = reserve(tenant, group, [node], user=user, reuse=[vm_id], cluster=cluster,
-                        before_commit=follow_cluster)
+    (placed,) = reserve(
+        tenant,
+        group,
+        [node],
+        user=user,
+        reuse=[vm_id],
+        cluster=cluster,
+        before_commit=follow_cluster,
+    )
     return placed
 
 
@@ -236,21 +251,28 @@ def wizard_options(user: User, tenant_id: int | None, group_id: int | None) -> W
     groups = []
     if tenant_id is not None and any(t[0] == tenant_id for t in tenants):
         quotas = db.session.scalars(
-            select(BaremetalGroupTenantQuota).where(BaremetalGroupTenantQuota.tenant_id == tenant_id)
+            select(BaremetalGroupTenantQuota).where(
+                BaremetalGroupTenantQuota.tenant_id == tenant_id
+            )
         ).all()
         for usage in sorted(quota_usages(list(quotas)), key=lambda u: u.quota.group.name):
             left = []
             for d, unit in (("cpu", "CPU"), ("memory", "GiB memory")):
                 remaining = usage.dimensions[d].remaining
                 left.append(f"{'no limit' if remaining is None else remaining} {unit}")
-            groups.append((usage.quota.group_id, f"{usage.quota.group.name} — left: {', '.join(left)}"))
+            groups.append(
+                (usage.quota.group_id, f"{usage.quota.group.name} — left: {', '.join(left)}")
+            )
     flavors = [
         (f.id, f"{f.name} — {f.cpu} CPU, {f.memory} GiB, {f.storage} GiB disk (gen {f.generation})")
         for f in db.session.scalars(
             select(VirtualMachineSpecification)
             .where(VirtualMachineSpecification.is_active.is_(True))
-            .order_by(VirtualMachineSpecification.cpu, VirtualMachineSpecification.memory,
-                      VirtualMachineSpecification.name)
+            .order_by(
+                VirtualMachineSpecification.cpu,
+                VirtualMachineSpecification.memory,
+                VirtualMachineSpecification.name,
+            )
         )
     ]
     regions: list[str] = []

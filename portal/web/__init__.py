@@ -33,7 +33,9 @@ def render(template: str, block: str | None = None, **context: Any) -> str:
 
 def my_assignment_count() -> int | None:
     """Assignments of the logged-in maintainer, direct and through groups (nav badge)."""
-    maintainer = getattr(current_user, "maintainer", None) if current_user.is_authenticated else None
+    maintainer = (
+        getattr(current_user, "maintainer", None) if current_user.is_authenticated else None
+    )
     if maintainer is None:
         return None
     from portal.models import MaintainerToMaintainerGroup, ResourceMaintainer

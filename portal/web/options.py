@@ -38,7 +38,8 @@ def maintainer_choices() -> list[tuple[str, str]]:
     from portal.models import Maintainer
 
     rows = db.session.execute(
-        select(Maintainer.id, Maintainer.name).order_by(Maintainer.name)).all()
+        select(Maintainer.id, Maintainer.name).order_by(Maintainer.name)
+    ).all()
     return [(str(r.id), r.name) for r in rows]
 
 
@@ -55,10 +56,18 @@ def maintainer_filters(resource_type: str, id_column) -> list:
     from portal.web.listing import Filter
 
     return [
-        Filter("maintainer", "Maintainer",
-               lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, maintainer_id=int(v)))),
-               maintainer_choices),
-        Filter("maintainer_group", "Maintainer group",
-               lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, group_id=int(v)))),
-               maintainer_group_choices),
+        Filter(
+            "maintainer",
+            "Maintainer",
+            lambda s, v: s.where(
+                id_column.in_(maintained_ids(resource_type, maintainer_id=int(v)))
+            ),
+            maintainer_choices,
+        ),
+        Filter(
+            "maintainer_group",
+            "Maintainer group",
+            lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, group_id=int(v)))),
+            maintainer_group_choices,
+        ),
     ]

@@ -60,8 +60,15 @@ def test_next_redirects_inside_the_site(client, login, alice, target):
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)",
-     "evil.example", "http:/evil.example", " //evil.example"],
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "http:/evil.example",
+        " //evil.example",
+    ],
 )
 def test_next_never_redirects_off_site(client, login, alice, target):
     assert login(client, "alice", f.PASSWORD, next_url=target).headers["Location"] == "/"
@@ -88,7 +95,8 @@ def test_htmx_requests_send_the_csrf_token_in_a_header(client, login, alice):
     assert 'hx-headers=\'{"X-CSRFToken": "' in page
     token = csrf_token_from(page)
     response = client.post(
-        "/profile", data={"name": "from-htmx"},
+        "/profile",
+        data={"name": "from-htmx"},
         headers={"X-CSRFToken": token, "HX-Request": "true"},
     )
     assert response.status_code == 200
@@ -98,7 +106,9 @@ def test_htmx_requests_send_the_csrf_token_in_a_header(client, login, alice):
 def test_token_created_on_profile_is_shown_once_and_stored_hashed(client, login, alice):
     login(client, "alice", f.PASSWORD)
     token = csrf_token_from(client.get("/profile").get_data(as_text=True))
-    page = client.post("/profile", data={"name": "laptop", "csrf_token": token}).get_data(as_text=True)
+    page = client.post("/profile", data={"name": "laptop", "csrf_token": token}).get_data(
+        as_text=True
+    )
     secret = page.split('id="new-token">')[1].split("<")[0]
     assert secret.startswith("rp_")
     stored = alice.tokens[0]
@@ -115,9 +125,17 @@ def test_revoke_only_own_token(client, login, alice):
     db.session.commit()
     login(client, "alice", f.PASSWORD)
     token = csrf_token_from(client.get("/profile").get_data(as_text=True))
-    assert client.post(f"/profile/tokens/{bobs.token.id}/revoke",
-                       data={"csrf_token": token}).status_code == 404
-    assert client.post(f"/profile/tokens/{mine.token.id}/revoke",
-                       data={"csrf_token": token}).status_code == 302
+    assert (
+        client.post(
+            f"/profile/tokens/{bobs.token.id}/revoke", data={"csrf_token": token}
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            f"/profile/tokens/{mine.token.id}/revoke", data={"csrf_token": token}
+        ).status_code
+        == 302
+    )
     assert user_for_token(mine.secret) is None
     assert user_for_token(bobs.secret).username == "bob"

@@ -28,7 +28,7 @@ from tests.conftest import csrf_token_from, log_in
 
 def estate(racks=3, per_rack=2, cpu=32, quota=None):
     grp = f.group(name=f"g{f.n()}")
-    for r in range(racks):
+    for _ in range(racks):
         rack = f.rack()
         for u in range(per_rack):
             f.server(rack=rack, group=grp, rack_unit=u * 2 + 1, cpu=cpu, memory=128, storage=2000)
@@ -38,14 +38,23 @@ def estate(racks=3, per_rack=2, cpu=32, quota=None):
     mesh, other_mesh = f.mesh(), f.mesh()
     op = f.user(operator=True)
     db.session.commit()
-    return SimpleNamespace(group=grp, tenant=tenant, flavor=flavor, mesh=mesh,
-                           other_mesh=other_mesh, op=op)
+    return SimpleNamespace(
+        group=grp, tenant=tenant, flavor=flavor, mesh=mesh, other_mesh=other_mesh, op=op
+    )
 
 
 def request(e, **kw):
-    args = dict(tenant_id=e.tenant.id, group_id=e.group.id, name=f"c{f.n()}", version="1.31.2",
-                control_planes=3, control_plane_flavor_id=e.flavor.id, workers=2,
-                worker_flavor_id=e.flavor.id, plugins=[("calico", ""), ("prometheus", "")])
+    args = dict(
+        tenant_id=e.tenant.id,
+        group_id=e.group.id,
+        name=f"c{f.n()}",
+        version="1.31.2",
+        control_planes=3,
+        control_plane_flavor_id=e.flavor.id,
+        workers=2,
+        worker_flavor_id=e.flavor.id,
+        plugins=[("calico", ""), ("prometheus", "")],
+    )
     args.update(kw)
     return service.build_request(e.op, **args)
 
@@ -65,17 +74,32 @@ def count(model):
 
 # --- creation, spread ------------------------------------------------------------------------
 
+
 def test_cluster_is_created_with_its_parts_and_becomes_active(app):
     e = estate()
     cluster = service.create_cluster(
-        request(e, primary_mesh_id=e.mesh.id, secondary_mesh_id=e.other_mesh.id, bastion="new",
-                bastion_flavor_id=e.flavor.id), e.op)
+        request(
+            e,
+            primary_mesh_id=e.mesh.id,
+            secondary_mesh_id=e.other_mesh.id,
+            bastion="new",
+            bastion_flavor_id=e.flavor.id,
+        ),
+        e.op,
+    )
     assert cluster.status == "provisioning"
-    nodes = db.session.scalars(select(VirtualMachine).where(VirtualMachine.k8s_cluster_id == cluster.id)).all()
+    nodes = db.session.scalars(
+        select(VirtualMachine).where(VirtualMachine.k8s_cluster_id == cluster.id)
+    ).all()
     assert Counter(n.role for n in nodes) == {"control-plane": 3, "worker": 2}
-    assert {p.name: p.version for p in cluster.plugins} == {"calico": "3.28.1", "prometheus": "2.54.1"}
+    assert {p.name: p.version for p in cluster.plugins} == {
+        "calico": "3.28.1",
+        "prometheus": "2.54.1",
+    }
     assert {(link.service_mesh_id, link.role) for link in cluster.mesh_links} == {
-        (e.mesh.id, "primary"), (e.other_mesh.id, "secondary")}
+        (e.mesh.id, "primary"),
+        (e.other_mesh.id, "secondary"),
+    }
     (bastion_link,) = cluster.bastion_links
     assert bastion_link.vm.role == "bastion" and bastion_link.vm.k8s_cluster_id is None
     finish_all()
@@ -100,8 +124,9 @@ def test_with_two_racks_control_planes_still_take_distinct_servers(app):
     assert preview.ok
     cps = [host for node, host in preview.chosen() if node.role == "control-plane"]
     assert len({h.id for h in cps}) == 3 and len({h.rack for h in cps}) == 2
-    assert preview.result.spread == ("3 control planes on 3 servers, 2 racks — "
-                                     "a rack failure would take down 2 of 3")
+    assert preview.result.spread == (
+        "3 control planes on 3 servers, 2 racks — a rack failure would take down 2 of 3"
+    )
 
 
 def test_five_control_planes_need_five_servers(app):
@@ -122,6 +147,7 @@ def test_refused_cluster_reserves_nothing(app):
 
 
 # --- validation ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "overrides, field, message",
@@ -163,6 +189,7 @@ def test_name_unique_per_tenant(app):
 
 # --- plugins, meshes, bastions ----------------------------------------------------------------
 
+
 def test_plugin_rules(app):
     e = estate()
     cluster = service.create_cluster(request(e), e.op)
@@ -193,8 +220,14 @@ def test_one_primary_mesh(app):
     primary = next(ln for ln in cluster.mesh_links if ln.role == "primary")
     service.change_mesh_role(cluster, primary.id, "secondary", e.op)
     service.change_mesh_role(cluster, link.id, "primary", e.op)
-    assert db.session.scalar(select(func.count(K8sClusterToServiceMesh.id)).where(
-        K8sClusterToServiceMesh.role == "primary")) == 1
+    assert (
+        db.session.scalar(
+            select(func.count(K8sClusterToServiceMesh.id)).where(
+                K8sClusterToServiceMesh.role == "primary"
+            )
+        )
+        == 1
+    )
 
 
 def test_bastion_must_be_of_the_same_tenant(app):
@@ -213,6 +246,7 @@ def test_bastion_must_be_of_the_same_tenant(app):
 
 
 # --- lifecycle ------------------------------------------------------------------------------
+
 
 def test_failed_node_error_then_retry_then_active(app):
     e = estate()
@@ -266,8 +300,12 @@ def test_delete_releases_everything(app):
     finish_all()
     db.session.expire_all()
     assert cluster.status == "deleted"
-    assert db.session.scalar(select(func.count(VirtualMachine.id)).where(
-        VirtualMachine.status != "deleted")) == 0
+    assert (
+        db.session.scalar(
+            select(func.count(VirtualMachine.id)).where(VirtualMachine.status != "deleted")
+        )
+        == 0
+    )
     assert sum(s.available_cpu for s in e.group.baremetals) == e.group.total_cpu
     assert counter_drift() == []
 
@@ -279,9 +317,15 @@ def test_status_by_operator_and_assigned_maintainer_only(app):
     cluster = service.create_cluster(request(e), e.op)
     finish_all()
     person, stranger = f.maintainer(), f.maintainer()
-    db.session.add(ResourceMaintainer(resource_type="k8s_cluster", resource_id=cluster.id,
-                                      maintainer_id=person.id))
-    on_call, other = f.user(maintainer_account=person.account), f.user(maintainer_account=stranger.account)
+    db.session.add(
+        ResourceMaintainer(
+            resource_type="k8s_cluster", resource_id=cluster.id, maintainer_id=person.id
+        )
+    )
+    on_call, other = (
+        f.user(maintainer_account=person.account),
+        f.user(maintainer_account=stranger.account),
+    )
     db.session.commit()
     assert service.may_set_status(cluster, on_call)
     assert not service.may_set_status(cluster, other)
@@ -292,6 +336,7 @@ def test_status_by_operator_and_assigned_maintainer_only(app):
 
 
 # --- concurrency on PostgreSQL ------------------------------------------------------------------
+
 
 def test_clusters_racing_vms_for_the_last_capacity(pg_app):
     """Never a half-placed cluster, never an overshoot, counters exact."""
@@ -313,9 +358,16 @@ def test_clusters_racing_vms_for_the_last_capacity(pg_app):
             for i in range(3):
                 try:
                     req = service.build_request(
-                        user, tenant_id=ids.tenant, group_id=ids.group, name=f"k{n}x{i}",
-                        version="1.31.2", control_planes=3, control_plane_flavor_id=ids.flavor,
-                        workers=2, worker_flavor_id=ids.flavor)
+                        user,
+                        tenant_id=ids.tenant,
+                        group_id=ids.group,
+                        name=f"k{n}x{i}",
+                        version="1.31.2",
+                        control_planes=3,
+                        control_plane_flavor_id=ids.flavor,
+                        workers=2,
+                        worker_flavor_id=ids.flavor,
+                    )
                     service.create_cluster(req, user)
                     result = "cluster"
                 except PlacementRefused:
@@ -362,6 +414,7 @@ def test_clusters_racing_vms_for_the_last_capacity(pg_app):
 
 # --- pages ----------------------------------------------------------------------------------
 
+
 def test_wizard_preview_and_create_through_the_pages(app):
     e = estate()
     f.user("ta", tenants=(e.tenant.name,))
@@ -369,12 +422,25 @@ def test_wizard_preview_and_create_through_the_pages(app):
     client = app.test_client()
     log_in(client, "ta", f.PASSWORD)
     token = csrf_token_from(client.get("/clusters/new").get_data(as_text=True))
-    data = {"csrf_token": token, "tenant_id": e.tenant.id, "group_id": e.group.id, "name": "web",
-            "version": "1.31.2", "control_planes": 3, "control_plane_flavor_id": e.flavor.id,
-            "workers": 2, "worker_flavor_id": e.flavor.id, "plugins": ["calico"],
-            "version_calico": "3.28.1", "primary_mesh_id": e.mesh.id, "bastion": "none",
-            "strategy": "best_fit"}
-    html = client.post("/clusters/preview", data=data, headers={"HX-Request": "true"}).get_data(as_text=True)
+    data = {
+        "csrf_token": token,
+        "tenant_id": e.tenant.id,
+        "group_id": e.group.id,
+        "name": "web",
+        "version": "1.31.2",
+        "control_planes": 3,
+        "control_plane_flavor_id": e.flavor.id,
+        "workers": 2,
+        "worker_flavor_id": e.flavor.id,
+        "plugins": ["calico"],
+        "version_calico": "3.28.1",
+        "primary_mesh_id": e.mesh.id,
+        "bastion": "none",
+        "strategy": "best_fit",
+    }
+    html = client.post("/clusters/preview", data=data, headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
     assert "<html" not in html and "3 control planes on 3 racks" in html
     bad = client.post("/clusters/new", data={**data, "action": "create", "control_planes": 4})
     assert "1, 3 or 5" in bad.get_data(as_text=True) and count(K8sCluster) == 0
@@ -383,6 +449,8 @@ def test_wizard_preview_and_create_through_the_pages(app):
     assert response.headers["Location"] == f"/clusters/{cluster.id}"
     page = client.get(f"/clusters/{cluster.id}").get_data(as_text=True)
     assert "every 2s" in page and "web-cp-1" in page
-    response = client.post(f"/clusters/{cluster.id}/actions",
-                           data={"csrf_token": token, "op": "add_plugin", "name": "cilium"})
+    response = client.post(
+        f"/clusters/{cluster.id}/actions",
+        data={"csrf_token": token, "op": "add_plugin", "name": "cilium"},
+    )
     assert "One network plugin" in client.get(response.headers["Location"]).get_data(as_text=True)

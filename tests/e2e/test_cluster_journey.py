@@ -36,7 +36,8 @@ def test_create_watch_and_scale_a_cluster(page, shoot, live_agent):
     expect(page.locator("#cluster-live").get_by_text("provisioning").first).to_be_visible()
     shoot(page, "cluster-provisioning")
     expect(page.locator("#cluster-live table.kv-table [data-status]").first).to_have_attribute(
-        "data-status", "active", timeout=30000)
+        "data-status", "active", timeout=30000
+    )
     expect(page.locator("#plugins")).to_contain_text("calico")
     expect(page.locator("#meshes")).to_contain_text("istio-prod")
     shoot(page, "cluster-active")
@@ -44,6 +45,8 @@ def test_create_watch_and_scale_a_cluster(page, shoot, live_agent):
     page.fill("#scale-workers", "5")
     page.get_by_role("button", name="Scale").click()
     expect(page.locator("#nodes-worker tbody tr")).to_have_count(5)
-    expect(page.locator("#nodes-worker [data-status='provisioning']")).to_have_count(0, timeout=30000)
+    expect(page.locator("#nodes-worker [data-status='provisioning']")).to_have_count(
+        0, timeout=30000
+    )
     expect(page.locator("#nodes-worker [data-status='active']")).to_have_count(5)
     shoot(page, "cluster-scaled")

@@ -31,8 +31,10 @@ def world(app):
     vm = f.vm(tenant, server, flavor, name="shop-cp-1", cluster=cluster, role="control-plane")
     their_vm = f.vm(other, server, flavor, name="theirs")
     mesh = f.mesh(name="istio")
-    ana, bob, cai = (f.maintainer(name=n, account=n.lower(), phone=f"+886-{i}", email=f"{n}@x")
-                     for i, n in enumerate(("Ana", "Bob", "Cai")))
+    ana, bob, cai = (
+        f.maintainer(name=n, account=n.lower(), phone=f"+886-{i}", email=f"{n}@x")
+        for i, n in enumerate(("Ana", "Bob", "Cai"))
+    )
     team = f.maintainer_group(name="SRE", manager=bob)
     for person in (ana, bob):
         db.session.add(MaintainerToMaintainerGroup(maintainer=person, group=team))
@@ -40,16 +42,28 @@ def world(app):
     f.user("ta", tenants=("acme",))
     f.user("ana-login", maintainer_account="ana")
     db.session.commit()
-    resources = {"rack": rack, "baremetal": server, "baremetal_group": grp, "tenant": tenant,
-                 "virtual_machine": vm, "k8s_cluster": cluster, "service_mesh": mesh}
+    resources = {
+        "rack": rack,
+        "baremetal": server,
+        "baremetal_group": grp,
+        "tenant": tenant,
+        "virtual_machine": vm,
+        "k8s_cluster": cluster,
+        "service_mesh": mesh,
+    }
     return SimpleNamespace(**locals())
 
 
 @pytest.mark.parametrize("kind", ASSIGNABLE_TYPES)
 def test_assign_and_unassign_on_every_resource_type(world, kind):
     resource = world.resources[kind]
-    person = service.assign(kind, resource.id, user=world.op, maintainer_id=world.ana.id,
-                            responsibility="primary on-call")
+    person = service.assign(
+        kind,
+        resource.id,
+        user=world.op,
+        maintainer_id=world.ana.id,
+        responsibility="primary on-call",
+    )
     service.assign(kind, resource.id, user=world.op, group_id=world.team.id)
     with pytest.raises(service.MaintainerError, match="already assigned"):
         service.assign(kind, resource.id, user=world.op, maintainer_id=world.ana.id)
@@ -58,11 +72,14 @@ def test_assign_and_unassign_on_every_resource_type(world, kind):
         service.assign(kind, resource.id, user=world.op, group_id=world.team.id)
     db.session.rollback()
     with pytest.raises(service.MaintainerError, match="one of them"):
-        service.assign(kind, resource.id, user=world.op, maintainer_id=world.ana.id,
-                       group_id=world.team.id)
+        service.assign(
+            kind, resource.id, user=world.op, maintainer_id=world.ana.id, group_id=world.team.id
+        )
     rows = service.maintainers_panel(kind, resource, inherit=False)
     assert [(r.assignment.maintainer_id, r.assignment.maintainer_group_id) for r in rows] == [
-        (world.ana.id, None), (None, world.team.id)]
+        (world.ana.id, None),
+        (None, world.team.id),
+    ]
     group_row = rows[1]
     assert group_row.manager.name == "Bob"
     assert [m.name for m, _ in group_row.members] == ["Bob", "Ana"]  # manager first
@@ -72,8 +89,9 @@ def test_assign_and_unassign_on_every_resource_type(world, kind):
 
 def test_who_to_call_inherits_from_cluster_server_rack_and_group(world):
     w = world
-    service.assign("k8s_cluster", w.cluster.id, user=w.op, group_id=w.team.id,
-                   responsibility="platform")
+    service.assign(
+        "k8s_cluster", w.cluster.id, user=w.op, group_id=w.team.id, responsibility="platform"
+    )
     service.assign("rack", w.rack.id, user=w.op, maintainer_id=w.cai.id, responsibility="hands")
     service.assign("baremetal_group", w.grp.id, user=w.op, maintainer_id=w.bob.id)
     service.assign("virtual_machine", w.vm.id, user=w.op, maintainer_id=w.ana.id)
@@ -82,7 +100,11 @@ def test_who_to_call_inherits_from_cluster_server_rack_and_group(world):
     db.session.commit()
     call = service.who_to_call("virtual_machine", w.vm)
     assert [(r.inherited_from, r.assignment.responsibility) for r in call] == [
-        (None, ""), ("cluster shop", "platform"), ("rack r-01", "hands"), ("group north", "")]
+        (None, ""),
+        ("cluster shop", "platform"),
+        ("rack r-01", "hands"),
+        ("group north", ""),
+    ]
 
 
 def test_my_assignments_direct_and_through_groups_urgent_first(world):
@@ -130,9 +152,13 @@ def test_manager_becomes_member_and_cannot_be_removed_while_managing(world):
 
 @pytest.mark.parametrize(
     "fields, message",
-    [({"account": "Has Space"}, "lowercase"), ({"account": "bob"}, "taken"),
-     ({"email": "nope"}, "not an email"), ({"username": "ghost"}, "No login account"),
-     ({"name": ""}, "1 to 128")],
+    [
+        ({"account": "Has Space"}, "lowercase"),
+        ({"account": "bob"}, "taken"),
+        ({"email": "nope"}, "not an email"),
+        ({"username": "ghost"}, "No login account"),
+        ({"name": ""}, "1 to 128"),
+    ],
 )
 def test_maintainer_validation(world, fields, message):
     args = {"name": "Dee", "account": "dee", **fields}
@@ -145,13 +171,23 @@ def test_panel_in_place_through_htmx_and_roles(app, world):
     log_in(op, "op", f.PASSWORD)
     url = f"/maintainers/panel/virtual_machine/{world.vm.id}"
     token = csrf_token_from(op.get(f"/vms/{world.vm.id}").get_data(as_text=True))
-    response = op.post(url, data={"csrf_token": token, "op": "assign",
-                                  "assignee": f"group:{world.team.id}", "responsibility": "db"},
-                       headers={"HX-Request": "true"})
+    response = op.post(
+        url,
+        data={
+            "csrf_token": token,
+            "op": "assign",
+            "assignee": f"group:{world.team.id}",
+            "responsibility": "db",
+        },
+        headers={"HX-Request": "true"},
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html and "Group SRE" in html
-    again = op.post(url, data={"csrf_token": token, "op": "assign",
-                               "assignee": f"group:{world.team.id}"}, headers={"HX-Request": "true"})
+    again = op.post(
+        url,
+        data={"csrf_token": token, "op": "assign", "assignee": f"group:{world.team.id}"},
+        headers={"HX-Request": "true"},
+    )
     assert again.status_code == 422 and "already assigned" in again.get_data(as_text=True)
     # Without JavaScript: an exact search term picks the person.
     plain = op.post(url, data={"csrf_token": token, "op": "assign", "q": "cai", "next": "/vms/"})
@@ -164,15 +200,18 @@ def test_panel_in_place_through_htmx_and_roles(app, world):
     assert ta.get(f"/maintainers/panel/virtual_machine/{world.their_vm.id}").status_code == 404
     assert ta.get(f"/maintainers/panel/rack/{world.rack.id}").status_code == 404
     token = csrf_token_from(ta.get(f"/vms/{world.vm.id}").get_data(as_text=True))
-    assert ta.post(url, data={"csrf_token": token, "op": "remove",
-                              "assignment_id": 1}).status_code == 403
+    assert (
+        ta.post(url, data={"csrf_token": token, "op": "remove", "assignment_id": 1}).status_code
+        == 403
+    )
     assert ta.get("/maintainers/").status_code == 403
 
     maint = app.test_client()
     log_in(maint, "ana-login", f.PASSWORD)
     assert maint.get(url).status_code == 200 and maint.get("/maintainers/").status_code == 200
-    assert maint.post(url, data={"csrf_token": token, "op": "remove",
-                                 "assignment_id": 1}).status_code in (400, 403)
+    assert maint.post(
+        url, data={"csrf_token": token, "op": "remove", "assignment_id": 1}
+    ).status_code in (400, 403)
 
 
 def test_lists_filter_by_maintainer_and_group(app, world):
@@ -193,23 +232,31 @@ def test_maintainer_pages(app, world):
     client = app.test_client()
     log_in(client, "op", f.PASSWORD)
     token = csrf_token_from(client.get("/maintainers/new").get_data(as_text=True))
-    response = client.post("/maintainers/new", data={"csrf_token": token, "name": "王小明",
-                                                     "account": "xmwang", "status": "active"})
+    response = client.post(
+        "/maintainers/new",
+        data={"csrf_token": token, "name": "王小明", "account": "xmwang", "status": "active"},
+    )
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "王小明" in page
-    bad = client.post("/maintainers/new", data={"csrf_token": token, "name": "X",
-                                                "account": "bob", "status": "active"})
+    bad = client.post(
+        "/maintainers/new",
+        data={"csrf_token": token, "name": "X", "account": "bob", "status": "active"},
+    )
     assert "Account bob is taken" in bad.get_data(as_text=True)
     group_page = client.get(f"/maintainers/groups/{world.team.id}").get_data(as_text=True)
     assert "manager" in group_page and "Bob" in group_page
-    response = client.post(f"/maintainers/groups/{world.team.id}/members",
-                           data={"csrf_token": token, "op": "add", "maintainer_ref": f"person:{world.cai.id}"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        f"/maintainers/groups/{world.team.id}/members",
+        data={"csrf_token": token, "op": "add", "maintainer_ref": f"person:{world.cai.id}"},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 200 and "Cai" in response.get_data(as_text=True)
-    dup = client.post(f"/maintainers/groups/{world.team.id}/members",
-                      data={"csrf_token": token, "op": "add", "maintainer_ref": f"person:{world.cai.id}"},
-                      headers={"HX-Request": "true"})
+    dup = client.post(
+        f"/maintainers/groups/{world.team.id}/members",
+        data={"csrf_token": token, "op": "add", "maintainer_ref": f"person:{world.cai.id}"},
+        headers={"HX-Request": "true"},
+    )
     assert dup.status_code == 422 and "already in SRE" in dup.get_data(as_text=True)
     confirm = client.get(f"/maintainers/{world.bob.id}/delete").get_data(as_text=True)
     assert "Leave SRE without a manager" in confirm

@@ -43,8 +43,9 @@ def world(any_app):
     team = f.maintainer_group(manager=person)
     quota = f.quota(tenant, grp, cpu_limit=10)
     db.session.add(MaintainerToMaintainerGroup(maintainer=person, group=team))
-    db.session.add(K8sClusterPlugin(cluster=cluster, name="calico", category="network",
-                                    version="3.28.1"))
+    db.session.add(
+        K8sClusterPlugin(cluster=cluster, name="calico", category="network", version="3.28.1")
+    )
     db.session.add(K8sClusterToServiceMesh(cluster=cluster, service_mesh=mesh, role="primary"))
     db.session.commit()
     return SimpleNamespace(**locals())
@@ -65,10 +66,12 @@ def set_attr(obj, **values):
     def change():
         for key, value in values.items():
             setattr(obj, key, value)
+
     return change
 
 
 # --- unique keys -------------------------------------------------------------------------
+
 
 def test_unique_names(world):
     w = world
@@ -108,11 +111,17 @@ def test_cluster_name_unique_per_tenant_among_live_clusters(world):
 
 # --- enums -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "target, field",
     [
-        ("srv", "status"), ("vm", "status"), ("vm", "role"), ("cluster", "status"),
-        ("mesh", "mesh_type"), ("mesh", "status"), ("person", "status"),
+        ("srv", "status"),
+        ("vm", "status"),
+        ("vm", "role"),
+        ("cluster", "status"),
+        ("mesh", "mesh_type"),
+        ("mesh", "status"),
+        ("person", "status"),
     ],
 )
 def test_enums_are_checked(world, target, field):
@@ -121,18 +130,27 @@ def test_enums_are_checked(world, target, field):
 
 def test_enum_checks_on_link_tables(world):
     w = world
-    rejected(add(K8sClusterPlugin(cluster_id=w.cluster.id, name="x", version="1", category="bogus")))
+    rejected(
+        add(K8sClusterPlugin(cluster_id=w.cluster.id, name="x", version="1", category="bogus"))
+    )
     rejected(add(K8sClusterPlugin(cluster_id=w.cluster.id, name="x", version="1", status="bogus")))
-    rejected(add(K8sClusterToServiceMesh(cluster_id=w.cluster.id, service_mesh_id=f.mesh().id,
-                                         role="bogus")))
+    rejected(
+        add(
+            K8sClusterToServiceMesh(
+                cluster_id=w.cluster.id, service_mesh_id=f.mesh().id, role="bogus"
+            )
+        )
+    )
     rejected(add(ProvisionJob(vm_id=w.vm.id, action="reboot")))
     rejected(add(ProvisionJob(vm_id=w.vm.id, action="create", status="bogus")))
     rejected(add(ProvisionJob(vm_id=w.vm.id, action="create", attempts=-1)))
-    rejected(add(ResourceMaintainer(resource_type="planet", resource_id=1,
-                                    maintainer_id=w.person.id)))
+    rejected(
+        add(ResourceMaintainer(resource_type="planet", resource_id=1, maintainer_id=w.person.id))
+    )
 
 
 # --- ranges ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("height", [0, 61])
 def test_rack_height_range(world, height):
@@ -169,7 +187,9 @@ def test_rack_cannot_shrink_below_its_servers(world):
     w = world
     f.server(rack=w.rack, rack_unit=8, size_u=2)  # units 8–9
     db.session.commit()
-    rejected(lambda: db.session.execute(update(Rack).where(Rack.id == w.rack.id).values(height_u=8)))
+    rejected(
+        lambda: db.session.execute(update(Rack).where(Rack.id == w.rack.id).values(height_u=8))
+    )
     db.session.execute(update(Rack).where(Rack.id == w.rack.id).values(height_u=9))
     db.session.commit()
     assert db.session.get(Baremetal, w.srv.id).rack_height_u == 9
@@ -215,11 +235,20 @@ def test_vm_holding_resources_must_sit_on_a_server(world):
 
 # --- maintainers -------------------------------------------------------------------------
 
+
 def test_assignment_has_exactly_one_assignee(world):
     w = world
     rejected(add(ResourceMaintainer(resource_type="rack", resource_id=w.rack.id)))
-    rejected(add(ResourceMaintainer(resource_type="rack", resource_id=w.rack.id,
-                                    maintainer_id=w.person.id, maintainer_group_id=w.team.id)))
+    rejected(
+        add(
+            ResourceMaintainer(
+                resource_type="rack",
+                resource_id=w.rack.id,
+                maintainer_id=w.person.id,
+                maintainer_group_id=w.team.id,
+            )
+        )
+    )
 
 
 def test_duplicate_assignment_refused(world):
@@ -229,37 +258,64 @@ def test_duplicate_assignment_refused(world):
         db.session.commit()
         rejected(add(ResourceMaintainer(resource_type="rack", resource_id=w.rack.id, **kw)))
     # The same person on another resource is fine.
-    db.session.add(ResourceMaintainer(resource_type="baremetal", resource_id=w.srv.id,
-                                      maintainer_id=w.person.id))
+    db.session.add(
+        ResourceMaintainer(
+            resource_type="baremetal", resource_id=w.srv.id, maintainer_id=w.person.id
+        )
+    )
     db.session.commit()
 
 
 # --- kubernetes --------------------------------------------------------------------------
 
+
 def test_at_most_one_primary_mesh_per_cluster(world):
     w = world
     other = f.mesh()
-    rejected(add(K8sClusterToServiceMesh(cluster_id=w.cluster.id, service_mesh_id=other.id,
-                                         role="primary")))
-    db.session.add(K8sClusterToServiceMesh(cluster_id=w.cluster.id, service_mesh_id=f.mesh().id,
-                                           role="secondary"))
+    rejected(
+        add(
+            K8sClusterToServiceMesh(
+                cluster_id=w.cluster.id, service_mesh_id=other.id, role="primary"
+            )
+        )
+    )
+    db.session.add(
+        K8sClusterToServiceMesh(
+            cluster_id=w.cluster.id, service_mesh_id=f.mesh().id, role="secondary"
+        )
+    )
     db.session.commit()
 
 
 def test_bastion_must_belong_to_the_clusters_tenant(world):
     w = world
-    rejected(add(BastionClusterAssociation(vm_id=w.other_vm.id, cluster_id=w.cluster.id,
-                                           tenant_id=w.tenant.id)))
-    rejected(add(BastionClusterAssociation(vm_id=w.other_vm.id, cluster_id=w.cluster.id,
-                                           tenant_id=w.other_tenant.id)))
-    db.session.add(BastionClusterAssociation(vm_id=w.vm.id, cluster_id=w.cluster.id,
-                                             tenant_id=w.tenant.id))
+    rejected(
+        add(
+            BastionClusterAssociation(
+                vm_id=w.other_vm.id, cluster_id=w.cluster.id, tenant_id=w.tenant.id
+            )
+        )
+    )
+    rejected(
+        add(
+            BastionClusterAssociation(
+                vm_id=w.other_vm.id, cluster_id=w.cluster.id, tenant_id=w.other_tenant.id
+            )
+        )
+    )
+    db.session.add(
+        BastionClusterAssociation(vm_id=w.vm.id, cluster_id=w.cluster.id, tenant_id=w.tenant.id)
+    )
     db.session.commit()
-    rejected(add(BastionClusterAssociation(vm_id=w.vm.id, cluster_id=w.cluster.id,
-                                           tenant_id=w.tenant.id)))
+    rejected(
+        add(
+            BastionClusterAssociation(vm_id=w.vm.id, cluster_id=w.cluster.id, tenant_id=w.tenant.id)
+        )
+    )
 
 
 # --- deletes -----------------------------------------------------------------------------
+
 
 def test_deletes_that_would_orphan_rows_are_refused(world):
     w = world
@@ -289,15 +345,27 @@ def test_deleting_a_tenant_cascades_to_quotas_and_admins(world):
     db.session.commit()
     db.session.delete(tenant)
     db.session.commit()
-    assert db.session.scalar(
-        select(BaremetalGroupTenantQuota).where(BaremetalGroupTenantQuota.tenant_id == tenant.id)
-    ) is None
+    assert (
+        db.session.scalar(
+            select(BaremetalGroupTenantQuota).where(
+                BaremetalGroupTenantQuota.tenant_id == tenant.id
+            )
+        )
+        is None
+    )
 
 
 def test_deleting_a_user_keeps_the_audit_trail(world):
     user = f.user()
-    db.session.add(AuditEvent(user_id=user.id, username=user.username, action="update",
-                              object_type="rack", object_id=1))
+    db.session.add(
+        AuditEvent(
+            user_id=user.id,
+            username=user.username,
+            action="update",
+            object_type="rack",
+            object_id=1,
+        )
+    )
     db.session.commit()
     db.session.delete(user)
     db.session.commit()
@@ -324,10 +392,14 @@ def test_deleting_a_resource_deletes_its_assignments(world, kind, how):
     w = world
     doomed, kept = _resource(w, kind), _resource(w, kind)
     for obj in (doomed, kept):
-        db.session.add(ResourceMaintainer(resource_type=kind, resource_id=obj.id,
-                                          maintainer_id=w.person.id))
-        db.session.add(ResourceMaintainer(resource_type=kind, resource_id=obj.id,
-                                          maintainer_group_id=w.team.id))
+        db.session.add(
+            ResourceMaintainer(resource_type=kind, resource_id=obj.id, maintainer_id=w.person.id)
+        )
+        db.session.add(
+            ResourceMaintainer(
+                resource_type=kind, resource_id=obj.id, maintainer_group_id=w.team.id
+            )
+        )
     db.session.commit()
     if how == "orm":
         db.session.delete(doomed)
@@ -335,16 +407,21 @@ def test_deleting_a_resource_deletes_its_assignments(world, kind, how):
         model = type(doomed)
         db.session.execute(delete(model).where(model.id == doomed.id))
     db.session.commit()
-    remaining = db.session.execute(
-        select(ResourceMaintainer.resource_id).where(ResourceMaintainer.resource_type == kind)
-    ).scalars().all()
+    remaining = (
+        db.session.execute(
+            select(ResourceMaintainer.resource_id).where(ResourceMaintainer.resource_type == kind)
+        )
+        .scalars()
+        .all()
+    )
     assert remaining == [kept.id, kept.id]
 
 
 def test_deleting_a_maintainer_removes_memberships_assignments_and_management(world):
     w = world
-    db.session.add(ResourceMaintainer(resource_type="rack", resource_id=w.rack.id,
-                                      maintainer_id=w.person.id))
+    db.session.add(
+        ResourceMaintainer(resource_type="rack", resource_id=w.rack.id, maintainer_id=w.person.id)
+    )
     db.session.commit()
     db.session.execute(delete(type(w.person)).where(type(w.person).id == w.person.id))
     db.session.commit()

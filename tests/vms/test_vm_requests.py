@@ -19,10 +19,12 @@ from tests.conftest import csrf_token_from, log_in
 def estate(app):
     rack_a, rack_b = f.rack(name="r-a"), f.rack(name="r-b")
     grp = f.group(name="north")
-    small = f.server(rack=rack_a, group=grp, name="s-small", cpu=16, memory=64, storage=500,
-                     rack_unit=1)
-    big = f.server(rack=rack_b, group=grp, name="s-big", cpu=64, memory=256, storage=2000,
-                   rack_unit=1)
+    small = f.server(
+        rack=rack_a, group=grp, name="s-small", cpu=16, memory=64, storage=500, rack_unit=1
+    )
+    big = f.server(
+        rack=rack_b, group=grp, name="s-big", cpu=64, memory=256, storage=2000, rack_unit=1
+    )
     other_grp = f.group(name="south")
     f.server(group=other_grp, name="s-south", cpu=64, memory=256, storage=2000)
     no_quota_grp = f.group(name="forbidden")
@@ -50,8 +52,13 @@ def admin(app, estate):
 
 def form(estate, **overrides):
     data = {
-        "tenant_id": estate.mine.id, "group_id": estate.grp.id, "spec_id": estate.flavor.id,
-        "name": "web", "count": 1, "strategy": "best_fit", "action": "create",
+        "tenant_id": estate.mine.id,
+        "group_id": estate.grp.id,
+        "spec_id": estate.flavor.id,
+        "name": "web",
+        "count": 1,
+        "strategy": "best_fit",
+        "action": "create",
     }
     data.update(overrides)
     return data
@@ -84,17 +91,24 @@ def test_preview_shows_server_and_quota_impact(admin, estate):
 
 
 def test_preview_explains_a_quota_refusal_with_numbers_and_a_suggestion(admin, estate):
-    html = post(admin, "/vms/preview", form(estate, spec_id=estate.huge.id, count=2),
-                headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = post(
+        admin,
+        "/vms/preview",
+        form(estate, spec_id=estate.huge.id, count=2),
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
     assert "Does not fit" in html and "64 cores" in html and "40 cores" in html
     assert "The same request fits in group south" in html
     assert "over by 24 cores" in html
 
 
 def test_preview_explains_capacity_per_server(admin, estate):
-    html = post(admin, "/vms/preview",
-                form(estate, group_id=estate.other_grp.id, spec_id=estate.huge.id, count=3),
-                headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = post(
+        admin,
+        "/vms/preview",
+        form(estate, group_id=estate.other_grp.id, spec_id=estate.huge.id, count=3),
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
     assert "Does not fit" in html and "not enough cpu" in html
 
 
@@ -105,9 +119,15 @@ def test_create_places_reserves_and_lands_on_the_vm_page(admin, estate):
     assert response.headers["Location"] == f"/vms/{vm.id}"
     assert vm.status == "provisioning" and vm.baremetal.name == "s-small"
     assert (vm.cpu, vm.memory, vm.storage) == (4, 8, 50)
-    assert db.session.scalar(select(ProvisionJob.action).where(ProvisionJob.vm_id == vm.id)) == "create"
-    event = db.session.scalar(select(AuditEvent).where(
-        AuditEvent.object_type == "virtual_machine", AuditEvent.object_id == vm.id))
+    assert (
+        db.session.scalar(select(ProvisionJob.action).where(ProvisionJob.vm_id == vm.id))
+        == "create"
+    )
+    event = db.session.scalar(
+        select(AuditEvent).where(
+            AuditEvent.object_type == "virtual_machine", AuditEvent.object_id == vm.id
+        )
+    )
     assert event.action == "place" and event.username == "admin"
     page = admin.get(f"/vms/{vm.id}").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in page  # follows provisioning live
@@ -118,7 +138,9 @@ def test_several_identical_vms_are_named_and_placed_together(admin, estate):
     response = post(admin, "/vms/new", form(estate, name="batch", count=3))
     assert response.status_code == 302
     names = db.session.scalars(
-        select(VirtualMachine.name).where(VirtualMachine.name.like("batch-%")).order_by(VirtualMachine.name)
+        select(VirtualMachine.name)
+        .where(VirtualMachine.name.like("batch-%"))
+        .order_by(VirtualMachine.name)
     ).all()
     assert names == ["batch-1", "batch-2", "batch-3"]
 
@@ -153,8 +175,10 @@ def test_status_fragment_stops_polling_when_settled(admin, estate):
     ],
 )
 def test_bad_input_is_refused_clearly_and_reserves_nothing(admin, estate, overrides, field_message):
-    resolved = {k: getattr(estate, v).id if isinstance(v, str) and hasattr(estate, v) else v
-                for k, v in overrides.items()}
+    resolved = {
+        k: getattr(estate, v).id if isinstance(v, str) and hasattr(estate, v) else v
+        for k, v in overrides.items()
+    }
     before = vm_count()
     response = post(admin, "/vms/new", form(estate, **resolved))
     assert response.status_code == 200
