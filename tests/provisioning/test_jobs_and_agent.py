@@ -151,3 +151,31 @@ def test_agent_cli_once(app):
     assert db.session.scalar(select(VirtualMachine.status)) == "active"
     result = app.test_cli_runner().invoke(args=["agent", "run", "--once", "--failure-rate", "2"])
     assert result.exit_code != 0 and "failure-rate" in result.output
+
+
+def test_inline_agent_starts_with_the_first_request_and_provisions(tmp_path):
+    """PORTAL_AGENT=inline, as `make run` sets it: the web process provisions by itself."""
+    import time
+
+    from tests.conftest import make_app
+
+    app = make_app(f"sqlite:///{tmp_path / 'inline.sqlite3'}", PORTAL_AGENT="inline",
+                   PORTAL_AGENT_DELAY=0)
+    with app.app_context():
+        assert "inline_agent" not in app.extensions  # not for CLI commands
+        (vm,) = place(1)
+        vm_id = vm.id
+        db.session.remove()
+    assert app.test_client().get("/healthz").status_code == 200
+    agent = app.extensions["inline_agent"]
+    try:
+        with app.app_context():
+            for _ in range(100):
+                if db.session.get(VirtualMachine, vm_id).status == "active":
+                    break
+                db.session.remove()
+                time.sleep(0.05)
+            assert db.session.get(VirtualMachine, vm_id).status == "active"
+            db.session.remove()
+    finally:
+        agent.stop()
