@@ -19,7 +19,7 @@ from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
 from portal.extensions import db
 from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
-from portal.web.forms import options
+from portal.web.forms import options, show_errors
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import (
     distinct_values,
@@ -90,16 +90,6 @@ def _group_choices():
     return options([(None, "— no group —"), *((r.id, r.name) for r in rows)])
 
 
-def _show_errors(form, invalid: service.ServerInvalid, aliases=None) -> None:
-    """Each refusal on its field; what belongs to no field of this form is flashed."""
-    for name, message in invalid.errors.items():
-        field = getattr(form, (aliases or {}).get(name, name), None)
-        if field is None or not hasattr(field, "errors"):
-            flash(message, "error")
-        else:
-            field.errors = [*field.errors, message]
-
-
 def _detail_page(server: Baremetal, status_form=None, move_form=None, code=200):
     status_form = status_form or StatusForm(status=server.status, formdata=None)
     move_form = move_form or MoveForm(group_id=server.group_id, formdata=None)
@@ -140,7 +130,7 @@ def new():
             server = service.create_server(form.fields())
         except service.ServerInvalid as invalid:
             db.session.rollback()
-            _show_errors(form, invalid)
+            show_errors(form, invalid.errors, flash_rest=True)
         else:
             flash(f"Server {server.name} created.", "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
@@ -158,7 +148,7 @@ def edit(server_id: int):
             service.update_server(server, form.fields(server.group_id))
         except service.ServerInvalid as invalid:
             db.session.rollback()
-            _show_errors(form, invalid)
+            show_errors(form, invalid.errors, flash_rest=True)
         else:
             flash(f"Server {server.name} saved.", "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
@@ -178,7 +168,7 @@ def status(server_id: int):
             service.change_status(server, form.status.data)
         except service.ServerInvalid as invalid:
             db.session.rollback()
-            _show_errors(form, invalid)
+            show_errors(form, invalid.errors, flash_rest=True)
         else:
             flash(f"Server {server.name} is now {server.status}.", "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
@@ -195,7 +185,7 @@ def move(server_id: int):
             service.move_server(server, form.group_id.data)
         except service.ServerInvalid as invalid:
             db.session.rollback()
-            _show_errors(form, invalid)
+            show_errors(form, invalid.errors, flash_rest=True)
         else:
             where = server.group.name if server.group else "no group"
             flash(f"Server {server.name} moved to {where}.", "success")

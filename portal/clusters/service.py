@@ -591,14 +591,7 @@ def add_plugin(cluster: K8sCluster, name: str, version: str, user: User) -> K8sC
         cluster_id=cluster.id, name=name, version=version, category=CATALOGUE[name].category
     )
     db.session.add(plugin)
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {f"plugin {name}": {"from": None, "to": version}},
-        user=user,
-    )
+    _record_change(cluster, {f"plugin {name}": {"from": None, "to": version}}, user)
     db.session.commit()
     return plugin
 
@@ -626,7 +619,7 @@ def update_plugin(
             raise ClusterError(f"A plugin is {', '.join(PLUGIN_STATUSES)}.")
         changes[f"plugin {plugin.name} status"] = {"from": plugin.status, "to": status}
         plugin.status = status
-    record("update", "k8s_cluster", cluster.id, cluster.name, changes, user=user)
+    _record_change(cluster, changes, user)
     db.session.commit()
     return plugin
 
@@ -634,23 +627,26 @@ def update_plugin(
 def remove_plugin(cluster: K8sCluster, plugin_id: int, user: User) -> None:
     _require_live(cluster)
     plugin = _plugin(cluster, plugin_id)
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {f"plugin {plugin.name}": {"from": plugin.version, "to": None}},
-        user=user,
-    )
+    _record_change(cluster, {f"plugin {plugin.name}": {"from": plugin.version, "to": None}}, user)
     db.session.delete(plugin)
     db.session.commit()
 
 
+def _record_change(cluster: K8sCluster, changes: dict, user: User) -> None:
+    """A change to one of the cluster's parts reads in the cluster's own history."""
+    record("update", "k8s_cluster", cluster.id, cluster.name, changes, user=user)
+
+
+def _part(model, part_id, cluster: K8sCluster, what: str):
+    """A plugin, mesh binding or bastion link of this cluster, or ClusterError."""
+    part = db.session.get(model, part_id) if isinstance(part_id, int) else None
+    if part is None or part.cluster_id != cluster.id:
+        raise ClusterError(f"No such {what} on this cluster.")
+    return part
+
+
 def _plugin(cluster: K8sCluster, plugin_id: int) -> K8sClusterPlugin:
-    plugin = db.session.get(K8sClusterPlugin, plugin_id)
-    if plugin is None or plugin.cluster_id != cluster.id:
-        raise ClusterError("No such plugin on this cluster.")
-    return plugin
+    return _part(K8sClusterPlugin, plugin_id, cluster, "plugin")
 
 
 def bind_mesh(cluster: K8sCluster, mesh_id, role: str, user: User) -> K8sClusterToServiceMesh:
@@ -666,14 +662,7 @@ def bind_mesh(cluster: K8sCluster, mesh_id, role: str, user: User) -> K8sCluster
         _refuse_second_primary(cluster)
     link = K8sClusterToServiceMesh(cluster_id=cluster.id, service_mesh_id=mesh.id, role=role)
     db.session.add(link)
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {f"mesh {mesh.name}": {"from": None, "to": role}},
-        user=user,
-    )
+    _record_change(cluster, {f"mesh {mesh.name}": {"from": None, "to": role}}, user)
     db.session.commit()
     return link
 
@@ -697,13 +686,8 @@ def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -
         raise ClusterError("A mesh is bound as primary or secondary.")
     if role == "primary":
         _refuse_second_primary(cluster, except_link=link.id)
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {f"mesh {link.service_mesh.name}": {"from": link.role, "to": role}},
-        user=user,
+    _record_change(
+        cluster, {f"mesh {link.service_mesh.name}": {"from": link.role, "to": role}}, user
     )
     link.role = role
     db.session.commit()
@@ -712,23 +696,15 @@ def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -
 def unbind_mesh(cluster: K8sCluster, link_id: int, user: User) -> None:
     _require_live(cluster)
     link = _mesh_link(cluster, link_id)
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {f"mesh {link.service_mesh.name}": {"from": link.role, "to": None}},
-        user=user,
+    _record_change(
+        cluster, {f"mesh {link.service_mesh.name}": {"from": link.role, "to": None}}, user
     )
     db.session.delete(link)
     db.session.commit()
 
 
 def _mesh_link(cluster: K8sCluster, link_id: int) -> K8sClusterToServiceMesh:
-    link = db.session.get(K8sClusterToServiceMesh, link_id)
-    if link is None or link.cluster_id != cluster.id:
-        raise ClusterError("No such service mesh binding on this cluster.")
-    return link
+    return _part(K8sClusterToServiceMesh, link_id, cluster, "service mesh binding")
 
 
 def add_bastion(cluster: K8sCluster, vm_id, user: User) -> BastionClusterAssociation:
@@ -747,30 +723,14 @@ def add_bastion(cluster: K8sCluster, vm_id, user: User) -> BastionClusterAssocia
         vm_id=vm.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id
     )
     db.session.add(link)
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {"bastion": {"from": None, "to": vm.name}},
-        user=user,
-    )
+    _record_change(cluster, {"bastion": {"from": None, "to": vm.name}}, user)
     db.session.commit()
     return link
 
 
 def remove_bastion(cluster: K8sCluster, link_id: int, user: User) -> None:
-    link = db.session.get(BastionClusterAssociation, link_id)
-    if link is None or link.cluster_id != cluster.id:
-        raise ClusterError("No such bastion on this cluster.")
-    record(
-        "update",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {"bastion": {"from": link.vm.name, "to": None}},
-        user=user,
-    )
+    link = _part(BastionClusterAssociation, link_id, cluster, "bastion")
+    _record_change(cluster, {"bastion": {"from": link.vm.name, "to": None}}, user)
     db.session.delete(link)
     db.session.commit()
 

@@ -8,6 +8,7 @@ from portal.models import Rack
 from portal.racks import service
 from portal.racks.forms import RackForm
 from portal.web import list_page
+from portal.web.forms import show_errors
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import distinct_values, maintainer_filters
 
@@ -63,15 +64,6 @@ def detail(rack_id: int):
                            events=history("rack", rack.id))
 
 
-def _show_errors(form: RackForm, invalid: service.RackInvalid) -> None:
-    for name, message in invalid.errors.items():
-        field = getattr(form, name, None)
-        if field is None:
-            flash(message, "error")
-        else:
-            field.errors = [*field.errors, message]
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @requires("racks", "write")
 def new():
@@ -80,7 +72,7 @@ def new():
         try:
             rack = service.create_rack(form.fields())
         except service.RackInvalid as invalid:
-            _show_errors(form, invalid)
+            show_errors(form, invalid.errors, flash_rest=True)
         else:
             flash(f"Rack {rack.name} created.", "success")
             return redirect(url_for("racks.detail", rack_id=rack.id))
@@ -98,7 +90,7 @@ def edit(rack_id: int):
             service.update_rack(rack, form.fields())
         except service.RackInvalid as invalid:
             db.session.rollback()
-            _show_errors(form, invalid)
+            show_errors(form, invalid.errors, flash_rest=True)
         else:
             flash(f"Rack {rack.name} saved.", "success")
             return redirect(url_for("racks.detail", rack_id=rack.id))

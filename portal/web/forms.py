@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from flask import flash
 from wtforms import SelectChoice
 
 
@@ -21,12 +22,15 @@ def int_or_none(value: Any) -> int | None:
         return None
 
 
-def show_errors(form: Any, errors: dict[str | None, str]) -> None:
+def show_errors(form: Any, errors: dict[str | None, str], flash_rest: bool = False) -> None:
     """Put a service's field → message errors on the form's fields; messages about no
-    field of this form become form-level errors."""
+    field of this form become form-level errors, or flashed messages with flash_rest (for
+    pages that show no form-level errors)."""
     for name, message in errors.items():
         field = getattr(form, name, None) if name else None
         if field is not None and hasattr(field, "errors"):
             field.errors = [*field.errors, message]
+        elif flash_rest:
+            flash(message, "error")
         else:
             form.form_errors.append(message)
