@@ -17,9 +17,12 @@ if TYPE_CHECKING:
     from portal.models.users import User
 
 VM_ROLES = ("standalone", "control-plane", "worker", "management", "bastion")
-VM_STATUSES = ("pending", "provisioning", "active", "error", "deleting", "deleted")
-# Statuses whose VMs count against quotas and server capacity.
-HOLDING_STATUSES = ("pending", "provisioning", "active", "deleting")
+VM_STATUSES = (
+    "pending", "provisioning", "active", "error", "deleting", "deleted", "migrating",
+)
+# Statuses whose VMs count against quotas and server capacity (SPEC 8.1). A migrating VM
+# holds on its server and on its migrate job's target.
+HOLDING_STATUSES = ("pending", "provisioning", "active", "deleting", "migrating")
 
 
 class VirtualMachineSpecification(Timestamped, db.Model):

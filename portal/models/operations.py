@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from portal.models.compute import VirtualMachine
     from portal.models.users import User
 
-JOB_ACTIONS = ("create", "delete")
-JOB_STATUSES = ("queued", "claimed", "succeeded", "failed")
+JOB_ACTIONS = ("create", "delete", "migrate")
+JOB_STATUSES = ("queued", "claimed", "succeeded", "failed", "cancelled")
+# A job an agent may still act on. A VM has at most one (a partial unique index).
+LIVE_JOB_STATUSES = ("queued", "claimed")
 
 
 class ProvisionJob(Timestamped, db.Model):
@@ -26,6 +28,10 @@ class ProvisionJob(Timestamped, db.Model):
         ForeignKey("virtual_machine.id", ondelete="CASCADE"), index=True
     )
     action: Mapped[str] = mapped_column(String(16))
+    # Where a migrate job moves the VM (SPEC 8.1/8.2); the VM holds there meanwhile.
+    target_baremetal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("baremetal.id", ondelete="RESTRICT")
+    )
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
@@ -39,6 +45,17 @@ class ProvisionJob(Timestamped, db.Model):
         one_of("status", JOB_STATUSES),
         CheckConstraint("attempts >= 0", name="attempts_nonneg"),
         Index("ix_provision_job_status", "status", "id"),
+        CheckConstraint(
+            "(action = 'migrate') = (target_baremetal_id IS NOT NULL)",
+            name="migrate_has_target",
+        ),
+        Index(
+            "uq_provision_job_live",
+            "vm_id",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'claimed')"),
+            postgresql_where=text("status IN ('queued', 'claimed')"),
+        ),
     )
 
 

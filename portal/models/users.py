@@ -25,6 +25,9 @@ class User(UserMixin, Timestamped, db.Model):
     display_name: Mapped[str] = mapped_column(String(128), default="")
     is_operator: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Part of every session and remember-me cookie: bumping it (logout, password change)
+    # invalidates all of them at once.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tenant_links: Mapped[list[TenantAdmin]] = relationship(
         back_populates="user", passive_deletes=True, cascade="all, delete-orphan"
@@ -65,8 +68,28 @@ class ApiToken(Timestamped, db.Model):
     prefix: Mapped[str] = mapped_column(String(16))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # SPEC 8.6: space-separated scopes out of read, write, admin; an optional tenant the
+    # token is restricted to; an expiry (default 90 days, at most 365).
+    scopes: Mapped[str] = mapped_column(String(32), default="read write", server_default="read write")
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+    tenant: Mapped[Tenant | None] = relationship()
+
+
+class LoginThrottle(db.Model):
+    """Failed logins per account and per address, for rate limiting with backoff. Kept in
+    the database so that every web replica sees the same counts."""
+
+    __tablename__ = "login_throttle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "user:<username>" or "addr:<ip>"
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 def _role_label(self: User) -> str:
