@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from portal.api import api
+from portal.api import api, listing
 from portal.api.core import OPERATORS_ONLY
 from portal.api.problems import not_found
 from portal.api.schemas import INT32, Input, Output, Paging, Stamped, UtcDatetime, page_of
@@ -77,7 +77,7 @@ def list_jobs(query: JobQuery):
         value = getattr(query, name)
         if value is not None:
             stmt = stmt.where(getattr(ProvisionJob, name) == value)
-    total = db.session.scalar(stmt.with_only_columns(func.count()).order_by(None))
+    total = listing.total(stmt)
     rows = db.session.scalars(
         stmt.order_by(ProvisionJob.id.desc()).limit(query.limit).offset(query.offset)
     ).all()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, create_model
+from sqlalchemy import Select
 
 from portal.api.schemas import Paging
 from portal.extensions import db
@@ -55,9 +56,14 @@ def run(listing: Listing, query: Paging, **args: str) -> dict[str, Any]:
     stmt, _q, active, *_ = listing.prepare(wanted)
     if any(getattr(query, f.name) is not None and f.page_name not in active for f in filters):
         return {"items": [], "total": 0}
-    total = db.session.scalar(listing.count_statement(stmt)) or 0
     rows = list(db.session.scalars(stmt.limit(query.limit).offset(query.offset)).unique())
-    return {"items": rows, "total": total}
+    return {"items": rows, "total": total(stmt)}
+
+
+def total(stmt: Select) -> int:
+    """How many rows ``stmt`` selects before paging: a COUNT over its own FROM and WHERE
+    (``with_only_columns(func.count())`` alone drops an unfiltered FROM and counts 1)."""
+    return db.session.scalar(Listing.count_statement(stmt)) or 0
 
 
 def _arg(value: Any) -> str:

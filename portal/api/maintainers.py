@@ -8,10 +8,10 @@ from typing import Literal
 from flask import url_for
 from flask_login import current_user
 from pydantic import Field, model_validator
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import selectinload
 
-from portal.api import api
+from portal.api import api, listing
 from portal.api.core import ANY_ROLE, Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import CONFLICT, VALIDATION_ERROR, ApiError, invalid, not_found
@@ -197,7 +197,7 @@ def list_maintainer_groups(query: Paging):
         from portal.web.listing import escape_like
 
         stmt = stmt.where(MaintainerGroup.name.ilike(f"%{escape_like(query.q)}%", escape="\\"))
-    total = db.session.scalar(stmt.with_only_columns(func.count()).order_by(None))
+    total = listing.total(stmt)
     rows = db.session.scalars(
         stmt.options(selectinload(MaintainerGroup.memberships))
         .order_by(MaintainerGroup.name, MaintainerGroup.id).limit(query.limit)
@@ -333,7 +333,7 @@ def list_assignments(query: AssignmentQuery):
         value = getattr(query, name)
         if value is not None:
             stmt = stmt.where(getattr(ResourceMaintainer, name) == value)
-    total = db.session.scalar(stmt.with_only_columns(func.count()).order_by(None))
+    total = listing.total(stmt)
     rows = db.session.scalars(
         stmt.order_by(ResourceMaintainer.id).limit(query.limit).offset(query.offset)).all()
     return {"items": rows, "total": total}

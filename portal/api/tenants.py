@@ -7,10 +7,10 @@ from typing import Any
 from flask import url_for
 from flask_login import current_user
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.api import api
+from portal.api import api, listing
 from portal.api.core import Access
 from portal.api.listing import list_query, run
 from portal.api.problems import CONFLICT, ApiError
@@ -184,7 +184,7 @@ def list_quotas(query: QuotaQuery):
         value = getattr(query, name)
         if value is not None:
             stmt = stmt.where(getattr(BaremetalGroupTenantQuota, name) == value)
-    total = db.session.scalar(stmt.with_only_columns(func.count()).order_by(None))
+    total = listing.total(stmt)
     rows = db.session.scalars(
         stmt.options(joinedload(BaremetalGroupTenantQuota.group),
                      joinedload(BaremetalGroupTenantQuota.tenant))
