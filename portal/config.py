@@ -35,6 +35,10 @@ class Config:
         for v in os.environ.get("PORTAL_K8S_VERSIONS", "1.31.2,1.30.5,1.29.9").split(",")
         if v.strip()
     )
+    # The largest request accepted (413 beyond): a 5,000-server CSV import is about 0.5 MB.
+    # A pasted CSV is a form field, so form fields may be as large.
+    MAX_CONTENT_LENGTH = int(float(os.environ.get("PORTAL_MAX_REQUEST_MB", "2")) * 1024 * 1024)
+    MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH
     PER_PAGE_CHOICES = (25, 50, 100, 250)
     DEFAULT_PER_PAGE = 50
 

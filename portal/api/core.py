@@ -20,7 +20,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from portal.api.problems import FORBIDDEN, VALIDATION_ERROR, ApiError, pydantic_errors
 from portal.auth.access import OPERATOR, can, roles_of
 
-MAX_ID = 2**31 - 1  # ids are PostgreSQL integers; a larger one names nothing
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -99,13 +98,15 @@ class Api:
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
             params = tuple(PATH_PARAM.findall(path))
-            implied = set(errors)
+            implied = set(errors) | {400}  # a NUL in the query string (portal.web.guard)
             if access is not None:
                 implied |= {401, 403}
             if params:
                 implied.add(404)
             if query is not None or body is not None:
                 implied.add(422)
+            if body is not None:
+                implied.add(413)
             op = Operation(
                 method=method.upper(), path=path, endpoint=view.__name__, summary=summary,
                 description=(view.__doc__ or "").strip(), tags=tuple(tags), access=access,
@@ -117,9 +118,8 @@ class Api:
 
             @wraps(view)
             def endpoint(**path_values: int) -> Response:
-                for value in path_values.values():
-                    if value > MAX_ID:
-                        raise ApiError("not_found", "No such object.")
+                # Path ids beyond the database's integers never get here: the app's int
+                # converter is bounded (portal.web.guard).
                 if access is not None and not access.allows():
                     raise ApiError(FORBIDDEN, f"Only {access.describe()} may do this.")
                 kwargs: dict[str, Any] = dict(path_values)
@@ -161,6 +161,10 @@ def parse_body(adapter: TypeAdapter) -> Any:
     except ValueError:
         raise ApiError(VALIDATION_ERROR, "The body is not valid JSON.",
                        errors={"body": "Send a JSON object."}) from None
+    except RecursionError:
+        raise ApiError(VALIDATION_ERROR, "The body is nested too deeply.",
+                       errors={"body": "Send a JSON object nested at most a few levels."}
+                       ) from None
     if not isinstance(data, dict):
         raise ApiError(VALIDATION_ERROR, "The body must be a JSON object.",
                        errors={"body": "Send a JSON object."})

@@ -14,11 +14,13 @@ from portal.api.schemas import INT32, Problem
 REF = "#/components/schemas/{model}"
 PREFIX = "/api/v1"
 ERROR_TEXT = {
+    400: "A NUL character in the query string (code validation_error).",
     401: "No token, or an unknown or revoked one (code unauthorized).",
     403: "The token's roles may not do this (code forbidden).",
     404: "No such object, or one of another tenant (code not_found).",
     409: "Refused by the current state: placement refusals (no_quota, quota_exceeded, "
          "insufficient_capacity, with their numbers), duplicates, objects in use (conflict).",
+    413: "The body is larger than the portal accepts (code too_large).",
     422: "The request is not valid; errors names each field (code validation_error).",
 }
 SUCCESS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: the agent finishes the job",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, json
+from flask import Blueprint, Response, current_app, json
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -30,6 +30,7 @@ NO_QUOTA = "no_quota"
 QUOTA_EXCEEDED = "quota_exceeded"
 INSUFFICIENT_CAPACITY = "insufficient_capacity"
 METHOD_NOT_ALLOWED = "method_not_allowed"
+TOO_LARGE = "too_large"
 SERVER_ERROR = "server_error"
 
 TITLES = {
@@ -42,15 +43,16 @@ TITLES = {
     QUOTA_EXCEEDED: "Quota exceeded",
     INSUFFICIENT_CAPACITY: "Not enough capacity",
     METHOD_NOT_ALLOWED: "Method not allowed",
+    TOO_LARGE: "The request is too large",
     SERVER_ERROR: "Internal server error",
 }
 CODE_STATUS = {
     VALIDATION_ERROR: 422, NOT_FOUND: 404, FORBIDDEN: 403, UNAUTHORIZED: 401, CONFLICT: 409,
     NO_QUOTA: 409, QUOTA_EXCEEDED: 409, INSUFFICIENT_CAPACITY: 409, METHOD_NOT_ALLOWED: 405,
-    SERVER_ERROR: 500,
+    TOO_LARGE: 413, SERVER_ERROR: 500,
 }
 HTTP_CODES = {400: VALIDATION_ERROR, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND,
-              405: METHOD_NOT_ALLOWED, 409: CONFLICT, 415: VALIDATION_ERROR,
+              405: METHOD_NOT_ALLOWED, 409: CONFLICT, 413: TOO_LARGE, 415: VALIDATION_ERROR,
               422: VALIDATION_ERROR}
 
 
@@ -114,6 +116,21 @@ def pydantic_errors(error: ValidationError, prefix: str = "") -> dict[str, str]:
     return errors
 
 
+def http_problem(error: HTTPException) -> Response:
+    """An HTTP error as a problem: raised inside the API, or by routing before the API's
+    blueprint is known (an id beyond the database's integers matches no rule)."""
+    code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
+    default = type(error).description
+    detail = error.description if error.description != default else TITLES[code]
+    if error.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"The request is larger than the {limit} bytes this API accepts."
+    headers = {}
+    if error.code == 405 and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return problem(code, detail, error.code, headers)
+
+
 def register_handlers(bp: Blueprint) -> None:
     """Every failure inside the API blueprint answers problem+json, and what the request
     changed is rolled back first."""
@@ -154,13 +171,7 @@ def register_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(HTTPException)
     def _http(error: HTTPException):
         db.session.rollback()
-        code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
-        default = type(error).description
-        detail = error.description if error.description != default else TITLES[code]
-        headers = {}
-        if error.code == 405 and error.valid_methods:
-            headers["Allow"] = ", ".join(error.valid_methods)
-        return problem(code, detail, error.code, headers)
+        return http_problem(error)
 
     @bp.errorhandler(Exception)
     def _unexpected(error: Exception):

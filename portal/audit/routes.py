@@ -47,7 +47,7 @@ def _events():
     since, until = day_arg("from"), day_arg("to")
     if since is not None:
         stmt = stmt.where(AuditEvent.created_at >= datetime.combine(since, datetime.min.time()))
-    if until is not None:
+    if until is not None and until < date.max:  # to=9999-12-31: no day follows it
         stmt = stmt.where(
             AuditEvent.created_at < datetime.combine(until + timedelta(days=1), datetime.min.time())
         )

@@ -5,7 +5,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.baremetals.service import ServerFields
 from portal.models import BAREMETAL_STATUSES
-from portal.web.forms import int_or_none, options
+from portal.web.forms import form_id, options
 
 STATUS_CHOICES = options((s, s) for s in BAREMETAL_STATUSES)
 
@@ -25,14 +25,14 @@ class ServerForm(FlaskForm):
     name = StringField("Name", validators=[InputRequired("Give the server a name.")])
     serial = StringField("Serial", validators=[InputRequired("Give the serial number.")])
     status = SelectField("Status", choices=STATUS_CHOICES, default="active")
-    rack_id = SelectField("Rack", coerce=int_or_none, validate_choice=False)
+    rack_id = SelectField("Rack", coerce=form_id, validate_choice=False)
     rack_unit = IntegerField("Lowest unit", validators=[Optional()],
                              description="The lowest unit the server occupies (1 = bottom).")
     size_u = IntegerField("Height (U)", default=1, validators=[
         InputRequired("Say how many units."), NumberRange(1, 60, "1 to 60 U.")])
     region = StringField("Region", description="Empty: the rack's.")
     dc = StringField("DC", description="Empty: the rack's.")
-    group_id = SelectField("Group", coerce=int_or_none, validate_choice=False)
+    group_id = SelectField("Group", coerce=form_id, validate_choice=False)
     total_cpu = _capacity("CPU", "cores")
     total_memory = _capacity("Memory", "GiB")
     total_storage = _capacity("Storage", "GiB")
@@ -54,7 +54,7 @@ class StatusForm(FlaskForm):
 
 
 class MoveForm(FlaskForm):
-    group_id = SelectField("Move to group", coerce=int_or_none, validate_choice=False)
+    group_id = SelectField("Move to group", coerce=form_id, validate_choice=False)
 
 
 class ImportForm(FlaskForm):

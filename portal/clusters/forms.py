@@ -4,17 +4,17 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.clusters.service import CONTROL_PLANE_COUNTS, MAX_WORKERS
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
-from portal.web.forms import int_or_none, options
+from portal.web.forms import form_id, int_or_none, options
 
 
 class ClusterForm(FlaskForm):
     """Parses the cluster wizard; the rules live in portal.clusters.service. Plugins come
     as checkboxes named `plugins` with a `version_<name>` field each (see the template)."""
 
-    tenant_id = SelectField("Tenant", coerce=int_or_none, validate_choice=False)
+    tenant_id = SelectField("Tenant", coerce=form_id, validate_choice=False)
     group_id = SelectField(
         "Group",
-        coerce=int_or_none,
+        coerce=form_id,
         validate_choice=False,
         description="Only groups where the tenant has quota.",
     )
@@ -30,7 +30,7 @@ class ClusterForm(FlaskForm):
         choices=options((n, f"{n} {'(HA)' if n > 1 else '(no HA)'}") for n in CONTROL_PLANE_COUNTS),
     )
     control_plane_flavor_id = SelectField(
-        "Control-plane flavor", coerce=int_or_none, validate_choice=False
+        "Control-plane flavor", coerce=form_id, validate_choice=False
     )
     workers = IntegerField(
         "Workers",
@@ -40,10 +40,10 @@ class ClusterForm(FlaskForm):
             NumberRange(0, MAX_WORKERS, f"Ask for 0 to {MAX_WORKERS} workers."),
         ],
     )
-    worker_flavor_id = SelectField("Worker flavor", coerce=int_or_none, validate_choice=False)
-    primary_mesh_id = SelectField("Primary service mesh", coerce=int_or_none, validate_choice=False)
+    worker_flavor_id = SelectField("Worker flavor", coerce=form_id, validate_choice=False)
+    primary_mesh_id = SelectField("Primary service mesh", coerce=form_id, validate_choice=False)
     secondary_mesh_id = SelectField(
-        "Secondary service mesh", coerce=int_or_none, validate_choice=False
+        "Secondary service mesh", coerce=form_id, validate_choice=False
     )
     bastion = RadioField(
         "Bastion",
@@ -57,9 +57,9 @@ class ClusterForm(FlaskForm):
             ]
         ),
     )
-    bastion_vm_id = SelectField("Existing VM", coerce=int_or_none, validate_choice=False)
+    bastion_vm_id = SelectField("Existing VM", coerce=form_id, validate_choice=False)
     bastion_flavor_id = SelectField(
-        "New bastion's flavor", coerce=int_or_none, validate_choice=False
+        "New bastion's flavor", coerce=form_id, validate_choice=False
     )
     strategy = SelectField(
         "Placement strategy",

@@ -244,7 +244,9 @@ ACTIONS = {
     "add_bastion": lambda c, f, u: service.add_bastion(c, int_or_none(f.get("vm_id")), u),
     "remove_bastion": lambda c, f, u: service.remove_bastion(c, int_or_none(f.get("link_id")), u),
     "scale": lambda c, f, u: service.scale_workers(
-        c, int_or_none(f.get("workers")), u, [int(i) for i in f.getlist("remove") if i.isdigit()]
+        # A remove value that is no id becomes 0, which names no worker: the service refuses.
+        c, int_or_none(f.get("workers"), minimum=0), u,
+        [int_or_none(i) or 0 for i in f.getlist("remove")],
     ),
     "retry": lambda c, f, u: service.retry_failed_nodes(c, u),
 }

@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal.web.forms import int_or_none
+from portal.web.forms import form_id
 
 
 class MaintainerForm(FlaskForm):
@@ -19,5 +19,5 @@ class MaintainerForm(FlaskForm):
 class GroupForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=128)])
     description = TextAreaField("Description", validators=[Optional()])
-    manager_id = SelectField("Manager", coerce=int_or_none, validate_choice=False,
+    manager_id = SelectField("Manager", coerce=form_id, validate_choice=False,
                              description="The manager is always a member.")

@@ -4,7 +4,7 @@ from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from portal.tenants.quotas import QUOTA_FIELDS
-from portal.web.forms import int_or_none
+from portal.web.forms import form_id
 
 
 def _limit(label: str) -> IntegerField:
@@ -28,13 +28,13 @@ class QuotaForm(FlaskForm):
 class GroupQuotaForm(QuotaForm):
     """A new quota from a group's page: which tenant."""
 
-    tenant_id = SelectField("Tenant", coerce=int_or_none, validate_choice=False)
+    tenant_id = SelectField("Tenant", coerce=form_id, validate_choice=False)
 
 
 class TenantQuotaForm(QuotaForm):
     """A new quota from a tenant's page: which group."""
 
-    group_id = SelectField("Group", coerce=int_or_none, validate_choice=False)
+    group_id = SelectField("Group", coerce=form_id, validate_choice=False)
 
 
 class TenantForm(FlaskForm):

@@ -4,7 +4,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
 from portal.vms.service import MAX_COUNT
-from portal.web.forms import int_or_none as _int_or_none
+from portal.web.forms import form_id
 from portal.web.forms import options
 
 
@@ -12,10 +12,10 @@ class VmForm(FlaskForm):
     """Parses the wizard; the rules (whose tenant, which quota, unique names) are checked
     by portal.vms.service, which the API shares."""
 
-    tenant_id = SelectField("Tenant", coerce=_int_or_none, validate_choice=False)
-    group_id = SelectField("Group", coerce=_int_or_none, validate_choice=False,
+    tenant_id = SelectField("Tenant", coerce=form_id, validate_choice=False)
+    group_id = SelectField("Group", coerce=form_id, validate_choice=False,
                            description="Only groups where the tenant has quota.")
-    spec_id = SelectField("Flavor", coerce=_int_or_none, validate_choice=False)
+    spec_id = SelectField("Flavor", coerce=form_id, validate_choice=False)
     name = StringField("Name", description="Letters of any script, digits, '.', '-', '_'.")
     count = IntegerField("How many", default=1,
                          validators=[InputRequired("Say how many VMs."),

@@ -54,6 +54,10 @@ def my_assignment_count() -> int | None:
 
 
 def init_web(app: Flask) -> None:
+    from portal.web.guard import init_guard
+
+    init_guard(app)
+
     @app.before_request
     def _sqlite_writers_queue() -> None:
         # SQLite cannot upgrade a read transaction to a write once another writer (the
@@ -76,7 +80,11 @@ def init_web(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if error.code in (400, 403, 404, 500):
+        if request.path.startswith("/api/"):
+            from portal.api.problems import http_problem
+
+            return http_problem(error)
+        if error.code in (400, 403, 404, 413, 500):
             return render_template(
                 f"errors/{error.code}.html", description=_description(error)
             ), error.code

@@ -8,18 +8,35 @@ from typing import Any
 from flask import flash
 from wtforms import SelectChoice
 
+from portal.web.guard import MAX_ID
+
 
 def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
     """(value, label) pairs as WTForms choices; None becomes the empty "choose…" value."""
     return [SelectChoice("" if value is None else str(value), label) for value, label in pairs]
 
 
-def int_or_none(value: Any) -> int | None:
-    """Coerce a select's value to an id; anything else (empty, junk) is None."""
+def int_or_none(value: Any, minimum: int = 1) -> int | None:
+    """Coerce a select's value to an id (or, with minimum=0, a count); anything else
+    (empty, junk, a number no database integer holds) is None."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isascii() or not value.isdigit():
+            return None
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if minimum <= number <= MAX_ID else None
+
+
+def form_id(value: Any) -> int | None:
+    """A select's id: None when nothing is chosen. Anything else that is no id becomes 0,
+    which names nothing, so the service refuses it with its own message instead of taking
+    it for "none chosen"."""
+    if value in (None, ""):
+        return None
+    return int_or_none(value) or 0
 
 
 def show_errors(form: Any, errors: dict[str | None, str], flash_rest: bool = False) -> None:

@@ -130,7 +130,8 @@ class Listing:
 
     def prepare(self, args: Any) -> tuple[Select, str, dict[str, str], Column, bool, str]:
         """Apply search, filters and sort from the query string; unknown values are
-        ignored rather than failing the page."""
+        ignored rather than failing the page (a filter applies only a value it offers:
+        on an empty install it offers none)."""
         stmt = self.statement()
         q = (args.get("q") or "").strip()[:200]
         if q and self.search:
@@ -141,8 +142,7 @@ class Listing:
             value = (args.get(flt.name) or "").strip()
             if not value:
                 continue
-            valid = {key for key, _ in flt.choices()}
-            if valid and value not in valid:
+            if value not in {key for key, _ in flt.choices()}:
                 continue
             stmt = flt.apply(stmt, value)
             active[flt.name] = value
