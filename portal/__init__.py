@@ -27,6 +27,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         INSTANCE.mkdir(exist_ok=True)
+    from portal.web.security import init_security
+
+    init_security(app)
 
     from portal import models  # noqa: F401  (registers every table on db.metadata)
 

@@ -14,7 +14,8 @@ seed_cli = AppGroup("seed", help="Load demo or benchmark data.")
 
 @users_cli.command("create")
 @click.argument("name")
-@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--password", required=True,
+              help="At least 12 characters, not a common password, not the username.")
 @click.option("--operator", is_flag=True, help="Full rights over the whole estate.")
 @click.option("--tenant", "tenants", multiple=True, help="Make the user admin of this tenant.")
 @click.option("--maintainer", "maintainer", default=None, help="Link to this maintainer account.")

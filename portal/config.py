@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +15,12 @@ def _default_database_url() -> str:
 
 
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    # Unset: a production deployment refuses to start, any other keeps a random key of its
+    # own in SECRET_KEY_FILE (portal/web/security.py).
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    SECRET_KEY_FILE = INSTANCE / "secret_key"
+    # "production", or any database other than SQLite, makes a deployment a production one.
+    PORTAL_ENV = os.environ.get("PORTAL_ENV", "development")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or _default_database_url()
     # inline: run the reference provisioning agent inside the web process; off: leave it to
     # `flask agent run`.
@@ -29,6 +35,12 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # Behind HTTPS: cookies only travel over it.
+    SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = os.environ.get(
+        "PORTAL_SECURE_COOKIES", ""
+    ).strip().lower() in {"1", "true", "yes", "on"}
+    # "Keep me logged in" lasts this long, and no login lasts longer.
+    REMEMBER_COOKIE_DURATION = timedelta(days=float(os.environ.get("PORTAL_REMEMBER_DAYS", "14")))
     # Kubernetes versions the cluster wizard offers, newest first.
     PORTAL_K8S_VERSIONS = tuple(
         v.strip()

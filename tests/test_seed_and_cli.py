@@ -128,7 +128,7 @@ def test_cli_creates_users_with_roles_and_token(app):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["bob", "--password", "short"], "at least 8 characters"),
+        (["bob", "--password", "short"], "at least 12 characters"),
         (["bob", "--password", "long-enough-pw", "--tenant", "nope"], "No tenant named 'nope'"),
         (["bob", "--password", "long-enough-pw", "--maintainer", "ghost"], "No maintainer"),
         (["taken", "--password", "long-enough-pw"], "already exists"),

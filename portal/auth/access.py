@@ -157,9 +157,10 @@ def role_label(user: Any) -> str:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+def _load_user(session_id: str) -> User | None:
+    from portal.auth.sessions import user_for_session
+
+    return user_for_session(session_id)
 
 
 def init_access(app: Flask) -> None:

@@ -3,11 +3,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 
-from portal.auth import service
+from portal.auth import service, sessions
 from portal.auth.access import public, signed_in
-from portal.auth.forms import LoginForm, TokenForm
+from portal.auth.forms import LoginForm, PasswordForm, TokenForm
+from portal.auth.passwords import MIN_LENGTH
 from portal.extensions import db
 
 bp = Blueprint("auth", __name__)
@@ -35,11 +36,18 @@ def login():
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        user = service.authenticate(form.username.data, form.password.data)
-        if user is None:
-            flash("Wrong username or password, or the account is disabled.", "error")
+        try:
+            user = service.log_in(form.username.data, form.password.data, request.remote_addr)
+        except service.LoginRefused as refusal:
+            db.session.commit()  # the failure counts, and is audited
+            flash(str(refusal), "error")
+            if refusal.retry_after:
+                return render_template("auth/login.html", form=form), 429, {
+                    "Retry-After": str(refusal.retry_after)
+                }
             return render_template("auth/login.html", form=form), 401
-        login_user(user, remember=form.remember.data)
+        sessions.start(user, remember=form.remember.data)
+        db.session.commit()
         return redirect(safe_next(form.next.data) or url_for("dashboard.index"))
     return render_template("auth/login.html", form=form)
 
@@ -47,6 +55,10 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @public
 def logout():
+    """Ends every session of the user, on every device, and its remember-me cookies."""
+    if current_user.is_authenticated:
+        sessions.end_everywhere(current_user)
+        db.session.commit()
     logout_user()
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -63,9 +75,33 @@ def profile():
         db.session.commit()
         new_secret = issued.secret
         flash("Token created. Copy it now: it is not shown again.", "success")
+    return _profile_page(form, PasswordForm(formdata=None), new_secret)
+
+
+def _profile_page(token_form: TokenForm, password_form: PasswordForm,
+                  new_secret: str | None = None) -> str:
     return render_template(
-        "auth/profile.html", form=form, new_secret=new_secret, tokens=current_user.tokens
+        "auth/profile.html", form=token_form, new_secret=new_secret, tokens=current_user.tokens,
+        password_form=password_form, min_password_length=MIN_LENGTH,
     )
+
+
+@bp.route("/profile/password", methods=["POST"])
+@signed_in
+def change_password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            service.change_password(current_user, form.current.data, form.new.data)
+        except service.AccountError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            sessions.restart_here(current_user._get_current_object())
+            db.session.commit()
+            flash("Password changed. Every other session of yours has ended.", "success")
+            return redirect(url_for("auth.profile"))
+    return _profile_page(TokenForm(formdata=None), form), 422
 
 
 @bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])

@@ -1,4 +1,4 @@
-"""Accounts: creation, password checks, API tokens."""
+"""Accounts: creation, logins, passwords, API tokens."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal.auth import throttle
+from portal.auth.passwords import password_problem
 from portal.extensions import db
 from portal.models import ApiToken, Maintainer, Tenant, TenantAdmin, User, utcnow
 
@@ -17,7 +19,9 @@ from portal.models import ApiToken, Maintainer, Tenant, TenantAdmin, User, utcno
 # as long as a wrong password and does not reveal which accounts exist.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 TOKEN_PREFIX = "rp_"
-MIN_PASSWORD_LENGTH = 8
+# One answer for every refused login: it never tells which accounts exist.
+LOGIN_REFUSED = "Wrong username or password, or the account is disabled."
+LOCKED = {"user": "account", "addr": "address"}
 
 
 class AccountError(ValueError):
@@ -29,16 +33,71 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
-def authenticate(username: str, password: str) -> User | None:
-    """The active user with these credentials, or None (the caller shows one message for
-    every failure)."""
-    user = db.session.scalar(select(User).where(User.username == username.strip()))
+class LoginRefused(AccountError):
+    """A login that did not succeed; ``retry_after`` is set (seconds) while the account or
+    the address is locked."""
+
+    def __init__(self, message: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def log_in(username: str, password: str, address: str | None) -> User:
+    """The active user with these credentials, or LoginRefused. While the account or the
+    address is locked the password is not even checked. Failures count towards the locks;
+    logins, failures and locks are audited. The caller commits, also after a refusal."""
+    from portal.audit.service import record
+
+    username = username.strip()
+    wait = throttle.seconds_left(username, address)
+    if wait:
+        raise LoginRefused(f"{LOGIN_REFUSED} Try again in {wait} s.", retry_after=wait)
+    user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
-        return None
-    if not check_password_hash(user.password_hash, password) or not user.is_active:
-        return None
-    return user
+        reason = "unknown user"
+    elif not check_password_hash(user.password_hash, password):
+        reason = "wrong password"
+    elif not user.is_active:
+        reason = "account disabled"
+    else:
+        throttle.record_success(username)
+        record("login", "user", user.id, user.username, {"from": address}, user=user)
+        return user
+    user_id = user.id if user is not None else None
+    events = [record("login_failed", "user", user_id, username,
+                     {"from": address, "reason": reason})]
+    locks = throttle.record_failure(username, address)
+    if locks:
+        locked = {f"{LOCKED[kind]}_locked_for": f"{s} s" for kind, s in locks.items()}
+        events.append(record("lockout", "user", user_id, username, {"from": address, **locked}))
+    for event in events:
+        event.username = "anonymous"  # whoever typed, not the account's owner
+    if locks:
+        wait = max(locks.values())
+        raise LoginRefused(f"{LOGIN_REFUSED} Try again in {wait} s.", retry_after=wait)
+    raise LoginRefused(LOGIN_REFUSED)
+
+
+def set_password(user: User, password: str) -> None:
+    """A password the user chose: it must pass the policy."""
+    problem = password_problem(password, user.username)
+    if problem:
+        raise AccountError(problem)
+    user.password_hash = hash_password(password)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """The user's own change: the current password first. Every other session of the user
+    ends (the caller restarts this one and commits)."""
+    from portal.audit.service import record
+
+    if not check_password_hash(user.password_hash, current):
+        raise AccountError("The current password is wrong.")
+    if new == current:
+        raise AccountError("The new password is the current one.")
+    set_password(user, new)
+    record("update", "user", user.id, user.username, {"password": "changed"}, user=user)
 
 
 def create_user(
@@ -49,12 +108,16 @@ def create_user(
     operator: bool = False,
     tenants: tuple[str, ...] = (),
     maintainer_account: str | None = None,
+    check_password: bool = True,
 ) -> User:
+    """A new account. ``check_password=False`` is for the demo seed only, whose passwords
+    are published anyway; every password a person chooses passes the policy."""
     username = username.strip()
     if not username or len(username) > 64:
         raise AccountError("A username is 1 to 64 characters.")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"A password has at least {MIN_PASSWORD_LENGTH} characters.")
+    problem = password_problem(password, username) if check_password else None
+    if problem:
+        raise AccountError(problem)
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise AccountError(f"User {username!r} already exists.")
     user = User(

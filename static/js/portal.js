@@ -41,6 +41,17 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
+  // A change in a wizard's field fires "preview-change" on its form (hx-trigger), except
+  // in a field that sends its own htmx request (tenant and group re-render the wizard).
+  // An htmx trigger filter would say this too, but filters need eval, which the CSP forbids.
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (!field.form || !window.htmx) return;
+    if (field.hasAttribute("hx-post") || field.hasAttribute("hx-get")) return;
+    if ((field.form.getAttribute("hx-trigger") || "").indexOf("preview-change") === -1) return;
+    window.htmx.trigger(field.form, "preview-change");
+  });
+
   // <select data-autosubmit> submits its form on change; without JS a button does it.
   document.addEventListener("change", function (event) {
     var field = event.target;

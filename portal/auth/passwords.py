@@ -1,0 +1,31 @@
+"""The password policy: every password a person chooses (`users create`, the password change
+form, any account form) must pass it. Only the demo seed, whose passwords are published in
+the README anyway, skips it."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256
+COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line and not line.startswith("#"))
+
+
+def password_problem(password: str, username: str) -> str | None:
+    """Why this password may not be used, or None when it may."""
+    if len(password) < MIN_LENGTH:
+        return f"A password has at least {MIN_LENGTH} characters; this one has {len(password)}."
+    if len(password) > MAX_LENGTH:
+        return f"A password has at most {MAX_LENGTH} characters."
+    if password.strip().lower() == username.strip().lower():
+        return "A password must not be the username."
+    if password.strip().lower() in common_passwords():
+        return "This password is on the list of the most common passwords; choose another."
+    return None
