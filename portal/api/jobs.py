@@ -24,6 +24,7 @@ MAX_LEASE = 24 * 3600
 class Job(Stamped):
     vm_id: int
     action: Literal[JOB_ACTIONS]  # type: ignore[valid-type]
+    target_baremetal_id: int | None
     status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
     attempts: int
     claimed_by: str | None
@@ -44,6 +45,10 @@ class ClaimedJob(Output):
     memory: int
     storage: int
     attempts: int
+    lease_expires_at: UtcDatetime | None
+    target_baremetal_id: int | None = Field(description="Where a migrate job moves the VM.")
+    role: str
+    k8s_cluster_id: int | None
 
 
 JobPage, ClaimedPage = page_of(Job), page_of(ClaimedJob)
@@ -60,6 +65,12 @@ class CompleteIn(Input):
     agent: str = Field(min_length=1, max_length=128, description="The agent that claimed it.")
     succeeded: bool
     message: str = Field("", max_length=2000)
+
+
+class HeartbeatIn(Input):
+    agent: str = Field(min_length=1, max_length=128, description="The agent that claimed it.")
+    lease_seconds: int = Field(jobs.DEFAULT_LEASE_SECONDS, ge=1, le=MAX_LEASE, description=(
+        "The lease runs this long from now."))
 
 
 class JobQuery(Paging):
@@ -114,3 +125,17 @@ def complete_job(job_id: int, body: CompleteIn):
         raise not_found(f"No provisioning job {job_id}.")
     db.session.rollback()
     return jobs.complete(job_id, body.agent, body.succeeded, body.message)
+
+
+@api.operation("POST", "/provision-jobs/{job_id}/heartbeat", summary="Renew a job's lease",
+               tags=TAGS, access=OPERATORS_ONLY, body=HeartbeatIn, response=Job, errors=(409,))
+def heartbeat_job(job_id: int, body: HeartbeatIn):
+    """An agent whose driver is still working renews its lease (every third of it), so that
+    no other agent takes the job meanwhile. 409 when the job is no longer this agent's
+    (answered, cancelled, or taken by another agent after the lease expired): stop
+    working on it, its answer will be refused."""
+    if db.session.get(ProvisionJob, job_id) is None:
+        raise not_found(f"No provisioning job {job_id}.")
+    db.session.rollback()
+    jobs.heartbeat(job_id, body.agent, body.lease_seconds)
+    return db.session.get(ProvisionJob, job_id)

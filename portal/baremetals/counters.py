@@ -1,6 +1,7 @@
 """The stored capacity counters, checked against what they count.
 
-available_d of a server = total_d − Σ d of the VMs on it that hold resources;
+available_d of a server = total_d − Σ d of the VMs on it that hold resources (a migrating
+VM holds on its server and on its live migrate job's target, SPEC 8.1);
 a group's total_d / available_d = Σ over its servers.
 """
 
@@ -9,25 +10,44 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import DIMENSIONS, HOLDING_STATUSES, Baremetal, BaremetalGroup, VirtualMachine
+from portal.models import (
+    DIMENSIONS,
+    HOLDING_STATUSES,
+    LIVE_JOB_STATUSES,
+    Baremetal,
+    BaremetalGroup,
+    ProvisionJob,
+    VirtualMachine,
+)
 
 
 def counter_drift() -> list[str]:
     """Every counter that differs from the sum it stands for; empty when all are exact."""
     problems: list[str] = []
-    held = {
-        row[0]: row[1:]
-        for row in db.session.execute(
-            select(
-                VirtualMachine.baremetal_id,
-                func.sum(VirtualMachine.cpu),
-                func.sum(VirtualMachine.memory),
-                func.sum(VirtualMachine.storage),
-            )
-            .where(VirtualMachine.status.in_(HOLDING_STATUSES))
-            .group_by(VirtualMachine.baremetal_id)
+    held: dict[int, tuple[int, int, int]] = {}
+
+    def add(rows) -> None:
+        for server_id, *amounts in rows:
+            before = held.get(server_id, (0, 0, 0))
+            held[server_id] = tuple(a + (b or 0) for a, b in zip(before, amounts, strict=True))
+
+    sums = (func.sum(VirtualMachine.cpu), func.sum(VirtualMachine.memory),
+            func.sum(VirtualMachine.storage))
+    add(db.session.execute(
+        select(VirtualMachine.baremetal_id, *sums)
+        .where(VirtualMachine.status.in_(HOLDING_STATUSES))
+        .group_by(VirtualMachine.baremetal_id)
+    ))
+    add(db.session.execute(
+        select(ProvisionJob.target_baremetal_id, *sums)
+        .join(VirtualMachine, VirtualMachine.id == ProvisionJob.vm_id)
+        .where(
+            VirtualMachine.status == "migrating",
+            ProvisionJob.action == "migrate",
+            ProvisionJob.status.in_(LIVE_JOB_STATUSES),
         )
-    }
+        .group_by(ProvisionJob.target_baremetal_id)
+    ))
     group_sums: dict[int, dict[str, int]] = {}
     for server in db.session.scalars(select(Baremetal)):
         used = dict(zip(DIMENSIONS, held.get(server.id, (0, 0, 0)), strict=True))

@@ -27,6 +27,8 @@ class Queue(Protocol):
 
     def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None: ...
 
+    def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None: ...
+
 
 class DatabaseQueue:
     """The queue in this process's database (inline agent, `flask agent run`)."""
@@ -45,6 +47,13 @@ class DatabaseQueue:
         with self.app.app_context():
             try:
                 jobs.complete(job_id, agent, succeeded, message)
+            finally:
+                db.session.remove()
+
+    def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None:
+        with self.app.app_context():
+            try:
+                jobs.heartbeat(job_id, agent, lease_seconds)
             finally:
                 db.session.remove()
 
@@ -67,14 +76,15 @@ class Agent:
         """Claim and finish at most one job; return how many were done."""
         claimed = self.queue.claim(self.name, 1, self.lease_seconds)
         for job in claimed:
-            try:
-                message, ok = self.driver.run(job), True
-            except ProvisionFailed as failure:
-                message, ok = str(failure), False
+            with Heartbeat(self, job.id):
+                try:
+                    message, ok = self.driver.run(job), True
+                except ProvisionFailed as failure:
+                    message, ok = str(failure), False
             try:
                 self.queue.complete(job.id, self.name, ok, message)
             except jobs.JobError as error:
-                # The lease expired and another agent took the job: its answer counts.
+                # The lease was lost and another agent took the job: its answer counts.
                 log.warning("agent %s: %s", self.name, error)
         return len(claimed)
 
@@ -90,6 +100,39 @@ class Agent:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+class Heartbeat:
+    """Renews the agent's lease on a job every third of the lease while the driver works,
+    so that a slow driver never lets another agent build the same VM (SPEC 8.1). A lost
+    lease (refused renewal) is logged; the driver's late answer will be refused too."""
+
+    def __init__(self, agent: Agent, job_id: int) -> None:
+        self.agent, self.job_id = agent, job_id
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+        self.lost = False
+
+    def _beat(self) -> None:
+        interval = max(self.agent.lease_seconds / 3, 0.05)
+        while not self.done.wait(interval):
+            try:
+                self.agent.queue.heartbeat(self.job_id, self.agent.name, self.agent.lease_seconds)
+            except jobs.JobError as error:
+                self.lost = True
+                log.warning("agent %s: lease lost: %s", self.agent.name, error)
+                return
+            except Exception:  # a blip: try again at the next beat, the lease still runs
+                log.exception("agent %s: heartbeat for job %s failed", self.agent.name,
+                              self.job_id)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def start_inline(app: Flask, driver: Driver) -> Agent:

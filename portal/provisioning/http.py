@@ -73,5 +73,16 @@ class HttpQueue:
             raise QueueUnavailable(_explain(status, body))
 
 
+    def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None:
+        status, body = self._post(
+            f"/provision-jobs/{job_id}/heartbeat",
+            {"agent": agent, "lease_seconds": lease_seconds},
+        )
+        if status == 409:  # no longer this agent's job
+            raise jobs.JobError(body.get("detail", f"job {job_id}: conflict"))
+        if status != 200:
+            raise QueueUnavailable(_explain(status, body))
+
+
 def _explain(status: int, body: dict[str, Any]) -> str:
     return f"HTTP {status}: {body.get('detail') or body.get('title') or 'unexpected answer'}"

@@ -1,23 +1,47 @@
-"""The job queue to the Provision Agents, and what their answers do to VMs (SPEC 3).
+"""The job queue to the Provision Agents, and the VM lifecycle it drives (SPEC 3, 8.1).
 
-Agents claim jobs with ``FOR UPDATE SKIP LOCKED`` and a lease, so any number of them can
-run; a job whose lease expired without an answer is claimable again. A create that
-succeeds makes the VM ``active``; one that fails makes it ``error`` and releases its
-resources. A delete keeps the VM ``deleting`` (still holding resources) until an agent
-confirms it, then ``deleted`` and released. A cluster follows its nodes.
+Every VM status change is one conditional UPDATE on the status it expects
+(:func:`transition`), so a late, repeated or reordered event changes nothing; resources are
+released only by the transition that ends holding, hence exactly once. A VM has at most one
+live job (``queued`` or ``claimed``; a partial unique index enforces it):
+
+- create succeeded: ``provisioning → active``; if a delete was asked meanwhile (the VM is
+  ``deleting``), the delete job is queued now — the delete follows the create;
+- create failed: ``provisioning → error`` (or ``deleting → deleted``), released;
+- delete asked: ``active → deleting`` with a delete job; ``error → deleted`` (an error VM
+  holds nothing); ``provisioning`` with its create still ``queued`` → the job is cancelled,
+  ``deleted``, released; with its create ``claimed`` → ``deleting``, no job yet;
+- delete succeeded: ``deleting → deleted``, released; failed: stays ``deleting`` (retry);
+- migrate succeeded / failed: ``migrating → active``, the source / the target released.
+
+Agents claim jobs with ``FOR UPDATE SKIP LOCKED`` and a lease that they renew while their
+driver runs (:func:`heartbeat`); a job whose lease expired is claimable again, and the
+first agent's late answer is refused. Lock order everywhere: cluster, VM, job, servers,
+group — so that concurrent answers and requests never deadlock on each other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.service import record
 from portal.extensions import begin_write, db
-from portal.models import K8sCluster, ProvisionJob, User, VirtualMachine, utcnow
-from portal.scheduler.reservation import release
+from portal.models import (
+    LIVE_JOB_STATUSES,
+    Baremetal,
+    K8sCluster,
+    ProvisionJob,
+    User,
+    VirtualMachine,
+    utcnow,
+)
+from portal.scheduler import Resources
+from portal.scheduler.reservation import adjust_capacity
 
 DEFAULT_LEASE_SECONDS = 60
 
@@ -40,12 +64,91 @@ class ClaimedJob:
     memory: int
     storage: int
     attempts: int
+    lease_expires_at: datetime | None = None
+    target_baremetal_id: int | None = None
+    role: str = "standalone"
+    k8s_cluster_id: int | None = None
 
 
-def enqueue(vm: VirtualMachine, action: str) -> ProvisionJob:
-    job = ProvisionJob(vm_id=vm.id, action=action)
+def transition(
+    vm: VirtualMachine, expected: Iterable[str], to: str, message: str | None = None, **values
+) -> bool:
+    """Move ``vm`` to ``to`` if, in the database, it is still in one of ``expected``: one
+    conditional UPDATE (with any other ``values``). False, and nothing changed, when another
+    event got there first."""
+    values.update(status=to, updated_at=utcnow())
+    if message is not None:
+        values["status_message"] = message[:2000]
+    result = db.session.execute(
+        update(VirtualMachine)
+        .where(VirtualMachine.id == vm.id, VirtualMachine.status.in_(tuple(expected)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    for name, value in values.items():  # mirror the row without writing it again
+        set_committed_value(vm, name, value)
+    return True
+
+
+def _release_from(server_id: int | None, vm: VirtualMachine) -> None:
+    if server_id is not None:
+        group_id = db.session.scalar(select(Baremetal.group_id).where(Baremetal.id == server_id))
+        adjust_capacity(server_id, group_id, Resources(vm.cpu, vm.memory, vm.storage), sign=1)
+
+
+def _job_transition(job_id: int, expected: str, to: str, **values) -> bool:
+    guard = [ProvisionJob.id == job_id, ProvisionJob.status == expected]
+    if "agent" in values:
+        guard.append(ProvisionJob.claimed_by == values.pop("agent"))
+    result = db.session.execute(
+        update(ProvisionJob)
+        .where(*guard)
+        .values(status=to, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def enqueue(vm: VirtualMachine, action: str, target_baremetal_id: int | None = None) -> ProvisionJob:
+    """Queue a job for ``vm``. The partial unique index refuses a second live job."""
+    job = ProvisionJob(vm_id=vm.id, action=action, target_baremetal_id=target_baremetal_id)
     db.session.add(job)
+    db.session.flush()
     return job
+
+
+def live_job(vm_id: int, lock: bool = False) -> ProvisionJob | None:
+    stmt = select(ProvisionJob).where(
+        ProvisionJob.vm_id == vm_id, ProvisionJob.status.in_(LIVE_JOB_STATUSES)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return db.session.scalar(stmt.execution_options(populate_existing=True))
+
+
+def lock_vm(vm_id: int) -> VirtualMachine | None:
+    """The VM's row, fresh and locked until the transaction ends (PostgreSQL; SQLite
+    writers are serialised by begin_write)."""
+    return db.session.scalar(
+        select(VirtualMachine)
+        .where(VirtualMachine.id == vm_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_cluster(cluster_id: int) -> K8sCluster | None:
+    return db.session.scalar(
+        select(K8sCluster)
+        .where(K8sCluster.id == cluster_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+# ---------------------------------------------------------------------------- agents
 
 
 def claim(
@@ -59,138 +162,195 @@ def claim(
         ProvisionJob.status == "queued",
         and_(ProvisionJob.status == "claimed", ProvisionJob.lease_expires_at < now),
     )
-    jobs = db.session.scalars(
-        select(ProvisionJob)
+    ids = db.session.scalars(
+        select(ProvisionJob.id)
         .where(claimable)
         .order_by(ProvisionJob.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    claimed = []
-    for job in jobs:
-        job.status = "claimed"
-        job.claimed_by = agent
-        job.attempts += 1
-        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        vm = job.vm
-        claimed.append(
-            ClaimedJob(
-                job.id,
-                job.action,
-                vm.id,
-                vm.name,
-                vm.tenant_id,
-                vm.baremetal_id,
-                vm.cpu,
-                vm.memory,
-                vm.storage,
-                job.attempts,
+    lease = now + timedelta(seconds=lease_seconds)
+    if ids:
+        db.session.execute(
+            update(ProvisionJob)
+            .where(ProvisionJob.id.in_(ids), claimable)
+            .values(
+                status="claimed",
+                claimed_by=agent,
+                attempts=ProvisionJob.attempts + 1,
+                lease_expires_at=lease,
+                updated_at=now,
             )
+            .execution_options(synchronize_session=False)
         )
+    rows = db.session.execute(
+        select(ProvisionJob, VirtualMachine)
+        .join(VirtualMachine, VirtualMachine.id == ProvisionJob.vm_id)
+        .where(ProvisionJob.id.in_(ids), ProvisionJob.claimed_by == agent,
+               ProvisionJob.status == "claimed")
+        .order_by(ProvisionJob.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    claimed = [
+        ClaimedJob(
+            job.id, job.action, vm.id, vm.name, vm.tenant_id, vm.baremetal_id,
+            vm.cpu, vm.memory, vm.storage, job.attempts, lease,
+            job.target_baremetal_id, vm.role, vm.k8s_cluster_id,
+        )
+        for job, vm in rows
+    ]
     db.session.commit()
     return claimed
 
 
-def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> ProvisionJob:
-    """Record an agent's answer and move the VM (and its cluster) accordingly."""
+def heartbeat(job_id: int, agent: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> datetime:
+    """Renew ``agent``'s lease on a job its driver is still working on. Refused once the
+    job is no longer this agent's (answered, cancelled, or re-claimed after expiry)."""
     begin_write()
-    job = db.session.scalar(select(ProvisionJob).where(ProvisionJob.id == job_id).with_for_update())
-    if job is None:
-        raise JobError(f"No provisioning job {job_id}.")
-    if job.status != "claimed":
-        raise JobError(f"Job {job_id} is {job.status}, not claimed: nothing to complete.")
-    if job.claimed_by != agent:
-        raise JobError(
-            f"Job {job_id} is claimed by {job.claimed_by}, not {agent} (its lease may have "
-            "expired and another agent taken it)."
-        )
-    vm = db.session.scalar(
-        select(VirtualMachine).where(VirtualMachine.id == job.vm_id).with_for_update()
+    lease = utcnow() + timedelta(seconds=lease_seconds)
+    result = db.session.execute(
+        update(ProvisionJob)
+        .where(ProvisionJob.id == job_id, ProvisionJob.status == "claimed",
+               ProvisionJob.claimed_by == agent)
+        .values(lease_expires_at=lease)
+        .execution_options(synchronize_session=False)
     )
-    job.status = "succeeded" if succeeded else "failed"
-    job.result_message = message[:2000]
-    job.lease_expires_at = None
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise JobError(_not_yours(job_id, agent))
+    db.session.commit()
+    return lease
+
+
+def _not_yours(job_id: int, agent: str) -> str:
+    job = db.session.get(ProvisionJob, job_id, populate_existing=True)
+    if job is None:
+        return f"No provisioning job {job_id}."
+    if job.status != "claimed":
+        return f"Job {job_id} is {job.status}, not claimed: nothing to do."
+    return (
+        f"Job {job_id} is claimed by {job.claimed_by}, not {agent} (its lease expired and "
+        "another agent took it)."
+    )
+
+
+def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> ProvisionJob:
+    """Record an agent's answer and move the VM (and its cluster) accordingly. Refused
+    unless the job is claimed by this agent right now."""
+    begin_write()
+    row = db.session.execute(
+        select(ProvisionJob.vm_id, VirtualMachine.k8s_cluster_id)
+        .join(VirtualMachine, VirtualMachine.id == ProvisionJob.vm_id)
+        .where(ProvisionJob.id == job_id)
+    ).first()
+    if row is None:
+        db.session.rollback()
+        raise JobError(f"No provisioning job {job_id}.")
+    if row.k8s_cluster_id is not None:
+        lock_cluster(row.k8s_cluster_id)
+    vm = lock_vm(row.vm_id)
+    outcome = "succeeded" if succeeded else "failed"
+    if not _job_transition(job_id, "claimed", outcome, agent=agent,
+                           result_message=message[:2000], lease_expires_at=None):
+        error = _not_yours(job_id, agent)
+        db.session.rollback()
+        raise JobError(error)
+    job = db.session.get(ProvisionJob, job_id, populate_existing=True)
     before = vm.status
-    if job.action == "create":
-        if succeeded:
-            vm.status, vm.status_message = "active", message
-        else:
-            vm.status, vm.status_message = "error", message or "provisioning failed"
-            release(vm)
-    else:  # delete
-        if succeeded:
-            vm.status, vm.status_message = "deleted", message
-            release(vm)
-        else:
-            vm.status_message = f"Delete failed: {message}" if message else "Delete failed"
+    _apply(job, vm, succeeded, message)
     record(
         "provision",
         "virtual_machine",
         vm.id,
         vm.name,
-        {"status": {"from": before, "to": vm.status}, "job": {"from": None, "to": job.action}},
+        {"status": {"from": before, "to": vm.status}, "job": {"from": None, "to": job.action},
+         "outcome": {"from": None, "to": outcome}},
     )
     if vm.k8s_cluster_id is not None:
-        refresh_cluster_status(vm.k8s_cluster_id)
+        refresh_cluster_status(vm.k8s_cluster_id, locked=True)
     db.session.commit()
     return job
 
 
-def refresh_cluster_status(cluster_id: int) -> None:
-    """A cluster follows its nodes: provisioning until every node is active, error when a
-    node failed, deleted when every node is gone."""
-    cluster = db.session.get(K8sCluster, cluster_id)
-    statuses = set(
-        db.session.scalars(
-            select(VirtualMachine.status).where(VirtualMachine.k8s_cluster_id == cluster_id)
-        )
-    )
-    live = statuses - {"deleted"}
-    if cluster.status == "deleting":
-        if not live:
-            cluster.status = "deleted"
-        return
-    if "error" in live:
-        cluster.status = "error"
-    elif live and live <= {"active"} and cluster.status in ("provisioning", "error"):
-        cluster.status = "active"
-    elif "provisioning" in live and cluster.status == "error":
-        cluster.status = "provisioning"
+def _apply(job: ProvisionJob, vm: VirtualMachine, succeeded: bool, message: str) -> None:
+    """What an answer does to its VM; each branch one guarded transition."""
+    if job.action == "create":
+        if succeeded:
+            if not transition(vm, ("provisioning", "pending"), "active", message) \
+                    and vm.status == "deleting":
+                enqueue(vm, "delete")  # the delete asked during the create follows it
+        elif transition(vm, ("provisioning", "pending"), "error",
+                        message or "provisioning failed"):
+            _release_from(vm.baremetal_id, vm)
+        elif transition(vm, ("deleting",), "deleted", f"Create failed before the delete: {message}"):
+            _release_from(vm.baremetal_id, vm)
+    elif job.action == "delete":
+        if succeeded:
+            if transition(vm, ("deleting",), "deleted", message):
+                _release_from(vm.baremetal_id, vm)
+        else:
+            vm.status_message = f"Delete failed: {message}" if message else "Delete failed"
+    else:  # migrate: the VM held on both servers until now
+        source, target = vm.baremetal_id, job.target_baremetal_id
+        if succeeded:
+            if transition(vm, ("migrating",), "active", message, baremetal_id=target):
+                _release_from(source, vm)
+        elif transition(vm, ("migrating",), "active", f"Migration failed: {message}"):
+            _release_from(target, vm)
+
+
+# -------------------------------------------------------------------------- requests
 
 
 def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None:
-    """Start deleting a VM. It keeps its resources until an agent confirms. A VM in error
-    holds nothing and has nothing to tear down on a server: it is deleted at once."""
-    if vm.status in ("deleting", "deleted"):
-        raise JobError(f"VM {vm.name} is already {vm.status}.")
-    before = vm.status
-    if vm.status == "error":
-        vm.status = "deleted"
-        job = None
-    else:
-        vm.status = "deleting"
-        job = enqueue(vm, "delete")
+    """Start deleting a VM (SPEC 8.1). Active: ``deleting`` until an agent confirms, still
+    holding. Error: ``deleted`` at once (it holds nothing). Provisioning with the create
+    still queued: the create is cancelled, ``deleted``, released. Provisioning with the
+    create claimed by an agent: ``deleting``, and the delete is queued when the create
+    answers. The caller commits."""
+    fresh = lock_vm(vm.id)
+    status = fresh.status
+    if status in ("deleting", "deleted"):
+        raise JobError(f"VM {vm.name} is already {status}.")
+    if status == "migrating":
+        raise JobError(f"VM {vm.name} is moving to another server: delete it once it has.")
+    job = None
+    if status == "error":
+        moved = transition(fresh, ("error",), "deleted")
+    elif status == "active":
+        moved = transition(fresh, ("active",), "deleting")
+        job = enqueue(fresh, "delete") if moved else None
+    else:  # provisioning (or the legacy pending)
+        create = live_job(vm.id, lock=True)
+        if create is None or _job_transition(create.id, "queued", "cancelled",
+                                             result_message="cancelled: the VM was deleted"):
+            moved = transition(fresh, (status,), "deleted", "Deleted before it was built")
+            if moved:
+                _release_from(fresh.baremetal_id, fresh)
+        else:
+            moved = transition(fresh, (status,), "deleting",
+                               "Deleting once the agent finishes building it")
+    if not moved:  # pragma: no cover - the row lock makes this unreachable
+        raise JobError(f"VM {vm.name} changed meanwhile; reload and try again.")
     record(
         "delete",
         "virtual_machine",
         vm.id,
         vm.name,
-        {"status": {"from": before, "to": vm.status}},
+        {"status": {"from": status, "to": fresh.status}},
         user=user,
     )
     return job
 
 
 def retry_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob:
-    if vm.status != "deleting":
-        raise JobError(f"VM {vm.name} is {vm.status}: only a VM being deleted can retry it.")
-    pending = db.session.scalar(
-        select(ProvisionJob.id).where(
-            ProvisionJob.vm_id == vm.id, ProvisionJob.status.in_(("queued", "claimed"))
-        )
-    )
+    """Queue the delete again after an agent failed it."""
+    fresh = lock_vm(vm.id)
+    if fresh.status != "deleting":
+        raise JobError(f"VM {vm.name} is {fresh.status}: only a VM being deleted can retry it.")
+    pending = live_job(vm.id, lock=True)
     if pending is not None:
-        raise JobError(f"VM {vm.name} already has a delete job in progress.")
+        raise JobError(f"VM {vm.name} already has a {pending.action} job in progress.")
     record(
         "retry",
         "virtual_machine",
@@ -199,4 +359,38 @@ def retry_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob:
         {"job": {"from": None, "to": "delete"}},
         user=user,
     )
-    return enqueue(vm, "delete")
+    return enqueue(fresh, "delete")
+
+
+def refresh_cluster_status(cluster_id: int, locked: bool = False) -> None:
+    """A cluster follows its nodes: provisioning until every node is active, error when a
+    node failed, deleted when every node is gone. Computed under the cluster's row lock, so
+    two nodes answering at once never leave it behind."""
+    cluster = db.session.get(K8sCluster, cluster_id) if locked else lock_cluster(cluster_id)
+    statuses = set(
+        db.session.scalars(
+            select(VirtualMachine.status).where(VirtualMachine.k8s_cluster_id == cluster_id)
+        )
+    )
+    live = statuses - {"deleted"}
+    status = cluster.status
+    if status == "deleted":
+        return
+    if status == "deleting":
+        new = "deleted" if not live else status
+    elif "error" in live:
+        new = "error"
+    elif live and live <= {"active"} and status in ("provisioning", "error"):
+        new = "active"
+    elif "provisioning" in live and status == "error":
+        new = "provisioning"
+    else:
+        new = status
+    if new != status:
+        db.session.execute(
+            update(K8sCluster)
+            .where(K8sCluster.id == cluster_id, K8sCluster.status == status)
+            .values(status=new, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(cluster, "status", new)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.service import record
 from portal.extensions import begin_write, db
@@ -42,6 +43,7 @@ from portal.models import (
     User,
     VirtualMachine,
     VirtualMachineSpecification,
+    utcnow,
 )
 from portal.scheduler import (
     DEFAULT_STRATEGY,
@@ -172,9 +174,10 @@ def total_demand(nodes: Sequence[NodeSpec]) -> Resources:
 def _no_quota(tenant: Tenant, group: BaremetalGroup) -> Refusal:
     return Refusal(
         NO_QUOTA,
-        f"Tenant {tenant.name} has no quota in group {group.name}, so nothing can be placed "
-        "there. Ask an operator for a quota, or choose a group where the tenant has one.",
-        {"tenant": tenant.name, "group": group.name},
+        # The group is not named: a tenant admin may not know of groups without its quota.
+        f"Tenant {tenant.name} has no quota in this group, so nothing can be placed there. "
+        "Ask an operator for a quota, or choose a group where the tenant has one.",
+        {"tenant": tenant.name, "group_id": group.id},
     )
 
 
@@ -428,6 +431,15 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
     placement = read_placement(tenant, group, lock=True)
     if placement.quota is None:
         raise PlacementRefused(_no_quota(tenant, group))
+    if cluster is not None and cluster.id is not None:
+        # Lock order: quota, cluster, VMs, servers, group (as the agents' answers do).
+        status = db.session.scalar(
+            select(K8sCluster.status).where(K8sCluster.id == cluster.id).with_for_update()
+        )
+        if status in ("deleting", "deleted"):
+            raise PlacementRefused(Refusal(
+                "conflict", f"Cluster {cluster.name} is {status}: nothing more is placed in it.", {}
+            ))
     result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom())
     if isinstance(result, Refusal):
         result = explain_refusal(placement, nodes, strategy, constraints)
@@ -444,21 +456,40 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
         db.session.add(cluster)
     vms = []
     for i, (node, host_id) in enumerate(chosen):
-        vm = (
-            db.session.get(VirtualMachine, reuse[i])
-            if reuse
-            else VirtualMachine(
+        placed = {
+            "baremetal_id": host_id, "spec_id": node.flavor.id, "cpu": node.flavor.cpu,
+            "memory": node.flavor.memory, "storage": node.flavor.storage,
+            "status": "provisioning", "status_message": "",
+        }
+        if reuse:
+            # error → provisioning (SPEC 8.1), guarded like every transition: a VM deleted
+            # or retried by someone else meanwhile is left alone.
+            vm = db.session.get(VirtualMachine, reuse[i])
+            moved = db.session.execute(
+                update(VirtualMachine)
+                .where(VirtualMachine.id == vm.id, VirtualMachine.status == "error")
+                .values(updated_at=utcnow(), **placed)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if moved != 1:
+                raise PlacementRefused(Refusal(
+                    "conflict",
+                    f"VM {vm.name} is no longer failed (deleted or retried meanwhile): "
+                    "nothing to retry.",
+                    {},
+                ))
+            for name, value in placed.items():
+                set_committed_value(vm, name, value)
+        else:
+            vm = VirtualMachine(
                 name=node.name,
                 tenant_id=tenant.id,
                 role=node.role,
                 cluster=cluster if node.cluster_member else None,
                 requested_by=user.id if user is not None else None,
+                **placed,
             )
-        )
-        vm.baremetal_id, vm.spec_id = host_id, node.flavor.id
-        vm.cpu, vm.memory, vm.storage = node.flavor.cpu, node.flavor.memory, node.flavor.storage
-        vm.status, vm.status_message = "provisioning", ""
-        db.session.add(vm)
+            db.session.add(vm)
         vms.append(vm)
     db.session.flush()
     for vm, (node, host_id) in zip(vms, chosen, strict=True):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from portal.baremetals.counters import counter_drift
 from portal.extensions import db
 from portal.models import K8sCluster, VirtualMachine
+from portal.provisioning import jobs
 from tests import factories as f
 from tests.api.conftest import assert_problem, vm_body
 
@@ -75,7 +76,9 @@ def test_scale_up_and_down(api, estate, cluster):
     assert sum(n["role"] == "worker" for n in up.get_json()["nodes"]) == 4
     down = api.post(f"/clusters/{cluster['id']}/scale", estate.admin_b, {"workers": 1})
     workers = [n for n in down.get_json()["nodes"] if n["role"] == "worker"]
-    assert sum(n["status"] == "deleting" for n in workers) == 3
+    # No agent had claimed their create jobs: cancelled, deleted and released at once.
+    assert len(workers) == 1
+    assert counter_drift() == []
     same = api.post(f"/clusters/{cluster['id']}/scale", estate.admin_b, {"workers": 1})
     assert_problem(same, 409, "conflict")
     assert counter_drift() == []
@@ -138,7 +141,16 @@ def test_status_is_for_operators_and_assigned_maintainers(api, estate, cluster):
     assert response.get_json()["status"] == "maintenance"
 
 
+def test_delete_cluster_before_any_agent_took_it(api, estate, cluster):
+    response = api.delete(f"/clusters/{cluster['id']}", estate.admin_b)
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "deleted"  # every create cancelled
+    assert counter_drift() == []
+
+
 def test_delete_cluster(api, estate, cluster):
+    for job in jobs.claim("agent", limit=10):
+        jobs.complete(job.id, "agent", True, "built")
     response = api.delete(f"/clusters/{cluster['id']}", estate.admin_b)
     assert response.status_code == 202
     body = response.get_json()

@@ -153,13 +153,27 @@ def test_duplicate_name_is_refused(api, estate):
 
 def test_delete_vm_marks_it_deleting_and_queues_a_job(api, estate):
     created = api.post("/vms", estate.admin_a, vm_body(estate)).get_json()["items"][0]
+    (job,) = jobs.claim("agent-1")
+    jobs.complete(job.id, "agent-1", True, "built")
     response = api.delete(f"/vms/{created['id']}", estate.admin_a)
     assert response.status_code == 202
     assert response.get_json()["status"] == "deleting"
     again = api.delete(f"/vms/{created['id']}", estate.admin_a)
     assert "already deleting" in assert_problem(again, 409, "conflict")["detail"]
-    actions = db.session.scalars(select(ProvisionJob.action).order_by(ProvisionJob.id)).all()
-    assert actions == ["create", "delete"]
+    jobs_of_vm = db.session.execute(
+        select(ProvisionJob.action, ProvisionJob.status).order_by(ProvisionJob.id)).all()
+    assert jobs_of_vm == [("create", "succeeded"), ("delete", "queued")]
+
+
+def test_delete_before_an_agent_took_the_create_cancels_it(api, estate):
+    created = api.post("/vms", estate.admin_a, vm_body(estate)).get_json()["items"][0]
+    response = api.delete(f"/vms/{created['id']}", estate.admin_a)
+    assert response.status_code == 202 and response.get_json()["status"] == "deleted"
+    jobs_of_vm = db.session.execute(
+        select(ProvisionJob.action, ProvisionJob.status).order_by(ProvisionJob.id)).all()
+    assert jobs_of_vm == [("create", "cancelled")]
+    assert jobs.claim("agent-1") == []
+    assert counter_drift() == []
 
 
 def test_retry_only_a_failed_vm(api, estate):
