@@ -68,7 +68,8 @@ def record_failure(username: str, address: str | None) -> dict[str, int]:
 
 
 def record_success(username: str) -> None:
-    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys(username, None)["user"]))
+    key = keys(username, None)["user"]
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
 
 
 def _count(key: str, now: datetime) -> int:
