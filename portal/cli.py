@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from portal.auth import service as accounts
+from portal.auth import tokens
 from portal.extensions import db
 
 users_cli = AppGroup("users", help="Manage login accounts and API tokens.")
@@ -32,7 +33,9 @@ def create_user(name, password, operator, tenants, maintainer, token, display_na
             tenants=tuple(tenants),
             maintainer_account=maintainer,
         )
-        issued = accounts.issue_token(user, "cli") if token else None
+        issued = (
+            tokens.issue_token(user, "cli", scopes=[tokens.cli_scope(user)]) if token else None
+        )
         db.session.commit()
     except accounts.AccountError as error:
         db.session.rollback()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from portal.auth.service import user_for_token
+from portal.auth.tokens import live_token
 from portal.baremetals.counters import counter_drift
 from portal.extensions import db
 from portal.models import (
@@ -118,7 +118,7 @@ def test_cli_creates_users_with_roles_and_token(app):
         db.session.scalar(select(Maintainer).where(Maintainer.account == "mlchen")).user_id
         == user.id
     )
-    assert user_for_token(secret).id == user.id
+    assert live_token(secret).user_id == user.id
     from portal.models import AuditEvent
 
     trail = {(e.object_type, e.action) for e in db.session.scalars(select(AuditEvent))}

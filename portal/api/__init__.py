@@ -14,14 +14,16 @@ from werkzeug.exceptions import HTTPException
 
 from portal.api.core import Api
 from portal.api.problems import (
+    FORBIDDEN,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     ApiError,
+    problem,
     register_handlers,
     unauthorized,
 )
 from portal.auth.access import public
-from portal.auth.service import user_for_token
+from portal.auth.tokens import live_token
 from portal.extensions import csrf, db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -32,6 +34,16 @@ register_handlers(bp)
 # Reachable without a token: the description of the API itself.
 PUBLIC_ENDPOINTS = {"api.openapi", "api.docs"}
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Minting and managing tokens: admin scope, so a leaked token cannot outlive its revocation
+# through children it made.
+ADMIN_ENDPOINTS = {"api.create_token", "api.revoke_token", "api.revoke_all_tokens"}
+
+
+def required_scope(endpoint: str | None, method: str) -> str:
+    """read for GET, write for every other operation, admin for token management."""
+    if endpoint in ADMIN_ENDPOINTS:
+        return "admin"
+    return "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
 
 
 @bp.before_request
@@ -43,13 +55,22 @@ def _authenticate():
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
-    user = user_for_token(secret.strip())
-    if user is None:
+    token = live_token(secret.strip())
+    if token is None:
         db.session.rollback()
-        return unauthorized("The token is unknown, revoked, or its account is disabled.")
+        return unauthorized("The token is unknown, revoked, expired, or its account is "
+                            "disabled.")
+    scopes, needed = token.scopes.split(), required_scope(request.endpoint, request.method)
+    g.api_token_scopes = scopes
+    # portal.auth.access narrows the user's roles to this tenant for the request.
+    g.api_token_restriction = (token.user_id, token.tenant_id) if token.tenant_id else None
+    user = token.user
     # last_used_at is written now, so that the services start with a clean session
     # (reserve() owns its transaction).
     db.session.commit()
+    if needed not in scopes:
+        return problem(FORBIDDEN, f"This token's scopes are {' '.join(scopes)}; this operation "
+                                  f"needs a {needed} token.")
     g._login_user = user
     return None
 

@@ -8,7 +8,7 @@ from typing import Literal
 from flask import url_for
 from flask_login import current_user
 from pydantic import Field, model_validator
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.api import api, listing
@@ -24,12 +24,10 @@ from portal.maintainers import service
 from portal.models import (
     ASSIGNABLE_TYPES,
     MAINTAINER_STATUSES,
-    K8sCluster,
     Maintainer,
     MaintainerGroup,
     ResourceMaintainer,
     User,
-    VirtualMachine,
 )
 
 TAGS = ("maintainers",)
@@ -306,21 +304,10 @@ AssignmentPage = page_of(AssignmentOut, "AssignmentPage")
 def _visible_assignments():
     """Staff see every assignment; a tenant admin those on their tenants and on their
     tenants' VMs and clusters."""
-    stmt = select(ResourceMaintainer)
     ids = tenant_ids()
     if ids is None:
-        return stmt
-    if not ids:
-        return stmt.where(false())
-    kind = ResourceMaintainer.resource_type
-    rid = ResourceMaintainer.resource_id
-    return stmt.where(or_(
-        and_(kind == "tenant", rid.in_(ids)),
-        and_(kind == "virtual_machine",
-             rid.in_(select(VirtualMachine.id).where(VirtualMachine.tenant_id.in_(ids)))),
-        and_(kind == "k8s_cluster",
-             rid.in_(select(K8sCluster.id).where(K8sCluster.tenant_id.in_(ids)))),
-    ))
+        return select(ResourceMaintainer)
+    return service.assignments_on_tenants(ids)
 
 
 @api.operation("GET", "/assignments", summary="List assignments", tags=ASSIGNMENT_TAGS,

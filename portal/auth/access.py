@@ -51,12 +51,34 @@ RULES: dict[str, dict[str, frozenset[str]]] = {
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def token_tenant(user: Any) -> int | None:
+    """The tenant the request's API token is restricted to (portal.auth.tokens), if any:
+    the user then acts as a tenant admin of that tenant only — and of none when they no
+    longer administer it (operators may restrict to any tenant)."""
+    restriction = g.get("api_token_restriction")
+    if restriction is None or restriction[0] != user.id:
+        return None
+    return restriction[1]
+
+
+def _restricted_tenants(user: Any, tenant_id: int) -> frozenset[int]:
+    if user.is_operator or any(link.tenant_id == tenant_id for link in user.tenant_links):
+        return frozenset({tenant_id})
+    return frozenset()
+
+
 def roles_of(user: Any) -> frozenset[str]:
     if not getattr(user, "is_authenticated", False):
         return frozenset()
     cached = g.get("_roles")
     if cached is not None and g.get("_roles_user") == user.id:
         return cached
+    restricted = token_tenant(user)
+    if restricted is not None:
+        g._roles = frozenset({TENANT_ADMIN}) if _restricted_tenants(user, restricted) else (
+            frozenset())
+        g._roles_user = user.id
+        return g._roles
     roles = set()
     if user.is_operator:
         roles.add(OPERATOR)
@@ -109,6 +131,9 @@ def tenant_ids(user: Any = None) -> frozenset[int] | None:
     """Tenants whose rows the user may see; None means every tenant (operators, and
     maintainers, who read everything)."""
     user = current_user if user is None else user
+    restricted = token_tenant(user)
+    if restricted is not None:
+        return _restricted_tenants(user, restricted)
     roles = roles_of(user)
     if OPERATOR in roles or MAINTAINER in roles:
         return None
@@ -118,6 +143,9 @@ def tenant_ids(user: Any = None) -> frozenset[int] | None:
 def administered_tenant_ids(user: Any = None) -> frozenset[int] | None:
     """Tenants the user may act for (create/delete VMs and clusters); None means all."""
     user = current_user if user is None else user
+    restricted = token_tenant(user)
+    if restricted is not None:
+        return _restricted_tenants(user, restricted)
     if OPERATOR in roles_of(user):
         return None
     return frozenset(link.tenant_id for link in user.tenant_links)

@@ -1,6 +1,14 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange
 
 
 class LoginForm(FlaskForm):
@@ -12,6 +20,14 @@ class LoginForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=64)])
+    scope = SelectField("Access", default="write", choices=[
+        SelectChoice("read", "read: look only (GET)"),
+        SelectChoice("write", "write: change what my role allows"),
+        SelectChoice("admin", "admin: write, and create and revoke tokens"),
+    ])
+    days = IntegerField("Expires in (days)", default=90, validators=[NumberRange(1, 365)])
+    # Choices: the tenants the user may restrict a token to (set by the view).
+    tenant_id = SelectField("Only for tenant", default="", coerce=str)
 
 
 class PasswordForm(FlaskForm):

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, logout_user
 
-from portal.auth import service, sessions
+from portal.auth import service, sessions, tokens
 from portal.auth.access import public, signed_in
 from portal.auth.forms import LoginForm, PasswordForm, TokenForm
 from portal.auth.passwords import MIN_LENGTH
 from portal.extensions import db
+from portal.models import utcnow
+from portal.web.forms import int_or_none, options, show_errors
 
 bp = Blueprint("auth", __name__)
 
@@ -68,21 +80,44 @@ def logout():
 @signed_in
 def profile():
     """Every role manages its own API tokens here."""
-    form = TokenForm()
-    new_secret = None
+    form = _with_tenant_choices(TokenForm())
     if form.validate_on_submit():
-        issued = service.issue_token(current_user, form.name.data.strip())
-        db.session.commit()
-        new_secret = issued.secret
-        flash("Token created. Copy it now: it is not shown again.", "success")
-    return _profile_page(form, PasswordForm(formdata=None), new_secret)
+        try:
+            issued = tokens.issue_token(
+                current_user, form.name.data, scopes=[form.scope.data],
+                expires_at=utcnow() + timedelta(days=form.days.data),
+                tenant_id=int_or_none(form.tenant_id.data),
+            )
+        except tokens.TokenError as error:
+            db.session.rollback()
+            show_errors(form, {error.field: str(error)})
+        else:
+            db.session.commit()
+            flash("Token created. Copy it now: it is not shown again.", "success")
+            response = make_response(
+                _profile_page(form, PasswordForm(formdata=None), issued.secret))
+            # The secret is on this page: no browser or proxy cache may keep a copy.
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    status = 422 if form.errors else 200
+    return _profile_page(form, PasswordForm(formdata=None)), status
+
+
+def _with_tenant_choices(form: TokenForm) -> TokenForm:
+    form.tenant_id.choices = options(
+        [(None, "— any of my access —"),
+         *((t.id, t.name) for t in tokens.restrictable_tenants(current_user))])
+    return form
 
 
 def _profile_page(token_form: TokenForm, password_form: PasswordForm,
                   new_secret: str | None = None) -> str:
     return render_template(
-        "auth/profile.html", form=token_form, new_secret=new_secret, tokens=current_user.tokens,
-        password_form=password_form, min_password_length=MIN_LENGTH,
+        "auth/profile.html", form=_with_tenant_choices(token_form), new_secret=new_secret,
+        tokens=tokens.tokens_of(current_user), token_state=tokens.state,
+        token_expires=tokens.expires,
+        max_tokens=tokens.MAX_LIVE_TOKENS, password_form=password_form,
+        min_password_length=MIN_LENGTH,
     )
 
 
@@ -108,11 +143,20 @@ def change_password():
 @signed_in
 def revoke_token(token_id: int):
     try:
-        token = service.revoke_token(current_user, token_id)
-    except service.AccountError:
+        token = tokens.revoke_token(current_user, token_id)
+    except tokens.TokenError:
         abort(404)
     db.session.commit()
     flash(f"Token {token.name} ({token.prefix}…) revoked.", "success")
+    return redirect(url_for("auth.profile"))
+
+
+@bp.route("/profile/tokens/revoke-all", methods=["POST"])
+@signed_in
+def revoke_all_tokens():
+    revoked = tokens.revoke_all(current_user)
+    db.session.commit()
+    flash(f"{revoked} token(s) revoked: none of your tokens works any more.", "success")
     return redirect(url_for("auth.profile"))
 
 

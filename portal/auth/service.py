@@ -1,11 +1,6 @@
-"""Accounts: creation, logins, passwords, API tokens."""
+"""Accounts: creation, logins, passwords (API tokens: portal.auth.tokens)."""
 
 from __future__ import annotations
-
-import hashlib
-import secrets
-from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -13,12 +8,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from portal.auth import throttle
 from portal.auth.passwords import password_problem
 from portal.extensions import db
-from portal.models import ApiToken, Maintainer, Tenant, TenantAdmin, User, utcnow
+from portal.models import Maintainer, Tenant, TenantAdmin, User
 
 # A hash to compare against when the user does not exist, so that a wrong username takes
 # as long as a wrong password and does not reveal which accounts exist.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
-TOKEN_PREFIX = "rp_"
 # One answer for every refused login: it never tells which accounts exist.
 LOGIN_REFUSED = "Wrong username or password, or the account is disabled."
 LOCKED = {"user": "account", "addr": "address"}
@@ -149,52 +143,3 @@ def create_user(
     record("create", "user", user.id, user.username,
            {"roles": {"from": None, "to": ", ".join(roles) or "none"}})
     return user
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    token: ApiToken
-    secret: str  # shown once, never stored
-
-
-def issue_token(user: User, name: str = "") -> IssuedToken:
-    """A new bearer token. 256 random bits, so a plain SHA-256 is a safe stored form."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(
-        user=user, name=name or "token", token_hash=_digest(secret), prefix=secret[:10]
-    )
-    db.session.add(token)
-    db.session.flush()
-    from portal.audit.service import record
-
-    record("create", "api_token", token.id, f"{user.username}: {token.name}",
-           {"token": {"from": None, "to": f"{token.prefix}…"}}, user=user)
-    return IssuedToken(token, secret)
-
-
-def user_for_token(secret: str) -> User | None:
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
-    if token is None or token.revoked_at is not None or not token.user.is_active:
-        return None
-    now = utcnow()
-    # At most one write a minute per token: otherwise every API read is also a write.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-    return token.user
-
-
-def revoke_token(user: User, token_id: int) -> ApiToken:
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.user_id != user.id:
-        raise AccountError("No such token.")
-    if token.revoked_at is None:
-        from portal.audit.service import record
-
-        token.revoked_at = utcnow()
-        record("revoke", "api_token", token.id, f"{user.username}: {token.name}",
-               {"token": {"from": f"{token.prefix}…", "to": "revoked"}}, user=user)
-    return token

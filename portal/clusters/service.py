@@ -184,7 +184,7 @@ def build_request(
     if group is None:
         errors["group_id"] = "Choose a group."
     elif tenant is not None and not has_quota(tenant.id, group.id):
-        errors["group_id"] = f"Tenant {tenant.name} has no quota in group {group.name}."
+        errors["group_id"] = f"Tenant {tenant.name} has no quota in this group."
     name = (name or "").strip()
     problem = validate_name(name, "cluster") or (
         "A cluster name has at most 40 characters (its nodes are named after it)."
@@ -709,13 +709,17 @@ def _mesh_link(cluster: K8sCluster, link_id: int) -> K8sClusterToServiceMesh:
 
 def add_bastion(cluster: K8sCluster, vm_id, user: User) -> BastionClusterAssociation:
     _require_live(cluster)
-    vm = db.session.get(VirtualMachine, vm_id) if isinstance(vm_id, int) else None
-    if vm is None or vm.status == "deleted":
-        raise ClusterError("Choose a live VM as the bastion.")
-    if vm.tenant_id != cluster.tenant_id:
+    vm = (
+        db.session.scalar(_bastion_vms(cluster).where(VirtualMachine.id == vm_id))
+        if isinstance(vm_id, int)
+        else None
+    )
+    if vm is None:
+        # Missing, deleted, a node, or another tenant's: one answer, so that the names of
+        # other tenants' VMs cannot be probed by id.
         raise ClusterError(
-            f"VM {vm.name} belongs to another tenant: a bastion must belong to "
-            f"{cluster.tenant.name}, like the cluster."
+            f"Choose a live VM of {cluster.tenant.name} that is not a cluster node as the "
+            "bastion."
         )
     if any(link.vm_id == vm.id for link in cluster.bastion_links):
         raise ClusterError(f"{vm.name} is already a bastion of {cluster.name}.")
@@ -735,19 +739,20 @@ def remove_bastion(cluster: K8sCluster, link_id: int, user: User) -> None:
     db.session.commit()
 
 
+def _bastion_vms(cluster: K8sCluster):
+    """Live VMs of the cluster's tenant that are no cluster's nodes: what may be a bastion."""
+    return select(VirtualMachine).where(
+        VirtualMachine.tenant_id == cluster.tenant_id,
+        VirtualMachine.status.in_(("active", "provisioning")),
+        VirtualMachine.k8s_cluster_id.is_(None),
+    )
+
+
 def bastion_candidates(cluster: K8sCluster) -> list[VirtualMachine]:
-    """Live VMs of the cluster's tenant that are not its nodes and not yet its bastions."""
+    """The VMs add_bastion accepts that are not yet this cluster's bastions."""
     linked = {link.vm_id for link in cluster.bastion_links}
     return [
         vm
-        for vm in db.session.scalars(
-            select(VirtualMachine)
-            .where(
-                VirtualMachine.tenant_id == cluster.tenant_id,
-                VirtualMachine.status.in_(("active", "provisioning")),
-                VirtualMachine.k8s_cluster_id.is_(None),
-            )
-            .order_by(VirtualMachine.name)
-        )
+        for vm in db.session.scalars(_bastion_vms(cluster).order_by(VirtualMachine.name))
         if vm.id not in linked
     ]

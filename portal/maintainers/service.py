@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal.audit.service import record
@@ -251,6 +251,43 @@ def maintained_ids(
             )
         )
     return stmt.where(ResourceMaintainer.maintainer_group_id == group_id)
+
+
+def assignments_on_tenants(tenant_ids) -> Any:
+    """The assignments a tenant's admins read: on the tenants themselves and on their VMs
+    and clusters."""
+    kind, rid = ResourceMaintainer.resource_type, ResourceMaintainer.resource_id
+    return select(ResourceMaintainer).where(
+        or_(
+            and_(kind == "tenant", rid.in_(tenant_ids)),
+            and_(
+                kind == "virtual_machine",
+                rid.in_(select(VirtualMachine.id).where(VirtualMachine.tenant_id.in_(tenant_ids))),
+            ),
+            and_(
+                kind == "k8s_cluster",
+                rid.in_(select(K8sCluster.id).where(K8sCluster.tenant_id.in_(tenant_ids))),
+            ),
+        )
+    )
+
+
+def people_on_tenants(tenant_ids) -> Any:
+    """Ids of the maintainers assigned to these tenants' resources, in person or as members
+    of an assigned group: the only people their admins' filters offer."""
+    assigned = assignments_on_tenants(tenant_ids).subquery()
+    return select(assigned.c.maintainer_id).where(assigned.c.maintainer_id.is_not(None)).union(
+        select(MaintainerToMaintainerGroup.maintainer_id).where(
+            MaintainerToMaintainerGroup.group_id.in_(select(assigned.c.maintainer_group_id))
+        )
+    )
+
+
+def groups_on_tenants(tenant_ids) -> Any:
+    """Ids of the maintainer groups assigned to these tenants' resources."""
+    return assignments_on_tenants(tenant_ids).with_only_columns(
+        ResourceMaintainer.maintainer_group_id
+    )
 
 
 # --- assignments ---------------------------------------------------------------------------------

@@ -102,9 +102,9 @@ def build_request(
     if group is None:
         errors["group_id"] = "Choose a group."
     elif tenant is not None and not has_quota(tenant.id, group.id):
+        # Not naming the group: a tenant admin may not know of groups without its quota.
         errors["group_id"] = (
-            f"Tenant {tenant.name} has no quota in group {group.name}: choose a group where "
-            "it has one."
+            f"Tenant {tenant.name} has no quota in this group: choose a group where it has one."
         )
     flavor = _get(VirtualMachineSpecification, spec_id)
     if flavor is None:

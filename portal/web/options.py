@@ -35,18 +35,28 @@ def tenant_choices() -> list[tuple[str, str]]:
 
 
 def maintainer_choices() -> list[tuple[str, str]]:
+    """Everyone for staff; for a tenant admin only who looks after their own resources."""
+    from portal.auth.access import tenant_ids
+    from portal.maintainers.service import people_on_tenants
     from portal.models import Maintainer
 
-    rows = db.session.execute(
-        select(Maintainer.id, Maintainer.name).order_by(Maintainer.name)
-    ).all()
-    return [(str(r.id), r.name) for r in rows]
+    stmt = select(Maintainer.id, Maintainer.name).order_by(Maintainer.name)
+    ids = tenant_ids()
+    if ids is not None:
+        stmt = stmt.where(Maintainer.id.in_(people_on_tenants(ids)))
+    return [(str(r.id), r.name) for r in db.session.execute(stmt).all()]
 
 
 def maintainer_group_choices() -> list[tuple[str, str]]:
+    from portal.auth.access import tenant_ids
+    from portal.maintainers.service import groups_on_tenants
     from portal.models import MaintainerGroup
 
-    return named_choices(MaintainerGroup)
+    stmt = select(MaintainerGroup.id, MaintainerGroup.name).order_by(MaintainerGroup.name)
+    ids = tenant_ids()
+    if ids is not None:
+        stmt = stmt.where(MaintainerGroup.id.in_(groups_on_tenants(ids)))
+    return [(str(r.id), r.name) for r in db.session.execute(stmt).all()]
 
 
 def maintainer_filters(resource_type: str, id_column) -> list:

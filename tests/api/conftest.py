@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from portal.auth import service as accounts
+from portal.auth import tokens
 from portal.extensions import db
 from tests import factories as f
 
 
 def token_for(user) -> str:
-    secret = accounts.issue_token(user, "test").secret
+    """A token with every scope: what the user's roles allow is what it may do."""
+    secret = tokens.issue_token(user, "test", scopes=["admin"]).secret
     db.session.commit()
     return secret
 

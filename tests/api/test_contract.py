@@ -123,7 +123,7 @@ def test_api_posts_need_no_csrf_token(app, estate):
     (tests run with CSRF on, as production does)."""
     assert app.config.get("WTF_CSRF_ENABLED", True)
     client = app.test_client()
-    response = client.post("/api/v1/tokens", json={"name": "ci"},
+    response = client.post("/api/v1/tokens", json={"name": "ci", "scopes": ["write"]},
                            headers={"Authorization": f"Bearer {estate.operator}"})
     assert response.status_code == 201
     assert response.get_json()["token"].startswith("rp_")

@@ -139,7 +139,7 @@ def test_preview_cluster(api, estate):
 def test_me_and_my_tokens(api, estate):
     me = api.get("/me", estate.admin_a).get_json()
     assert me["roles"] == ["tenant_admin"] and me["tenant_ids"] == [estate.tenant_a.id]
-    created = api.post("/tokens", estate.admin_a, {"name": "script"})
+    created = api.post("/tokens", estate.admin_a, {"name": "script", "scopes": ["read"]})
     assert created.status_code == 201
     secret = created.get_json()["token"]
     assert api.get("/me", secret).get_json()["id"] == me["id"]

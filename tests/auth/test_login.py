@@ -117,7 +117,7 @@ def test_token_created_on_profile_is_shown_once_and_stored_hashed(client, login,
 
 
 def test_revoke_only_own_token(client, login, alice):
-    from portal.auth.service import issue_token, user_for_token
+    from portal.auth.tokens import issue_token, live_token
 
     bob = f.user("bob")
     bobs = issue_token(bob, "bob's")
@@ -137,5 +137,5 @@ def test_revoke_only_own_token(client, login, alice):
         ).status_code
         == 302
     )
-    assert user_for_token(mine.secret) is None
-    assert user_for_token(bobs.secret).username == "bob"
+    assert live_token(mine.secret) is None
+    assert live_token(bobs.secret).user.username == "bob"

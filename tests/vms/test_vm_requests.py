@@ -160,7 +160,7 @@ def test_status_fragment_stops_polling_when_settled(admin, estate):
     [
         ({"spec_id": 999999}, "Choose a flavor."),
         ({"spec_id": "retired"}, "is retired"),
-        ({"group_id": "no_quota_grp"}, "has no quota in group forbidden"),
+        ({"group_id": "no_quota_grp"}, "has no quota in this group"),
         ({"count": 0}, "1 to 50"),
         ({"count": 100000}, "1 to 50"),
         ({"count": "many"}, "Not a valid integer"),
