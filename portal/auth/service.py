@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal import text
 from portal.auth import throttle
 from portal.auth.passwords import password_problem
 from portal.extensions import db
@@ -106,7 +107,9 @@ def create_user(
 ) -> User:
     """A new account. ``check_password=False`` is for the demo seed only, whose passwords
     are published anyway; every password a person chooses passes the policy."""
-    username = username.strip()
+    username = text.clean(username)
+    if hidden := text.name_problem(username, "The username"):
+        raise AccountError(hidden)
     if not username or len(username) > 64:
         raise AccountError("A username is 1 to 64 characters.")
     problem = password_problem(password, username) if check_password else None

@@ -31,6 +31,7 @@ from portal.models import (
     User,
     VirtualMachine,
 )
+from portal.text import clean, name_problem
 from portal.vms.service import validate_name
 
 # Statuses a server may not take while VMs still hold resources on it; maintenance only
@@ -83,13 +84,18 @@ class ServerFields:
 
 
 def field_problems(data: ServerFields) -> dict[str, str]:
-    """What is wrong with the values themselves, before looking at any other row."""
+    """What is wrong with the values themselves, before looking at any other row (their
+    text tidied first: trimmed, NFC)."""
+    data.name, data.serial, data.region, data.dc = (
+        clean(v) for v in (data.name, data.serial, data.region, data.dc))
     errors: dict[str, str] = {}
     problem = validate_name(data.name, "server")
     if problem:
         errors["name"] = problem
     if not data.serial:
         errors["serial"] = "Give the server's serial number."
+    elif hidden := name_problem(data.serial, "The serial"):
+        errors["serial"] = hidden
     elif len(data.serial) > 64 or any(c.isspace() for c in data.serial):
         errors["serial"] = "A serial has at most 64 characters and no spaces."
     if data.status not in BAREMETAL_STATUSES:
@@ -100,8 +106,10 @@ def field_problems(data: ServerFields) -> dict[str, str]:
         value = getattr(data, f"total_{d}")
         if not isinstance(value, int) or not 0 <= value <= MAX_TOTAL:
             errors[f"total_{d}"] = f"Total {d} is a whole number of {UNIT_OF[d]}, 0 or more."
-    for key in ("region", "dc"):
-        if len(getattr(data, key)) > 64:
+    for key, label in (("region", "The region"), ("dc", "The DC")):
+        if hidden := name_problem(getattr(data, key), label):
+            errors[key] = hidden
+        elif len(getattr(data, key)) > 64:
             errors[key] = "At most 64 characters."
     if data.rack_id is None and data.rack_unit is not None:
         errors["rack_unit"] = "Choose a rack for this unit, or leave the unit empty."
@@ -548,6 +556,10 @@ def csv_template() -> str:
 
 def _parse(text: str) -> tuple[list[_Row], list[str]]:
     """The rows of the file, and the lines that are not rows at all (wrong cell count)."""
+    if "\x00" in text:  # PostgreSQL cannot store it, and no CSV tool writes it
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportRefused([f"line {line}: a NUL character (U+0000); save the file as "
+                             "plain CSV text."])
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)

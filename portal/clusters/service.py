@@ -32,10 +32,12 @@ from portal.models import (
 from portal.provisioning import jobs
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
 from portal.scheduler.reservation import NodeSpec, Preview, preview, reserve
+from portal.text import clean, too_long
 from portal.vms.service import RequestInvalid, has_quota, taken_names, validate_name
 
 CONTROL_PLANE_COUNTS = (1, 3, 5)
 MAX_WORKERS = 200
+MAX_DESCRIPTION = 2000
 DEFAULT_VERSIONS = ("1.31.2", "1.30.5", "1.29.9")
 VERSION_PATTERN = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?$")
 
@@ -185,7 +187,7 @@ def build_request(
         errors["group_id"] = "Choose a group."
     elif tenant is not None and not has_quota(tenant.id, group.id):
         errors["group_id"] = f"Tenant {tenant.name} has no quota in this group."
-    name = (name or "").strip()
+    name = clean(name)
     problem = validate_name(name, "cluster") or (
         "A cluster name has at most 40 characters (its nodes are named after it)."
         if len(name) > 40
@@ -193,6 +195,9 @@ def build_request(
     )
     if problem:
         errors["name"] = problem
+    description = clean(description)
+    if problem := too_long(description, MAX_DESCRIPTION):
+        errors["description"] = problem
     if version not in supported_versions():
         errors["version"] = f"Choose a supported version: {', '.join(supported_versions())}."
     if control_planes not in CONTROL_PLANE_COUNTS:
@@ -267,7 +272,7 @@ def build_request(
         bastion_vm,
         bastion_flavor,
         strategy,
-        (description or "").strip()[:2000],
+        description,
     )
     if check_names:
         if _live_cluster_named(tenant.id, name):

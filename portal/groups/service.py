@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import created, diff, history_of, record, removed, snapshot
+from portal import text
 from portal.extensions import db
 from portal.models import (
     Baremetal,
@@ -171,7 +172,7 @@ def group_detail(
 # ---- Create, edit, delete ---------------------------------------------------------------
 
 def _clean(values: Mapping[str, Any]) -> dict[str, str]:
-    return {name: (values.get(name) or "").strip() for name in GROUP_FIELDS}
+    return {name: text.clean(values.get(name)) for name in GROUP_FIELDS}
 
 
 def _check(clean: dict[str, str], group: BaremetalGroup | None = None) -> None:
@@ -179,14 +180,20 @@ def _check(clean: dict[str, str], group: BaremetalGroup | None = None) -> None:
     name = clean["name"]
     if not name:
         errors["name"] = "Give the group a name."
+    elif hidden := text.name_problem(name, "The group name"):
+        errors["name"] = hidden
     elif len(name) > MAX_NAME:
         errors["name"] = f"A group name has at most {MAX_NAME} characters."
     else:
         clash = db.session.scalar(select(BaremetalGroup.id).where(BaremetalGroup.name == name))
         if clash is not None and (group is None or clash != group.id):
             errors["name"] = f"A group named {name} already exists."
-    if len(clean["dimension"]) > 64:
+    if hidden := text.name_problem(clean["dimension"], "The dimension"):
+        errors["dimension"] = hidden
+    elif len(clean["dimension"]) > 64:
         errors["dimension"] = "A dimension has at most 64 characters."
+    if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
+        errors["description"] = problem
     if errors:
         raise GroupInvalid(errors)
 

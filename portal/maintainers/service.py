@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
+from portal import text
 from portal.audit.service import record
 from portal.extensions import db
 from portal.models import (
@@ -438,7 +439,10 @@ def save_maintainer(
     """Create (maintainer None) or update a maintainer; link a login by username."""
     from portal.audit.service import diff, snapshot
 
-    name, account = (name or "").strip(), (account or "").strip().lower()
+    name, account = text.clean(name), text.clean(account).lower()
+    for value, field, what in ((name, "name", "The name"), (account, "account", "The account")):
+        if hidden := text.name_problem(value, what):
+            raise MaintainerError(hidden, field)
     if not name or len(name) > 128:
         raise MaintainerError("A name is 1 to 128 characters.", "name")
     if not ACCOUNT_PATTERN.match(account):
@@ -541,9 +545,13 @@ def save_group(
     from portal.audit.service import diff, snapshot
 
     fields = ("name", "description", "manager_id")
-    name = (name or "").strip()
+    name = text.clean(name)
+    if hidden := text.name_problem(name, "The group name"):
+        raise MaintainerError(hidden, "name")
     if not name or len(name) > 128:
         raise MaintainerError("A group name is 1 to 128 characters.", "name")
+    if problem := text.too_long(text.clean(description), text.MAX_DESCRIPTION):
+        raise MaintainerError(problem, "description")
     taken = db.session.scalar(select(MaintainerGroup.id).where(MaintainerGroup.name == name))
     if taken is not None and (group is None or taken != group.id):
         raise MaintainerError(f"A group named {name} exists.", "name")

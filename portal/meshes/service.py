@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from portal import text
 from portal.audit.service import (
     audited_create,
     audited_update,
@@ -41,10 +42,12 @@ class MeshInvalid(ValueError):
 
 
 def _clean(values: Mapping[str, Any], mesh: ServiceMesh | None = None) -> dict[str, str]:
-    clean = {name: (values.get(name) or "").strip() for name in MESH_FIELDS}
+    clean = {name: text.clean(values.get(name)) for name in MESH_FIELDS}
     errors = {}
     if not clean["name"]:
         errors["name"] = "Give the mesh a name."
+    elif hidden := text.name_problem(clean["name"], "The mesh name"):
+        errors["name"] = hidden
     elif len(clean["name"]) > MAX_NAME:
         errors["name"] = f"A mesh name has at most {MAX_NAME} characters."
     else:
@@ -57,8 +60,12 @@ def _clean(values: Mapping[str, Any], mesh: ServiceMesh | None = None) -> dict[s
         errors["status"] = f"Choose one of {', '.join(MESH_STATUSES)}."
     if not clean["version"]:
         errors["version"] = "Give the version, e.g. 1.23.2."
+    elif hidden := text.name_problem(clean["version"], "The version"):
+        errors["version"] = hidden
     elif len(clean["version"]) > MAX_VERSION:
         errors["version"] = f"A version has at most {MAX_VERSION} characters."
+    if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
+        errors["description"] = problem
     if errors:
         raise MeshInvalid(errors)
     return clean

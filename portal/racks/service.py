@@ -19,9 +19,11 @@ from portal.models import (
     Tenant,
     VirtualMachine,
 )
+from portal.text import clean, name_problem, too_long
 
 AUDITED = ("name", "region", "dc", "location", "height_u", "bgp_asn", "network_notes")
 MAX_ASN = 4294967295
+MAX_NOTES = 20_000
 NAMED = 10
 BLAST_VM_ROWS = 200  # VMs listed on the rack page; tenants and clusters are always complete
 
@@ -233,9 +235,14 @@ def rack_overview(rack: Rack) -> RackOverview:
 
 
 def _check(data: RackFields, rack: Rack | None) -> dict[str, str]:
+    """Every rule for one rack (its text tidied first: trimmed, NFC)."""
+    data.name, data.region, data.dc, data.location, data.network_notes = (
+        clean(v) for v in (data.name, data.region, data.dc, data.location, data.network_notes))
     errors: dict[str, str] = {}
     if not data.name:
         errors["name"] = "Give the rack a name."
+    elif hidden := name_problem(data.name, "The rack name"):
+        errors["name"] = hidden
     elif len(data.name) > 64:
         errors["name"] = "A rack name has at most 64 characters."
     else:
@@ -248,10 +255,14 @@ def _check(data: RackFields, rack: Rack | None) -> dict[str, str]:
         value = getattr(data, key)
         if not value:
             errors[key] = f"Say which {label} the rack is in."
+        elif hidden := name_problem(value, f"The {label}"):
+            errors[key] = hidden
         elif len(value) > 64:
             errors[key] = "At most 64 characters."
     if len(data.location) > 255:
         errors["location"] = "At most 255 characters."
+    if problem := too_long(data.network_notes, MAX_NOTES, "The network notes"):
+        errors["network_notes"] = problem
     if not isinstance(data.height_u, int) or not 1 <= data.height_u <= 60:
         errors["height_u"] = "A rack is 1 to 60 U high."
     elif rack is not None and data.height_u < rack.height_u:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
+from portal import text
 from portal.audit.service import audited_create, audited_update, history, record
 from portal.extensions import db
 from portal.models import User, VirtualMachine
@@ -32,19 +33,23 @@ class FlavorInvalid(ValueError):
 def _clean(values: Mapping[str, Any], flavor: Flavor | None = None) -> dict[str, Any]:
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {
-        "name": (values.get("name") or "").strip(),
-        "description": (values.get("description") or "").strip(),
+        "name": text.clean(values.get("name")),
+        "description": text.clean(values.get("description")),
         "is_active": bool(values.get("is_active", True)),
     }
     name = clean["name"]
     if not name:
         errors["name"] = "Give the flavor a name."
+    elif hidden := text.name_problem(name, "The flavor name"):
+        errors["name"] = hidden
     elif len(name) > MAX_NAME:
         errors["name"] = f"A flavor name has at most {MAX_NAME} characters."
     else:
         clash = db.session.scalar(select(Flavor.id).where(Flavor.name == name))
         if clash is not None and (flavor is None or clash != flavor.id):
             errors["name"] = f"A flavor named {name} already exists."
+    if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
+        errors["description"] = problem
     for field, minimum in MINIMUM.items():
         value = values.get(field)
         if not isinstance(value, int) or isinstance(value, bool):

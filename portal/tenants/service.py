@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import created, diff, history_of, record, removed, snapshot
+from portal import text
 from portal.extensions import db
 from portal.models import (
     HOLDING_STATUSES,
@@ -132,11 +133,12 @@ def tenant_overview(tenant: Tenant) -> dict:
 
 
 def _check(values: Mapping[str, Any], tenant: Tenant | None = None) -> dict[str, str]:
-    name = (values.get("name") or "").strip()
-    contact = (values.get("contact") or "").strip()
+    name, contact = text.clean(values.get("name")), text.clean(values.get("contact"))
     errors = {}
     if not name:
         errors["name"] = "Give the tenant a name."
+    elif hidden := text.name_problem(name, "The tenant name"):
+        errors["name"] = hidden
     elif len(name) > MAX_NAME:
         errors["name"] = f"A tenant name has at most {MAX_NAME} characters."
     else:
@@ -145,11 +147,13 @@ def _check(values: Mapping[str, Any], tenant: Tenant | None = None) -> dict[str,
             errors["name"] = f"A tenant named {name} already exists."
     if len(contact) > MAX_CONTACT:
         errors["contact"] = f"A contact has at most {MAX_CONTACT} characters."
+    if problem := text.too_long(text.clean(values.get("description")), text.MAX_DESCRIPTION):
+        errors["description"] = problem
     return errors
 
 
 def _clean(values: Mapping[str, Any]) -> dict[str, str]:
-    return {name: (values.get(name) or "").strip() for name in TENANT_FIELDS}
+    return {name: text.clean(values.get(name)) for name in TENANT_FIELDS}
 
 
 def _commit_or_name_clash() -> None:

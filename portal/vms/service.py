@@ -22,6 +22,7 @@ from portal.models import (
 from portal.provisioning import jobs
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
 from portal.scheduler.reservation import NO_CONSTRAINTS, NodeSpec, Preview, preview, reserve
+from portal.text import clean, name_problem
 
 # Letters of any script (so 資料庫-01 is fine), digits, '.', '-' and '_'; starts with a
 # letter or digit; short enough to be a host name.
@@ -64,6 +65,8 @@ def validate_name(name: str, what: str = "VM") -> str | None:
     """Why the name is not acceptable, or None."""
     if not name:
         return f"Give the {what} a name."
+    if hidden := name_problem(name, f"The {what} name"):
+        return hidden
     if len(name) > MAX_NAME_LENGTH:
         return f"A {what} name has at most {MAX_NAME_LENGTH} characters (this one has {len(name)})."
     if not NAME_PATTERN.match(name):
@@ -111,7 +114,7 @@ def build_request(
         errors["spec_id"] = "Choose a flavor."
     elif not flavor.is_active:
         errors["spec_id"] = f"Flavor {flavor.name} is retired: choose an active flavor."
-    name = (name or "").strip()
+    name = clean(name)
     problem = validate_name(name)
     if problem:
         errors["name"] = problem
