@@ -15,7 +15,7 @@ from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
 from portal.api.schemas import Id, Input, Stamped, page_of
 from portal.api.vms import Strategy, Vm
-from portal.auth.access import administered_tenant_ids, get_or_404
+from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.clusters import routes as pages
 from portal.clusters import service
 from portal.extensions import db
@@ -151,7 +151,7 @@ ClusterQuery = list_query("ClusterQuery", pages.clusters, (
 
 
 def visible_cluster(cluster_id: int) -> K8sCluster:
-    return get_or_404(K8sCluster, cluster_id, K8sCluster.tenant_id)
+    return visible_or_404(K8sCluster, cluster_id)
 
 
 def managed_cluster(cluster_id: int) -> K8sCluster:

@@ -13,7 +13,7 @@ from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import not_found
 from portal.api.schemas import Id, Input, Stamped, page_of
-from portal.auth.access import administered_tenant_ids, get_or_404
+from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.models import VM_ROLES, VM_STATUSES, VirtualMachine
 from portal.scheduler import STRATEGIES, Constraints
 from portal.vms import routes as pages
@@ -85,7 +85,7 @@ VmQuery = list_query("VmQuery", pages.vms, (
 
 def own_vm(vm_id: int) -> VirtualMachine:
     """A VM the user may see (another tenant's is not found)."""
-    return get_or_404(VirtualMachine, vm_id, VirtualMachine.tenant_id)
+    return visible_or_404(VirtualMachine, vm_id)
 
 
 def acted_on_vm(vm_id: int) -> VirtualMachine:

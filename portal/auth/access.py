@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, abort, g
 from flask_login import current_user, login_required
+from sqlalchemy import false, or_, select
 
 from portal.extensions import db, login_manager
 from portal.models import User
@@ -157,6 +158,39 @@ def scoped(statement: Any, tenant_column: Any) -> Any:
     if ids is None:
         return statement
     return statement.where(tenant_column.in_(ids))
+
+
+def visible(model: Any, user: Any = None) -> Any:
+    """Which VMs or clusters (``model``) the user may read, as a WHERE condition; None
+    means all (operators). Tenant admins read their tenants'; maintainers those assigned
+    to them directly, through their groups, or inherited (SPEC section 6). Subqueries only,
+    so that a list stays one query however many rows it has."""
+    user = current_user if user is None else user
+    roles = roles_of(user)
+    if OPERATOR in roles:
+        return None
+    conditions = []
+    if TENANT_ADMIN in roles:
+        conditions.append(model.tenant_id.in_(administered_tenant_ids(user)))
+    if MAINTAINER in roles:
+        from portal.maintainers.service import maintained_by
+
+        conditions.append(maintained_by(model, user.maintainer.id))
+    return or_(*conditions) if conditions else false()
+
+
+def visible_only(statement: Any, model: Any) -> Any:
+    """Restrict a select() of VMs or clusters to those the current user may read."""
+    condition = visible(model)
+    return statement if condition is None else statement.where(condition)
+
+
+def visible_or_404(model: Any, object_id: int) -> Any:
+    """One VM or cluster the current user may read; 404 for any other, as for none."""
+    obj = db.session.scalar(visible_only(select(model).where(model.id == object_id), model))
+    if obj is None:
+        abort(404)
+    return obj
 
 
 def get_or_404(model: type, object_id: int, tenant_column: Any = None) -> Any:

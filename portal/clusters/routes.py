@@ -6,7 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
-from portal.auth.access import administered_tenant_ids, get_or_404, requires, scoped
+from portal.auth.access import (
+    administered_tenant_ids,
+    requires,
+    visible_only,
+    visible_or_404,
+)
 from portal.clusters import service
 from portal.clusters.forms import ClusterForm
 from portal.extensions import db
@@ -31,12 +36,12 @@ bp = Blueprint("clusters", __name__, url_prefix="/clusters")
 
 clusters = Listing(
     name="clusters",
-    statement=lambda: scoped(
+    statement=lambda: visible_only(
         select(K8sCluster)
         .outerjoin(K8sCluster.tenant)
         .outerjoin(K8sCluster.group)
         .options(joinedload(K8sCluster.tenant), joinedload(K8sCluster.group)),
-        K8sCluster.tenant_id,
+        K8sCluster,
     ),
     columns=[
         Column("name", "Name", K8sCluster.name),
@@ -191,7 +196,7 @@ def preview():
 
 
 def _cluster(cluster_id: int) -> K8sCluster:
-    return get_or_404(K8sCluster, cluster_id, K8sCluster.tenant_id)
+    return visible_or_404(K8sCluster, cluster_id)
 
 
 def _may_manage(cluster: K8sCluster) -> bool:

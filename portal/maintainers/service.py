@@ -291,6 +291,37 @@ def groups_on_tenants(tenant_ids) -> Any:
     )
 
 
+def maintained_by(model: Any, maintainer_id: int) -> Any:
+    """A WHERE condition: the VMs or clusters (``model``) a maintainer looks after — assigned
+    to them or their groups, or inherited: a VM from its cluster, server, the server's rack
+    and group, and its tenant; a cluster from its group and its tenant."""
+
+    def assigned(resource_type: str):
+        return maintained_ids(resource_type, maintainer_id=maintainer_id)
+
+    if model is VirtualMachine:
+        servers = select(Baremetal.id).where(
+            or_(
+                Baremetal.id.in_(assigned("baremetal")),
+                Baremetal.rack_id.in_(assigned("rack")),
+                Baremetal.group_id.in_(assigned("baremetal_group")),
+            )
+        )
+        return or_(
+            VirtualMachine.id.in_(assigned("virtual_machine")),
+            VirtualMachine.k8s_cluster_id.in_(assigned("k8s_cluster")),
+            VirtualMachine.baremetal_id.in_(servers),
+            VirtualMachine.tenant_id.in_(assigned("tenant")),
+        )
+    if model is K8sCluster:
+        return or_(
+            K8sCluster.id.in_(assigned("k8s_cluster")),
+            K8sCluster.group_id.in_(assigned("baremetal_group")),
+            K8sCluster.tenant_id.in_(assigned("tenant")),
+        )
+    raise ValueError(f"no maintainer visibility rule for {model.__name__}")
+
+
 # --- assignments ---------------------------------------------------------------------------------
 
 

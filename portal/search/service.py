@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import String, cast, or_, select
 
+from portal.auth.access import visible_only
 from portal.extensions import db
 from portal.models import Baremetal, BaremetalGroup, K8sCluster, Rack, Tenant, VirtualMachine
 from portal.web.listing import escape_like
@@ -33,9 +34,10 @@ def search(q: str, kind: str = "") -> dict[str, list[Any]]:
     for key, (_label, model, conditions) in SEARCH_TYPES.items():
         if kind and key != kind:
             continue
-        rows = db.session.scalars(
-            select(model).where(or_(*conditions(pattern))).order_by(model.name).limit(LIMIT)
-        ).all()
+        stmt = select(model).where(or_(*conditions(pattern)))
+        if model in (VirtualMachine, K8sCluster):
+            stmt = visible_only(stmt, model)
+        rows = db.session.scalars(stmt.order_by(model.name).limit(LIMIT)).all()
         if rows:
             results[key] = rows
     return results

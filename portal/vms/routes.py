@@ -4,7 +4,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
-from portal.auth.access import administered_tenant_ids, get_or_404, requires, scoped
+from portal.auth.access import (
+    administered_tenant_ids,
+    requires,
+    visible_only,
+    visible_or_404,
+)
 from portal.models import VM_ROLES, VM_STATUSES, Baremetal, Tenant, VirtualMachine
 from portal.models import VirtualMachineSpecification as Flavor
 from portal.provisioning.jobs import JobError
@@ -22,7 +27,7 @@ bp = Blueprint("vms", __name__, url_prefix="/vms")
 
 vms = Listing(
     name="vms",
-    statement=lambda: scoped(
+    statement=lambda: visible_only(
         select(VirtualMachine)
         # Outer joins (the foreign keys are NOT NULL anyway) let PostgreSQL drop them from
         # the page's COUNT when no filter or sort needs them.
@@ -35,7 +40,7 @@ vms = Listing(
             joinedload(VirtualMachine.baremetal),
             joinedload(VirtualMachine.cluster),
         ),
-        VirtualMachine.tenant_id,
+        VirtualMachine,
     ),
     columns=[
         Column("name", "Name", VirtualMachine.name),
@@ -155,7 +160,7 @@ def preview():
 
 
 def _own_vm(vm_id: int) -> VirtualMachine:
-    return get_or_404(VirtualMachine, vm_id, VirtualMachine.tenant_id)
+    return visible_or_404(VirtualMachine, vm_id)
 
 
 @bp.route("/<int:vm_id>")

@@ -136,7 +136,7 @@ def test_status_is_for_operators_and_assigned_maintainers(api, estate, cluster):
     assert_problem(api.patch(f"/clusters/{cid}", estate.admin_b, {"status": "maintenance"}),
                    403, "forbidden")
     assert_problem(api.patch(f"/clusters/{cid}", estate.maintainer, {"status": "maintenance"}),
-                   403, "forbidden")  # not assigned to this cluster
+                   404, "not_found")  # not assigned to this cluster: not even visible
     response = api.patch(f"/clusters/{cid}", estate.operator, {"status": "maintenance"})
     assert response.get_json()["status"] == "maintenance"
 

@@ -25,6 +25,15 @@ def estate(app):
     their_cluster = f.cluster(theirs, grp, name="their-cluster")
     my_cluster = f.cluster(mine, grp, name="my-cluster")
     person = f.maintainer(account="oncall")
+    # The maintainer looks after my-vm and my-cluster only (SPEC section 6).
+    from portal.models import ResourceMaintainer
+
+    db.session.add_all([
+        ResourceMaintainer(resource_type="virtual_machine", resource_id=my_vm.id,
+                           maintainer_id=person.id),
+        ResourceMaintainer(resource_type="k8s_cluster", resource_id=my_cluster.id,
+                           maintainer_id=person.id),
+    ])
     f.user("operator", operator=True)
     f.user("tenant_admin", tenants=("mine",))
     f.user("maintainer", maintainer_account="oncall")
@@ -53,9 +62,9 @@ def matrix(e):
         (f"/tenants/{e.mine.id}", (200, 200, 200, 403, 302)),
         (f"/tenants/{e.theirs.id}", (200, 404, 200, 403, 302)),
         (f"/vms/{e.my_vm.id}", (200, 200, 200, 403, 302)),
-        (f"/vms/{e.their_vm.id}", (200, 404, 200, 403, 302)),
+        (f"/vms/{e.their_vm.id}", (200, 404, 404, 403, 302)),
         (f"/clusters/{e.my_cluster.id}", (200, 200, 200, 403, 302)),
-        (f"/clusters/{e.their_cluster.id}", (200, 404, 200, 403, 302)),
+        (f"/clusters/{e.their_cluster.id}", (200, 404, 404, 403, 302)),
         ("/vms/999999", (404, 404, 404, 403, 302)),
         ("/healthz", (200, 200, 200, 200, 200)),
     ]
