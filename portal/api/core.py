@@ -169,7 +169,7 @@ def parse_body(adapter: TypeAdapter) -> Any:
         raise ApiError(VALIDATION_ERROR, "The body must be a JSON object.",
                        errors={"body": "Send a JSON object."})
     try:
-        return adapter.validate_python(data)
+        return adapter.validate_json(raw)
     except ValidationError as error:
         raise ApiError(VALIDATION_ERROR, "The body is not valid.",
                        errors=pydantic_errors(error)) from None

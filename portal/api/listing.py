@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, create_model
 from sqlalchemy import Select
 
-from portal.api.schemas import Paging
+from portal.api.schemas import Paging, QueryInt
 from portal.extensions import db
 from portal.web.listing import Listing
 
@@ -37,7 +37,8 @@ def list_query(model_name: str, listing: Listing, filters: tuple[ApiFilter, ...]
                               f"(default {listing.default_sort}).")),
     }
     for flt in filters:
-        fields[flt.name] = (flt.type | None, Field(None, description=flt.description))
+        kind = QueryInt if flt.type is int else flt.type
+        fields[flt.name] = (kind | None, Field(None, description=flt.description))
     fields.update(extra)
     model = create_model(model_name, __base__=Paging, **fields)
     model.api_filters = filters  # type: ignore[attr-defined]

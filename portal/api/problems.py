@@ -117,8 +117,7 @@ def pydantic_errors(error: ValidationError, prefix: str = "") -> dict[str, str]:
 
 
 def http_problem(error: HTTPException) -> Response:
-    """An HTTP error as a problem: raised inside the API, or by routing before the API's
-    blueprint is known (an id beyond the database's integers matches no rule)."""
+    """An HTTP error raised inside the API, as a problem."""
     code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
     default = type(error).description
     detail = error.description if error.description != default else TITLES[code]

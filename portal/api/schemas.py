@@ -16,6 +16,9 @@ INT32 = 2**31 - 1
 
 Id = Annotated[int, Field(ge=1, le=INT32, description="Id of the referenced object")]
 Count = Annotated[int, Field(ge=0, le=INT32)]
+# A whole number in the query string ("12" is parsed there: a query string is text), held
+# to what the database's integers can compare against.
+QueryInt = Annotated[int, Field(ge=0, le=INT32)]
 
 
 def _utc(value: datetime) -> datetime:
@@ -36,9 +39,11 @@ def _no_nul(value: Any) -> Any:
 
 
 class Input(BaseModel):
-    """A request body: unknown fields are refused (a typo must not pass silently)."""
+    """A request body: unknown fields are refused (a typo must not pass silently), and
+    values are not coerced (strict): ``true`` or ``"12"`` is no integer. Bodies are
+    validated as JSON, so dates still arrive as RFC 3339 strings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @field_validator("*", mode="after")
     @classmethod

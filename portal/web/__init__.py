@@ -80,10 +80,6 @@ def init_web(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if request.path.startswith("/api/"):
-            from portal.api.problems import http_problem
-
-            return http_problem(error)
         if error.code in (400, 403, 404, 413, 500):
             return render_template(
                 f"errors/{error.code}.html", description=_description(error)

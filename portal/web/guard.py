@@ -5,25 +5,32 @@ their service, which says which line holds one: portal.baremetals.service.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask, abort, request
 from werkzeug.routing import IntegerConverter
 
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
 
 
+def numbers_up_to(limit: int) -> str:
+    """A regular expression matching the decimal numbers 1 to ``limit`` (leading zeros
+    allowed), and nothing else."""
+    digits = str(limit)
+    shorter = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    # Same length as the limit: equal up to some digit, smaller there, anything after.
+    below = [
+        f"{digits[:i]}[{int(i == 0)}-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}"
+        for i, d in enumerate(digits) if int(d) > int(i == 0)
+    ]
+    return "0*(?:" + "|".join([*shorter, *below, digits]) + ")"
+
+
 class IdConverter(IntegerConverter):
-    """Flask's ``int`` converter bounded to the database's integer ids, 1 to 2**31 - 1: a
-    URL naming another number does not match, so it answers 404 instead of failing in the
-    database.
-    ASCII digits only (``\\d`` also matches ``²`` and other scripts' digits)."""
+    """Flask's ``int`` converter bounded to the database's integer ids, 1 to 2**31 - 1, by
+    its pattern: a URL naming another number matches no rule, so pages answer 404 and the
+    API its not_found problem, instead of failing in the database. (A bound checked after
+    matching would stop the router at the first such rule: a 405 where 404 is meant.)"""
 
-    regex = r"[0-9]+"
-
-    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = 1,  # noqa: A002
-                 max: int | None = MAX_ID, signed: bool = False) -> None:  # noqa: A002
-        super().__init__(map, fixed_digits, min, max, signed)
+    regex = numbers_up_to(MAX_ID)
 
 
 def refuse_nul() -> None:
