@@ -11,8 +11,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from portal.audit.service import created, diff, history_of, record, removed, snapshot
 from portal import text
+from portal.audit.service import created, diff, history_of, record, removed, snapshot
 from portal.extensions import db
 from portal.models import (
     Baremetal,

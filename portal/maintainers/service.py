@@ -471,9 +471,9 @@ def save_maintainer(
     from portal.audit.service import diff, snapshot
 
     name, account = text.clean(name), text.clean(account).lower()
-    for value, field, what in ((name, "name", "The name"), (account, "account", "The account")):
+    for value, key, what in ((name, "name", "The name"), (account, "account", "The account")):
         if hidden := text.name_problem(value, what):
-            raise MaintainerError(hidden, field)
+            raise MaintainerError(hidden, key)
     if not name or len(name) > 128:
         raise MaintainerError("A name is 1 to 128 characters.", "name")
     if not ACCOUNT_PATTERN.match(account):

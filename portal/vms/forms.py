@@ -4,8 +4,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
 from portal.vms.service import MAX_COUNT
-from portal.web.forms import form_id
-from portal.web.forms import options
+from portal.web.forms import form_id, options
 
 
 class VmForm(FlaskForm):
