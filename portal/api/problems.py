@@ -116,20 +116,6 @@ def pydantic_errors(error: ValidationError, prefix: str = "") -> dict[str, str]:
     return errors
 
 
-def http_problem(error: HTTPException) -> Response:
-    """An HTTP error raised inside the API, as a problem."""
-    code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
-    default = type(error).description
-    detail = error.description if error.description != default else TITLES[code]
-    if error.code == 413:
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        detail = f"The request is larger than the {limit} bytes this API accepts."
-    headers = {}
-    if error.code == 405 and error.valid_methods:
-        headers["Allow"] = ", ".join(error.valid_methods)
-    return problem(code, detail, error.code, headers)
-
-
 def register_handlers(bp: Blueprint) -> None:
     """Every failure inside the API blueprint answers problem+json, and what the request
     changed is rolled back first."""
@@ -170,7 +156,16 @@ def register_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(HTTPException)
     def _http(error: HTTPException):
         db.session.rollback()
-        return http_problem(error)
+        code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
+        default = type(error).description
+        detail = error.description if error.description != default else TITLES[code]
+        if error.code == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            detail = f"The request is larger than the {limit} bytes this API accepts."
+        headers = {}
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return problem(code, detail, error.code, headers)
 
     @bp.errorhandler(Exception)
     def _unexpected(error: Exception):
