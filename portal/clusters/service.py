@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.service import record
 from portal.auth.access import administered_tenant_ids, roles_of
@@ -28,6 +29,7 @@ from portal.models import (
     User,
     VirtualMachine,
     VirtualMachineSpecification,
+    utcnow,
 )
 from portal.provisioning import jobs
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
@@ -405,6 +407,12 @@ def _require_live(cluster: K8sCluster) -> None:
         raise ClusterError(f"Cluster {cluster.name} is {cluster.status}.")
 
 
+def _lock_live(cluster: K8sCluster) -> None:
+    """Lock the cluster's row (its nodes' answers lock it too) and check it again."""
+    jobs.lock_cluster(cluster.id)
+    _require_live(cluster)
+
+
 def scale_workers(
     cluster: K8sCluster, target: int, user: User, remove: list[int] | None = None
 ) -> list[VirtualMachine]:
@@ -413,6 +421,7 @@ def scale_workers(
     _require_live(cluster)
     if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
         raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
+    _lock_live(cluster)  # its nodes cannot change under the count below
     workers = [vm for vm in live_nodes(cluster) if vm.role == "worker" and vm.status != "deleting"]
     current = len(workers)
     if target == current:
@@ -429,8 +438,7 @@ def scale_workers(
                 f"Scaling from {current} to {target} removes {current - target} workers; "
                 f"{len(chosen)} were chosen."
             )
-        for vm in chosen:
-            jobs.request_delete(vm, user)
+        jobs.request_deletes(chosen, user)
         record(
             "scale",
             "k8s_cluster",
@@ -510,11 +518,23 @@ def delete_cluster(cluster: K8sCluster, user: User) -> None:
     """Every node goes through the agent; resources are released as each is confirmed and
     the cluster becomes deleted with its last node."""
     _require_live(cluster)
+    _lock_live(cluster)
+    nodes = live_nodes(cluster)
+    moving = [vm.name for vm in nodes if vm.status == "migrating"]
+    if moving:
+        raise ClusterError(
+            f"Nodes of cluster {cluster.name} are moving to other servers ({', '.join(moving)}): "
+            "delete it once they have."
+        )
     before = cluster.status
-    cluster.status = "deleting"
-    for vm in live_nodes(cluster):
-        if vm.status not in ("deleting", "deleted"):
-            jobs.request_delete(vm, user)
+    db.session.execute(
+        update(K8sCluster)
+        .where(K8sCluster.id == cluster.id, K8sCluster.status == before)
+        .values(status="deleting", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(cluster, "status", "deleting")
+    jobs.request_deletes([vm for vm in nodes if vm.status not in ("deleting", "deleted")], user)
     record(
         "delete",
         "k8s_cluster",
@@ -523,7 +543,7 @@ def delete_cluster(cluster: K8sCluster, user: User) -> None:
         {"status": {"from": before, "to": "deleting"}},
         user=user,
     )
-    jobs.refresh_cluster_status(cluster.id)
+    jobs.refresh_cluster_status(cluster.id, locked=True)
     db.session.commit()
 
 

@@ -343,6 +343,20 @@ def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None
     return job
 
 
+def request_deletes(vms: list[VirtualMachine], user: User | None) -> None:
+    """Delete several VMs in one transaction (a cluster, a scale-down). Their servers are
+    locked first, in id order, as a reservation locks them: releasing node by node would
+    otherwise take server and group locks in an order that deadlocks with reservations."""
+    server_ids = sorted({vm.baremetal_id for vm in vms if vm.baremetal_id is not None})
+    if server_ids:
+        db.session.execute(
+            select(Baremetal.id).where(Baremetal.id.in_(server_ids)).order_by(Baremetal.id)
+            .with_for_update(key_share=True)
+        ).all()
+    for vm in vms:
+        request_delete(vm, user)
+
+
 def retry_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob:
     """Queue the delete again after an agent failed it."""
     fresh = lock_vm(vm.id)

@@ -389,12 +389,15 @@ def reserve(
     session = db.session()
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("reserve() owns the transaction: commit or roll back first")
+    new_cluster = cluster is not None and cluster.id is None
     for attempt in range(MAX_ATTEMPTS):
         # On PostgreSQL a transaction that only read so far is fine to continue: every
         # decision below reads under row locks. On SQLite this takes the write lock.
         begin_write()
         try:
-            vms = _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse)
+            vms = _reserve_once(
+                tenant, group, nodes, user, strategy, constraints, cluster, reuse, new_cluster
+            )
             if vms is None:
                 # Another request took a chosen server's room: undo the rows, plan again.
                 db.session.rollback()
@@ -425,13 +428,14 @@ def _is_transient(error: OperationalError) -> bool:
     return code in ("40P01", "40001", "55P03") or "database is locked" in str(error.orig)
 
 
-def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse):
+def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse,
+                  new_cluster=False):
     """One attempt. Returns the VMs, or None when a chosen server lost its room to another
     request meanwhile (the caller rolls back and plans again)."""
     placement = read_placement(tenant, group, lock=True)
     if placement.quota is None:
         raise PlacementRefused(_no_quota(tenant, group))
-    if cluster is not None and cluster.id is not None:
+    if cluster is not None and not new_cluster:
         # Lock order: quota, cluster, VMs, servers, group (as the agents' answers do).
         status = db.session.scalar(
             select(K8sCluster.status).where(K8sCluster.id == cluster.id).with_for_update()
@@ -452,8 +456,12 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
 
     # Rows first, server locks last: everything written before the locks runs in parallel
     # with other reservations; only the re-validation and the counters are serialised.
+    if new_cluster:
+        # An earlier attempt's rolled-back INSERT must not lend the new cluster its id.
+        cluster.id = None
     if cluster is not None and cluster not in db.session:
         db.session.add(cluster)
+        db.session.flush()
     vms = []
     for i, (node, host_id) in enumerate(chosen):
         placed = {
@@ -485,7 +493,9 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
                 name=node.name,
                 tenant_id=tenant.id,
                 role=node.role,
-                cluster=cluster if node.cluster_member else None,
+                # By id, not through the relationship: a rolled-back attempt's nodes must
+                # not stay in the cluster's collection and come back at the next flush.
+                k8s_cluster_id=cluster.id if cluster is not None and node.cluster_member else None,
                 requested_by=user.id if user is not None else None,
                 **placed,
             )
