@@ -230,6 +230,30 @@ def test_delete_with_confirmation_then_agent_releases(admin, estate):
     assert counter_drift() == []
 
 
+def test_delete_while_the_agent_builds_waits_for_it_on_the_page(admin, estate):
+    """Issue 10, as a user saw it: delete a VM whose create an agent is working on. The
+    page says the delete follows the build and offers no retry while a job is live; the
+    create's success queues the delete instead of making the VM active again."""
+    post(admin, "/vms/new", form(estate, name="busy"))
+    vm = db.session.scalar(select(VirtualMachine).where(VirtualMachine.name == "busy"))
+    (create,) = jobs.claim("t")
+    token = csrf_token_from(admin.get(f"/vms/{vm.id}/delete").get_data(as_text=True))
+    assert admin.post(f"/vms/{vm.id}/delete", data={"csrf_token": token}).status_code == 302
+    page = admin.get(f"/vms/{vm.id}").get_data(as_text=True)
+    assert "Deleting once the agent finishes building it" in page
+    assert "Retry" not in page
+    again = admin.post(f"/vms/{vm.id}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert "already deleting" in again.get_data(as_text=True)
+    jobs.complete(create.id, "t", True, "built")
+    db.session.expire_all()
+    assert vm.status == "deleting"
+    (delete,) = jobs.claim("t")
+    jobs.complete(delete.id, "t", True)
+    db.session.expire_all()
+    assert vm.status == "deleted" and estate.small.available_cpu == 16
+    assert counter_drift() == []
+
+
 def test_retry_of_a_failed_vm(admin, estate):
     post(admin, "/vms/new", form(estate, name="flaky"))
     vm = db.session.scalar(select(VirtualMachine).where(VirtualMachine.name == "flaky"))
