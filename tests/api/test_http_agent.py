@@ -90,3 +90,41 @@ def test_cli_agent_run_once_over_http(pg_app, live):
     assert "1 job(s) done" in result.output
     result = runner.invoke(args=["agent", "run", "--once", "--url", live])
     assert result.exit_code != 0 and "--token" in result.output
+
+
+def test_two_http_agents_slow_driver_short_lease_build_once(pg_app, live):
+    """Issue 10: two agents with `--delay 8 --lease 3` claimed one job 4 times in 22 s and
+    never completed it. Over HTTP, scaled down: the first agent's heartbeats keep the job."""
+    import threading
+
+    estate = build_estate()
+    call(live, "POST", "/vms", estate.admin_a, vm_body(estate))
+    slow = Agent(HttpQueue(live, estate.operator), SimulateDriver(delay=3), name="slow",
+                 lease_seconds=1)
+    other = Agent(HttpQueue(live, estate.operator), SimulateDriver(delay=0), name="other",
+                  lease_seconds=1)
+    worker = threading.Thread(target=slow.run_once)
+    worker.start()
+    time.sleep(0.3)
+    poached = 0
+    while worker.is_alive():
+        poached += other.run_once()
+        time.sleep(0.2)
+    worker.join()
+    db.session.rollback()
+    job = db.session.scalars(db.select(ProvisionJob)).one()
+    assert poached == 0
+    assert (job.status, job.attempts, job.claimed_by) == ("succeeded", 1, "slow")
+
+
+def test_heartbeat_of_a_job_no_longer_ours_is_refused(pg_app, live):
+    estate = build_estate()
+    call(live, "POST", "/vms", estate.admin_a, vm_body(estate))
+    queue = HttpQueue(live, estate.operator)
+    (job,) = queue.claim("a", 1, 60)
+    queue.heartbeat(job.id, "a", 60)
+    with pytest.raises(jobs.JobError, match="claimed by a, not b"):
+        queue.heartbeat(job.id, "b", 60)
+    queue.complete(job.id, "a", True, "built")
+    with pytest.raises(jobs.JobError, match="succeeded, not claimed"):
+        queue.heartbeat(job.id, "a", 60)
