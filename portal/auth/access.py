@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, g
+from flask import Flask, abort, g, has_request_context
 from flask_login import current_user, login_required
 from sqlalchemy import false, or_, select
 
@@ -165,6 +165,8 @@ def visible(model: Any, user: Any = None) -> Any:
     means all (operators). Tenant admins read their tenants'; maintainers those assigned
     to them directly, through their groups, or inherited (SPEC section 6). Subqueries only,
     so that a list stays one query however many rows it has."""
+    if user is None and not has_request_context():
+        return None  # the system itself (CLI, agents): no person to restrict
     user = current_user if user is None else user
     roles = roles_of(user)
     if OPERATOR in roles:

@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import diff, record, snapshot
+from portal.auth.access import visible_only
 from portal.extensions import db
 from portal.models import (
     BAREMETAL_STATUSES,
@@ -264,7 +265,7 @@ def server_overview(server: Baremetal) -> ServerOverview:
     """The VMs on a server (not the deleted ones) and the clusters they belong to."""
     vms = list(
         db.session.scalars(
-            select(VirtualMachine)
+            visible_only(select(VirtualMachine), VirtualMachine)
             .where(VirtualMachine.baremetal_id == server.id, VirtualMachine.status != "deleted")
             .options(
                 joinedload(VirtualMachine.tenant),

@@ -8,6 +8,7 @@ from sqlalchemy import Float, case, cast, func, select, update
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import diff, record, snapshot
+from portal.auth.access import visible_only
 from portal.baremetals.service import unit_span
 from portal.extensions import db
 from portal.models import (
@@ -209,7 +210,7 @@ def blast_radius(rack: Rack) -> BlastRadius:
         .order_by(K8sCluster.name)
     ).all()
     vms = list(db.session.scalars(
-        select(VirtualMachine)
+        visible_only(select(VirtualMachine), VirtualMachine)
         .join(Baremetal, VirtualMachine.baremetal_id == Baremetal.id)
         .where(*in_rack)
         .options(joinedload(VirtualMachine.tenant), joinedload(VirtualMachine.cluster),

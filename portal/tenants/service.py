@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload
 
 from portal import text
 from portal.audit.service import created, diff, history_of, record, removed, snapshot
+from portal.auth.access import visible_only
 from portal.extensions import db
 from portal.models import (
     HOLDING_STATUSES,
@@ -103,14 +104,14 @@ def tenant_overview(tenant: Tenant) -> dict:
         .order_by(BaremetalGroup.name)
     ).all()
     vms = db.session.scalars(
-        select(VirtualMachine)
+        visible_only(select(VirtualMachine), VirtualMachine)
         .options(joinedload(VirtualMachine.baremetal), joinedload(VirtualMachine.spec),
                  joinedload(VirtualMachine.cluster))
         .where(VirtualMachine.tenant_id == tenant.id, VirtualMachine.status != "deleted")
         .order_by(VirtualMachine.name)
     ).all()
     clusters = db.session.scalars(
-        select(K8sCluster)
+        visible_only(select(K8sCluster), K8sCluster)
         .options(joinedload(K8sCluster.group))
         .where(K8sCluster.tenant_id == tenant.id, K8sCluster.status != "deleted")
         .order_by(K8sCluster.name)

@@ -70,7 +70,8 @@ def build():
     assign("virtual_machine", hidden.id, person=f.maintainer())
     user = f.user("oncall", maintainer_account="oncall")
     db.session.commit()
-    return SimpleNamespace(hidden=hidden, user=user, cl_hidden_name="cl-hidden")
+    return SimpleNamespace(hidden=hidden, user=user, cl_hidden_name="cl-hidden", plain=plain,
+                           other_rack=other_rack, other_tenant=other_tenant)
 
 
 @pytest.fixture
@@ -152,3 +153,13 @@ def test_operators_still_see_everything(any_app, estate):
     log_in(client, "ops", f.PASSWORD)
     assert {"vm-hidden", "vm-hidden-too"} <= exported(client, "/vms/")
     assert "cl-hidden" in exported(client, "/clusters/")
+
+
+def test_server_rack_and_tenant_pages_name_only_assigned_vms(client, estate):
+    """Inventory pages stay readable, but the VMs they list follow the same rule."""
+    server = client.get(f"/servers/{estate.plain.id}").get_data(as_text=True)
+    assert "vm-direct" in server and "vm-hidden" not in server
+    rack = client.get(f"/racks/{estate.other_rack.id}").get_data(as_text=True)
+    assert "vm-on-server" in rack and "vm-hidden" not in rack and "vm-hidden-too" not in rack
+    tenant = client.get(f"/tenants/{estate.other_tenant.id}").get_data(as_text=True)
+    assert "vm-direct" in tenant and "vm-hidden" not in tenant and "cl-hidden" not in tenant
