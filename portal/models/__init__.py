@@ -52,12 +52,12 @@ ddl.listen(db.metadata)
 
 __all__ = [
     "ASSIGNABLE_TYPES", "BAREMETAL_STATUSES", "CLUSTER_STATUSES", "DIMENSIONS",
-    "HOLDING_STATUSES", "JOB_ACTIONS", "JOB_STATUSES", "LIVE_JOB_STATUSES", "MAINTAINER_STATUSES", "MESH_ROLES",
-    "MESH_STATUSES", "MESH_TYPES", "PLUGIN_CATEGORIES", "PLUGIN_STATUSES", "VM_ROLES",
-    "VM_STATUSES",
+    "HOLDING_STATUSES", "JOB_ACTIONS", "JOB_STATUSES", "LIVE_JOB_STATUSES",
+    "MAINTAINER_STATUSES", "MESH_ROLES", "MESH_STATUSES", "MESH_TYPES", "PLUGIN_CATEGORIES",
+    "PLUGIN_STATUSES", "VM_ROLES", "VM_STATUSES",
     "ApiToken", "AuditEvent", "Baremetal", "BaremetalGroup", "BaremetalGroupTenantQuota",
-    "BastionClusterAssociation", "K8sCluster", "K8sClusterPlugin", "K8sClusterToServiceMesh", "LoginThrottle",
-    "Maintainer", "MaintainerGroup", "MaintainerToMaintainerGroup", "ProvisionJob", "Rack",
-    "ResourceMaintainer", "ServiceMesh", "Tenant", "TenantAdmin", "User",
-    "VirtualMachine", "VirtualMachineSpecification", "utcnow",
+    "BastionClusterAssociation", "K8sCluster", "K8sClusterPlugin", "K8sClusterToServiceMesh",
+    "LoginThrottle", "Maintainer", "MaintainerGroup", "MaintainerToMaintainerGroup",
+    "ProvisionJob", "Rack", "ResourceMaintainer", "ServiceMesh", "Tenant", "TenantAdmin",
+    "User", "VirtualMachine", "VirtualMachineSpecification", "utcnow",
 ]

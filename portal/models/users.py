@@ -70,7 +70,9 @@ class ApiToken(Timestamped, db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     # SPEC 8.6: space-separated scopes out of read, write, admin; an optional tenant the
     # token is restricted to; an expiry (default 90 days, at most 365).
-    scopes: Mapped[str] = mapped_column(String(32), default="read write", server_default="read write")
+    scopes: Mapped[str] = mapped_column(
+        String(32), default="read write", server_default="read write"
+    )
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 

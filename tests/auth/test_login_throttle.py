@@ -57,7 +57,7 @@ def test_the_lock_doubles_with_every_further_failure_up_to_fifteen_minutes(clien
     for i in range(5):
         log_in(client, "alice", f"guess-number-{i}")
     locks = []
-    for i in range(12):
+    for _ in range(12):
         let_lock_pass("user:alice")
         assert log_in(client, "alice", "another-guess").status_code == 429
         lock = row("user:alice")
