@@ -101,6 +101,7 @@ def init_api() -> Blueprint:
         audit,
         clusters,
         docs,
+        evacuation,
         inventory,
         jobs,
         maintainers,

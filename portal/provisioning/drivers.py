@@ -32,6 +32,8 @@ class SimulateDriver:
         time.sleep(self.delay)
         if self.random.random() < self.failure_rate:
             raise ProvisionFailed(f"simulated failure while trying to {job.action} {job.vm_name}")
+        if job.action == "migrate":
+            return f"simulated: {job.vm_name} migrated to {job.target_baremetal_id}"
         verb = "created" if job.action == "create" else "deleted"
         return f"simulated: {job.vm_name} {verb}"
 

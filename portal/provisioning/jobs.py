@@ -111,7 +111,9 @@ def _job_transition(job_id: int, expected: str, to: str, **values) -> bool:
     return result.rowcount == 1
 
 
-def enqueue(vm: VirtualMachine, action: str, target_baremetal_id: int | None = None) -> ProvisionJob:
+def enqueue(
+    vm: VirtualMachine, action: str, target_baremetal_id: int | None = None
+) -> ProvisionJob:
     """Queue a job for ``vm``. The partial unique index refuses a second live job."""
     job = ProvisionJob(vm_id=vm.id, action=action, target_baremetal_id=target_baremetal_id)
     db.session.add(job)
@@ -282,7 +284,8 @@ def _apply(job: ProvisionJob, vm: VirtualMachine, succeeded: bool, message: str)
         elif transition(vm, ("provisioning", "pending"), "error",
                         message or "provisioning failed"):
             _release_from(vm.baremetal_id, vm)
-        elif transition(vm, ("deleting",), "deleted", f"Create failed before the delete: {message}"):
+        elif transition(vm, ("deleting",), "deleted",
+                        f"Create failed before the delete: {message}"):
             _release_from(vm.baremetal_id, vm)
     elif job.action == "delete":
         if succeeded:
@@ -338,6 +341,40 @@ def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None
         vm.id,
         vm.name,
         {"status": {"from": status, "to": fresh.status}},
+        user=user,
+    )
+    return job
+
+
+def request_migrate(
+    vm: VirtualMachine, target_baremetal_id: int, user: User | None
+) -> ProvisionJob:
+    """Start moving an active VM to another server (an evacuation, SPEC 8.2): ``migrating``
+    with a ``migrate`` job, holding on both servers until the agent answers. The caller has
+    already reserved the target's room (under the target server's row lock) and commits."""
+    fresh = lock_vm(vm.id)
+    if fresh.status != "active":
+        raise JobError(f"VM {vm.name} is {fresh.status}: only an active VM can move.")
+    if fresh.baremetal_id == target_baremetal_id:
+        raise JobError(f"VM {vm.name} is already on that server.")
+    source = fresh.baremetal_id
+    names = dict(db.session.execute(
+        select(Baremetal.id, Baremetal.name)
+        .where(Baremetal.id.in_((source, target_baremetal_id)))
+    ).all())
+    if target_baremetal_id not in names:
+        raise JobError(f"No server {target_baremetal_id} to move VM {vm.name} to.")
+    if not transition(fresh, ("active",), "migrating",
+                      f"Migrating to {names[target_baremetal_id]}"):  # pragma: no cover
+        raise JobError(f"VM {vm.name} changed meanwhile; reload and try again.")
+    job = enqueue(fresh, "migrate", target_baremetal_id)
+    record(
+        "migrate",
+        "virtual_machine",
+        vm.id,
+        vm.name,
+        {"status": {"from": "active", "to": "migrating"},
+         "baremetal": {"from": names.get(source), "to": names[target_baremetal_id]}},
         user=user,
     )
     return job
