@@ -13,7 +13,7 @@ from portal.api import api
 from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
-from portal.api.schemas import Id, Input, Stamped, page_of
+from portal.api.schemas import Id, Input, Query, Stamped, page_of
 from portal.api.vms import Strategy, Vm
 from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.clusters import routes as pages
@@ -214,13 +214,23 @@ def set_cluster_status(cluster_id: int, body: ClusterStatusIn):
     return detail(cluster)
 
 
+class ClusterDeleteQuery(Query):
+    delete_bastion: bool = Field(
+        True,
+        description="Also delete the bastion created with the cluster (default true), unless "
+        "it serves another live cluster. Bastions linked from existing VMs always stay.",
+    )
+
+
 @api.operation("DELETE", "/clusters/{cluster_id}", summary="Delete a cluster", tags=TAGS,
-               access=Access("clusters", "delete"), response=ClusterDetail, status=202,
-               errors=(409,))
-def delete_cluster(cluster_id: int):
-    """Every node goes through the agent; the cluster is ``deleted`` with its last node."""
+               access=Access("clusters", "delete"), query=ClusterDeleteQuery,
+               response=ClusterDetail, status=202, errors=(409,))
+def delete_cluster(cluster_id: int, query: ClusterDeleteQuery):
+    """Every node goes through the agent; the cluster is ``deleted`` with its last node.
+    ``?delete_bastion=false`` keeps the bastion that was created with the cluster (kept,
+    it goes on holding quota)."""
     cluster = managed_cluster(cluster_id)
-    service.delete_cluster(cluster, _user())
+    service.delete_cluster(cluster, _user(), delete_bastion=query.delete_bastion)
     return detail(cluster)
 
 

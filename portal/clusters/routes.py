@@ -316,11 +316,16 @@ def delete(cluster_id: int):
         abort(404)
     if request.method == "GET":
         return render_template(
-            "clusters/confirm_delete.html", cluster=cluster, nodes=service.live_nodes(cluster)
+            "clusters/confirm_delete.html", cluster=cluster, nodes=service.live_nodes(cluster),
+            bastions=service.bastion_offers(cluster),
         )
     try:
-        service.delete_cluster(cluster, current_user)
-    except service.ClusterError as error:
+        # The page's checkbox is checked by default; unchecked, the browser sends nothing.
+        service.delete_cluster(
+            cluster, current_user, delete_bastion=request.form.get("delete_bastion") == "yes"
+        )
+    except (service.ClusterError, JobError) as error:
+        db.session.rollback()
         flash(str(error), "error")
     else:
         flash(

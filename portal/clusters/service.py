@@ -349,7 +349,8 @@ def create_cluster(request: ClusterRequest, user: User) -> K8sCluster:
         if bastion is not None:
             db.session.add(
                 BastionClusterAssociation(
-                    vm_id=bastion.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id
+                    vm_id=bastion.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id,
+                    created_with_cluster=request.bastion_vm is None,
                 )
             )
         record(
@@ -514,12 +515,60 @@ def retry_failed_nodes(cluster: K8sCluster, user: User) -> list[VirtualMachine]:
     )
 
 
-def delete_cluster(cluster: K8sCluster, user: User) -> None:
+@dataclass(frozen=True)
+class BastionOffer:
+    """A bastion of a cluster being deleted: whether deleting the cluster may take it too
+    (``reason`` says why not)."""
+
+    vm: VirtualMachine
+    reason: str | None = None
+
+    @property
+    def offered(self) -> bool:
+        return self.reason is None
+
+
+def bastion_offers(cluster: K8sCluster) -> list[BastionOffer]:
+    """The cluster's live bastions. Only the one built with the cluster, serving no other
+    live cluster, may go with it: another was there before and stays."""
+    offers = []
+    for link in sorted(cluster.bastion_links, key=lambda link: link.vm_id):
+        vm = link.vm
+        if vm.status in ("deleting", "deleted"):
+            continue
+        others = sorted(
+            db.session.scalars(
+                select(K8sCluster.name)
+                .join(BastionClusterAssociation,
+                      BastionClusterAssociation.cluster_id == K8sCluster.id)
+                .where(
+                    BastionClusterAssociation.vm_id == vm.id,
+                    K8sCluster.id != cluster.id,
+                    K8sCluster.status.not_in(("deleting", "deleted")),
+                )
+            )
+        )
+        reason = None
+        if not link.created_with_cluster:
+            reason = (f"{vm.name} was an existing VM when it became this cluster's bastion: "
+                      "it stays.")
+        elif others:
+            reason = f"{vm.name} also serves {', '.join(others)}: it stays."
+        elif vm.status == "migrating":
+            reason = f"{vm.name} is moving to another server: delete it once it has."
+        offers.append(BastionOffer(vm, reason))
+    return offers
+
+
+def delete_cluster(cluster: K8sCluster, user: User, delete_bastion: bool = True) -> None:
     """Every node goes through the agent; resources are released as each is confirmed and
-    the cluster becomes deleted with its last node."""
+    the cluster becomes deleted with its last node. With ``delete_bastion``, the bastion
+    built with the cluster goes too, unless it serves another cluster (bastion_offers):
+    left behind, it would keep holding quota."""
     _require_live(cluster)
     _lock_live(cluster)
     nodes = live_nodes(cluster)
+    bastions = [o.vm for o in bastion_offers(cluster) if o.offered] if delete_bastion else []
     moving = [vm.name for vm in nodes if vm.status == "migrating"]
     if moving:
         raise ClusterError(
@@ -534,15 +583,13 @@ def delete_cluster(cluster: K8sCluster, user: User) -> None:
         .execution_options(synchronize_session=False)
     )
     set_committed_value(cluster, "status", "deleting")
-    jobs.request_deletes([vm for vm in nodes if vm.status not in ("deleting", "deleted")], user)
-    record(
-        "delete",
-        "k8s_cluster",
-        cluster.id,
-        cluster.name,
-        {"status": {"from": before, "to": "deleting"}},
-        user=user,
+    jobs.request_deletes(
+        [vm for vm in nodes if vm.status not in ("deleting", "deleted")] + bastions, user
     )
+    changes = {"status": {"from": before, "to": "deleting"}}
+    if bastions:
+        changes["bastion"] = {"from": ", ".join(vm.name for vm in bastions), "to": "deleting"}
+    record("delete", "k8s_cluster", cluster.id, cluster.name, changes, user=user)
     jobs.refresh_cluster_status(cluster.id, locked=True)
     db.session.commit()
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -107,6 +108,9 @@ class BastionClusterAssociation(Timestamped, db.Model):
     vm_id: Mapped[int] = mapped_column()
     cluster_id: Mapped[int] = mapped_column(index=True)
     tenant_id: Mapped[int] = mapped_column()
+    # True for the bastion the cluster wizard built with the cluster: deleting the cluster
+    # offers to delete it too. Bastions linked later were there before and stay.
+    created_with_cluster: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     vm: Mapped[VirtualMachine] = relationship(overlaps="cluster,bastion_links")
     cluster: Mapped[K8sCluster] = relationship(back_populates="bastion_links", overlaps="vm")
