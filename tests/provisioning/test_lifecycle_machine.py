@@ -1,5 +1,6 @@
 """The lifecycle tested the way it broke (issue 10): random interleavings of requests
-(create, count>1 create, delete, retry, cluster create / scale / delete / retry) and agent
+(create, count>1 create, delete, retry, cluster create / scale / delete / retry, drain of a
+server and its return to service) and agent
 events (claim, success, failure, crash, lease expiry, heartbeat, late and repeated
 answers), with SPEC 8.1's invariant checked after every step — a hypothesis rule-based
 state machine on SQLite and on PostgreSQL, and a threaded variant on PostgreSQL where the
@@ -23,9 +24,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from portal.baremetals import evacuation
 from portal.clusters import service as clusters
 from portal.extensions import begin_write, db
 from portal.models import (
+    Baremetal,
     BaremetalGroup,
     K8sCluster,
     ProvisionJob,
@@ -44,7 +47,8 @@ from tests.provisioning.invariants import lifecycle_violations
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "20"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "50"))
-REFUSED = (PlacementRefused, jobs.JobError, clusters.ClusterError)
+REFUSED = (PlacementRefused, jobs.JobError, clusters.ClusterError,
+           evacuation.EvacuationRefused)
 
 
 class Estate:
@@ -149,6 +153,17 @@ class Ops:
         if (cluster := self._cluster(pick)) is not None:
             self._do(lambda: clusters.retry_failed_nodes(cluster, self.user))
 
+    def evacuate(self, pick: int) -> None:
+        ids = self.ids(Baremetal)
+        server = db.session.get(Baremetal, ids[pick % len(ids)])
+        self._do(lambda: evacuation.evacuate([server], self.user,
+                                             label=("baremetal", server.id, server.name)))
+
+    def return_to_service(self, pick: int) -> None:
+        ids = self.ids(Baremetal)
+        server = db.session.get(Baremetal, ids[pick % len(ids)])
+        self._do(lambda: evacuation.return_to_service([server], self.user))
+
     # agents
 
     def claim(self, agent: str, limit: int) -> list[tuple[int, str]]:
@@ -230,6 +245,14 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(pick=picks)
     def retry_cluster(self, pick):
         self.ops.retry_cluster(pick)
+
+    @rule(pick=picks)
+    def evacuate(self, pick):
+        self.ops.evacuate(pick)
+
+    @rule(pick=picks)
+    def return_to_service(self, pick):
+        self.ops.return_to_service(pick)
 
     @rule(agent=st.sampled_from(["agent-a", "agent-b"]), limit=st.integers(1, 4))
     def claim(self, agent, limit):
@@ -349,6 +372,10 @@ def test_lifecycle_races_on_postgresql(postgresql_app, seed):
                         ops.delete_cluster(rng.randrange(1000))
                     elif choice < 0.50:
                         ops.retry_cluster(rng.randrange(1000))
+                    elif choice < 0.53:
+                        ops.evacuate(rng.randrange(1000))
+                    elif choice < 0.55:
+                        ops.return_to_service(rng.randrange(1000))
                     elif choice < 0.68:
                         held += ops.claim(agent, rng.randint(1, 3))
                     elif choice < 0.88 and held:
