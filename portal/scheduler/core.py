@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from portal.scheduler.data import (
+    ANTI_AFFINITY,
+    BASTION,
     CONTROL_PLANE,
     DIMENSIONS,
     ROLES,
@@ -60,8 +62,13 @@ def plan(
       one shared unknown rack). When distinct racks are impossible they spread over as many
       racks as possible. The choice is checked by bipartite matching, so it never fails
       where another choice of control-plane servers would have succeeded.
-    * Then every other node in request order, each on the best-scoring server with room in
-      a working copy of free capacity (a server may take several nodes).
+    * Then every other node in request order, each on the best server with room in a
+      working copy of free capacity. All nodes plus ``request.occupied`` form one
+      anti-affinity set (SPEC 8.2): under ``hard`` a server holding a member has no room for
+      another; under ``soft`` "best" means fewest members first, then the strategy's score,
+      so nodes spread as far as room allows and, short of servers, pile up evenly; under
+      ``none`` it is the score alone. A bastion also avoids the control planes' servers
+      whenever another server has room, whatever the setting.
     * All-or-nothing: if any node finds no server, the whole request is refused. Workers do
       not move control planes: if the control planes' servers leave too little room for the
       workers, that is a refusal even if a different control-plane choice could have worked.
@@ -89,7 +96,9 @@ def plan(
         if constraints.is_empty()
         else [h for h in hosts if constraint_reason(h, constraints) is None]
     )
-    pool = _Pool(allowed, strategy.name, strategy.scorer(hosts))
+    pool = _Pool(
+        allowed, strategy.name, strategy.scorer(hosts), request.anti_affinity, request.occupied
+    )
     nodes = request.nodes
     chosen: list[int] = [-1] * len(nodes)  # indices into ``allowed``
     explanations: list[str] = [""] * len(nodes)
@@ -103,10 +112,10 @@ def plan(
             constraints=constraints,
             inactive=inactive,
             extra={"placed": sum(1 for c in chosen if c >= 0), **extra},
+            members=pool.member_counts() if pool.hard else None,
         )
 
     control_planes = [i for i, node in enumerate(nodes) if node.role == CONTROL_PLANE]
-    spread = ""
     if control_planes:
         demands = [nodes[i].resources for i in control_planes]
         placed = _place_control_planes(pool, demands)
@@ -115,15 +124,24 @@ def plan(
         for i, host_index in zip(control_planes, placed, strict=True):
             chosen[i] = host_index
             explanations[i] = pool.explain(host_index)
-        spread = _spread([allowed[h].rack for h in placed])
 
     for i, node in enumerate(nodes):
         if node.role == CONTROL_PLANE:
             continue
         demand = node.resources
-        host_index = pool.best(demand)
+        host_index = pool.best(demand, avoid_control_planes=node.role == BASTION)
         if host_index is None:
-            if len(nodes) == 1:
+            if pool.hard and any(
+                pool.fits(h, demand) and pool.members[h] for h in range(len(allowed))
+            ):
+                headline = (
+                    f"Hard anti-affinity allows one member of this set per server: no server "
+                    f"without a member is left for node {i + 1} of {len(nodes)} ({node.role}, "
+                    f"{node.resources}); the set's "
+                    f"{len(nodes) + sum(request.occupied.values())} members need as many "
+                    "servers with room. Nothing was reserved."
+                )
+            elif len(nodes) == 1:
                 headline = f"No server in this group has room for {node.resources}."
             else:
                 headline = (
@@ -132,13 +150,13 @@ def plan(
                     "nothing was reserved."
                 )
             return refuse(headline, node, {"failed_node": i})
-        pool.take(host_index, demand)
+        pool.take(host_index, demand, node.role)
         chosen[i] = host_index
         explanations[i] = pool.explain(host_index)
 
     return Plan(
         assignments=tuple(allowed[h].id for h in chosen),
-        spread=spread,
+        spread=_describe_spread(nodes, [allowed[h] for h in chosen], request.occupied),
         explanations=tuple(explanations),
         strategy=strategy.name,
     )
@@ -156,6 +174,24 @@ def _validate(request: PlacementRequest, strategy: Strategy | None) -> Refusal |
         return Refusal(
             VALIDATION_ERROR, "A placement request needs at least one node.", {"field": "nodes"}
         )
+    if request.anti_affinity not in ANTI_AFFINITY:
+        return Refusal(
+            VALIDATION_ERROR,
+            f"Unknown anti-affinity {request.anti_affinity!r}; choose one of: "
+            f"{', '.join(ANTI_AFFINITY)}.",
+            {
+                "field": "anti_affinity",
+                "value": request.anti_affinity,
+                "choices": list(ANTI_AFFINITY),
+            },
+        )
+    for host_id, count in request.occupied.items():
+        if count < 0:
+            return Refusal(
+                VALIDATION_ERROR,
+                f"Server {host_id} cannot hold {count} members of the set.",
+                {"field": "occupied", "host": host_id, "value": count},
+            )
     for i, node in enumerate(request.nodes):
         if node.role not in ROLES:
             return Refusal(
@@ -175,22 +211,36 @@ def _validate(request: PlacementRequest, strategy: Strategy | None) -> Refusal |
 
 
 class _Pool:
-    """Working copy of free capacity over the allowed servers of one ``plan()`` call.
+    """Working copy of free capacity over the allowed servers of one ``plan()`` call, and of
+    how many members of the request's anti-affinity set each one holds.
 
-    ``best(demand)`` keeps one heap of (score, name, id) per distinct demand, so placing
-    200 identical workers costs one scoring pass plus a heap update per placement instead
-    of a pass over every server per node. A placement bumps the server's version and
-    pushes its new score into every heap; entries with an old version are skipped when they
-    surface (lazy deletion).
+    ``best(demand)`` keeps one heap of (preference, score, name, id) per distinct demand, so
+    placing 200 identical workers costs one scoring pass plus a heap update per placement
+    instead of a pass over every server per node. A placement bumps the server's version and
+    pushes its new key into every heap; entries with an old version are skipped when they
+    surface (lazy deletion). The preference is (control planes held, for a bastion; members
+    held, under soft anti-affinity), so it only grows with a placement, like the version.
     """
 
-    def __init__(self, hosts: list[Host], strategy: str, score: ScoreFunction) -> None:
+    def __init__(
+        self,
+        hosts: list[Host],
+        strategy: str,
+        score: ScoreFunction,
+        anti_affinity: str = "none",
+        occupied: Mapping[int, int] | None = None,
+    ) -> None:
         self.hosts = hosts
         self.strategy = strategy
         self.score = score
         self.free: list[Resources] = [h.free for h in hosts]
         self.version = [0] * len(hosts)
-        self._heaps: dict[Resources, list[tuple[float, str, int, int, int]]] = {}
+        self.hard = anti_affinity == "hard"
+        self.soft = anti_affinity == "soft"
+        occupied = occupied or {}
+        self.members = [occupied.get(h.id, 0) for h in hosts]
+        self.control_planes = [0] * len(hosts)
+        self._heaps: dict[tuple[Resources, bool], list[tuple]] = {}
 
     def fits(self, i: int, demand: Resources) -> bool:
         free = self.free[i]
@@ -200,48 +250,80 @@ class _Pool:
             and free.storage >= demand.storage
         )
 
-    def key(self, i: int, demand: Resources) -> tuple[float, str, int]:
-        """Lower is better: the strategy's score, then name, then id."""
+    def room(self, i: int, demand: Resources) -> bool:
+        """Capacity for ``demand`` and, under hard anti-affinity, no member of the set."""
+        return self.fits(i, demand) and not (self.hard and self.members[i])
+
+    def key(self, i: int, demand: Resources, avoid_control_planes: bool = False) -> tuple:
+        """Lower is better: the preference, the strategy's score, then name, then id."""
         host = self.hosts[i]
         score = self.score(self.free[i], host.total, demand)
-        return (round(score, _SCORE_DECIMALS), host.name, host.id)
+        return (
+            self.control_planes[i] if avoid_control_planes else 0,
+            self.members[i] if self.soft else 0,
+            round(score, _SCORE_DECIMALS),
+            host.name,
+            host.id,
+        )
 
-    def best(self, demand: Resources) -> int | None:
+    def best(self, demand: Resources, avoid_control_planes: bool = False) -> int | None:
         """Index of the best server with room for ``demand``, None when none has room."""
-        heap = self._heaps.get(demand)
+        heap = self._heaps.get((demand, avoid_control_planes))
         if heap is None:
-            heap = self._heaps[demand] = self._rank(demand)
+            heap = self._heaps[(demand, avoid_control_planes)] = self._rank(
+                demand, avoid_control_planes
+            )
         while heap:
             entry = heap[0]
-            if self.version[entry[3]] == entry[4]:
-                return entry[3]
+            if self.version[entry[-2]] == entry[-1]:
+                return entry[-2]
             heapq.heappop(heap)
         return None
 
-    def _rank(self, demand: Resources) -> list[tuple[float, str, int, int, int]]:
+    def _rank(self, demand: Resources, avoid_control_planes: bool) -> list[tuple]:
         # The one pass over every server; written out because it dominates plan()'s time.
         cpu, memory, storage = demand.cpu, demand.memory, demand.storage
         score = self.score
-        hosts, version = self.hosts, self.version
+        hosts, version, members, cps = self.hosts, self.version, self.members, self.control_planes
+        soft, hard = self.soft, self.hard
         heap = []
         for i, free in enumerate(self.free):
             if free.cpu >= cpu and free.memory >= memory and free.storage >= storage:
+                if hard and members[i]:
+                    continue
                 host = hosts[i]
                 rounded = round(score(free, host.total, demand), _SCORE_DECIMALS)
-                heap.append((rounded, host.name, host.id, i, version[i]))
+                heap.append(
+                    (
+                        cps[i] if avoid_control_planes else 0,
+                        members[i] if soft else 0,
+                        rounded,
+                        host.name,
+                        host.id,
+                        i,
+                        version[i],
+                    )
+                )
         heapq.heapify(heap)
         return heap
 
-    def take(self, i: int, demand: Resources) -> None:
+    def take(self, i: int, demand: Resources, role: str = "") -> None:
         self.free[i] = self.free[i] - demand
         self.version[i] += 1
-        for other, heap in self._heaps.items():
-            if self.fits(i, other):
-                heapq.heappush(heap, (*self.key(i, other), i, self.version[i]))
+        self.members[i] += 1
+        if role == CONTROL_PLANE:
+            self.control_planes[i] += 1
+        for (other, avoid), heap in self._heaps.items():
+            if self.room(i, other):
+                heapq.heappush(heap, (*self.key(i, other, avoid), i, self.version[i]))
 
     def working_free(self) -> dict[int, Resources]:
         """Free capacity of the servers that earlier nodes of this request used, by id."""
         return {self.hosts[i].id: self.free[i] for i in range(len(self.hosts)) if self.version[i]}
+
+    def member_counts(self) -> dict[int, int]:
+        """Members of the set per server id, those of earlier nodes of this request too."""
+        return {h.id: m for h, m in zip(self.hosts, self.members, strict=True) if m}
 
     def explain(self, i: int) -> str:
         return f"{self.hosts[i].name} ({self.strategy}): leaves {self.free[i]} free"
@@ -259,7 +341,7 @@ def _place_control_planes(pool: _Pool, demands: list[Resources]) -> list[int] | 
     """
     n = len(demands)
     racks = [h.rack for h in pool.hosts]
-    candidates = [[i for i in range(len(pool.hosts)) if pool.fits(i, d)] for d in demands]
+    candidates = [[i for i in range(len(pool.hosts)) if pool.room(i, d)] for d in demands]
     matched = _max_matching([set(c) for c in candidates])
     if matched < n:
         return matched
@@ -281,7 +363,7 @@ def _place_control_planes(pool: _Pool, demands: list[Resources]) -> list[int] | 
             ):
                 chosen.append(i)
                 load[racks[i]] += 1
-                pool.take(i, demand)
+                pool.take(i, demand, CONTROL_PLANE)
                 break
     assert len(chosen) == n, "matching said the control planes fit"
     return chosen
@@ -313,6 +395,51 @@ def _max_matching(options: list[set]) -> int:
         return False
 
     return sum(augment(item, set()) for item in range(len(options)))
+
+
+_NOUNS = {"standalone": "VM", "worker": "worker", "management": "management node"}
+
+
+def _describe_spread(
+    nodes: tuple[NodeDemand, ...], chosen: list[Host], occupied: Mapping[int, int]
+) -> str:
+    """What was achieved for every role, in request order of roles: "3 control planes on 3
+    racks; 12 workers on 5 servers, at most 3 on one; bastion apart from the control
+    planes". "" for a single VM: there is nothing to spread."""
+    by_role: dict[str, list[Host]] = {}
+    for node, host in zip(nodes, chosen, strict=True):
+        by_role.setdefault(node.role, []).append(host)
+    if len(nodes) == 1 and not occupied and nodes[0].role != CONTROL_PLANE:
+        return ""
+    cp_ids = {h.id for h in by_role.get(CONTROL_PLANE, [])}
+    parts = []
+    for role, hosts in by_role.items():
+        if role == CONTROL_PLANE:
+            parts.append(_spread([h.rack for h in hosts]))
+        elif role == BASTION and cp_ids:
+            shared = sum(h.id in cp_ids for h in hosts)
+            noun = "bastion" if len(hosts) == 1 else "bastions"
+            parts.append(
+                f"{noun} on a control plane's server (no other server had room)"
+                if shared
+                else f"{noun} apart from the control planes"
+            )
+        else:
+            n, per_server = len(hosts), Counter(h.id for h in hosts)
+            phrase = f"{plural(n, _NOUNS.get(role, role))} on {plural(len(per_server), 'server')}"
+            if len(per_server) < n:
+                phrase += f", at most {max(per_server.values())} on one"
+            parts.append(phrase)
+    existing = sum(occupied.values())
+    if existing:
+        shared = sum(1 for h in chosen if occupied.get(h.id))
+        parts.append(
+            f"{shared} of {plural(len(nodes), 'new node')} beside the set's "
+            f"{plural(existing, 'existing member')}"
+            if shared
+            else f"none beside the set's {plural(existing, 'existing member')}"
+        )
+    return "; ".join(parts)
 
 
 def _spread(racks: list[str | None]) -> str:
@@ -347,7 +474,7 @@ def _control_plane_refusal(
     failed = nodes[
         min(
             control_planes,
-            key=lambda i: sum(pool.fits(h, nodes[i].resources) for h in range(len(pool.hosts))),
+            key=lambda i: sum(pool.room(h, nodes[i].resources) for h in range(len(pool.hosts))),
         )
     ]
     if n == 1:

@@ -5,6 +5,7 @@ Units follow the domain model: CPU in cores, memory and storage in GiB, all inte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,9 @@ from portal.scheduler.strategies import DEFAULT_STRATEGY
 DIMENSIONS = ("cpu", "memory", "storage")
 ROLES = ("standalone", "control-plane", "worker", "management", "bastion")
 CONTROL_PLANE = "control-plane"
+BASTION = "bastion"
+# How the nodes of one request (with ``occupied``) avoid sharing servers (SPEC 8.2).
+ANTI_AFFINITY = ("soft", "hard", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +93,26 @@ class Constraints:
 
 @dataclass(frozen=True, slots=True)
 class PlacementRequest:
+    """The nodes to place. All of them, together with ``occupied`` (host id -> members of
+    the same set already there: a cluster's nodes when it scales up), form one
+    anti-affinity set: ``hard`` allows one member per server, ``soft`` prefers the servers
+    holding the fewest members before the strategy's score, ``none`` packs only. Control
+    planes keep their own rule (distinct servers, racks when possible) under any setting."""
+
     nodes: tuple[NodeDemand, ...]
     strategy: str = DEFAULT_STRATEGY
     constraints: Constraints = field(default_factory=Constraints)
+    anti_affinity: str = "soft"
+    occupied: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Plan:
     """Where every node goes.
 
-    ``assignments[i]`` is the host id for ``request.nodes[i]``. ``spread`` says how far the
-    control planes are spread ("3 control planes on 3 racks"), "" without control planes.
+    ``assignments[i]`` is the host id for ``request.nodes[i]``. ``spread`` says how far each
+    role is spread ("3 control planes on 3 racks; 12 workers on 12 servers"), "" for a
+    single VM.
     ``explanations[i]`` is one line on why that server was chosen, for previews.
     """
 

@@ -3,7 +3,8 @@
 Quota and capacity refusals are built here so that ``core`` reads as the placement
 algorithm alone. Every capacity refusal carries ``details["reasons"]``: each server of the
 group counted once, under the FIRST reason it fails in this fixed order — inactive status
-(as reported by the caller), region, dc, rack constraints, then cpu, memory, storage; a
+(as reported by the caller), region, dc, rack constraints, holding a member of the request's
+set under hard anti-affinity, then cpu, memory, storage; a
 server that fails none is counted as "has room". So the counts always add up to
 ``details["hosts_considered"]``.
 """
@@ -23,6 +24,7 @@ HAS_ROOM = "has room"
 REGION = "excluded by region constraint"
 DC = "excluded by dc constraint"
 RACK = "excluded by rack constraint"
+MEMBER = "already holds a member of this set"
 SHORT_OF = {d: f"not enough {d}" for d in DIMENSIONS}
 _UNIT = {"cpu": "cores", "memory": "GiB", "storage": "GiB"}
 
@@ -94,16 +96,21 @@ def count_reasons(
     demand: Resources,
     constraints: Constraints,
     inactive: Mapping[str, int] | None,
+    members: Mapping[int, int] | None = None,
 ) -> Counter[str]:
     """First failing reason per server of the group, ``free`` overriding ``host.free`` (the
-    working copy after earlier nodes of the same request took their share)."""
+    working copy after earlier nodes of the same request took their share). ``members``
+    (hard anti-affinity only) counts the set's members per server id."""
     reasons: Counter[str] = Counter()
     for status, count in (inactive or {}).items():
         if count:
             reasons[status] += count
+    members = members or {}
     for host in hosts:
-        reason = constraint_reason(host, constraints) or capacity_reason(
-            free.get(host.id, host.free), demand
+        reason = (
+            constraint_reason(host, constraints)
+            or (MEMBER if members.get(host.id) else None)
+            or capacity_reason(free.get(host.id, host.free), demand)
         )
         reasons[reason or HAS_ROOM] += 1
     return reasons
@@ -156,9 +163,10 @@ def capacity_refusal(
     constraints: Constraints,
     inactive: Mapping[str, int] | None,
     extra: dict | None = None,
+    members: Mapping[int, int] | None = None,
 ) -> Refusal:
     """An ``insufficient_capacity`` refusal explaining why ``failed`` found no server."""
-    reasons = count_reasons(hosts, free, failed.resources, constraints, inactive)
+    reasons = count_reasons(hosts, free, failed.resources, constraints, inactive, members)
     # "The most free memory is 24 GiB" helps only when no server has room at all.
     short = [d for d in DIMENSIONS if reasons[SHORT_OF[d]] and not reasons[HAS_ROOM]]
     hints = "; ".join(

@@ -115,7 +115,7 @@ def test_control_planes_spread_over_racks_and_the_spread_reported_is_true(app):
     assert len({vm.baremetal_id for vm in cps}) == 3
     assert len({vm.baremetal.rack_id for vm in cps}) == 3
     preview = service.preview_cluster(request(e))
-    assert preview.result.spread == "3 control planes on 3 racks"
+    assert preview.result.spread == "3 control planes on 3 racks; 2 workers on 2 servers"
 
 
 def test_with_two_racks_control_planes_still_take_distinct_servers(app):
@@ -125,7 +125,8 @@ def test_with_two_racks_control_planes_still_take_distinct_servers(app):
     cps = [host for node, host in preview.chosen() if node.role == "control-plane"]
     assert len({h.id for h in cps}) == 3 and len({h.rack for h in cps}) == 2
     assert preview.result.spread == (
-        "3 control planes on 3 servers, 2 racks — a rack failure would take down 2 of 3"
+        "3 control planes on 3 servers, 2 racks — a rack failure would take down 2 of 3; "
+        "2 workers on 2 servers"
     )
 
 

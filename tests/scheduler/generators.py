@@ -129,21 +129,31 @@ TOO_CLOSE = Fraction(1, 10**8)
 
 def reference_sequence(request: PlacementRequest, hosts: list[Host]) -> list[int] | None:
     """Brute force for requests without control planes: score every server for every node,
-    in request order, on a working copy; min (best_fit) or max (worst_fit), name tiebreak."""
+    in request order, on a working copy; min (best_fit) or max (worst_fit), name tiebreak.
+    Anti-affinity (SPEC 8.2) as written there: ``hard`` skips servers holding a member of
+    the set, ``soft`` ranks by members held before the score, ``none`` ignores the set."""
     sign = {"best_fit": 1, "worst_fit": -1}[request.strategy]
     free = {h.id: h.free for h in hosts}
+    members = {h.id: request.occupied.get(h.id, 0) for h in hosts}
+    mode = request.anti_affinity
     chosen = []
     for node in request.nodes:
         scores = {
             h.id: sign * exact_score(free[h.id], h.total, node.resources)
             for h in hosts
-            if allowed(h, request.constraints) and node.resources.fits_in(free[h.id])
+            if allowed(h, request.constraints)
+            and node.resources.fits_in(free[h.id])
+            and not (mode == "hard" and members[h.id])
         }
         if not scores:
             return None
+        fewest = min(members[i] for i in scores) if mode == "soft" else 0
+        if mode == "soft":
+            scores = {i: s for i, s in scores.items() if members[i] == fewest}
         lowest = min(scores.values())
         assume(all(s == lowest or s - lowest > TOO_CLOSE for s in scores.values()))
         best = min((h for h in hosts if h.id in scores), key=lambda h: (scores[h.id], h.name, h.id))
         free[best.id] -= node.resources
+        members[best.id] += 1
         chosen.append(best.id)
     return chosen
