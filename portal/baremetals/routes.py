@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
-from portal.baremetals import service
+from portal.baremetals import evacuation, service
 from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
 from portal.extensions import db
 from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
@@ -98,6 +98,7 @@ def _detail_page(server: Baremetal, status_form=None, move_form=None, code=200):
         "baremetals/detail.html", server=server, view=service.server_overview(server),
         events=history("baremetal", server.id), status_form=status_form, move_form=move_form,
         can_status=service.may_change_status(current_user, server),
+        migrations=evacuation.progress("baremetal", server.id),
     ), code
 
 
@@ -207,6 +208,54 @@ def delete(server_id: int):
         flash(f"Server {server.name} deleted.", "success")
         return redirect(url_for("baremetals.list"))
     return render_template("baremetals/confirm_delete.html", server=server, refusal=None)
+
+
+@bp.route("/<int:server_id>/drain", methods=["GET", "POST"])
+@requires("baremetals", "write")
+def drain(server_id: int):
+    """GET: the dry run as a preview; POST: evacuate."""
+    server = get_or_404(Baremetal, server_id)
+    back = url_for("baremetals.detail", server_id=server.id)
+    if request.method == "POST":
+        return drained(lambda: evacuation.evacuate(
+            [server], current_user, label=("baremetal", server.id, server.name)), back)
+    crumbs = [("Dashboard", url_for("dashboard.index")), ("Servers", url_for("baremetals.list")),
+              (server.name, back), ("Drain", None)]
+    return render_template("evacuation/preview.html", plan=evacuation.preview([server]),
+                           subject=server.name, crumbs=crumbs, back=back,
+                           action=url_for("baremetals.drain", server_id=server.id))
+
+
+def drained(execute, back: str):
+    """Run an evacuation and say what it did, on the server's or rack's page."""
+    try:
+        done = execute()
+    except evacuation.EvacuationRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "danger")
+        return redirect(back)
+    stuck = f"; {len(done.stuck)} cannot move now" if done.stuck else ""
+    flash(f"Draining: {len(done.moves)} VM{'s' if len(done.moves) != 1 else ''} migrating"
+          f"{stuck}.", "warning" if done.stuck else "success")
+    return redirect(back)
+
+
+def returned(servers, back: str):
+    try:
+        done = evacuation.return_to_service(servers, current_user)
+    except evacuation.EvacuationRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "danger")
+    else:
+        flash(f"Back in service: {', '.join(s.name for s in done)}.", "success")
+    return redirect(back)
+
+
+@bp.route("/<int:server_id>/return", methods=["POST"])
+@requires("baremetals", "write")
+def return_to_service(server_id: int):
+    server = get_or_404(Baremetal, server_id)
+    return returned([server], url_for("baremetals.detail", server_id=server.id))
 
 
 @bp.route("/import", methods=["GET", "POST"])

@@ -1,8 +1,11 @@
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
+from portal.baremetals import evacuation
+from portal.baremetals import routes as server_pages
 from portal.extensions import db
 from portal.models import Rack
 from portal.racks import service
@@ -61,7 +64,33 @@ def list():  # noqa: A001 - the endpoint is racks.list
 def detail(rack_id: int):
     rack = get_or_404(Rack, rack_id)
     return render_template("racks/detail.html", rack=rack, view=service.rack_overview(rack),
-                           events=history("rack", rack.id))
+                           events=history("rack", rack.id),
+                           migrations=evacuation.progress("rack", rack.id))
+
+
+@bp.route("/<int:rack_id>/drain", methods=["GET", "POST"])
+@requires("baremetals", "write")
+def drain(rack_id: int):
+    """GET: the dry run of draining every server of the rack; POST: evacuate."""
+    rack = get_or_404(Rack, rack_id)
+    back = url_for("racks.detail", rack_id=rack.id)
+    servers = evacuation.servers_of_rack(rack)
+    if request.method == "POST":
+        return server_pages.drained(lambda: evacuation.evacuate(
+            servers, current_user, label=("rack", rack.id, rack.name)), back)
+    crumbs = [("Dashboard", url_for("dashboard.index")), ("Racks", url_for("racks.list")),
+              (rack.name, back), ("Drain", None)]
+    return render_template("evacuation/preview.html", plan=evacuation.preview(servers),
+                           subject=f"rack {rack.name}", crumbs=crumbs, back=back,
+                           action=url_for("racks.drain", rack_id=rack.id))
+
+
+@bp.route("/<int:rack_id>/return", methods=["POST"])
+@requires("baremetals", "write")
+def return_to_service(rack_id: int):
+    rack = get_or_404(Rack, rack_id)
+    return server_pages.returned(evacuation.servers_of_rack(rack),
+                                 url_for("racks.detail", rack_id=rack.id))
 
 
 @bp.route("/new", methods=["GET", "POST"])
