@@ -67,6 +67,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.specs.routes import bp as specs_bp
     from portal.tenants.routes import bp as tenants_bp
     from portal.vms.routes import bp as vms_bp
+    from portal.web.bulk import init_bulk
 
     for bp in (
         auth_bp, dashboard_bp, racks_bp, baremetals_bp, groups_bp, tenants_bp, specs_bp,
@@ -74,6 +75,7 @@ def _register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(bp)
     app.register_blueprint(init_api())
+    init_bulk(app)
 
 
 def _register_cli(app: Flask) -> None:
