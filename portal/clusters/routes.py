@@ -227,6 +227,7 @@ def detail(cluster_id: int):
         if manage
         else [],
         bastion_candidates=service.bastion_candidates(cluster) if manage else [],
+        progress=service.progress(cluster, nodes),
     )
 
 
@@ -280,6 +281,21 @@ def act(cluster_id: int):
         abort(404)
     if op not in ACTIONS:
         abort(400, description=f"Unknown cluster action {op!r}.")
+    if op == "scale" and request.form.get("confirmed") != "yes":
+        # A scale-down names the workers that go before any is deleted.
+        try:
+            going = service.workers_going(
+                cluster, int_or_none(request.form.get("workers"), minimum=0),
+                [int_or_none(i) or 0 for i in request.form.getlist("remove")],
+            )
+        except service.ClusterError as error:
+            flash(str(error), "error")
+            return redirect(url_for("clusters.detail", cluster_id=cluster_id))
+        if going:
+            return render_template(
+                "clusters/confirm_scale.html", cluster=cluster, going=going,
+                form=request.form,
+            )
     try:
         ACTIONS[op](cluster, request.form, current_user)
     except (service.ClusterError, JobError) as error:

@@ -403,6 +403,38 @@ def cluster_nodes(cluster: K8sCluster) -> list[VirtualMachine]:
     )
 
 
+def progress(cluster: K8sCluster, nodes: list[VirtualMachine]) -> str:
+    """Where the cluster stands, in one plain sentence for its page ("2 of 5 nodes
+    ready", "deleting: 3 nodes left")."""
+    total = len(nodes)
+    count = {status: sum(1 for vm in nodes if vm.status == status)
+             for status in ("active", "provisioning", "error", "deleting", "migrating")}
+
+    def nodes_word(n: int) -> str:
+        return f"{n} node{'s' if n != 1 else ''}"
+
+    if cluster.status == "deleted":
+        return "Deleted: every node is gone."
+    if cluster.status == "deleting":
+        return f"Deleting: {nodes_word(total)} left." if total else "Deleting: no node left."
+    parts = []
+    if count["active"] == total and total:
+        parts.append(f"All {nodes_word(total)} ready.")
+    else:
+        parts.append(f"{count['active']} of {nodes_word(total)} ready.")
+    if count["provisioning"]:
+        parts.append(f"{count['provisioning']} being built.")
+    if count["error"]:
+        parts.append(f"{nodes_word(count['error'])} failed: retry them or delete the cluster.")
+    if count["deleting"]:
+        parts.append(f"{nodes_word(count['deleting'])} being removed.")
+    if count["migrating"]:
+        parts.append(f"{nodes_word(count['migrating'])} moving to other servers.")
+    if cluster.status in ("maintenance", "offline"):
+        parts.append(f"The cluster is {cluster.status}.")
+    return " ".join(parts)
+
+
 def _require_live(cluster: K8sCluster) -> None:
     if cluster.status in ("deleting", "deleted"):
         raise ClusterError(f"Cluster {cluster.name} is {cluster.status}.")
@@ -428,17 +460,7 @@ def scale_workers(
     if target == current:
         raise ClusterError(f"Cluster {cluster.name} already has {current} workers.")
     if target < current:
-        by_id = {vm.id: vm for vm in workers}
-        chosen = [by_id[i] for i in (remove or []) if i in by_id]
-        if remove and len(chosen) != len(remove):
-            raise ClusterError("Choose workers of this cluster that are not already being deleted.")
-        if not chosen:
-            chosen = sorted(workers, key=lambda vm: vm.id)[target:]
-        if len(chosen) != current - target:
-            raise ClusterError(
-                f"Scaling from {current} to {target} removes {current - target} workers; "
-                f"{len(chosen)} were chosen."
-            )
+        chosen = _workers_going(workers, target, remove)
         jobs.request_deletes(chosen, user)
         record(
             "scale",
@@ -482,6 +504,39 @@ def scale_workers(
         )
 
     return reserve(tenant, group, nodes, user=user, cluster=cluster, before_commit=follow)
+
+
+def _workers_going(
+    workers: list[VirtualMachine], target: int, remove: list[int] | None
+) -> list[VirtualMachine]:
+    """Which workers a scale-down to ``target`` deletes: the chosen ones, or the newest."""
+    current = len(workers)
+    by_id = {vm.id: vm for vm in workers}
+    chosen = [by_id[i] for i in (remove or []) if i in by_id]
+    if remove and len(chosen) != len(remove):
+        raise ClusterError("Choose workers of this cluster that are not already being deleted.")
+    if not chosen:
+        chosen = sorted(workers, key=lambda vm: vm.id)[target:]
+    if len(chosen) != current - target:
+        raise ClusterError(
+            f"Scaling from {current} to {target} removes {current - target} workers; "
+            f"{len(chosen)} were chosen."
+        )
+    return chosen
+
+
+def workers_going(
+    cluster: K8sCluster, target: int | None, remove: list[int] | None = None
+) -> list[VirtualMachine]:
+    """What scale_workers would delete, to confirm first: nothing for a scale-up; the
+    same refusals as scale_workers for a request it would refuse. Changes nothing."""
+    _require_live(cluster)
+    if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
+        raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
+    workers = [vm for vm in live_nodes(cluster) if vm.role == "worker" and vm.status != "deleting"]
+    if target >= len(workers):
+        return []
+    return _workers_going(workers, target, remove)
 
 
 def _last_worker_flavor(cluster: K8sCluster) -> VirtualMachineSpecification | None:

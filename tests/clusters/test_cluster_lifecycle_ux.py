@@ -3,6 +3,8 @@ built with it, scale-down confirms which workers go, and the page says where thi
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from portal.baremetals.counters import counter_drift
@@ -196,3 +198,119 @@ def test_api_delete_takes_delete_bastion(app):
     spec = api.get("/openapi.json").get_json()
     params = spec["paths"]["/api/v1/clusters/{cluster_id}"]["delete"]["parameters"]
     assert "delete_bastion" in {p["name"] for p in params}
+
+
+# --- scale-down names the workers that go ----------------------------------------------------
+
+
+def _workers(cluster):
+    db.session.expire_all()
+    return sorted(
+        (vm.name, vm.status)
+        for vm in db.session.scalars(
+            select(VirtualMachine).where(
+                VirtualMachine.k8s_cluster_id == cluster.id, VirtualMachine.role == "worker"
+            )
+        )
+    )
+
+
+def test_scale_down_confirms_the_workers_that_go_before_acting(app):
+    e = estate()
+    cluster = service.create_cluster(request(e, workers=3), e.op)
+    finish_all()
+    client = _page_client(app, e.op)
+    token = csrf_token_from(client.get(f"/clusters/{cluster.id}").get_data(as_text=True))
+    before = _workers(cluster)
+    page = client.post(f"/clusters/{cluster.id}/actions",
+                       data={"csrf_token": token, "op": "scale", "workers": "1"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Remove 2 workers" in html
+    going = [f"{cluster.name}-worker-2", f"{cluster.name}-worker-3"]  # the newest
+    assert all(name in html for name in going)
+    assert f"{cluster.name}-worker-1</a>" not in html
+    assert _workers(cluster) == before  # asking changed nothing
+    ids = re.findall(r'name="remove" value="(\d+)"', html)
+    done = client.post(f"/clusters/{cluster.id}/actions", data={
+        "csrf_token": token, "op": "scale", "workers": "1", "confirmed": "yes", "remove": ids,
+    })
+    assert done.status_code == 302
+    after = dict(_workers(cluster))
+    assert {name: after[name] for name in going} == {name: "deleting" for name in going}
+    assert after[f"{cluster.name}-worker-1"] == "active"
+    assert counter_drift() == []
+
+
+def test_scale_down_of_chosen_workers_lists_exactly_them(app):
+    e = estate()
+    cluster = service.create_cluster(request(e, workers=3), e.op)
+    finish_all()
+    first = db.session.scalar(select(VirtualMachine).where(
+        VirtualMachine.name == f"{cluster.name}-worker-1"))
+    client = _page_client(app, e.op)
+    token = csrf_token_from(client.get(f"/clusters/{cluster.id}").get_data(as_text=True))
+    html = client.post(f"/clusters/{cluster.id}/actions", data={
+        "csrf_token": token, "op": "scale", "workers": "2", "remove": [str(first.id)],
+    }).get_data(as_text=True)
+    assert "Remove 1 worker from" in html and first.name in html
+    assert f"{cluster.name}-worker-3</a>" not in html
+
+
+def test_a_scale_down_the_service_would_refuse_is_refused_before_confirming(app):
+    e = estate()
+    cluster = service.create_cluster(request(e, workers=3), e.op)
+    finish_all()
+    client = _page_client(app, e.op)
+    token = csrf_token_from(client.get(f"/clusters/{cluster.id}").get_data(as_text=True))
+    before = _workers(cluster)
+    response = client.post(f"/clusters/{cluster.id}/actions", data={
+        "csrf_token": token, "op": "scale", "workers": "0", "remove": ["999999"],
+    }, follow_redirects=True)
+    assert "Choose workers of this cluster" in response.get_data(as_text=True)
+    assert _workers(cluster) == before
+
+
+def test_scale_up_needs_no_confirmation(app):
+    e = estate()
+    cluster = service.create_cluster(request(e, workers=1), e.op)
+    finish_all()
+    client = _page_client(app, e.op)
+    token = csrf_token_from(client.get(f"/clusters/{cluster.id}").get_data(as_text=True))
+    response = client.post(f"/clusters/{cluster.id}/actions",
+                           data={"csrf_token": token, "op": "scale", "workers": "2"})
+    assert response.status_code == 302
+    assert len(_workers(cluster)) == 2
+
+
+# --- plain status messages ---------------------------------------------------------------------
+
+
+def test_the_cluster_page_says_where_the_cluster_stands(app):
+    e = estate()
+    cluster = service.create_cluster(request(e, control_planes=3, workers=2), e.op)
+    client = _page_client(app, e.op)
+    assert "0 of 5 nodes ready. 5 being built." in client.get(
+        f"/clusters/{cluster.id}").get_data(as_text=True)
+    from portal.provisioning import jobs
+
+    for job in jobs.claim("test-agent", limit=2):
+        jobs.complete(job.id, "test-agent", True, "")
+    assert "2 of 5 nodes ready. 3 being built." in client.get(
+        f"/clusters/{cluster.id}").get_data(as_text=True)
+    finish_all()
+    assert "All 5 nodes ready." in client.get(f"/clusters/{cluster.id}").get_data(as_text=True)
+    service.delete_cluster(cluster, e.op)
+    for job in jobs.claim("test-agent", limit=2):
+        jobs.complete(job.id, "test-agent", True, "")
+    assert "Deleting: 3 nodes left." in client.get(
+        f"/clusters/{cluster.id}").get_data(as_text=True)
+
+
+def test_failed_nodes_are_named_in_the_message(app):
+    e = estate()
+    cluster = service.create_cluster(request(e, control_planes=1, workers=1), e.op)
+    finish_all(ok=False, message="disk full")
+    db.session.expire_all()
+    assert service.progress(cluster, service.cluster_nodes(cluster)) == (
+        "0 of 2 nodes ready. 2 nodes failed: retry them or delete the cluster."
+    )
