@@ -14,7 +14,7 @@ from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
 from portal.api.schemas import Id, Input, Query, Stamped, page_of
-from portal.api.vms import Strategy, Vm
+from portal.api.vms import ANTI_AFFINITY_HELP, AntiAffinity, Strategy, Vm
 from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.clusters import routes as pages
 from portal.clusters import service
@@ -99,6 +99,7 @@ class ClusterCreate(Input):
     bastion_flavor_id: Id | None = Field(None, description="bastion=new: its flavor.")
     strategy: Strategy | None = None
     description: str = Field("", max_length=2000)
+    anti_affinity: AntiAffinity = Field("soft", description=ANTI_AFFINITY_HELP)
 
     def build(self, check_names: bool = True) -> service.ClusterRequest:
         return service.build_request(
@@ -112,6 +113,7 @@ class ClusterCreate(Input):
             bastion=self.bastion, bastion_vm_id=self.bastion_vm_id,
             bastion_flavor_id=self.bastion_flavor_id, strategy=self.strategy,
             description=self.description, check_names=check_names,
+            anti_affinity=self.anti_affinity,
         )
 
 
@@ -124,6 +126,9 @@ class ScaleIn(Input):
     remove: list[Id] = Field(default_factory=list, max_length=service.MAX_WORKERS,
                              description="Scaling down: which workers to remove "
                                          "(default: the newest).")
+    anti_affinity: AntiAffinity = Field(
+        "soft", description=ANTI_AFFINITY_HELP + " Scaling up: the cluster's live nodes "
+        "count as members of the set.")
 
 
 class PluginChange(Input):
@@ -241,7 +246,9 @@ def scale_cluster(cluster_id: int, body: ScaleIn):
     """Up: the missing workers are placed all or nothing (409 with the refusal when they do
     not fit). Down: the chosen (or newest) workers are deleted through the agent."""
     cluster = managed_cluster(cluster_id)
-    service.scale_workers(cluster, body.workers, _user(), list(body.remove))
+    service.scale_workers(
+        cluster, body.workers, _user(), list(body.remove), anti_affinity=body.anti_affinity
+    )
     return detail(cluster)
 
 

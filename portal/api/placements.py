@@ -59,7 +59,10 @@ class RefusalOut(Output):
 class PreviewOut(Output):
     ok: bool = Field(description="True when the request would be placed now.")
     strategy: str
-    spread: str = Field(description="How far control planes are spread (clusters).")
+    anti_affinity: str = Field(description="soft, hard or none, as requested.")
+    spread: str = Field(description=(
+        "How far each role is spread: \"3 control planes on 3 racks; 12 workers on 12 "
+        "servers\"; empty for a single VM."))
     nodes: list[PlacedNode] = Field(description="Where each node would go (when ok).")
     quota: list[QuotaLineOut] = Field(description="The tenant's quota in the group, as the "
                                                   "request would change it.")
@@ -67,7 +70,7 @@ class PreviewOut(Output):
     suggestions: list[str] = Field(description="What would work instead (when refused).")
 
 
-def preview_out(preview: Preview, strategy: str) -> PreviewOut:
+def preview_out(preview: Preview, strategy: str, anti_affinity: str) -> PreviewOut:
     result = preview.result
     nodes: list[PlacedNode] = []
     if isinstance(result, Plan):
@@ -86,6 +89,7 @@ def preview_out(preview: Preview, strategy: str) -> PreviewOut:
     ]
     return PreviewOut(
         ok=preview.ok, strategy=getattr(result, "strategy", "") or strategy,
+        anti_affinity=anti_affinity,
         spread=result.spread if isinstance(result, Plan) else "", nodes=nodes, quota=quota,
         refusal=refusal, suggestions=preview.suggestions,
     )
@@ -101,6 +105,8 @@ def preview_placement(body: VmPreviewIn | ClusterPreviewIn):
     for clashes here."""
     if isinstance(body, VmPreviewIn):
         request = body.build(check_names=False)
-        return preview_out(vms.preview_vms(request), request.strategy)
+        return preview_out(vms.preview_vms(request), request.strategy, request.anti_affinity)
     request = body.build(check_names=False)
-    return preview_out(clusters.preview_cluster(request), request.strategy)
+    return preview_out(
+        clusters.preview_cluster(request), request.strategy, request.anti_affinity
+    )

@@ -21,6 +21,11 @@ from portal.vms import service
 
 TAGS = ("vms",)
 Strategy = Literal[tuple(sorted(STRATEGIES))]  # type: ignore[valid-type]
+AntiAffinity = Literal["soft", "hard", "none"]
+ANTI_AFFINITY_HELP = (
+    "How the nodes share servers (SPEC 8.2): soft spreads them over as many servers as have "
+    "room, hard allows one per server or refuses, none packs densely."
+)
 Label = str  # region, dc and rack names
 MAX_CONSTRAINTS = 100
 
@@ -65,6 +70,7 @@ class VmCreate(Input):
     count: int = Field(1, ge=1, le=service.MAX_COUNT)
     strategy: Strategy | None = Field(None, description="Default: the portal's default.")
     constraints: ConstraintsIn = Field(default_factory=ConstraintsIn)
+    anti_affinity: AntiAffinity = Field("soft", description=ANTI_AFFINITY_HELP)
 
     def build(self, check_names: bool = True) -> service.VmRequest:
         """The service's request (RequestInvalid names every bad field)."""
@@ -72,7 +78,7 @@ class VmCreate(Input):
             current_user._get_current_object(), tenant_id=self.tenant_id,
             group_id=self.group_id, spec_id=self.spec_id, name=self.name, count=self.count,
             strategy=self.strategy, constraints=self.constraints.plain(),
-            check_names=check_names,
+            check_names=check_names, anti_affinity=self.anti_affinity,
         )
 
 

@@ -4,6 +4,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.clusters.service import CONTROL_PLANE_COUNTS, MAX_WORKERS
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
+from portal.vms.forms import ANTI_AFFINITY_CHOICES
 from portal.web.forms import form_id, int_or_none, options
 
 
@@ -60,6 +61,11 @@ class ClusterForm(FlaskForm):
     bastion_vm_id = SelectField("Existing VM", coerce=form_id, validate_choice=False)
     bastion_flavor_id = SelectField(
         "New bastion's flavor", coerce=form_id, validate_choice=False
+    )
+    anti_affinity = SelectField(
+        "Spread", choices=ANTI_AFFINITY_CHOICES, default="soft", validate_choice=False,
+        description="How the workers (and a new bastion) share servers; control planes "
+        "always take distinct servers.",
     )
     strategy = SelectField(
         "Placement strategy",

@@ -139,6 +139,7 @@ def _cluster_request(form: ClusterForm, check_names: bool = True) -> service.Clu
             bastion_vm_id=form.bastion_vm_id.data,
             bastion_flavor_id=form.bastion_flavor_id.data,
             strategy=form.strategy.data,
+            anti_affinity=form.anti_affinity.data,
             description=form.description.data or "",
             check_names=check_names,
         )

@@ -33,9 +33,21 @@ from portal.models import (
 )
 from portal.provisioning import jobs
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
-from portal.scheduler.reservation import NodeSpec, Preview, preview, reserve
+from portal.scheduler.reservation import (
+    DEFAULT_ANTI_AFFINITY,
+    NodeSpec,
+    Preview,
+    preview,
+    reserve,
+)
 from portal.text import clean, too_long
-from portal.vms.service import RequestInvalid, has_quota, taken_names, validate_name
+from portal.vms.service import (
+    RequestInvalid,
+    anti_affinity_problem,
+    has_quota,
+    taken_names,
+    validate_name,
+)
 
 CONTROL_PLANE_COUNTS = (1, 3, 5)
 MAX_WORKERS = 200
@@ -95,6 +107,7 @@ class ClusterRequest:
     bastion_flavor: VirtualMachineSpecification | None = None  # a new bastion
     strategy: str = DEFAULT_STRATEGY
     description: str = ""
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY
 
     @property
     def nodes(self) -> list[NodeSpec]:
@@ -176,6 +189,7 @@ def build_request(
     strategy: str | None = None,
     description: str = "",
     check_names: bool = True,
+    anti_affinity: str | None = None,
 ) -> ClusterRequest:
     """A ClusterRequest the user may make, or RequestInvalid naming every bad field."""
     errors: dict[str, str] = {}
@@ -257,6 +271,9 @@ def build_request(
     strategy = strategy or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
         errors["strategy"] = f"Unknown strategy; choose one of {', '.join(sorted(STRATEGIES))}."
+    anti_affinity = anti_affinity or DEFAULT_ANTI_AFFINITY
+    if problem := anti_affinity_problem(anti_affinity):
+        errors["anti_affinity"] = problem
     if errors:
         raise RequestInvalid(errors)
     request = ClusterRequest(
@@ -275,6 +292,7 @@ def build_request(
         bastion_flavor,
         strategy,
         description,
+        anti_affinity,
     )
     if check_names:
         if _live_cluster_named(tenant.id, name):
@@ -309,7 +327,14 @@ def _live_cluster_named(tenant_id: int, name: str) -> bool:
 
 
 def preview_cluster(request: ClusterRequest) -> Preview:
-    return preview(request.tenant, request.group, request.nodes, request.strategy, Constraints())
+    return preview(
+        request.tenant,
+        request.group,
+        request.nodes,
+        request.strategy,
+        Constraints(),
+        request.anti_affinity,
+    )
 
 
 def create_cluster(request: ClusterRequest, user: User) -> K8sCluster:
@@ -377,6 +402,7 @@ def create_cluster(request: ClusterRequest, user: User) -> K8sCluster:
         strategy=request.strategy,
         cluster=cluster,
         before_commit=with_parts,
+        anti_affinity=request.anti_affinity,
     )
     return cluster
 
@@ -447,13 +473,20 @@ def _lock_live(cluster: K8sCluster) -> None:
 
 
 def scale_workers(
-    cluster: K8sCluster, target: int, user: User, remove: list[int] | None = None
+    cluster: K8sCluster,
+    target: int,
+    user: User,
+    remove: list[int] | None = None,
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY,
 ) -> list[VirtualMachine]:
-    """Up: place the missing workers (all or nothing, through the scheduler). Down: delete
-    the chosen workers (or the newest ones) through the agent."""
+    """Up: place the missing workers (all or nothing, through the scheduler), away from the
+    cluster's live nodes as ``anti_affinity`` says. Down: delete the chosen workers (or the
+    newest ones) through the agent."""
     _require_live(cluster)
     if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
         raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
+    if problem := anti_affinity_problem(anti_affinity):
+        raise ClusterError(problem)
     _lock_live(cluster)  # its nodes cannot change under the count below
     workers = [vm for vm in live_nodes(cluster) if vm.role == "worker" and vm.status != "deleting"]
     current = len(workers)
@@ -503,7 +536,10 @@ def scale_workers(
             user=user,
         )
 
-    return reserve(tenant, group, nodes, user=user, cluster=cluster, before_commit=follow)
+    return reserve(
+        tenant, group, nodes, user=user, cluster=cluster, before_commit=follow,
+        anti_affinity=anti_affinity,
+    )
 
 
 def _workers_going(

@@ -20,7 +20,8 @@ The database's CHECK constraints (counters never below zero) are the last line b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
@@ -57,6 +58,8 @@ from portal.scheduler import (
     plan,
 )
 
+# SPEC 8.2: replicas spread by default; a single VM is a set of one, so it changes nothing.
+DEFAULT_ANTI_AFFINITY = "soft"
 # A dimension without a limit: larger than any group could ever hold.
 UNLIMITED = 10**15
 # Constraints are frozen: one empty instance serves as every default.
@@ -273,13 +276,18 @@ def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) ->
 
 
 def explain_refusal(
-    placement: Placement, nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints
+    placement: Placement,
+    nodes: Sequence[NodeSpec],
+    strategy: str,
+    constraints: Constraints,
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY,
+    occupied: Mapping[int, int] | None = None,
 ) -> Plan | Refusal:
     """Plan again with the group's inactive servers counted, so that a refusal accounts
     for every server of the group."""
     placement.inactive = _inactive(placement.group.id)
     return plan(
-        _request(nodes, strategy, constraints),
+        _request(nodes, strategy, constraints, anti_affinity, occupied),
         placement.hosts,
         placement.headroom(),
         inactive=placement.inactive,
@@ -287,13 +295,48 @@ def explain_refusal(
 
 
 def _request(
-    nodes: Sequence[NodeSpec], strategy: str, constraints: Constraints
+    nodes: Sequence[NodeSpec],
+    strategy: str,
+    constraints: Constraints,
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY,
+    occupied: Mapping[int, int] | None = None,
 ) -> PlacementRequest:
     return PlacementRequest(
         nodes=tuple(NodeDemand(n.role, n.resources) for n in nodes),
         strategy=strategy,
         constraints=constraints,
+        anti_affinity=anti_affinity,
+        occupied=occupied or {},
     )
+
+
+def cluster_occupancy(cluster_id: int) -> dict[int, int]:
+    """Where a cluster's live nodes are, as the members of its anti-affinity set: server id
+    -> nodes there. A node being built, running or moving counts (a moving one on both its
+    servers); one being deleted or failed does not — it is leaving or holds nothing."""
+    members = Counter(
+        db.session.scalars(
+            select(VirtualMachine.baremetal_id).where(
+                VirtualMachine.k8s_cluster_id == cluster_id,
+                VirtualMachine.status.in_(("provisioning", "active", "migrating")),
+                VirtualMachine.baremetal_id.is_not(None),
+            )
+        )
+    )
+    members.update(
+        db.session.scalars(
+            select(ProvisionJob.target_baremetal_id)
+            .join(VirtualMachine, ProvisionJob.vm_id == VirtualMachine.id)
+            .where(
+                VirtualMachine.k8s_cluster_id == cluster_id,
+                VirtualMachine.status == "migrating",
+                ProvisionJob.action == "migrate",
+                ProvisionJob.status.in_(("queued", "claimed")),
+                ProvisionJob.target_baremetal_id.is_not(None),
+            )
+        )
+    )
+    return dict(members)
 
 
 def preview(
@@ -302,18 +345,25 @@ def preview(
     nodes: Sequence[NodeSpec],
     strategy: str = DEFAULT_STRATEGY,
     constraints: Constraints = NO_CONSTRAINTS,
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY,
+    occupied: Mapping[int, int] | None = None,
 ) -> Preview:
     """The same decision as reserve(), without reserving anything."""
     placement = read_placement(tenant, group)
     if placement.quota is None:
         result: Plan | Refusal = _no_quota(tenant, group)
     else:
-        result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom())
+        request = _request(nodes, strategy, constraints, anti_affinity, occupied)
+        result = plan(request, placement.hosts, placement.headroom())
         if isinstance(result, Refusal):
-            result = explain_refusal(placement, nodes, strategy, constraints)
+            result = explain_refusal(
+                placement, nodes, strategy, constraints, anti_affinity, occupied
+            )
     shown = Preview(placement, list(nodes), result)
     if not shown.ok:
-        shown.suggestions = suggestions(tenant, group, nodes, strategy, constraints, placement)
+        shown.suggestions = suggestions(
+            tenant, group, nodes, strategy, constraints, placement, anti_affinity
+        )
     return shown
 
 
@@ -324,6 +374,7 @@ def suggestions(
     strategy: str,
     constraints: Constraints,
     placement: Placement,
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY,
 ) -> list[str]:
     """What would work instead: another group where the tenant has quota and the request
     fits, or the largest flavor that fits here."""
@@ -336,7 +387,9 @@ def suggestions(
     ).all()
     for quota in sorted(others, key=lambda q: q.group.name):
         other = read_placement(tenant, quota.group)
-        result = plan(_request(nodes, strategy, Constraints()), other.hosts, other.headroom())
+        result = plan(
+            _request(nodes, strategy, Constraints(), anti_affinity), other.hosts, other.headroom()
+        )
         if isinstance(result, Plan):
             found.append(f"The same request fits in group {quota.group.name}.")
             break
@@ -356,7 +409,9 @@ def suggestions(
                 continue
             trial = [NodeSpec(n.name, role, flavor) for n in nodes]
             result = plan(
-                _request(trial, strategy, constraints), placement.hosts, placement.headroom()
+                _request(trial, strategy, constraints, anti_affinity),
+                placement.hosts,
+                placement.headroom(),
             )
             if isinstance(result, Plan):
                 count = f"{len(nodes)} × " if len(nodes) > 1 else ""
@@ -379,13 +434,17 @@ def reserve(
     cluster: K8sCluster | None = None,
     before_commit: Callable[[list[VirtualMachine]], None] | None = None,
     reuse: Sequence[int] = (),
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY,
+    occupied: Mapping[int, int] | None = None,
 ) -> list[VirtualMachine]:
     """Place and create every node, all or nothing, in one transaction; raise
     PlacementRefused otherwise. The caller's session must hold no pending changes: this
     function owns the transaction (``cluster``, if given, is added inside it, and
     ``before_commit`` may add more rows that must commit with the VMs). ``reuse`` gives
     the ids of existing VMs (failed ones being retried), one per node, to place again
-    instead of creating new rows."""
+    instead of creating new rows. ``anti_affinity`` and ``occupied`` are the core's (SPEC
+    8.2); for an existing ``cluster`` its live nodes join ``occupied``, read under the
+    cluster's lock so that two scale-ups cannot both miss each other's nodes."""
     session = db.session()
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("reserve() owns the transaction: commit or roll back first")
@@ -396,7 +455,8 @@ def reserve(
         begin_write()
         try:
             vms = _reserve_once(
-                tenant, group, nodes, user, strategy, constraints, cluster, reuse, new_cluster
+                tenant, group, nodes, user, strategy, constraints, cluster, reuse, new_cluster,
+                anti_affinity, occupied,
             )
             if vms is None:
                 # Another request took a chosen server's room: undo the rows, plan again.
@@ -429,7 +489,7 @@ def _is_transient(error: OperationalError) -> bool:
 
 
 def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse,
-                  new_cluster=False):
+                  new_cluster=False, anti_affinity=DEFAULT_ANTI_AFFINITY, occupied=None):
     """One attempt. Returns the VMs, or None when a chosen server lost its room to another
     request meanwhile (the caller rolls back and plans again)."""
     placement = read_placement(tenant, group, lock=True)
@@ -444,12 +504,15 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
             raise PlacementRefused(Refusal(
                 "conflict", f"Cluster {cluster.name} is {status}: nothing more is placed in it.", {}
             ))
-    result = plan(_request(nodes, strategy, constraints), placement.hosts, placement.headroom())
+        occupied = dict(Counter(occupied or {}) + Counter(cluster_occupancy(cluster.id)))
+    request = _request(nodes, strategy, constraints, anti_affinity, occupied)
+    result = plan(request, placement.hosts, placement.headroom())
     if isinstance(result, Refusal):
-        result = explain_refusal(placement, nodes, strategy, constraints)
+        result = explain_refusal(placement, nodes, strategy, constraints, anti_affinity, occupied)
     if isinstance(result, Refusal):
         raise PlacementRefused(
-            result, suggestions(tenant, group, nodes, strategy, constraints, placement)
+            result,
+            suggestions(tenant, group, nodes, strategy, constraints, placement, anti_affinity),
         )
     chosen = list(zip(nodes, result.assignments, strict=True))
     host_names = {h.id: h.name for h in placement.hosts}

@@ -6,6 +6,15 @@ from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES
 from portal.vms.service import MAX_COUNT
 from portal.web.forms import form_id, options
 
+# SPEC 8.2: how the nodes of one request share servers; the service checks the value.
+ANTI_AFFINITY_CHOICES = options(
+    (
+        ("soft", "Spread across servers (soft)"),
+        ("hard", "Strictly one per server (hard)"),
+        ("none", "Pack densely (none)"),
+    )
+)
+
 
 class VmForm(FlaskForm):
     """Parses the wizard; the rules (whose tenant, which quota, unique names) are checked
@@ -25,6 +34,10 @@ class VmForm(FlaskForm):
         "Placement strategy",
         choices=options((name, name.replace("_", " ")) for name in sorted(STRATEGIES)),
         default=DEFAULT_STRATEGY,
+    )
+    anti_affinity = SelectField(
+        "Spread", choices=ANTI_AFFINITY_CHOICES, default="soft", validate_choice=False,
+        description="How several VMs requested together share servers.",
     )
     regions = SelectMultipleField("Only regions", validators=[Optional()], validate_choice=False)
     dcs = SelectMultipleField("Only datacenters", validators=[Optional()], validate_choice=False)

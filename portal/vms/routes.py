@@ -104,6 +104,7 @@ def _vm_request(form: VmForm, check_names: bool = True) -> service.VmRequest:
             name=form.name.data or "",
             count=form.count.data,
             strategy=form.strategy.data,
+            anti_affinity=form.anti_affinity.data,
             constraints=Constraints(
                 regions=tuple(form.regions.data or ()),
                 dcs=tuple(form.dcs.data or ()),

@@ -21,7 +21,15 @@ from portal.models import (
 )
 from portal.provisioning import jobs
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
-from portal.scheduler.reservation import NO_CONSTRAINTS, NodeSpec, Preview, preview, reserve
+from portal.scheduler.data import ANTI_AFFINITY
+from portal.scheduler.reservation import (
+    DEFAULT_ANTI_AFFINITY,
+    NO_CONSTRAINTS,
+    NodeSpec,
+    Preview,
+    preview,
+    reserve,
+)
 from portal.text import clean, name_problem
 
 # Letters of any script (so 資料庫-01 is fine), digits, '.', '-' and '_'; starts with a
@@ -48,6 +56,7 @@ class VmRequest:
     count: int = 1
     strategy: str = DEFAULT_STRATEGY
     constraints: Constraints = field(default_factory=Constraints)
+    anti_affinity: str = DEFAULT_ANTI_AFFINITY
 
     @property
     def names(self) -> list[str]:
@@ -92,6 +101,7 @@ def build_request(
     strategy: str | None = None,
     constraints: Constraints = NO_CONSTRAINTS,
     check_names: bool = True,
+    anti_affinity: str | None = None,
 ) -> VmRequest:
     """A VmRequest the user may make, or RequestInvalid naming every bad field. A tenant
     the user does not administer is reported exactly like one that does not exist."""
@@ -123,9 +133,12 @@ def build_request(
     strategy = strategy or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
         errors["strategy"] = f"Unknown strategy; choose one of {', '.join(sorted(STRATEGIES))}."
+    anti_affinity = anti_affinity or DEFAULT_ANTI_AFFINITY
+    if problem := anti_affinity_problem(anti_affinity):
+        errors["anti_affinity"] = problem
     if errors:
         raise RequestInvalid(errors)
-    request = VmRequest(tenant, group, flavor, name, count, strategy, constraints)
+    request = VmRequest(tenant, group, flavor, name, count, strategy, constraints, anti_affinity)
     if check_names:
         taken = taken_names(tenant.id, request.names)
         if taken:
@@ -134,6 +147,15 @@ def build_request(
             )
             raise RequestInvalid(errors)
     return request
+
+
+def anti_affinity_problem(value: str) -> str | None:
+    if value not in ANTI_AFFINITY:
+        return (
+            "Choose how the VMs share servers: soft (spread when room allows), "
+            "hard (strictly one per server) or none (pack densely)."
+        )
+    return None
 
 
 def has_quota(tenant_id: int, group_id: int) -> bool:
@@ -162,7 +184,12 @@ def taken_names(tenant_id: int, names: list[str]) -> set[str]:
 
 def preview_vms(request: VmRequest) -> Preview:
     return preview(
-        request.tenant, request.group, request.nodes, request.strategy, request.constraints
+        request.tenant,
+        request.group,
+        request.nodes,
+        request.strategy,
+        request.constraints,
+        request.anti_affinity,
     )
 
 
@@ -175,6 +202,7 @@ def create_vms(request: VmRequest, user: User) -> list[VirtualMachine]:
         user=user,
         strategy=request.strategy,
         constraints=request.constraints,
+        anti_affinity=request.anti_affinity,
     )
 
 
