@@ -21,6 +21,10 @@ from tests.conftest import csrf_token_from, log_in
 
 @pytest.fixture
 def estate(app):
+    return build_estate()
+
+
+def build_estate():
     grp = f.group(name="g1")
     rack_a, rack_b = f.rack(name="rack-a"), f.rack(name="rack-b")
     servers = [f.server(group=grp, rack=rack_a, rack_unit=u * 2 + 1, name=f"srv-a{u}")
@@ -336,3 +340,13 @@ def test_a_vm_deleted_meanwhile_is_refused_on_its_row(client, estate):
     again = run(client, "vms", "delete", [estate.my_vms[2].id, estate.my_vms[1].id])
     assert results(again) == [("my-vm-2", "refused"), ("my-vm-1", "done")]
     assert "already deleting" in again.get_data(as_text=True)
+
+
+def test_bulk_delete_on_postgresql_keeps_the_counters_exact(pg_app):
+    estate = build_estate()
+    client = as_user(pg_app.test_client(), "tenant_admin")
+    ids = [vm.id for vm in estate.my_vms] + [estate.node.id, estate.their_vm.id]
+    done = run(client, "vms", "delete", ids)
+    assert [outcome for _, outcome in results(done)] == [
+        "done", "done", "done", "refused", "not found"]
+    assert counter_drift() == []
