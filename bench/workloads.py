@@ -136,3 +136,32 @@ def make_scenarios(seed: int, host_count: int, stream_length: int) -> list[Scena
         stream = tuple(_draw(rng, mix) for _ in range(stream_length))
         scenarios.append(Scenario(name, hosts, stream))
     return scenarios
+
+
+# Cluster-heavy workload (SPEC 8.2): clusters offered as units, 3 control planes + N workers,
+# (control-plane flavor, worker flavor, weight); N is drawn between 2 and 12.
+CLUSTER_MIX: tuple[tuple[str, str, int], ...] = (
+    ("b.medium", "b.large", 4),
+    ("b.medium", "b.xlarge", 2),
+    ("b.large", "m.large", 2),
+    ("b.medium", "c.large", 1),
+)
+
+
+@dataclass(frozen=True)
+class ClusterScenario:
+    name: str
+    hosts: tuple[Host, ...]
+    stream: tuple[tuple[str, str, int], ...]  # (control-plane flavor, worker flavor, workers)
+
+
+def make_cluster_scenario(seed: int, host_count: int, stream_length: int) -> ClusterScenario:
+    """A group like the single-VM workloads' and a stream of clusters (fixed by ``seed``)."""
+    rng = random.Random(seed * 1000 + 999)
+    hosts = make_hosts(rng, host_count)
+    weights = [w for *_, w in CLUSTER_MIX]
+    stream = tuple(
+        (*rng.choices(CLUSTER_MIX, weights=weights)[0][:2], rng.randint(2, 12))
+        for _ in range(stream_length)
+    )
+    return ClusterScenario("clusters 3 CP + 2-12 workers", hosts, stream)
