@@ -350,3 +350,13 @@ def test_bulk_delete_on_postgresql_keeps_the_counters_exact(pg_app):
     assert [outcome for _, outcome in results(done)] == [
         "done", "done", "done", "refused", "not found"]
     assert counter_drift() == []
+
+
+@pytest.mark.parametrize("sort", ["-units_used", "cpu_allocated", "name"])
+def test_select_all_keeps_the_views_order(client, estate, sort):
+    as_user(client, "operator")
+    html = confirm(client, "racks", "assign", query=f"?sort={sort}",
+                   select_all="all").get_data(as_text=True)
+    listed = re.findall(r">(rack-[ab])</a>", html)
+    page = client.get(f"/racks/?sort={sort}").get_data(as_text=True)
+    assert listed == re.findall(r'aria-label="Select (rack-[ab])"', page)
