@@ -8,13 +8,14 @@ plane never joins a server holding another control plane of its cluster, and oth
 prefer the servers holding the fewest members of their cluster (soft anti-affinity).
 VMs that are not ``active``, and VMs with nowhere to go, are *stuck*, with the reason.
 
-Executing is one transaction, all or nothing: the moving VMs are locked (lock order: VM,
-then servers in id order, then group), the plan is made again with fresh numbers, the
-evacuated and destination servers are locked in id order and re-validated, the evacuated
-servers go to ``maintenance`` (no new placements), destinations are reserved and every VM
-gets a ``migrate`` job (``jobs.request_migrate``). If anything changed between the plan and
-the locks (a destination lost its room, a VM arrived or changed), the attempt is rolled
-back and planned again; after a few attempts the drain is refused as busy.
+Executing is one transaction, all or nothing: the clusters of the moving VMs and then
+the VMs are locked (lock order cluster → VM → servers → group, as agents' answers take
+them), the plan is made again with fresh numbers, the evacuated and destination servers
+are locked in id order and re-validated, the evacuated servers go to ``maintenance`` (no
+new placements), destinations are reserved and every VM gets a ``migrate`` job
+(``jobs.request_migrate``). If anything changed between the plan and the locks (a
+destination lost its room, a VM arrived or changed), the attempt is rolled back and
+planned again; after a few attempts the drain is refused as busy.
 
 Progress is read from the audit trail: each executed drain records its migrate job ids
 on the server (or rack), and the page shows those jobs' state.
@@ -36,6 +37,7 @@ from portal.models import (
     LIVE_JOB_STATUSES,
     AuditEvent,
     Baremetal,
+    K8sCluster,
     ProvisionJob,
     Rack,
     User,
@@ -321,7 +323,19 @@ def _evacuate_once(ids: list[int], user: User | None, label: tuple[str, int, str
         states = ", ".join(sorted({s.status for s in servers})) or "gone"
         raise EvacuationRefused(f"Nothing to drain: the servers are {states} (only active "
                                 "servers and servers in maintenance are drained).")
-    shown = _plan(drained, lock=True)  # locks the VMs: lock order VM → servers → group
+    # Lock order cluster → VM → servers → group, as agents' answers and cluster deletes
+    # take them (a cluster delete locks its servers before its nodes: the cluster's lock
+    # first keeps the two from deadlocking).
+    cluster_ids = db.session.scalars(
+        select(VirtualMachine.k8s_cluster_id).distinct()
+        .where(VirtualMachine.baremetal_id.in_([s.id for s in drained]),
+               VirtualMachine.status.in_(HOLDING_STATUSES),
+               VirtualMachine.k8s_cluster_id.is_not(None))
+    ).all()
+    if cluster_ids:
+        db.session.execute(select(K8sCluster.id).where(K8sCluster.id.in_(cluster_ids))
+                           .order_by(K8sCluster.id).with_for_update()).all()
+    shown = _plan(drained, lock=True)  # locks the VMs
     moving = {m.vm_id for m in shown.moves}
     holding_before = {vm.id for vm in _holding([s.id for s in drained])}
     locked = _lock_servers({s.id for s in drained} | {m.to_baremetal_id for m in shown.moves})
