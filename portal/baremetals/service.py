@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, union_all, update
 from sqlalchemy.orm import joinedload
 
 from portal.audit.service import diff, record, snapshot
@@ -23,10 +23,12 @@ from portal.models import (
     BAREMETAL_STATUSES,
     DIMENSIONS,
     HOLDING_STATUSES,
+    LIVE_JOB_STATUSES,
     Baremetal,
     BaremetalGroup,
     K8sCluster,
     MaintainerToMaintainerGroup,
+    ProvisionJob,
     Rack,
     ResourceMaintainer,
     User,
@@ -216,16 +218,36 @@ def group_problem(name: str, holding: tuple[list[str], int]) -> str | None:
 # ---- Reads --------------------------------------------------------------------------------
 
 
+def _holders(server_ids: list[int], *columns):
+    """VMs holding resources on these servers, as (server id, *columns) rows: those placed
+    there, and those migrating there (their live migrate job's target, SPEC 8.1)."""
+    placed = select(VirtualMachine.baremetal_id.label("server_id"), *columns).where(
+        VirtualMachine.baremetal_id.in_(server_ids),
+        VirtualMachine.status.in_(HOLDING_STATUSES),
+    )
+    arriving = (
+        select(ProvisionJob.target_baremetal_id.label("server_id"), *columns)
+        .join(VirtualMachine, VirtualMachine.id == ProvisionJob.vm_id)
+        .where(
+            ProvisionJob.target_baremetal_id.in_(server_ids),
+            ProvisionJob.action == "migrate",
+            ProvisionJob.status.in_(LIVE_JOB_STATUSES),
+            VirtualMachine.status == "migrating",
+        )
+    )
+    return union_all(placed, arriving).subquery()
+
+
 def holding_vms(server_ids: Iterable[int]) -> dict[int, tuple[list[str], int]]:
-    """Per server: names of the first VMs holding resources on it (by name), and how many."""
+    """Per server: names of the first VMs holding resources on it (by name), and how many
+    (VMs migrating to it count: they hold there too)."""
     ids = list(server_ids)
     if not ids:
         return {}
     found: dict[int, tuple[list[str], int]] = {}
+    holders = _holders(ids, VirtualMachine.name)
     rows = db.session.execute(
-        select(VirtualMachine.baremetal_id, VirtualMachine.name)
-        .where(VirtualMachine.baremetal_id.in_(ids), VirtualMachine.status.in_(HOLDING_STATUSES))
-        .order_by(VirtualMachine.baremetal_id, VirtualMachine.name)
+        select(holders.c.server_id, holders.c.name).order_by(holders.c.server_id, holders.c.name)
     )
     for server_id, name in rows:
         names, count = found.get(server_id, ([], 0))
@@ -236,17 +258,14 @@ def holding_vms(server_ids: Iterable[int]) -> dict[int, tuple[list[str], int]]:
 
 
 def used_resources(server_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Per server: what its VMs in holding statuses use."""
+    """Per server: what the VMs holding resources on it use (migrating ones included)."""
     ids = list(server_ids)
     if not ids:
         return {}
+    holders = _holders(ids, *(getattr(VirtualMachine, d) for d in DIMENSIONS))
     rows = db.session.execute(
-        select(
-            VirtualMachine.baremetal_id,
-            *(func.sum(getattr(VirtualMachine, d)) for d in DIMENSIONS),
-        )
-        .where(VirtualMachine.baremetal_id.in_(ids), VirtualMachine.status.in_(HOLDING_STATUSES))
-        .group_by(VirtualMachine.baremetal_id)
+        select(holders.c.server_id, *(func.sum(holders.c[d]) for d in DIMENSIONS))
+        .group_by(holders.c.server_id)
     )
     return {row[0]: dict(zip(DIMENSIONS, row[1:], strict=True)) for row in rows}
 

@@ -227,3 +227,27 @@ def test_offline_servers_are_not_drained(estate):
     with pytest.raises(evacuation.EvacuationRefused, match="the servers are offline"):
         evacuation.evacuate([server], estate["user"], label=("baremetal", server.id, "x"))
     assert db.session.get(Baremetal, server.id).status == "offline"
+
+
+def test_a_server_receiving_a_migration_cannot_go_offline_be_deleted_or_moved(estate):
+    """A VM migrating to a server holds there: the server is not empty until it arrives."""
+    from portal.baremetals import service as servers
+
+    e = estate
+    f.vm(e["tenant"], e["a1"], e["flavor"], name="traveller")
+    db.session.commit()
+    done = evacuation.evacuate([e["a1"]], e["user"], label=("baremetal", e["a1"].id, "a1"))
+    target = db.session.get(Baremetal, done.moves[0].to_baremetal_id)
+    before = snapshot()
+    with pytest.raises(servers.ServerInvalid, match="traveller"):
+        servers.delete_server(target)
+    db.session.rollback()
+    with pytest.raises(servers.ServerInvalid, match="traveller"):
+        servers.change_status(db.session.get(Baremetal, target.id), "offline")
+    db.session.rollback()
+    with pytest.raises(servers.ServerInvalid):
+        servers.move_server(db.session.get(Baremetal, target.id), None)
+    db.session.rollback()
+    assert snapshot() == before
+    answer_all()
+    ok()

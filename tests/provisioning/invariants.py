@@ -26,7 +26,8 @@ def lifecycle_violations() -> list[str]:
     - every server and group counter equals the sum of what it counts (counter_drift);
     - every tenant's use in a group stays within its quota;
     - a VM has at most one live job, and its status agrees with its jobs: provisioning has
-      a live create; active, error and deleted have none; deleting has a live delete, a
+      a live create, migrating a live migrate; active, error and deleted have none;
+      deleting has a live delete, a
       claimed create (the delete follows it), or a failed delete awaiting a retry;
     - a deleted cluster has no live node.
     """
@@ -66,6 +67,8 @@ def lifecycle_violations() -> list[str]:
         actions = {action for action, _ in jobs}
         if status == "provisioning" and actions != {"create"}:
             problems.append(f"VM {name} is provisioning with live jobs {jobs}")
+        elif status == "migrating" and actions != {"migrate"}:
+            problems.append(f"VM {name} is migrating with live jobs {jobs}")
         elif status in ("active", "error", "deleted") and jobs:
             problems.append(f"VM {name} is {status} with live jobs {jobs}")
         elif status == "deleting" and not (
