@@ -268,15 +268,14 @@ def selected_ids(form: Any) -> list[int]:
     if len(raw) > MAX_ROWS:
         abort(400, description=f"Bulk actions take at most {MAX_ROWS:,} rows at a time; "
                                f"{len(raw):,} were selected.")
-    ids: list[int] = []
+    ids: dict[int, None] = {}  # ordered, without repeats
     for value in raw:
         number = int_or_none(value)
         if number is None:
             abort(400, description=f"{str(value)[:40]!r} is no row id: ids are whole numbers "
                                    f"from 1 to {MAX_ID}.")
-        if number not in ids:
-            ids.append(number)
-    return ids
+        ids[number] = None
+    return list(ids)
 
 
 def _matching_ids(bulk: BulkList, args: Any) -> list[int]:

@@ -360,3 +360,10 @@ def test_select_all_keeps_the_views_order(client, estate, sort):
     listed = re.findall(r">(rack-[ab])</a>", html)
     page = client.get(f"/racks/?sort={sort}").get_data(as_text=True)
     assert listed == re.findall(r'aria-label="Select (rack-[ab])"', page)
+
+
+def test_a_row_ticked_twice_is_acted_on_once(client, estate):
+    as_user(client, "operator")
+    server = estate.servers[3]
+    done = run(client, "servers", "status", [server.id, server.id], status="offline")
+    assert results(done) == [("srv-b0", "done")]
