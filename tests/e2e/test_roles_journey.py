@@ -44,7 +44,8 @@ def test_tenant_admin_sees_only_their_tenants(page, shoot):
     page.goto("/vms/")
     rows = page.locator("#list-table tbody tr")
     expect(rows.first).to_be_visible()
-    tenants = set(rows.locator("td:nth-child(2)").all_inner_texts())
+    # The tenant column, after the selection checkbox (tenant admins may delete in bulk).
+    tenants = set(rows.locator("td:nth-child(3)").all_inner_texts())
     assert tenants <= {"acme", "研發中心"}, tenants
     shoot(page, "vms-tenant-admin")
 
@@ -66,7 +67,7 @@ def test_server_list_filters_and_sorts_without_reload(page, shoot):
     page.evaluate("window.__marker = 'same page'")
     page.fill("#list-q", "khh1-c2")
     expect(page).to_have_url(re.compile(r"q=khh1-c2"))
-    names = page.locator("#list-table tbody tr td:first-child")
+    names = page.locator("#list-table tbody tr td:nth-child(2)")  # after the checkbox
     expect(names.first).to_contain_text("khh1-c2")
     assert all("khh1-c2" in n for n in names.all_inner_texts())
     page.locator("#list-table th a", has_text="Free CPU").click()
