@@ -25,6 +25,7 @@ from portal.models import (
 )
 from portal.provisioning.jobs import JobError
 from portal.scheduler.reservation import PlacementRefused
+from portal.vms.forms import ANTI_AFFINITY_CHOICES
 from portal.vms.service import RequestInvalid, wizard_options
 from portal.web import list_page, render
 from portal.web.forms import int_or_none, show_errors
@@ -229,6 +230,7 @@ def detail(cluster_id: int):
         else [],
         bastion_candidates=service.bastion_candidates(cluster) if manage else [],
         progress=service.progress(cluster, nodes),
+        spread_choices=ANTI_AFFINITY_CHOICES,
     )
 
 
@@ -254,6 +256,7 @@ ACTIONS = {
         # A remove value that is no id becomes 0, which names no worker: the service refuses.
         c, int_or_none(f.get("workers"), minimum=0), u,
         [int_or_none(i) or 0 for i in f.getlist("remove")],
+        f.get("anti_affinity") or "soft",
     ),
     "retry": lambda c, f, u: service.retry_failed_nodes(c, u),
 }

@@ -141,3 +141,25 @@ def test_wizard_offers_the_setting_and_previews_the_spread(app):
     html = client.post("/clusters/new", data=data).get_data(as_text=True)
     assert "already holds a member of this set" in html
     assert db.session.scalar(select(func.count(VirtualMachine.id))) == 0
+
+
+def test_the_cluster_page_scales_up_with_the_chosen_spread(app):
+    e = estate(racks=3, per_rack=2)
+    f.user("ops3", operator=True)
+    db.session.commit()
+    cluster = service.create_cluster(request(e, workers=2), e.op)
+    client = app.test_client()
+    log_in(client, "ops3", f.PASSWORD)
+    page = client.get(f"/clusters/{cluster.id}").get_data(as_text=True)
+    assert 'name="anti_affinity"' in page and "Strictly one per server (hard)" in page
+    token = csrf_token_from(page)
+    before = free_cpu()
+    refused = client.post(f"/clusters/{cluster.id}/actions", follow_redirects=True, data={
+        "csrf_token": token, "op": "scale", "workers": 4, "anti_affinity": "hard"})
+    assert "already holds a member of this set" in refused.get_data(as_text=True)
+    assert free_cpu() == before
+    done = client.post(f"/clusters/{cluster.id}/actions", data={
+        "csrf_token": token, "op": "scale", "workers": 3, "anti_affinity": "hard"})
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert len(servers_of(cluster)) == 6 and max(servers_of(cluster).values()) == 1
