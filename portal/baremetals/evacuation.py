@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 
 from portal.audit.service import record
 from portal.extensions import begin_write, db
@@ -53,7 +52,7 @@ from portal.scheduler import (
     Resources,
     plan,
 )
-from portal.scheduler.reservation import _hosts, _is_transient, adjust_capacity
+from portal.scheduler.reservation import _hosts, adjust_capacity, retried_transaction
 
 MAX_ATTEMPTS = 5
 DRAINABLE = ("active", "maintenance")
@@ -286,24 +285,13 @@ def evacuate(servers: Sequence[Baremetal], user: User | None, *, label: tuple[st
     if db.session.new or db.session.dirty or db.session.deleted:
         raise RuntimeError("evacuate() owns the transaction: commit or roll back first")
     ids = [s.id for s in servers]
-    for attempt in range(MAX_ATTEMPTS):
-        begin_write()
-        try:
-            done = _evacuate_once(ids, user, label)
-            if done is None:
-                db.session.rollback()
-                continue
-            db.session.commit()
-            return done
-        except EvacuationRefused:
-            db.session.rollback()
-            raise
-        except OperationalError as error:
-            db.session.rollback()
-            if not _is_transient(error) or attempt == MAX_ATTEMPTS - 1:
-                raise
-    raise EvacuationRefused("The group is too busy right now: other requests kept taking the "
-                            "chosen servers. Try again in a moment.")
+    return retried_transaction(
+        lambda: _evacuate_once(ids, user, label),
+        EvacuationRefused,
+        lambda: EvacuationRefused("The group is too busy right now: other requests kept "
+                                  "taking the chosen servers. Try again in a moment."),
+        attempts=MAX_ATTEMPTS,
+    )
 
 
 def _lock_servers(ids: set[int]) -> dict[int, Baremetal]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
@@ -449,38 +450,56 @@ def reserve(
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("reserve() owns the transaction: commit or roll back first")
     new_cluster = cluster is not None and cluster.id is None
-    for attempt in range(MAX_ATTEMPTS):
+
+    def once() -> list[VirtualMachine] | None:
+        vms = _reserve_once(
+            tenant, group, nodes, user, strategy, constraints, cluster, reuse, new_cluster,
+            anti_affinity, occupied,
+        )
+        if vms is not None and before_commit is not None:
+            before_commit(vms)
+        return vms
+
+    return retried_transaction(once, PlacementRefused, lambda: PlacementRefused(Refusal(
+        "conflict",
+        "The group is too busy right now: other requests kept taking the chosen servers. "
+        "Try again in a moment.",
+        {"attempts": MAX_ATTEMPTS},
+    )))
+
+
+T = TypeVar("T")
+
+
+def retried_transaction(
+    once: Callable[[], T | None],
+    refused: type[Exception],
+    too_busy: Callable[[], Exception],
+    attempts: int = MAX_ATTEMPTS,
+) -> T:
+    """Run ``once`` as one write transaction and commit what it did. ``once`` returns None
+    when another request took what it had chosen (its rows are rolled back and it plans
+    again); ``refused`` exceptions roll back and propagate; deadlocks and serialisation
+    failures are retried. After ``attempts`` lost races, ``too_busy()`` is raised."""
+    for attempt in range(attempts):
         # On PostgreSQL a transaction that only read so far is fine to continue: every
-        # decision below reads under row locks. On SQLite this takes the write lock.
+        # decision reads under row locks. On SQLite this takes the write lock.
         begin_write()
         try:
-            vms = _reserve_once(
-                tenant, group, nodes, user, strategy, constraints, cluster, reuse, new_cluster,
-                anti_affinity, occupied,
-            )
-            if vms is None:
-                # Another request took a chosen server's room: undo the rows, plan again.
+            result = once()
+            if result is None:
                 db.session.rollback()
                 continue
-            if before_commit is not None:
-                before_commit(vms)
             db.session.commit()
-            return vms
-        except PlacementRefused:
+            return result
+        except refused:
             db.session.rollback()
             raise
         except OperationalError as error:
             db.session.rollback()
-            if not _is_transient(error) or attempt == MAX_ATTEMPTS - 1:
+            if not _is_transient(error) or attempt == attempts - 1:
                 raise
-    raise PlacementRefused(
-        Refusal(
-            "conflict",
-            "The group is too busy right now: other requests kept taking the chosen servers. "
-            "Try again in a moment.",
-            {"attempts": MAX_ATTEMPTS},
-        )
-    )
+    raise too_busy()
 
 
 def _is_transient(error: OperationalError) -> bool:
