@@ -2,6 +2,16 @@
 
 from portal.extensions import db
 from portal.models import ddl
+from portal.models.automation import (
+    DELIVERY_STATUSES,
+    IDEMPOTENCY_STATES,
+    WEBHOOK_EVENTS,
+    ClusterKubeconfig,
+    ControllerLease,
+    IdempotencyKey,
+    Webhook,
+    WebhookDelivery,
+)
 from portal.models.base import utcnow
 from portal.models.compute import (
     HOLDING_STATUSES,
@@ -51,6 +61,8 @@ from portal.models.users import ApiToken, LoginThrottle, TenantAdmin, User
 ddl.listen(db.metadata)
 
 __all__ = [
+    "DELIVERY_STATUSES", "IDEMPOTENCY_STATES", "WEBHOOK_EVENTS",
+    "ClusterKubeconfig", "ControllerLease", "IdempotencyKey", "Webhook", "WebhookDelivery",
     "ASSIGNABLE_TYPES", "BAREMETAL_STATUSES", "CLUSTER_STATUSES", "DIMENSIONS",
     "HOLDING_STATUSES", "JOB_ACTIONS", "JOB_STATUSES", "LIVE_JOB_STATUSES",
     "MAINTAINER_STATUSES", "MESH_ROLES", "MESH_STATUSES", "MESH_TYPES", "PLUGIN_CATEGORIES",
