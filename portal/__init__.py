@@ -80,11 +80,13 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from portal.cli import seed_cli, users_cli
+    from portal.controller import controller_cli
     from portal.provisioning.cli import agent_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_cli)
     app.cli.add_command(agent_cli)
+    app.cli.add_command(controller_cli)
 
 
 @event.listens_for(Engine, "connect")

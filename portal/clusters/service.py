@@ -674,6 +674,7 @@ def delete_cluster(cluster: K8sCluster, user: User, delete_bastion: bool = True)
         .execution_options(synchronize_session=False)
     )
     set_committed_value(cluster, "status", "deleting")
+    jobs.emit_cluster_status(cluster, before)
     jobs.request_deletes(
         [vm for vm in nodes if vm.status not in ("deleting", "deleted")] + bastions, user
     )
@@ -732,7 +733,8 @@ def set_status(cluster: K8sCluster, status: str, user: User) -> None:
         {"status": {"from": cluster.status, "to": status}},
         user=user,
     )
-    cluster.status = status
+    before, cluster.status = cluster.status, status
+    jobs.emit_cluster_status(cluster, before)
     db.session.commit()
 
 

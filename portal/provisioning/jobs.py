@@ -42,6 +42,7 @@ from portal.models import (
 )
 from portal.scheduler import Resources
 from portal.scheduler.reservation import adjust_capacity
+from portal.webhooks import service as webhooks
 
 DEFAULT_LEASE_SECONDS = 60
 
@@ -87,8 +88,13 @@ def transition(
     )
     if result.rowcount != 1:
         return False
+    expected = tuple(expected)
+    previous = vm.status if vm.status in expected or len(expected) != 1 else expected[0]
     for name, value in values.items():  # mirror the row without writing it again
         set_committed_value(vm, name, value)
+    webhooks.emit("vm.status_changed", "vm", vm.id, vm.tenant_id, previous,
+                  {"name": vm.name, "status": to, "status_message": vm.status_message,
+                   "baremetal_id": vm.baremetal_id, "k8s_cluster_id": vm.k8s_cluster_id})
     return True
 
 
@@ -270,6 +276,9 @@ def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> Pro
     )
     if vm.k8s_cluster_id is not None:
         refresh_cluster_status(vm.k8s_cluster_id, locked=True)
+    webhooks.emit("job.finished", "job", job.id, vm.tenant_id, "claimed",
+                  {"action": job.action, "status": outcome, "vm_id": vm.id,
+                   "vm_status": vm.status, "message": job.result_message})
     db.session.commit()
     return job
 
@@ -445,3 +454,10 @@ def refresh_cluster_status(cluster_id: int, locked: bool = False) -> None:
             .execution_options(synchronize_session=False)
         )
         set_committed_value(cluster, "status", new)
+        emit_cluster_status(cluster, status)
+
+
+def emit_cluster_status(cluster: K8sCluster, previous: str | None) -> None:
+    """cluster.status_changed for the webhooks (SPEC 8.6), in the change's transaction."""
+    webhooks.emit("cluster.status_changed", "cluster", cluster.id, cluster.tenant_id,
+                  previous, {"name": cluster.name, "status": cluster.status})

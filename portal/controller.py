@@ -1,0 +1,113 @@
+"""The controller (SPEC 8.7): `flask --app wsgi controller run [--once] [--interval S]`.
+
+It runs a small registry of background loops. Each loop is guarded by a lease row
+(ControllerLease): a controller runs a loop only while it holds that loop's lease, taken
+with one conditional UPDATE, so any number of controller copies are safe. Adding a loop is
+one line: ``register("name", function_of_now)``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import begin_write, db
+from portal.models import ControllerLease, utcnow
+from portal.webhooks.service import deliver_due
+
+LEASE_SECONDS = 60
+
+# loop name -> what one pass does, given the time.
+LOOPS: dict[str, Callable[[datetime], object]] = {}
+
+
+def register(name: str, run: Callable[[datetime], object]) -> None:
+    LOOPS[name] = run
+
+
+register("webhook_delivery", lambda now: deliver_due(now))
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire(loop: str, holder: str, now: datetime | None = None,
+            seconds: int = LEASE_SECONDS) -> bool:
+    """Take or renew ``loop``'s lease for ``holder``: one conditional UPDATE that succeeds
+    when the lease expired or is already ours; the row is created the first time."""
+    now = now or utcnow()
+    expires = now + timedelta(seconds=seconds)
+    begin_write()
+    taken = db.session.execute(
+        update(ControllerLease)
+        .where(ControllerLease.name == loop,
+               or_(ControllerLease.expires_at.is_(None), ControllerLease.expires_at < now,
+                   ControllerLease.holder == holder))
+        .values(holder=holder, expires_at=expires)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not taken and db.session.scalar(
+            select(ControllerLease.id).where(ControllerLease.name == loop)) is None:
+        db.session.add(ControllerLease(name=loop, holder=holder, expires_at=expires))
+        try:
+            db.session.flush()
+            taken = True
+        except IntegrityError:  # another controller created it first: theirs
+            db.session.rollback()
+            return False
+    if taken:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return taken
+
+
+def run_once(holder: str, now: datetime | None = None) -> dict[str, str]:
+    """One pass of every loop whose lease this controller holds; what each did."""
+    report = {}
+    for name, run in LOOPS.items():
+        if not acquire(name, holder, now):
+            report[name] = "held by another controller"
+            continue
+        try:
+            report[name] = f"done ({run(now or utcnow())})"
+        except Exception as error:  # one loop's failure must not stop the others
+            db.session.rollback()
+            current_app.logger.exception("controller loop %s failed", name)
+            report[name] = f"failed: {error}"
+    return report
+
+
+controller_cli = AppGroup("controller", help="Background loops: webhook delivery, …")
+
+
+@controller_cli.command("run")
+@click.option("--once", is_flag=True, help="One pass of each loop, then exit.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between passes.")
+def run(once, interval):
+    """Run the controller's loops until stopped."""
+    holder = holder_name()
+    if once:
+        for name, outcome in run_once(holder).items():
+            click.echo(f"{name}: {outcome}")
+        return
+    click.echo(f"controller {holder}: running {', '.join(LOOPS)} every {interval} s.")
+    try:
+        while True:
+            run_once(holder)
+            db.session.remove()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass

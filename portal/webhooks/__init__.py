@@ -1,0 +1,1 @@
+"""Webhooks (SPEC 8.6): an outbox written with each change, delivered signed, with retries."""

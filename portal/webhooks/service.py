@@ -1,0 +1,286 @@
+"""Webhooks (SPEC 8.6): the outbox, its signed delivery with retries, and the hooks' rules.
+
+:func:`emit` adds one delivery row per matching hook in the caller's transaction, so a
+change that is rolled back sends nothing (netbox#9466). :func:`deliver_due` (run by the
+controller) claims due rows with a short lease — ``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+serialised by ``begin_write`` on SQLite — commits, and only then POSTs, so no database
+transaction is held open while a receiver answers and two controllers never send the same
+delivery twice. A failed attempt is retried after 30 s, 2 min, 10 min, 30 min and 2 h,
+then the delivery is failed (netbox#12327 has no retries at all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, has_app_context
+from sqlalchemy import or_, select, update
+
+from portal.extensions import begin_write, db
+from portal.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery, utcnow
+
+# Seconds to wait after the 1st, 2nd, … failed attempt; after the last, the delivery fails.
+RETRY_DELAYS = (30, 120, 600, 1800, 7200)
+SEND_TIMEOUT = 10
+# A claimed delivery is the claimer's for this long: more than a send can take.
+CLAIM_SECONDS = 60
+RESOURCE_PATHS = {"vm": "/api/v1/vms/{}", "cluster": "/api/v1/clusters/{}",
+                  "job": "/api/v1/provision-jobs/{}"}
+
+
+class WebhookError(ValueError):
+    """A hook or a request about one that cannot be accepted; the message says why."""
+
+
+# ------------------------------------------------------------------------------- outbox
+
+
+def emit(event_type: str, resource_type: str, resource_id: int, tenant_id: int | None,
+         previous_status: str | None, data: dict) -> int:
+    """Queue ``event_type`` for every enabled hook that wants it (operator hooks: every
+    tenant; a tenant's hooks: that tenant's events only), in the caller's transaction. One
+    query; returns how many deliveries were queued."""
+    scope = Webhook.tenant_id.is_(None)
+    if tenant_id is not None:
+        scope = or_(scope, Webhook.tenant_id == tenant_id)
+    hooks = db.session.execute(
+        select(Webhook.id, Webhook.events).where(Webhook.enabled.is_(True), scope)
+    ).all()
+    wanted = [hook_id for hook_id, events in hooks if event_type in (events or ())]
+    if not wanted:
+        return 0
+    now = utcnow()
+    event_id = str(uuid.uuid4())
+    body = json.dumps({
+        "id": event_id,
+        "type": event_type,
+        "occurred_at": now.isoformat(timespec="seconds") + "Z",
+        "resource": {"type": resource_type, "id": resource_id,
+                     "url": resource_url(resource_type, resource_id)},
+        "previous_status": previous_status,
+        "data": data,
+    }, separators=(",", ":"), default=str)
+    db.session.add_all(
+        WebhookDelivery(webhook_id=hook_id, event_id=event_id, event_type=event_type,
+                        body=body, status="pending", attempts=0, next_attempt_at=now,
+                        last_error="")
+        for hook_id in wanted
+    )
+    return len(wanted)
+
+
+def resource_url(resource_type: str, resource_id: int) -> str:
+    """The resource's API URL: absolute when PORTAL_URL is configured, else a path."""
+    base = current_app.config.get("PORTAL_URL", "") if has_app_context() else ""
+    return (base or "").rstrip("/") + RESOURCE_PATHS[resource_type].format(resource_id)
+
+
+# ----------------------------------------------------------------------------- delivery
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA512 of the exact body bytes (NetBox's X-Hook-Signature)."""
+    return hmac.new(secret.encode(), body, hashlib.sha512).hexdigest()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a receiver answered: its status code, or why there was none."""
+
+    status_code: int | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect could lead to an address the URL check refused: follow none.
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def send_http(url: str, body: bytes, headers: dict[str, str],
+              timeout: float = SEND_TIMEOUT) -> Sent:
+    """POST ``body`` to ``url``; never raises."""
+    opener = urllib.request.build_opener(_NoRedirects)
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with opener.open(req, timeout=timeout) as response:
+            response.read(65536)
+            return Sent(response.status)
+    except urllib.error.HTTPError as error:
+        return Sent(error.code, f"HTTP {error.code} {error.reason}"[:500])
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return Sent(None, f"Could not reach {url}: {reason}"[:500])
+
+
+Sender = Callable[[str, bytes, dict[str, str]], Sent]
+
+
+def deliver_due(now: datetime | None = None, send: Sender = send_http, limit: int = 50,
+                resolve: Callable[[str], list[str]] | None = None) -> int:
+    """Send every delivery that is due at ``now`` (up to ``limit``); returns how many were
+    attempted. Safe to run from any number of controllers at once."""
+    now = now or utcnow()
+    claimed = _claim(now, limit)
+    for delivery_id, attempt, url, secret, allow_private, body, event_type, event_id in claimed:
+        try:
+            check_url(url, allow_private, resolve=resolve)
+        except WebhookError as refused:
+            outcome = Sent(None, str(refused))
+        else:
+            raw = body.encode()
+            outcome = send(url, raw, {
+                "Content-Type": "application/json",
+                "User-Agent": "resource-portal-webhooks",
+                "X-Hook-Signature": sign(secret, raw),
+                "X-Hook-Timestamp": str(int(now.replace(tzinfo=UTC).timestamp())),
+                "X-Hook-Event": event_type,
+                "X-Hook-Delivery": event_id,
+            })
+        _record(delivery_id, attempt, outcome, now)
+    return len(claimed)
+
+
+def _claim(now: datetime, limit: int) -> list[tuple]:
+    begin_write()  # SQLite has no SKIP LOCKED: claims are serialised instead
+    due = (WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+    ids = db.session.scalars(
+        select(WebhookDelivery.id).where(*due).order_by(WebhookDelivery.next_attempt_at,
+                                                        WebhookDelivery.id)
+        .limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        db.session.rollback()
+        return []
+    db.session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(ids), *due)
+        .values(attempts=WebhookDelivery.attempts + 1,
+                next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    rows = db.session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.attempts, Webhook.url, Webhook.secret,
+               Webhook.allow_private, WebhookDelivery.body, WebhookDelivery.event_type,
+               WebhookDelivery.event_id)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(WebhookDelivery.id.in_(ids))
+        .order_by(WebhookDelivery.id)
+    ).all()
+    db.session.commit()
+    return [tuple(row) for row in rows]
+
+
+def _record(delivery_id: int, attempt: int, outcome: Sent, now: datetime) -> None:
+    """The attempt's answer; guarded on the attempt number, so a resend or another claim
+    made meanwhile is not overwritten."""
+    values: dict = {"last_status_code": outcome.status_code, "last_error": outcome.error,
+                    "updated_at": utcnow()}
+    if outcome.ok:
+        values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+    elif attempt > len(RETRY_DELAYS):
+        values.update(status="failed", next_attempt_at=None)
+    else:
+        values["next_attempt_at"] = now + timedelta(seconds=RETRY_DELAYS[attempt - 1])
+    begin_write()
+    db.session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.attempts == attempt,
+               WebhookDelivery.status == "pending")
+        .values(**values).execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def resend(delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again as soon as the controller runs: same event id, so a receiver
+    that already has it can tell. The caller commits."""
+    if delivery.status == "pending" and delivery.attempts == 0:
+        raise WebhookError(f"Delivery {delivery.id} has not been attempted yet: it goes out "
+                           "with the controller's next pass.")
+    delivery.status = "pending"
+    delivery.attempts = 0
+    delivery.next_attempt_at = utcnow()
+    delivery.delivered_at = None
+    return delivery
+
+
+# ------------------------------------------------------------------------- hooks, SSRF
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as error:
+        raise WebhookError(f"The host {host} does not resolve ({error}).") from None
+    return [info[4][0] for info in infos]
+
+
+def _forbidden(address: str) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for test, what in ((ip.is_loopback, "a loopback"),
+                       (ip.is_link_local, "a link-local (cloud metadata)"),
+                       (ip.is_unspecified, "an unspecified"), (ip.is_multicast, "a multicast"),
+                       (ip.is_private, "a private"), (ip.is_reserved, "a reserved")):
+        if test:
+            return what
+    return None
+
+
+def check_url(url: str, allow_private: bool = False,
+              resolve: Callable[[str], list[str]] | None = None) -> str:
+    """``url`` if a hook may POST to it: http(s) only and, unless ``allow_private``, no host
+    that resolves to a loopback, private, link-local/metadata, multicast or unspecified
+    address. Run at creation and again before each delivery (DNS may have changed)."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise WebhookError(f"The URL is not valid: {error}.") from None
+    if parts.scheme not in ("http", "https"):
+        raise WebhookError("The URL must start with http:// or https://.")
+    host = parts.hostname
+    if not host:
+        raise WebhookError("The URL has no host.")
+    if parts.username or parts.password:
+        raise WebhookError("The URL must not carry a user name or password; sign with the "
+                           "secret instead.")
+    if allow_private:
+        return url
+    addresses = resolve(host) if resolve else _resolve(host, port)
+    for address in addresses:
+        what = _forbidden(address)
+        if what:
+            raise WebhookError(
+                f"The host {host} resolves to {address}, {what} address: hooks may not call "
+                "into the portal's own network unless an operator allows private addresses."
+            )
+    return url
+
+
+def check_events(events: Iterable[str]) -> list[str]:
+    events = list(dict.fromkeys(events))
+    unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+    if unknown:
+        raise WebhookError(f"Unknown event {', '.join(unknown)}: choose from "
+                           f"{', '.join(WEBHOOK_EVENTS)}.")
+    if not events:
+        raise WebhookError(f"Choose at least one event out of {', '.join(WEBHOOK_EVENTS)}.")
+    return events
