@@ -109,6 +109,7 @@ def init_api() -> Blueprint:
         tenants,
         tokens,
         vms,
+        webhooks,
     )
 
     return bp

@@ -47,6 +47,8 @@ RULES: dict[str, dict[str, frozenset[str]]] = {
     "assignments": {"read": frozenset({MAINTAINER})},
     "audit": {"read": OPS},
     "users": {"read": OPS, "write": OPS},
+    # A tenant admin manages the hooks of their own tenants (portal.webhooks.service).
+    "webhooks": {"read": OPS | {TENANT_ADMIN}, "write": OPS | {TENANT_ADMIN}},
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

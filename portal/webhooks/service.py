@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import secrets
 import socket
 import urllib.error
 import urllib.request
@@ -25,10 +26,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy import delete as sa_delete
 
+from portal.auth.access import administered_tenant_ids
 from portal.extensions import begin_write, db
-from portal.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery, utcnow
+from portal.models import WEBHOOK_EVENTS, Tenant, Webhook, WebhookDelivery, utcnow
 
 # Seconds to wait after the 1st, 2nd, … failed attempt; after the last, the delivery fails.
 RETRY_DELAYS = (30, 120, 600, 1800, 7200)
@@ -284,3 +287,80 @@ def check_events(events: Iterable[str]) -> list[str]:
     if not events:
         raise WebhookError(f"Choose at least one event out of {', '.join(WEBHOOK_EVENTS)}.")
     return events
+
+
+# ------------------------------------------------------------------- managing the hooks
+
+
+class HookError(WebhookError):
+    """A refused hook field: ``field`` names it for the form or the API's errors."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def hooks_of(user) -> Select:
+    """The hooks ``user`` may see and manage: operators all; a tenant admin their tenants'
+    (never the operators' own hooks, which see every tenant)."""
+    stmt = select(Webhook).order_by(Webhook.id)
+    tenants = administered_tenant_ids(user)
+    if tenants is not None:
+        stmt = stmt.where(Webhook.tenant_id.in_(tenants))
+    return stmt
+
+
+def hook_of(user, hook_id: int) -> Webhook | None:
+    return db.session.scalar(hooks_of(user).where(Webhook.id == hook_id))
+
+
+def delivery_of(user, delivery_id: int) -> WebhookDelivery | None:
+    hooks = hooks_of(user).with_only_columns(Webhook.id).order_by(None)
+    return db.session.scalar(select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id.in_(hooks)))
+
+
+def save_hook(user, hook: Webhook | None, *, name: str, url: str, events: Iterable[str],
+              enabled: bool, tenant_id: int | None, allow_private: bool,
+              secret: str | None = None) -> tuple[Webhook, str | None]:
+    """Create (``hook`` None) or change a hook; returns it and the secret when one was made
+    or replaced (shown once: it is never returned again). Refusals change nothing. The
+    caller commits."""
+    operator = administered_tenant_ids(user) is None
+    if allow_private and not operator:
+        raise HookError("allow_private", "Only operators may allow private, loopback or "
+                                         "link-local addresses.")
+    if tenant_id is None and not operator:
+        raise HookError("tenant_id", "Choose the tenant whose events this hook receives.")
+    if tenant_id is not None and (
+            (not operator and tenant_id not in administered_tenant_ids(user))
+            or db.session.get(Tenant, tenant_id) is None):
+        raise HookError("tenant_id", f"No tenant {tenant_id} that you administer.")
+    try:
+        url = check_url(url, allow_private)
+    except WebhookError as error:
+        raise HookError("url", str(error)) from None
+    try:
+        events = check_events(events)
+    except WebhookError as error:
+        raise HookError("events", str(error)) from None
+    if secret is not None and not 16 <= len(secret) <= 255:
+        raise HookError("secret", "A secret has 16 to 255 characters; leave it out to get a "
+                                  "random one.")
+    if hook is None:
+        secret = secret or secrets.token_urlsafe(32)
+        hook = Webhook(created_by=user.id, secret=secret)
+        db.session.add(hook)
+    elif secret:
+        hook.secret = secret
+    hook.name, hook.url, hook.events, hook.enabled = name.strip(), url, events, enabled
+    hook.tenant_id, hook.allow_private = tenant_id, allow_private
+    db.session.flush()
+    return hook, secret
+
+
+def delete_hook(hook: Webhook) -> None:
+    """The hook and its delivery log. The caller commits."""
+    db.session.execute(sa_delete(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id))
+    db.session.delete(hook)
+    db.session.flush()
