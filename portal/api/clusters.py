@@ -16,6 +16,7 @@ from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
 from portal.api.schemas import Id, Input, Query, Stamped, page_of
 from portal.api.vms import ANTI_AFFINITY_HELP, AntiAffinity, Strategy, Vm
 from portal.auth.access import administered_tenant_ids, visible_or_404
+from portal.clusters import kubeconfig as kubeconfigs
 from portal.clusters import routes as pages
 from portal.clusters import service
 from portal.extensions import db
@@ -259,6 +260,23 @@ def retry_cluster(cluster_id: int):
     cluster = managed_cluster(cluster_id)
     service.retry_failed_nodes(cluster, _user())
     return detail(cluster)
+
+
+@api.operation("GET", "/clusters/{cluster_id}/kubeconfig",
+               summary="Download a cluster's kubeconfig", tags=TAGS, access=Access("clusters"))
+def get_kubeconfig(cluster_id: int):
+    """The kubeconfig the agent returned when the control plane came up, as
+    ``application/yaml`` (an attachment, never cached); every download is audited. For
+    operators and the tenant's admins only (403 for maintainers); 404 while there is none."""
+    cluster = visible_cluster(cluster_id)
+    if not kubeconfigs.may_download(cluster, _user()):
+        raise ApiError(FORBIDDEN, "Only operators and the tenant's admins download a "
+                                  "cluster's kubeconfig.")
+    text = kubeconfigs.download(cluster, _user())
+    if text is None:
+        raise not_found(f"Cluster {cluster.name} has no kubeconfig yet: the agent returns it "
+                        "when the control plane is built.")
+    return kubeconfigs.attachment(cluster, text)
 
 
 # --- plugins -------------------------------------------------------------------------------

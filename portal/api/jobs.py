@@ -12,6 +12,7 @@ from portal.api import api, listing
 from portal.api.core import OPERATORS_ONLY
 from portal.api.problems import not_found
 from portal.api.schemas import INT32, Input, Output, Paging, Stamped, UtcDatetime, page_of
+from portal.clusters import kubeconfig as kubeconfigs
 from portal.extensions import db
 from portal.models import JOB_ACTIONS, JOB_STATUSES, ProvisionJob
 from portal.provisioning import jobs
@@ -65,6 +66,10 @@ class CompleteIn(Input):
     agent: str = Field(min_length=1, max_length=128, description="The agent that claimed it.")
     succeeded: bool
     message: str = Field("", max_length=2000)
+    kubeconfig: str | None = Field(
+        None, max_length=kubeconfigs.MAX_BYTES,
+        description="A successful create of a control-plane node: the cluster's kubeconfig "
+        "(YAML), kept encrypted for the tenant's admins to download.")
 
 
 class HeartbeatIn(Input):
@@ -124,7 +129,7 @@ def complete_job(job_id: int, body: CompleteIn):
     if db.session.get(ProvisionJob, job_id) is None:
         raise not_found(f"No provisioning job {job_id}.")
     db.session.rollback()
-    return jobs.complete(job_id, body.agent, body.succeeded, body.message)
+    return jobs.complete(job_id, body.agent, body.succeeded, body.message, body.kubeconfig)
 
 
 @api.operation("POST", "/provision-jobs/{job_id}/heartbeat", summary="Renew a job's lease",

@@ -12,6 +12,7 @@ from portal.auth.access import (
     visible_only,
     visible_or_404,
 )
+from portal.clusters import kubeconfig as kubeconfigs
 from portal.clusters import service
 from portal.clusters.forms import ClusterForm
 from portal.extensions import db
@@ -231,7 +232,22 @@ def detail(cluster_id: int):
         bastion_candidates=service.bastion_candidates(cluster) if manage else [],
         progress=service.progress(cluster, nodes),
         spread_choices=ANTI_AFFINITY_CHOICES,
+        kubeconfig=kubeconfigs.may_download(cluster, current_user)
+        and kubeconfigs.exists(cluster.id),
     )
+
+
+@bp.route("/<int:cluster_id>/kubeconfig")
+@requires("clusters")
+def kubeconfig(cluster_id: int):
+    """Download the cluster's kubeconfig: operators and the tenant's admins; audited."""
+    cluster = _cluster(cluster_id)
+    if not kubeconfigs.may_download(cluster, current_user):
+        abort(403)
+    text = kubeconfigs.download(cluster, current_user._get_current_object())
+    if text is None:
+        abort(404)
+    return kubeconfigs.attachment(cluster, text)
 
 
 ACTIONS = {

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 class Queue(Protocol):
     def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]: ...
 
-    def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None: ...
+    def complete(self, job_id: int, agent: str, succeeded: bool, message: str,
+                 kubeconfig: str | None = None) -> None: ...
 
     def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None: ...
 
@@ -43,10 +44,11 @@ class DatabaseQueue:
             finally:
                 db.session.remove()
 
-    def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None:
+    def complete(self, job_id: int, agent: str, succeeded: bool, message: str,
+                 kubeconfig: str | None = None) -> None:
         with self.app.app_context():
             try:
-                jobs.complete(job_id, agent, succeeded, message)
+                jobs.complete(job_id, agent, succeeded, message, kubeconfig)
             finally:
                 db.session.remove()
 
@@ -76,13 +78,16 @@ class Agent:
         """Claim and finish at most one job; return how many were done."""
         claimed = self.queue.claim(self.name, 1, self.lease_seconds)
         for job in claimed:
+            kubeconfig = None
             with Heartbeat(self, job.id):
                 try:
                     message, ok = self.driver.run(job), True
                 except ProvisionFailed as failure:
                     message, ok = str(failure), False
+            if isinstance(message, tuple):  # a control plane came up with its kubeconfig
+                message, kubeconfig = message
             try:
-                self.queue.complete(job.id, self.name, ok, message)
+                self.queue.complete(job.id, self.name, ok, message, kubeconfig)
             except jobs.JobError as error:
                 # The lease was lost and another agent took the job: its answer counts.
                 log.warning("agent %s: %s", self.name, error)

@@ -5,6 +5,7 @@ failures can be exercised; a real deployment plugs in its own (libvirt, OpenStac
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from typing import Protocol
 
@@ -16,8 +17,9 @@ class ProvisionFailed(Exception):
 
 
 class Driver(Protocol):
-    def run(self, job: ClaimedJob) -> str:
-        """Do the job; return a success message or raise ProvisionFailed."""
+    def run(self, job: ClaimedJob) -> str | tuple[str, str | None]:
+        """Do the job; return a success message — or (message, kubeconfig) when a cluster's
+        control plane is up — or raise ProvisionFailed."""
 
 
 class SimulateDriver:
@@ -28,14 +30,41 @@ class SimulateDriver:
         self.failure_rate = failure_rate
         self.random = random.Random(seed)
 
-    def run(self, job: ClaimedJob) -> str:
+    def run(self, job: ClaimedJob) -> str | tuple[str, str | None]:
         time.sleep(self.delay)
         if self.random.random() < self.failure_rate:
             raise ProvisionFailed(f"simulated failure while trying to {job.action} {job.vm_name}")
         if job.action == "migrate":
             return f"simulated: {job.vm_name} migrated to {job.target_baremetal_id}"
         verb = "created" if job.action == "create" else "deleted"
+        if job.action == "create" and job.role == "control-plane":
+            return f"simulated: {job.vm_name} {verb}", simulated_kubeconfig(job)
         return f"simulated: {job.vm_name} {verb}"
+
+
+def simulated_kubeconfig(job: ClaimedJob) -> str:
+    """A syntactically valid kubeconfig for a simulated cluster: its API server on the
+    control-plane node, a token that opens nothing."""
+    name = f"cluster-{job.k8s_cluster_id}"
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: {name}
+  cluster:
+    server: https://{job.vm_name}.cluster.invalid:6443
+    insecure-skip-tls-verify: true
+users:
+- name: {name}-admin
+  user:
+    token: simulated-{secrets.token_hex(16)}
+contexts:
+- name: {name}
+  context:
+    cluster: {name}
+    user: {name}-admin
+current-context: {name}
+preferences: {{}}
+"""
 
 
 DRIVERS = {"simulate": SimulateDriver}

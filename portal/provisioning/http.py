@@ -62,11 +62,12 @@ class HttpQueue:
         return [jobs.ClaimedJob(**{k: v for k, v in item.items() if k in names})
                 for item in body["items"]]
 
-    def complete(self, job_id: int, agent: str, succeeded: bool, message: str) -> None:
-        status, body = self._post(
-            f"/provision-jobs/{job_id}/complete",
-            {"agent": agent, "succeeded": succeeded, "message": message[:2000]},
-        )
+    def complete(self, job_id: int, agent: str, succeeded: bool, message: str,
+                 kubeconfig: str | None = None) -> None:
+        answer = {"agent": agent, "succeeded": succeeded, "message": message[:2000]}
+        if kubeconfig is not None:
+            answer["kubeconfig"] = kubeconfig
+        status, body = self._post(f"/provision-jobs/{job_id}/complete", answer)
         if status == 409:  # the lease expired and another agent took the job
             raise jobs.JobError(body.get("detail", f"job {job_id}: conflict"))
         if status != 200:

@@ -30,6 +30,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.service import record
+from portal.clusters import kubeconfig as kubeconfigs
 from portal.extensions import begin_write, db
 from portal.models import (
     LIVE_JOB_STATUSES,
@@ -242,9 +243,16 @@ def _not_yours(job_id: int, agent: str) -> str:
     )
 
 
-def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> ProvisionJob:
+def complete(job_id: int, agent: str, succeeded: bool, message: str = "",
+             kubeconfig: str | None = None) -> ProvisionJob:
     """Record an agent's answer and move the VM (and its cluster) accordingly. Refused
-    unless the job is claimed by this agent right now."""
+    unless the job is claimed by this agent right now. A successful create of a
+    control-plane node may bring the cluster's ``kubeconfig``: kept encrypted (SPEC 8.6)."""
+    if kubeconfig is not None:
+        try:
+            kubeconfigs.check(kubeconfig)
+        except kubeconfigs.KubeconfigError as error:
+            raise JobError(str(error)) from None
     begin_write()
     row = db.session.execute(
         select(ProvisionJob.vm_id, VirtualMachine.k8s_cluster_id)
@@ -266,6 +274,9 @@ def complete(job_id: int, agent: str, succeeded: bool, message: str = "") -> Pro
     job = db.session.get(ProvisionJob, job_id, populate_existing=True)
     before = vm.status
     _apply(job, vm, succeeded, message)
+    if (kubeconfig is not None and succeeded and job.action == "create"
+            and vm.role == "control-plane" and vm.k8s_cluster_id is not None):
+        kubeconfigs.store(vm.k8s_cluster_id, kubeconfig)
     record(
         "provision",
         "virtual_machine",
