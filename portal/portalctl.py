@@ -32,7 +32,7 @@ EXIT_CODES = {
     NOT_FOUND: "not found (404)",
     REFUSED: "refused: no quota, quota exceeded, insufficient capacity or conflict (409)",
     TIMEOUT: "--wait timed out before the VM/cluster got there",
-    FAILED: "the VM/cluster ended in error",
+    FAILED: "the VM/cluster ended in error (or was deleted) while waiting",
     UNREACHABLE: "portal unreachable or a server error (5xx)",
     UNAUTHORIZED: "unauthorized or forbidden (401/403: bad token, missing scope or role)",
 }
@@ -154,9 +154,10 @@ class Waiter:
                 raise
             if done(last):
                 return last
-            if last.get("status") == "error" and wait_for != "error":
-                raise Failure(FAILED, f"{path} ended in error: {last.get('status_message', '')}",
-                              last)
+            if last.get("status") in ("error", "deleted") and wait_for != last["status"]:
+                # Final: it can never become what we wait for.
+                raise Failure(FAILED, f"{path} ended {last['status']}: "
+                              f"{last.get('status_message', '')}", last)
             if time.monotonic() >= self.deadline:
                 raise Failure(TIMEOUT, f"{path} is still {last.get('status')!r}, not "
                               f"{wait_for!r}, after {self.timeout:g}s", last)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,16 +38,24 @@ def estate(pg_app):
     return build_estate()
 
 
-@pytest.fixture
-def agent(live, estate):
+@contextmanager
+def background_agent(live, token, **driver):
     """A remote agent working in the background, as `flask agent run --url` would."""
-    worker = Agent(HttpQueue(live, estate.operator), SimulateDriver(delay=0.2),
-                   name="portalctl-agent", poll_seconds=0.1)
+    worker = Agent(HttpQueue(live, token), SimulateDriver(**{"delay": 0.2, **driver}),
+                   name="background-agent", poll_seconds=0.1)
     thread = threading.Thread(target=worker.run_forever, daemon=True)
     thread.start()
-    yield worker
-    worker.stop()
-    thread.join(timeout=10)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def agent(live, estate):
+    with background_agent(live, estate.operator) as worker:
+        yield worker
 
 
 def portalctl(live, token, *args, env=None):
@@ -129,16 +138,9 @@ def test_timeout_waiting_exits_5(live, estate):
 
 
 def test_failed_build_exits_6(live, estate):
-    failing = Agent(HttpQueue(live, estate.operator), SimulateDriver(delay=0, failure_rate=1),
-                    name="failing", poll_seconds=0.1)
-    thread = threading.Thread(target=failing.run_forever, daemon=True)
-    thread.start()
-    try:
+    with background_agent(live, estate.operator, delay=0, failure_rate=1):
         code, body, err = portalctl(live, estate.admin_a, *create_args(
             estate, "--wait", "--timeout", 60))
-    finally:
-        failing.stop()
-        thread.join(timeout=10)
     assert code == 6, err
     assert body["status"] == "error" and "simulated failure" in body["status_message"]
 
