@@ -46,6 +46,7 @@ def test_drain_a_server_from_its_page(app, ops):
     html = text(done)
     assert "Draining: 1 VM migrating; 1 cannot move now." in html
     assert 'id="evacuation-progress"' in html and "migrating" in html
+    assert 'hx-trigger="every 3s" hx-select="#evacuation"' in html  # follows itself
     db.session.expire_all()
     assert db.session.get(Baremetal, source.id).status == "maintenance"
     assert lifecycle_violations() == []
@@ -56,6 +57,7 @@ def test_drain_a_server_from_its_page(app, ops):
     jobs.complete(claimed.id, "agent", False, "no route to host")
     html = text(ops.get(f"/servers/{source.id}"))
     assert "failed" in html and "no route to host" in html
+    assert 'hx-select="#evacuation"' not in html  # settled: no more polling
     assert "Back in service: src-1." in text(post(ops, f"/servers/{source.id}/return",
                                                    follow_redirects=True))
     assert lifecycle_violations() == []
