@@ -159,3 +159,51 @@ def test_help_documents_every_exit_code():
     sub = subprocess.run([PORTALCTL, "cluster", "scale", "--help"], capture_output=True,
                          text=True)
     assert sub.returncode == 0 and "--workers" in sub.stdout and "--wait" in sub.stdout
+
+
+def test_cluster_create_scale_kubeconfig_delete_with_wait(live, estate, agent, tmp_path):
+    code, cluster, err = portalctl(
+        live, estate.admin_a, "cluster", "create", "--name", "ci-k8s", "--tenant",
+        estate.tenant_a.id, "--group", estate.group.id, "--version", "1.31.2",
+        "--control-planes", 1, "--control-plane-flavor", estate.flavor.id, "--workers", 1,
+        "--worker-flavor", estate.flavor.id, "--anti-affinity", "none", "--wait",
+        "--timeout", 60)
+    assert code == 0, err
+    assert cluster["status"] == "active" and len(cluster["nodes"]) == 2
+    cid = cluster["id"]
+
+    code, scaled, err = portalctl(live, estate.admin_a, "cluster", "scale", cid, "--workers", 2,
+                                  "--wait", "--timeout", 60)
+    assert code == 0, err
+    workers = [n for n in scaled["nodes"] if n["role"] == "worker"]
+    assert len(workers) == 2 and {n["status"] for n in workers} == {"active"}
+
+    target = tmp_path / "kubeconfig.yaml"
+    code, _, err = portalctl(live, estate.admin_a, "cluster", "kubeconfig", cid, "-o", target)
+    assert code == 0, err
+    assert "kind: Config" in target.read_text() and target.stat().st_mode & 0o077 == 0
+    result = subprocess.run([PORTALCTL, "cluster", "kubeconfig", str(cid)], text=True,
+                            capture_output=True, env={**os.environ, "PORTAL_URL": live,
+                                                      "PORTAL_TOKEN": estate.admin_a})
+    assert result.returncode == 0 and result.stdout == target.read_text()
+    code, _, err = portalctl(live, estate.maintainer, "cluster", "kubeconfig", cid)
+    assert code in (3, 8)  # a maintainer never gets it
+
+    code, deleted, err = portalctl(live, estate.admin_a, "cluster", "delete", cid, "--wait",
+                                   "--timeout", 60)
+    assert code == 0, err
+    assert deleted["status"] == "deleted"
+
+
+def test_cluster_create_from_a_file_with_flags_overriding(live, estate, tmp_path):
+    body = tmp_path / "cluster.json"
+    body.write_text(json.dumps({
+        "name": "from-file", "tenant_id": estate.tenant_a.id, "group_id": estate.group.id,
+        "version": "1.31.2", "control_planes": 1, "control_plane_flavor_id": estate.flavor.id}))
+    code, cluster, err = portalctl(live, estate.admin_a, "cluster", "create", "--file", body,
+                                   "--name", "from-flags")
+    assert code == 0, err
+    assert cluster["name"] == "from-flags" and cluster["status"] == "provisioning"
+    body.write_text("[1, 2]")
+    code, _, err = portalctl(live, estate.admin_a, "cluster", "create", "--file", body)
+    assert code == 2 and "JSON object" in err
