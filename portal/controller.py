@@ -21,6 +21,7 @@ from flask.cli import AppGroup
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from portal.api.idempotency import prune_idempotency_keys
 from portal.extensions import begin_write, db
 from portal.models import ControllerLease, utcnow
 from portal.webhooks.service import deliver_due
@@ -36,6 +37,7 @@ def register(name: str, run: Callable[[datetime], object]) -> None:
 
 
 register("webhook_delivery", lambda now: deliver_due(now))
+register("idempotency_prune", lambda now: prune_idempotency_keys(now))
 
 
 def holder_name() -> str:

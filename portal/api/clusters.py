@@ -9,7 +9,7 @@ from flask import url_for
 from flask_login import current_user
 from pydantic import Field
 
-from portal.api import api
+from portal.api import api, waiting
 from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
@@ -191,10 +191,19 @@ def list_clusters(query):
     return run(pages.clusters, query)
 
 
+ClusterWait = waiting.wait_query("ClusterWait", CLUSTER_STATUSES)
+CLUSTER_FINAL = ("error", "deleted")
+
+
 @api.operation("GET", "/clusters/{cluster_id}", summary="Get a cluster", tags=TAGS,
-               access=Access("clusters"), response=ClusterDetail)
-def get_cluster(cluster_id: int):
-    return detail(visible_cluster(cluster_id))
+               access=Access("clusters"), query=ClusterWait, response=ClusterDetail,
+               headers=waiting.HEADERS)
+def get_cluster(cluster_id: int, query):
+    """With ``wait_for``, answers once the cluster has that status; ``error`` and
+    ``deleted`` are final (Wait-Result ``final``)."""
+    cluster, headers = waiting.read(K8sCluster, visible_cluster(cluster_id), query,
+                                    CLUSTER_FINAL)
+    return detail(cluster), headers
 
 
 @api.operation("POST", "/clusters", summary="Create a cluster", tags=TAGS,

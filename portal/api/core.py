@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, json, request
+from flask import Blueprint, Response, current_app, json, request
 from flask_login import current_user
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from portal.api import idempotency
 from portal.api.problems import FORBIDDEN, VALIDATION_ERROR, ApiError, pydantic_errors
 from portal.auth.access import OPERATOR, can, roles_of
 
 PATH_PARAM = re.compile(r"\{(\w+)\}")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     path_params: tuple[str, ...] = field(default_factory=tuple)
+    # Honours Idempotency-Key (every write but the agents' job protocol).
+    idempotent: bool = False
+    # Response headers worth documenting: name -> description.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def operation_id(self) -> str:
@@ -95,6 +101,8 @@ class Api:
         response: Any = None,
         status: int = 200,
         errors: Sequence[int] = (),
+        idempotent: bool | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
             params = tuple(PATH_PARAM.findall(path))
@@ -103,8 +111,10 @@ class Api:
                 implied |= {401, 403}
             if params:
                 implied.add(404)
-            if query is not None or body is not None:
-                implied.add(422)
+            is_idempotent = method.upper() in WRITE_METHODS if idempotent is None \
+                else idempotent
+            if query is not None or body is not None or is_idempotent:
+                implied.add(422)  # an Idempotency-Key is checked like the body
             if body is not None:
                 implied.add(413)
             op = Operation(
@@ -112,6 +122,8 @@ class Api:
                 description=(view.__doc__ or "").strip(), tags=tuple(tags), access=access,
                 query=query, body=body, response=response, status=status,
                 errors=tuple(sorted(implied)), path_params=params,
+                idempotent=is_idempotent,
+                headers=dict(headers or {}),
             )
             body_adapter = TypeAdapter(body) if body is not None else None
             response_adapter = TypeAdapter(response) if response is not None else None
@@ -127,8 +139,15 @@ class Api:
                     kwargs["query"] = parse_query(query)
                 if body_adapter is not None:
                     kwargs["body"] = parse_body(body_adapter)
-                result = view(**kwargs)
-                return respond(op, response_adapter, result)
+                key = idempotency.request_key() if op.idempotent else None
+                if key is None:
+                    return respond(op, response_adapter, view(**kwargs))
+                return idempotency.run_once(
+                    current_user.id, key,
+                    lambda: respond(op, response_adapter, view(**kwargs)),
+                    lambda error: current_app.make_response(
+                        current_app.handle_user_exception(error)),
+                )
 
             # Declared like every page view (tests/auth check that no view lacks one).
             endpoint.access = (access.area or "operators", access.action) if access else (

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from sqlalchemy import select
 
-from portal.api import api, listing
+from portal.api import api, listing, waiting
 from portal.api.core import OPERATORS_ONLY
 from portal.api.problems import not_found
 from portal.api.schemas import INT32, Input, Output, Paging, Stamped, UtcDatetime, page_of
@@ -100,17 +100,24 @@ def list_jobs(query: JobQuery):
     return {"items": rows, "total": total}
 
 
+JobWait = waiting.wait_query("JobWait", JOB_STATUSES)
+JOB_FINAL = ("succeeded", "failed", "cancelled")
+
+
 @api.operation("GET", "/provision-jobs/{job_id}", summary="Get a provisioning job", tags=TAGS,
-               access=OPERATORS_ONLY, response=Job)
-def get_job(job_id: int):
+               access=OPERATORS_ONLY, query=JobWait, response=Job, headers=waiting.HEADERS)
+def get_job(job_id: int, query):
+    """With ``wait_for``, answers once the job has that status; ``succeeded``, ``failed``
+    and ``cancelled`` are final (Wait-Result ``final``)."""
     job = db.session.get(ProvisionJob, job_id)
     if job is None:
         raise not_found()
-    return job
+    return waiting.read(ProvisionJob, job, query, JOB_FINAL)
 
 
 @api.operation("POST", "/provision-jobs/claim", summary="Claim jobs (agents)", tags=TAGS,
-               access=OPERATORS_ONLY, body=ClaimIn, response=ClaimedPage)
+               access=OPERATORS_ONLY, body=ClaimIn, response=ClaimedPage,
+               idempotent=False)
 def claim_jobs(body: ClaimIn):
     """Queued jobs, and claimed ones whose lease expired, become this agent's for
     ``lease_seconds`` (``FOR UPDATE SKIP LOCKED``: two agents never get the same job).
@@ -120,7 +127,8 @@ def claim_jobs(body: ClaimIn):
 
 
 @api.operation("POST", "/provision-jobs/{job_id}/complete", summary="Report a job's outcome",
-               tags=TAGS, access=OPERATORS_ONLY, body=CompleteIn, response=Job, errors=(409,))
+               tags=TAGS, access=OPERATORS_ONLY, body=CompleteIn, response=Job, errors=(409,),
+               idempotent=False)
 def complete_job(job_id: int, body: CompleteIn):
     """Success: a created VM becomes ``active``, a deleted one ``deleted`` (resources
     released). Failure: a create leaves the VM ``error`` with the message, its resources
@@ -133,7 +141,8 @@ def complete_job(job_id: int, body: CompleteIn):
 
 
 @api.operation("POST", "/provision-jobs/{job_id}/heartbeat", summary="Renew a job's lease",
-               tags=TAGS, access=OPERATORS_ONLY, body=HeartbeatIn, response=Job, errors=(409,))
+               tags=TAGS, access=OPERATORS_ONLY, body=HeartbeatIn, response=Job, errors=(409,),
+               idempotent=False)
 def heartbeat_job(job_id: int, body: HeartbeatIn):
     """An agent whose driver is still working renews its lease (every third of it), so that
     no other agent takes the job meanwhile. 409 when the job is no longer this agent's

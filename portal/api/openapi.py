@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from portal.api import idempotency
 from portal.api.core import Operation
 from portal.api.problems import PROBLEM_TYPE
 from portal.api.schemas import INT32, Problem
@@ -19,7 +20,8 @@ ERROR_TEXT = {
     403: "The token's roles may not do this (code forbidden).",
     404: "No such object, or one of another tenant (code not_found).",
     409: "Refused by the current state: placement refusals (no_quota, quota_exceeded, "
-         "insufficient_capacity, with their numbers), duplicates, objects in use (conflict).",
+         "insufficient_capacity, with their numbers), duplicates, objects in use, or a "
+         "request with the same Idempotency-Key still in progress (conflict).",
     413: "The body is larger than the portal accepts (code too_large).",
     422: "The request is not valid; errors names each field (code validation_error).",
 }
@@ -35,6 +37,7 @@ class Components:
         self.schemas: dict[str, Any] = {}
 
     def add(self, name: str, schema: dict[str, Any]) -> None:
+        schema = _without_null_defaults(schema)
         known = self.schemas.get(name)
         if known is not None and known != schema:
             raise ValueError(f"two different schemas are both named {name}")
@@ -48,7 +51,27 @@ class Components:
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             self.add(kind.__name__, schema)
             return {"$ref": REF.format(model=kind.__name__)}
+        return _without_null_defaults(schema)
+
+
+def _admits_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return (kind == "null" or (isinstance(kind, list) and "null" in kind)
+            or any(_admits_null(branch) for branch in schema.get("anyOf", ())))
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    """Drop ``"default": null`` where null is not a valid value. An update body's
+    ``name: str = None`` means "leave it unchanged when left out", not "send null"; as a
+    default it would be invalid (openapi-spec-validator checks defaults against types)."""
+    if isinstance(schema, list):
+        return [_without_null_defaults(item) for item in schema]
+    if not isinstance(schema, dict):
         return schema
+    clean = {key: _without_null_defaults(value) for key, value in schema.items()}
+    if "default" in clean and clean["default"] is None and not _admits_null(clean):
+        del clean["default"]
+    return clean
 
 
 def _parameters(op: Operation, components: Components) -> list[dict[str, Any]]:
@@ -68,6 +91,12 @@ def _parameters(op: Operation, components: Components) -> list[dict[str, Any]]:
             if "description" in prop:
                 param["description"] = prop["description"]
             params.append(param)
+    if op.idempotent:
+        params.append({"name": idempotency.HEADER, "in": "header", "required": False,
+                       "description": idempotency.HEADER_HELP,
+                       "schema": {"type": "string", "minLength": 1,
+                                  "maxLength": idempotency.MAX_KEY,
+                                  "pattern": "^[\\x21-\\x7e]+$"}})
     return params
 
 
@@ -110,6 +139,13 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
         success["content"] = {
             "application/json": {"schema": components.schema_of(op.response, "serialization")}
         }
+    headers = dict(op.headers)
+    if op.idempotent:
+        headers[idempotency.REPLAYED] = ("`true` when this is the stored answer to an earlier "
+                                         "request with the same Idempotency-Key.")
+    if headers:
+        success["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                              for name, text in headers.items()}
     responses: dict[str, Any] = {str(op.status): success}
     errors = set(op.errors) | ({409} if op.method in WRITE_METHODS else set())
     problem_ref = {"$ref": REF.format(model="Problem")}

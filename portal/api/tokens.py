@@ -103,7 +103,8 @@ def list_tokens():
 
 
 @api.operation("POST", "/tokens", summary="Create a token (admin scope)", tags=TAGS,
-               access=ANY_ROLE, body=TokenIn, response=NewToken, status=201, errors=(409,))
+               access=ANY_ROLE, body=TokenIn, response=NewToken, status=201, errors=(409,),
+               idempotent=False)  # never store a token's secret for replay
 def create_token(body: TokenIn):
     """Only with an ``admin``-scoped token. 409 when the user already holds the most live
     tokens allowed."""

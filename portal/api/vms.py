@@ -8,7 +8,7 @@ from flask import url_for
 from flask_login import current_user
 from pydantic import Field
 
-from portal.api import api
+from portal.api import api, waiting
 from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import not_found
@@ -110,10 +110,17 @@ def list_vms(query):
     return run(pages.vms, query)
 
 
+VmWait = waiting.wait_query("VmWait", VM_STATUSES)
+# Where a VM stays until someone acts (a retry or a delete is a new request).
+VM_FINAL = ("error", "deleted")
+
+
 @api.operation("GET", "/vms/{vm_id}", summary="Get a VM", tags=TAGS, access=Access("vms"),
-               response=Vm)
-def get_vm(vm_id: int):
-    return own_vm(vm_id)
+               query=VmWait, response=Vm, headers=waiting.HEADERS)
+def get_vm(vm_id: int, query):
+    """With ``wait_for``, answers once the VM has that status; ``error`` and ``deleted``
+    are final (Wait-Result ``final``)."""
+    return waiting.read(VirtualMachine, own_vm(vm_id), query, VM_FINAL)
 
 
 @api.operation("POST", "/vms", summary="Create VMs", tags=TAGS,
