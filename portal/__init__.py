@@ -68,10 +68,11 @@ def _register_blueprints(app: Flask) -> None:
     from portal.tenants.routes import bp as tenants_bp
     from portal.vms.routes import bp as vms_bp
     from portal.web.bulk import init_bulk
+    from portal.webhooks.routes import bp as webhooks_bp
 
     for bp in (
         auth_bp, dashboard_bp, racks_bp, baremetals_bp, groups_bp, tenants_bp, specs_bp,
-        vms_bp, clusters_bp, meshes_bp, maintainers_bp, audit_bp, search_bp,
+        vms_bp, clusters_bp, meshes_bp, maintainers_bp, audit_bp, search_bp, webhooks_bp,
     ):
         app.register_blueprint(bp)
     app.register_blueprint(init_api())
