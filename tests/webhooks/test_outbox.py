@@ -96,3 +96,23 @@ def test_cluster_status_changes_and_finished_jobs_are_events(app):
     assert body["resource"] == {"type": "cluster", "id": cluster.id,
                                 "url": f"/api/v1/clusters/{cluster.id}"}
     assert (body["previous_status"], body["data"]["status"]) == ("active", "maintenance")
+
+
+def test_a_cluster_following_its_nodes_is_an_event(app):
+    tenant, _, _ = estate()
+    group = f.group()
+    server = f.server(group=group)
+    cluster = f.cluster(tenant, group, status="provisioning")
+    node = f.vm(tenant, server, f.flavor(), status="provisioning", k8s_cluster_id=cluster.id)
+    hook(events=("cluster.status_changed", "vm.status_changed"))
+    db.session.commit()
+    assert jobs.transition(node, ("provisioning",), "active")
+    jobs.refresh_cluster_status(cluster.id)
+    db.session.commit()
+    events = {r.event_type: json.loads(r.body) for r in deliveries()}
+    assert events["cluster.status_changed"]["previous_status"] == "provisioning"
+    assert events["cluster.status_changed"]["data"]["status"] == "active"
+    assert events["vm.status_changed"]["data"]["k8s_cluster_id"] == cluster.id
+    jobs.refresh_cluster_status(cluster.id)  # nothing changed: no event
+    db.session.commit()
+    assert len(deliveries()) == 2
