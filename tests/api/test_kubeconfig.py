@@ -172,3 +172,18 @@ def test_separate_encryption_key_outlives_a_new_secret_key(app, estate, api, clu
     cluster = db.session.get(K8sCluster, cluster_id)
     with pytest.raises(kubeconfigs.KubeconfigError, match="PORTAL_ENCRYPTION_KEY"):
         kubeconfigs.download(cluster, None)
+
+
+def test_an_assigned_maintainer_sees_the_cluster_page_without_the_download(app, api, estate,
+                                                                          cluster_id):
+    build(app)
+    assigned = api.post("/assignments", estate.operator, {
+        "resource_type": "k8s_cluster", "resource_id": cluster_id,
+        "maintainer_id": estate.maintainer_row.id})
+    assert assigned.status_code == 201
+    client = app.test_client()
+    log_in(client, _username(estate, "maintainer"), PASSWORD)
+    page = client.get(f"/clusters/{cluster_id}")
+    assert page.status_code == 200 and "Download kubeconfig" not in page.get_data(as_text=True)
+    assert client.get(f"/clusters/{cluster_id}/kubeconfig").status_code == 403
+    assert downloads() == []
