@@ -71,7 +71,8 @@ class Client:
     def request(self, method: str, path: str, body: Any = None, query: dict | None = None,
                 idempotency_key: str | None = None, raw: bool = False) -> tuple[int, Any]:
         """(status, body) of a 2xx answer; any other answer raises Failure. Connection
-        errors and 502/503/504 are retried (writes are safe to retry: same key)."""
+        errors and 502/503/504 are retried (writes are safe to retry: same key), and so is
+        a 409 with Retry-After to a keyed write: the first attempt is still in flight."""
         url = self.base + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -95,6 +96,11 @@ class Client:
                 if error.code in (502, 503, 504) and attempt < self.retries:
                     time.sleep(2**attempt)
                     continue
+                if (error.code == 409 and idempotency_key and error.headers.get("Retry-After")
+                        and attempt < self.retries):
+                    # Our own earlier attempt (whose answer we lost) is still running.
+                    time.sleep(_seconds(error.headers["Retry-After"]))
+                    continue
                 raise Failure(exit_code_for(error.code),
                               f"{method} {path}: HTTP {error.code}: {_explain(payload)}",
                               payload) from None
@@ -108,6 +114,13 @@ class Client:
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)[1]
+
+
+def _seconds(retry_after: str) -> float:
+    try:
+        return min(max(float(retry_after), 0.0), 30.0)
+    except ValueError:
+        return 1.0
 
 
 def _json_or_text(raw: bytes) -> Any:

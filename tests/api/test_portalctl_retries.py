@@ -25,6 +25,8 @@ class Recorder(BaseHTTPRequestHandler):
         body = json.dumps({"items": [{"id": 1, "status": "provisioning"}], "total": 1}
                           if status == 201 else {"detail": "busy"}).encode()
         self.send_response(status)
+        if status == 409:
+            self.send_header("Retry-After", "1")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -76,3 +78,12 @@ def test_retries_give_up_with_exit_7(server, monkeypatch, capsys):
     assert create(server, "--retries", "2") == 7
     assert len(Recorder.seen) == 3
     assert "HTTP 503" in capsys.readouterr().err
+
+
+def test_a_write_still_in_flight_is_asked_again_with_the_same_key(server, monkeypatch):
+    slept = []
+    monkeypatch.setattr(portalctl.time, "sleep", slept.append)
+    Recorder.answers = [409]
+    assert create(server) == 0
+    assert slept == [1.0]
+    assert len(Recorder.seen) == 2 and len({key for _, _, key in Recorder.seen}) == 1
