@@ -126,7 +126,7 @@ def update_webhook(webhook_id: int, body: WebhookIn):
                access=WRITE, status=204)
 def delete_webhook(webhook_id: int):
     """With its delivery log."""
-    service.delete_hook(_hook_or_404(webhook_id))
+    service.delete_hook(_hook_or_404(webhook_id), current_user._get_current_object())
     db.session.commit()
 
 

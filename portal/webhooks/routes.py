@@ -118,7 +118,7 @@ def edit(hook_id: int):
 def delete(hook_id: int):
     hook = _hook_or_404(hook_id)
     if request.method == "POST":
-        service.delete_hook(hook)
+        service.delete_hook(hook, current_user._get_current_object())
         db.session.commit()
         flash("Webhook deleted, with its delivery log.", "success")
         return redirect(url_for("webhooks.list"))

@@ -29,6 +29,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy import delete as sa_delete
 
+from portal.audit.service import record
 from portal.auth.access import administered_tenant_ids
 from portal.extensions import begin_write, db
 from portal.models import WEBHOOK_EVENTS, Tenant, Webhook, WebhookDelivery, utcnow
@@ -347,20 +348,33 @@ def save_hook(user, hook: Webhook | None, *, name: str, url: str, events: Iterab
     if secret is not None and not 16 <= len(secret) <= 255:
         raise HookError("secret", "A secret has 16 to 255 characters; leave it out to get a "
                                   "random one.")
-    if hook is None:
+    created = hook is None
+    if created:
         secret = secret or secrets.token_urlsafe(32)
         hook = Webhook(created_by=user.id, secret=secret)
         db.session.add(hook)
     elif secret:
         hook.secret = secret
+    before = {name: getattr(hook, name) for name in AUDITED}
     hook.name, hook.url, hook.events, hook.enabled = name.strip(), url, events, enabled
     hook.tenant_id, hook.allow_private = tenant_id, allow_private
     db.session.flush()
+    changes = {name: {"from": None if created else before[name], "to": getattr(hook, name)}
+               for name in AUDITED if created or before[name] != getattr(hook, name)}
+    if secret:  # never the secret itself
+        changes["secret"] = {"from": None, "to": "(new secret)"}
+    record("create" if created else "update", "webhook", hook.id, hook.name or hook.url,
+           changes, user=user)
     return hook, secret
 
 
-def delete_hook(hook: Webhook) -> None:
+AUDITED = ("name", "url", "events", "enabled", "tenant_id", "allow_private")
+
+
+def delete_hook(hook: Webhook, user) -> None:
     """The hook and its delivery log. The caller commits."""
+    record("delete", "webhook", hook.id, hook.name or hook.url,
+           {"url": {"from": hook.url, "to": None}}, user=user)
     db.session.execute(sa_delete(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id))
     db.session.delete(hook)
     db.session.flush()

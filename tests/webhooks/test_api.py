@@ -115,3 +115,16 @@ def test_the_delivery_log_and_resend(api, estate):
     send = Recorder(200)
     assert deliver_due(utcnow() + timedelta(seconds=1), send=send) == 1
     assert [d.status for d in deliveries()] == ["delivered"]
+
+
+def test_changes_are_audited_without_the_secret(api, estate):
+    from portal.models import AuditEvent
+
+    hook = api.post("/webhooks", estate.operator, json=body(secret="q" * 20)).get_json()
+    api.call("PUT", f"/webhooks/{hook['id']}", estate.operator, json=body(enabled=False))
+    api.delete(f"/webhooks/{hook['id']}", estate.operator)
+    events = db.session.scalars(db.select(AuditEvent).where(
+        AuditEvent.object_type == "webhook").order_by(AuditEvent.id)).all()
+    assert [e.action for e in events] == ["create", "update", "delete"]
+    assert events[1].changes == {"enabled": {"from": True, "to": False}}
+    assert all("q" * 20 not in str(e.changes) for e in events)
