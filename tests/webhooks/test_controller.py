@@ -52,3 +52,27 @@ def test_registering_a_loop_is_one_line(app):
     finally:
         del controller.LOOPS["test_loop"]
     assert len(seen) == 1
+
+
+def test_two_controllers_starting_together_take_a_new_lease_once(pg_app):
+    import threading
+
+    now = utcnow()
+    for round_ in range(5):
+        barrier, won = threading.Barrier(2), []
+
+        def take(holder, loop=f"race-{round_}"):
+            with pg_app.app_context():
+                try:
+                    barrier.wait()
+                    if controller.acquire(loop, holder, now):
+                        won.append(holder)
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=take, args=(h,)) for h in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(won) == 1, won
