@@ -126,6 +126,7 @@ def test_another_tenants_object_is_not_found_without_waiting(api, estate):
     ("wait_for=active&timeout=21", "query.timeout"),
     ("wait_for=active&timeout=-1", "query.timeout"),
     ("wait_for=active&timeout=soon", "query.timeout"),
+    ("wait_for=active&timeout=nan", "query.timeout"),
 ])
 def test_bad_wait_parameters_are_refused(api, estate, query, field):
     vm_id, _ = new_vm(api, estate)
