@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import secrets
 import socket
-import urllib.error
-import urllib.request
+import ssl
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
@@ -110,32 +111,51 @@ class Sent:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead to an address the URL check refused: follow none.
-    def redirect_request(self, *args, **kwargs):
-        return None
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """TLS to an address already checked, verifying the certificate for the URL's host."""
+
+    def __init__(self, address: str, port: int, server_name: str, **kw) -> None:
+        super().__init__(address, port, **kw)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.server_name)
 
 
 def send_http(url: str, body: bytes, headers: dict[str, str],
-              timeout: float = SEND_TIMEOUT) -> Sent:
-    """POST ``body`` to ``url``; never raises."""
-    opener = urllib.request.build_opener(_NoRedirects)
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+              timeout: float = SEND_TIMEOUT, address: str | None = None) -> Sent:
+    """POST ``body`` to ``url``, connecting to ``address`` when given (the one the URL
+    check approved: a second DNS lookup could answer an internal address). Follows no
+    redirect (it could lead where the check refused). Never raises."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host = address or parts.hostname or ""
     try:
-        with opener.open(req, timeout=timeout) as response:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme == "https":
+            conn: http.client.HTTPConnection = _PinnedHTTPS(
+                host, port, parts.hostname or "", timeout=timeout,
+                context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("POST", target, body=body, headers={"Host": parts.netloc, **headers})
+            response = conn.getresponse()
             response.read(65536)
-            return Sent(response.status)
-    except urllib.error.HTTPError as error:
-        return Sent(error.code, f"HTTP {error.code} {error.reason}"[:500])
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return Sent(None, f"Could not reach {url}: {reason}"[:500])
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        return Sent(None, f"Could not reach {url}: {error}"[:500])
+    if 200 <= response.status < 300:
+        return Sent(response.status)
+    return Sent(response.status, f"HTTP {response.status} {response.reason}"[:500])
 
 
 Sender = Callable[[str, bytes, dict[str, str]], Sent]
 
 
-def deliver_due(now: datetime | None = None, send: Sender = send_http, limit: int = 50,
+def deliver_due(now: datetime | None = None, send: Sender | None = None, limit: int = 50,
                 resolve: Callable[[str], list[str]] | None = None) -> int:
     """Send every delivery that is due at ``now`` (up to ``limit``); returns how many were
     attempted. Safe to run from any number of controllers at once."""
@@ -143,12 +163,13 @@ def deliver_due(now: datetime | None = None, send: Sender = send_http, limit: in
     claimed = _claim(now, limit)
     for delivery_id, attempt, url, secret, allow_private, body, event_type, event_id in claimed:
         try:
-            check_url(url, allow_private, resolve=resolve)
+            address = checked_address(url, allow_private, resolve=resolve)
         except WebhookError as refused:
             outcome = Sent(None, str(refused))
         else:
             raw = body.encode()
-            outcome = send(url, raw, {
+            sender = send or partial(send_http, address=address)
+            outcome = sender(url, raw, {
                 "Content-Type": "application/json",
                 "User-Agent": "resource-portal-webhooks",
                 "X-Hook-Signature": sign(secret, raw),
@@ -247,11 +268,12 @@ def _forbidden(address: str) -> str | None:
     return None
 
 
-def check_url(url: str, allow_private: bool = False,
-              resolve: Callable[[str], list[str]] | None = None) -> str:
-    """``url`` if a hook may POST to it: http(s) only and, unless ``allow_private``, no host
-    that resolves to a loopback, private, link-local/metadata, multicast or unspecified
-    address. Run at creation and again before each delivery (DNS may have changed)."""
+def _checked(url: str, allow_private: bool,
+             resolve: Callable[[str], list[str]] | None) -> tuple[str, str | None]:
+    """``url`` and an approved address if a hook may POST to it: http(s) only and, unless
+    ``allow_private``, no host that resolves to a loopback, private, link-local/metadata,
+    multicast or unspecified address. Run at creation and again before each delivery (DNS
+    may have changed); the delivery then connects to the address checked here."""
     url = (url or "").strip()
     try:
         parts = urlsplit(url)
@@ -267,7 +289,7 @@ def check_url(url: str, allow_private: bool = False,
         raise WebhookError("The URL must not carry a user name or password; sign with the "
                            "secret instead.")
     if allow_private:
-        return url
+        return url, None
     addresses = resolve(host) if resolve else _resolve(host, port)
     for address in addresses:
         what = _forbidden(address)
@@ -276,7 +298,22 @@ def check_url(url: str, allow_private: bool = False,
                 f"The host {host} resolves to {address}, {what} address: hooks may not call "
                 "into the portal's own network unless an operator allows private addresses."
             )
-    return url
+    if not addresses:
+        raise WebhookError(f"The host {host} does not resolve.")
+    return url, addresses[0]
+
+
+def check_url(url: str, allow_private: bool = False,
+              resolve: Callable[[str], list[str]] | None = None) -> str:
+    """``url`` if a hook may POST to it (see :func:`_checked`); WebhookError says why not."""
+    return _checked(url, allow_private, resolve)[0]
+
+
+def checked_address(url: str, allow_private: bool = False,
+                    resolve: Callable[[str], list[str]] | None = None) -> str | None:
+    """The address to connect to for ``url``, checked now; None (connect by name) when
+    private addresses are allowed."""
+    return _checked(url, allow_private, resolve)[1]
 
 
 def check_events(events: Iterable[str]) -> list[str]:

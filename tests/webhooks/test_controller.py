@@ -61,7 +61,7 @@ def test_two_controllers_starting_together_take_a_new_lease_once(pg_app):
     for round_ in range(5):
         barrier, won = threading.Barrier(2), []
 
-        def take(holder, loop=f"race-{round_}"):
+        def take(holder, loop=f"race-{round_}", barrier=barrier, won=won):
             with pg_app.app_context():
                 try:
                     barrier.wait()

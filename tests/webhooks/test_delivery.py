@@ -199,3 +199,28 @@ def test_two_controllers_deliver_each_event_once(pg_app):
     assert len(sent) == 40
     rows = db.session.scalars(select(WebhookDelivery)).all()
     assert {r.status for r in rows} == {"delivered"} and {r.attempts for r in rows} == {1}
+
+
+def test_the_real_sender_connects_to_the_checked_address(app, monkeypatch):
+    """No second DNS lookup between the check and the connection (DNS rebinding): the
+    host name below resolves nowhere, yet the POST reaches the address the check saw."""
+    from portal.webhooks import service
+
+    monkeypatch.setattr(service, "_forbidden", lambda address: None)  # 127.0.0.1 is "public"
+    with Receiver() as receiver:
+        port = receiver.server.server_port
+        queued(url=f"http://hooks.invalid:{port}/hook?x=1")
+        assert deliver_due(utcnow(), resolve=lambda host: ["127.0.0.1"]) == 1
+        ((headers, body),) = receiver.requests
+    assert headers["Host"] == f"hooks.invalid:{port}"
+    assert [r.status for r in deliveries()] == ["delivered"]
+
+
+def test_the_real_sender_reports_what_went_wrong():
+    from portal.webhooks.service import send_http
+
+    refused = send_http("http://127.0.0.1:9/", b"{}", {}, timeout=2)
+    assert refused.status_code is None and "Could not reach" in refused.error
+    with Receiver(status=410) as receiver:
+        gone = send_http(receiver.url, b"{}", {"Content-Type": "application/json"})
+    assert (gone.status_code, gone.ok) == (410, False) and "410" in gone.error
