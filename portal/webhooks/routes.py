@@ -6,8 +6,10 @@ from sqlalchemy import select
 
 from portal.auth.access import administered_tenant_ids, can, requires
 from portal.extensions import db
-from portal.models import Tenant, WebhookDelivery
+from portal.models import Tenant, Webhook, WebhookDelivery
+from portal.web import list_page
 from portal.web.forms import options, show_errors
+from portal.web.listing import Column, Filter, Listing
 from portal.webhooks import service
 from portal.webhooks.forms import WebhookForm
 
@@ -23,12 +25,31 @@ def _hook_or_404(hook_id: int):
     return hook
 
 
+hooks = Listing(
+    name="webhooks",
+    statement=lambda: service.hooks_of(current_user).order_by(None),
+    columns=[
+        Column("name", "Name", Webhook.name),
+        Column("url", "URL", Webhook.url),
+        Column("events", "Events", value=lambda hook: " ".join(hook.events)),
+        Column("tenant_id", "Tenant", Webhook.tenant_id),
+        Column("enabled", "Enabled", Webhook.enabled),
+    ],
+    search=[Webhook.name, Webhook.url],
+    filters=[
+        Filter("enabled", "Enabled", lambda s, v: s.where(Webhook.enabled.is_(v == "yes")),
+               lambda: [("yes", "yes"), ("no", "no")]),
+    ],
+)
+
+
 @bp.route("/")
 @requires("webhooks")
 def list():  # noqa: A001
-    hooks = db.session.scalars(service.hooks_of(current_user)).all()
-    return render_template("webhooks/list.html", hooks=hooks, tenant_names=_tenant_names(hooks),
-                           editable=can("webhooks", "write"))
+    visible = service.hooks_of(current_user).with_only_columns(Webhook.tenant_id).order_by(None)
+    names = dict(db.session.execute(
+        select(Tenant.id, Tenant.name).where(Tenant.id.in_(visible))).all())
+    return list_page(hooks, "webhooks/list.html", tenant_names=names)
 
 
 def _tenant_names(hooks) -> dict[int, str]:

@@ -100,3 +100,19 @@ def test_edit_and_delete(client):
     gone = post_form(client, f"/webhooks/{row.id}/delete", {})
     assert gone.status_code == 302
     assert db.session.scalar(db.select(db.func.count(Webhook.id))) == 0
+
+
+def test_the_list_searches_filters_and_exports(client):
+    tenant, _, operator, _, _ = people()
+    build, deploy = hook(url="http://93.184.216.34/build"), hook(tenant=tenant, enabled=False)
+    build.name, deploy.name = "build-events", "deploy-events"
+    db.session.commit()
+    log_in(client, operator.username, f.PASSWORD)
+    found = client.get("/webhooks/?q=build").get_data(as_text=True)
+    assert f"/webhooks/{build.id}" in found and f"/webhooks/{deploy.id}" not in found
+    disabled = client.get("/webhooks/?enabled=no").get_data(as_text=True)
+    assert f"/webhooks/{deploy.id}" in disabled and f"/webhooks/{build.id}" not in disabled
+    assert tenant.name in disabled
+    csv = client.get("/webhooks/?format=csv")
+    assert csv.mimetype == "text/csv" and "deploy-events" in csv.get_data(as_text=True)
+    assert "s3cret" not in csv.get_data(as_text=True)
