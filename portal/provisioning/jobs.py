@@ -410,7 +410,7 @@ def request_deletes(vms: list[VirtualMachine], user: User | None) -> None:
             select(Baremetal.id).where(Baremetal.id.in_(server_ids)).order_by(Baremetal.id)
             .with_for_update(key_share=True)
         ).all()
-    for vm in vms:
+    for vm in sorted(vms, key=lambda vm: vm.id):
         request_delete(vm, user)
 
 

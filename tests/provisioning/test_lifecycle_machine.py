@@ -190,13 +190,18 @@ class Ops:
             db.session.rollback()
 
     def expire_leases(self) -> None:
-        begin_write()
-        db.session.execute(
-            update(ProvisionJob)
-            .where(ProvisionJob.status == "claimed")
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
-        db.session.commit()
+        """Time passes: every lease runs out. Leases expire one by one (each its own
+        transaction), as they do in a real database where nothing updates them at once."""
+        ids = self.ids(ProvisionJob, ProvisionJob.status == "claimed")
+        db.session.rollback()
+        for job_id in ids:
+            begin_write()
+            db.session.execute(
+                update(ProvisionJob)
+                .where(ProvisionJob.id == job_id, ProvisionJob.status == "claimed")
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
+            db.session.commit()
 
 
 class LifecycleMachine(RuleBasedStateMachine):
