@@ -272,10 +272,7 @@ def retry_cluster(cluster_id: int):
 
 
 @api.operation("GET", "/clusters/{cluster_id}/kubeconfig",
-               summary="Download a cluster's kubeconfig", tags=TAGS, access=Access("clusters"),
-               media_type="application/yaml",
-               headers={"Content-Disposition": "attachment; filename=<cluster>-kubeconfig.yaml",
-                        "Cache-Control": "no-store"})
+               summary="Download a cluster's kubeconfig", tags=TAGS, access=Access("clusters"))
 def get_kubeconfig(cluster_id: int):
     """The kubeconfig the agent returned when the control plane came up, as
     ``application/yaml`` (an attachment, never cached); every download is audited. For

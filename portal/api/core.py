@@ -75,8 +75,6 @@ class Operation:
     idempotent: bool = False
     # Response headers worth documenting: name -> description.
     headers: dict[str, str] = field(default_factory=dict)
-    # A success body that is not JSON (e.g. application/yaml), documented as text.
-    media_type: str | None = None
 
     @property
     def operation_id(self) -> str:
@@ -105,7 +103,6 @@ class Api:
         errors: Sequence[int] = (),
         idempotent: bool | None = None,
         headers: dict[str, str] | None = None,
-        media_type: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
             params = tuple(PATH_PARAM.findall(path))
@@ -127,7 +124,6 @@ class Api:
                 errors=tuple(sorted(implied)), path_params=params,
                 idempotent=is_idempotent,
                 headers=dict(headers or {}),
-                media_type=media_type,
             )
             body_adapter = TypeAdapter(body) if body is not None else None
             response_adapter = TypeAdapter(response) if response is not None else None

@@ -135,9 +135,7 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
                                                                            "validation")}},
         }
     success: dict[str, Any] = {"description": SUCCESS_TEXT.get(op.status, "OK")}
-    if op.media_type is not None:
-        success["content"] = {op.media_type: {"schema": {"type": "string"}}}
-    elif op.response is not None and op.status != 204:
+    if op.response is not None and op.status != 204:
         success["content"] = {
             "application/json": {"schema": components.schema_of(op.response, "serialization")}
         }

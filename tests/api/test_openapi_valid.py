@@ -50,11 +50,3 @@ def test_waiting_reads_document_wait_for_timeout_and_wait_result(api):
         assert "active" in query["wait_for"]["enum"] or "succeeded" in query["wait_for"]["enum"]
         assert query["timeout"]["maximum"] == 20 and query["timeout"]["minimum"] == 0
         assert "Wait-Result" in get["responses"]["200"]["headers"]
-
-
-def test_the_kubeconfig_download_is_documented_as_yaml(api):
-    paths = document(api)["paths"]
-    (path,) = [p for p in paths if p.endswith("/kubeconfig")]
-    ok = paths[path]["get"]["responses"]["200"]
-    assert ok["content"] == {"application/yaml": {"schema": {"type": "string"}}}
-    assert {"Content-Disposition", "Cache-Control"} <= set(ok["headers"])
