@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from portal.provisioning.jobs import ClaimedJob
@@ -16,10 +18,31 @@ class ProvisionFailed(Exception):
     """The driver could not do the job; the message goes to the VM's status_message."""
 
 
+@dataclass(frozen=True)
+class MetricTarget:
+    """Something a driver may measure (SPEC 8.4): a server, a VM or a cluster, with what
+    the portal allocated to it (a server: its total; a VM: its flavor; a cluster: the sum
+    of its nodes) so that a driver can express use against it."""
+
+    object_type: str  # "baremetal" | "vm" | "cluster"
+    object_id: int
+    name: str
+    cpu: int
+    memory: int
+    storage: int
+    hypervisor_uri: str | None = None  # a server's; for a VM, the server it runs on
+    baremetal_id: int | None = None  # a VM's server
+
+
 class Driver(Protocol):
     def run(self, job: ClaimedJob) -> str | tuple[str, str | None]:
         """Do the job; return a success message — or (message, kubeconfig) when a cluster's
         control plane is up — or raise ProvisionFailed."""
+
+    def measure(self, targets: Sequence[MetricTarget]) -> list[dict]:
+        """Samples for whichever of ``targets`` this driver can see, each in the shape of
+        POST /api/v1/metrics: {"object_type", "object_id", "ts", "values": {...}}. A
+        driver that measures nothing returns []."""
 
 
 class SimulateDriver:
@@ -29,6 +52,9 @@ class SimulateDriver:
         self.delay = delay
         self.failure_rate = failure_rate
         self.random = random.Random(seed)
+
+    def measure(self, targets: Sequence[MetricTarget]) -> list[dict]:
+        return []
 
     def run(self, job: ClaimedJob) -> str | tuple[str, str | None]:
         time.sleep(self.delay)

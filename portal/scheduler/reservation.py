@@ -58,6 +58,7 @@ from portal.scheduler import (
     Resources,
     plan,
 )
+from portal.signals import placement_decided
 
 # SPEC 8.2: replicas spread by default; a single VM is a set of one, so it changes nothing.
 DEFAULT_ANTI_AFFINITY = "soft"
@@ -460,12 +461,18 @@ def reserve(
             before_commit(vms)
         return vms
 
-    return retried_transaction(once, PlacementRefused, lambda: PlacementRefused(Refusal(
-        "conflict",
-        "The group is too busy right now: other requests kept taking the chosen servers. "
-        "Try again in a moment.",
-        {"attempts": MAX_ATTEMPTS},
-    )))
+    try:
+        vms = retried_transaction(once, PlacementRefused, lambda: PlacementRefused(Refusal(
+            "conflict",
+            "The group is too busy right now: other requests kept taking the chosen servers. "
+            "Try again in a moment.",
+            {"attempts": MAX_ATTEMPTS},
+        )))
+    except PlacementRefused as refused:
+        placement_decided.send(None, outcome=refused.refusal.code, nodes=len(nodes))
+        raise
+    placement_decided.send(None, outcome="placed", nodes=len(vms))
+    return vms
 
 
 T = TypeVar("T")
