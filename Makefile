@@ -7,7 +7,7 @@ PORT ?= 5000
 HTMX_VERSION := 2.0.11
 BOOTSTRAP_VERSION := 5.3.9
 
-.PHONY: run test chromium vendor lint dev clean
+.PHONY: run test system vendor lint dev clean translations extract
 
 ## dev: everything, including the benchmark and lint tools
 dev: $(VENV)/.installed-dev
@@ -28,30 +28,40 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
 ## run: the portal on SQLite in instance/, demo data when empty, inline provisioning agent
-run: $(VENV)/.installed
+run: $(VENV)/.installed translations
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi seed demo --if-empty
 	PORTAL_AGENT=$${PORTAL_AGENT:-inline} $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 ## test: the whole suite (unit, SQLite, PostgreSQL, Playwright)
-test: $(VENV)/.installed-test chromium
+test: system $(VENV)/.installed-test translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## chromium: Playwright drives Debian's Chromium; install it (and a CJK font, so that
-## screenshots of Chinese names are legible) when absent and we are root
-chromium:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; then \
+## system: the Debian packages the test suite runs for real, installed when missing and we
+## are root (CI); otherwise it names what to install. One line per package and its reason:
+##   chromium, fonts-wqy-zenhei   Playwright drives Debian's Chromium; a CJK font makes
+##                                screenshots of Chinese text legible
+SYSTEM_PACKAGES := chromium fonts-wqy-zenhei
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "Installing Debian's chromium and fonts-wqy-zenhei for the browser tests…"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
-	  elif [ -x /usr/bin/chromium ]; then \
-	    echo "Note: no CJK font installed; screenshots will show Chinese text as boxes." >&2; \
+	    echo "Installing Debian packages for the test suite:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "The browser tests need Chromium at /usr/bin/chromium. Install it with" >&2; \
-	    echo "  sudo apt-get install chromium" >&2; \
-	    echo "and run make test again." >&2; exit 1; \
+	    echo "The test suite needs these Debian packages:" $$missing >&2; \
+	    echo "  sudo apt-get install" $$missing >&2; exit 1; \
 	  fi; \
 	fi
+
+## translations: compile the catalogs (the app also compiles a stale one when it starts)
+translations: $(VENV)/.installed
+	$(BIN)/pybabel -q compile -d portal/translations
+
+## extract: after changing interface strings, refresh the template and the zh-TW catalog,
+## then translate what it reports as missing (docs/glossary.zh-TW.md has the terms)
+extract: $(VENV)/.installed
+	$(BIN)/python -m portal.i18n_catalog update
 
 ## vendor: refresh the pinned front-end files from the npm registry
 vendor:

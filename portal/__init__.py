@@ -27,9 +27,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         INSTANCE.mkdir(exist_ok=True)
+    from portal.i18n import init_i18n
     from portal.web.security import init_security
 
     init_security(app)
+    init_i18n(app)
 
     from portal import models  # noqa: F401  (registers every table on db.metadata)
 

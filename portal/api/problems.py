@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
+from portal.i18n import _l
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,19 @@ METHOD_NOT_ALLOWED = "method_not_allowed"
 TOO_LARGE = "too_large"
 SERVER_ERROR = "server_error"
 
+# Titles follow Accept-Language (SPEC 8.3); the code never changes.
 TITLES = {
-    VALIDATION_ERROR: "The request is not valid",
-    NOT_FOUND: "Not found",
-    FORBIDDEN: "Your role may not do this",
-    UNAUTHORIZED: "A valid bearer token is required",
-    CONFLICT: "The request conflicts with the current state",
-    NO_QUOTA: "The tenant has no quota in this group",
-    QUOTA_EXCEEDED: "Quota exceeded",
-    INSUFFICIENT_CAPACITY: "Not enough capacity",
-    METHOD_NOT_ALLOWED: "Method not allowed",
-    TOO_LARGE: "The request is too large",
-    SERVER_ERROR: "Internal server error",
+    VALIDATION_ERROR: _l("The request is not valid"),
+    NOT_FOUND: _l("Not found"),
+    FORBIDDEN: _l("Your role may not do this"),
+    UNAUTHORIZED: _l("A valid bearer token is required"),
+    CONFLICT: _l("The request conflicts with the current state"),
+    NO_QUOTA: _l("The tenant has no quota in this group"),
+    QUOTA_EXCEEDED: _l("Quota exceeded"),
+    INSUFFICIENT_CAPACITY: _l("Not enough capacity"),
+    METHOD_NOT_ALLOWED: _l("Method not allowed"),
+    TOO_LARGE: _l("The request is too large"),
+    SERVER_ERROR: _l("Internal server error"),
 }
 CODE_STATUS = {
     VALIDATION_ERROR: 422, NOT_FOUND: 404, FORBIDDEN: 403, UNAUTHORIZED: 401, CONFLICT: 409,
@@ -83,9 +85,9 @@ def problem(code: str, detail: str, status: int | None = None,
     status = status or CODE_STATUS[code]
     body = {
         "type": f"/api/v1/docs#problem-{code}",
-        "title": TITLES.get(code, code.replace("_", " ").capitalize()),
+        "title": str(TITLES.get(code, code.replace("_", " ").capitalize())),
         "status": status,
-        "detail": detail,
+        "detail": str(detail),
         "code": code,
         **{k: v for k, v in extra.items() if v is not None},
     }
@@ -158,7 +160,7 @@ def register_handlers(bp: Blueprint) -> None:
         db.session.rollback()
         code = HTTP_CODES.get(error.code or 500, SERVER_ERROR)
         default = type(error).description
-        detail = error.description if error.description != default else TITLES[code]
+        detail = error.description if error.description != default else str(TITLES[code])
         if error.code == 413:
             limit = current_app.config["MAX_CONTENT_LENGTH"]
             detail = f"The request is larger than the {limit} bytes this API accepts."

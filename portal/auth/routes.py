@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -20,6 +21,7 @@ from portal.auth.access import public, signed_in
 from portal.auth.forms import LoginForm, PasswordForm, TokenForm
 from portal.auth.passwords import MIN_LENGTH
 from portal.extensions import db
+from portal.i18n import COOKIE, ONE_YEAR, _, locale_tag
 from portal.models import utcnow
 from portal.web.forms import int_or_none, options, show_errors
 
@@ -165,3 +167,21 @@ def revoke_all_tokens():
 def healthz():
     return {"status": "ok"}
 
+
+
+@bp.route("/language", methods=["POST"])
+@public
+def language():
+    """The language switch: a cookie for everyone, and the profile of a signed-in user, so
+    that the choice follows them to another browser."""
+    tag = locale_tag(request.form.get("locale"))
+    back = safe_next(request.form.get("next")) or url_for("dashboard.index")
+    if tag is None:
+        abort(400, description=_("Choose one of the offered languages."))
+    if current_user.is_authenticated:
+        current_user.locale = tag
+        db.session.commit()
+    response = redirect(back)
+    response.set_cookie(COOKIE, tag, max_age=ONE_YEAR, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response

@@ -28,6 +28,8 @@ class User(UserMixin, Timestamped, db.Model):
     # Part of every session and remember-me cookie: bumping it (logout, password change)
     # invalidates all of them at once.
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The interface language the user chose ("en", "zh-TW"); None: cookie or browser decide.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
     tenant_links: Mapped[list[TenantAdmin]] = relationship(
         back_populates="user", passive_deletes=True, cascade="all, delete-orphan"
