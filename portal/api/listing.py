@@ -57,7 +57,7 @@ def run(listing: Listing, query: Paging, **args: str) -> dict[str, Any]:
     stmt, _q, active, *_ = listing.prepare(wanted)
     if any(getattr(query, f.name) is not None and f.page_name not in active for f in filters):
         return {"items": [], "total": 0}
-    rows = list(db.session.scalars(stmt.limit(query.limit).offset(query.offset)).unique())
+    rows = Listing.page_rows(stmt, query.limit, query.offset)
     return {"items": rows, "total": total(stmt)}
 
 

@@ -168,9 +168,7 @@ class Listing:
         total = db.session.scalar(self.count_statement(stmt)) or 0
         pages = max(1, math.ceil(total / per_page))
         page_no = min(max(1, _int_arg(args.get("page"), 1)), pages)
-        rows = list(
-            db.session.scalars(stmt.limit(per_page).offset((page_no - 1) * per_page)).unique()
-        )
+        rows = self.page_rows(stmt, per_page, (page_no - 1) * per_page)
         kept = {
             "q": q,
             "sort": "" if sort_arg == self.default_sort else sort_arg,
@@ -190,6 +188,23 @@ class Listing:
         ORDER BY, so that PostgreSQL can drop the outer joins nobody filters on."""
         counted = stmt.with_only_columns(func.count(), maintain_column_froms=True)
         return counted.order_by(None).options()
+
+    @staticmethod
+    def page_rows(stmt: Select, limit: int, offset: int) -> list[Any]:
+        """One page of rows. Sorting the full statement would drag every column of every
+        eager-loaded table through the sort (100,000 wide VM rows to show 50); instead
+        the page's ids come from a narrow query on the same FROM, WHERE and ORDER BY (an
+        index can serve it), then only those rows are loaded, by primary key. Two queries
+        whatever the page size; as a subquery instead, PostgreSQL would join every row
+        before it looked at the ids."""
+        entity = stmt.column_descriptions[0]["entity"]
+        if entity is None:
+            return list(db.session.scalars(stmt.limit(limit).offset(offset)).unique())
+        ids = stmt.with_only_columns(entity.id, maintain_column_froms=True).options()
+        page_ids = list(db.session.scalars(ids.limit(limit).offset(offset)))
+        if not page_ids:
+            return []
+        return list(db.session.scalars(stmt.where(entity.id.in_(page_ids))).unique())
 
     def _tiebreak(self, stmt: Select) -> list[Any]:
         entity = stmt.column_descriptions[0]["entity"]
