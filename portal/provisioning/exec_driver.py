@@ -136,7 +136,7 @@ class ExecDriver(BaseDriver):
         if job.action != "create" or not os.path.isfile(kubeconfig_out):
             return message
         with open(kubeconfig_out, encoding="utf-8", errors="replace") as file:
-            text = file.read(kubeconfigs.MAX_BYTES + 1)
+            text = file.read(16 * kubeconfigs.MAX_BYTES)  # enough to say how much too big
         if not text.strip():
             return message
         try:

@@ -313,6 +313,11 @@ class LibvirtDriver(BaseDriver):
             pass  # local drivers (test:///, qemu:///system) have no keepalive to set
         return conn
 
+    def hypervisor(self, uri: str) -> libvirt.virConnect:
+        """The driver's own connection to ``uri`` (opened if need be, within the call
+        timeout): what it sees there, for tools and tests."""
+        return self.connection(uri, _Calls(self, None, self.call_timeout))
+
     def forget(self, uri: str) -> None:
         """Drop a connection; closed in the background, as closing may block too."""
         with self._lock:
