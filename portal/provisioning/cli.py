@@ -3,6 +3,8 @@ TOKEN]`; each driver's settings come from its options or their environment varia
 
 from __future__ import annotations
 
+import signal
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -104,10 +106,13 @@ def run(once, driver, lease, poll, url, token, regions, dcs, groups, **options):
         click.echo(f"{agent.name}: {done} job(s) done.")
         return
     click.echo(f"{agent.name}: {driver} driver, waiting for jobs (Ctrl+C to stop).")
+    # SIGTERM (systemctl stop, docker stop): finish the job in hand, claim no other.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: agent.stop())
     try:
         agent.run_forever()
     except KeyboardInterrupt:
         agent.stop()
+    click.echo(f"{agent.name}: stopped.")
 
 
 def build_driver(name: str, options: dict):
