@@ -397,3 +397,22 @@ def test_the_environment_is_always_set(tmp_path):
     assert env["PORTAL_SERVER_NAME"] == "" and env["PORTAL_TENANT_NAME"] == "ab"
     assert all(isinstance(v, str) for v in env.values())
     assert os.environ.get("PORTAL_JOB_ID") is None
+
+
+def test_the_vm_page_shows_operators_the_jobs_output(app, tmp_path):
+    from tests.baremetals.pages import client_for, text
+
+    command = stand_in(tmp_path, """\
+        print("connecting to kvm-1.mgmt as root")
+        print("web-01 built")
+    """)
+    estate = build_estate([URI])
+    (vm,) = place(estate, "web-01")
+    drain(agent_for(app, ExecDriver(command=command)))
+    job = last_job(vm)
+    operator = text(client_for(app, "ops", operator=True).get(f"/vms/{vm.id}"))
+    assert f"Output of job {job.id}" in operator
+    assert "connecting to kvm-1.mgmt as root\nweb-01 built" in operator
+    tenant_admin = text(client_for(app, "acme-admin", tenants=("acme",)).get(f"/vms/{vm.id}"))
+    assert "web-01 built" in tenant_admin  # the message, as ever
+    assert "connecting to kvm-1.mgmt" not in tenant_admin  # the automation's log is not theirs
