@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from werkzeug.serving import make_server
 
 from portal.clusters import kubeconfig as kubeconfigs
 from portal.extensions import db
@@ -22,8 +23,12 @@ from portal.models import ProvisionJob, VirtualMachine, utcnow
 from portal.provisioning import jobs
 from portal.provisioning.agent import Agent, DatabaseQueue
 from portal.provisioning.drivers import Deferred, ProvisionFailed, Work
-from portal.provisioning.exec_driver import ExecDriver
+from portal.provisioning.exec_driver import ExecDriver, job_environment
+from portal.provisioning.http import HttpQueue
 from portal.vms import service as vms
+from tests import factories as f
+from tests.api.conftest import token_for
+from tests.baremetals.pages import client_for, text
 from tests.provisioning.drivers_estate import (
     build_estate,
     drain,
@@ -376,22 +381,20 @@ def test_the_agent_command_runs_the_exec_driver(app, tmp_path):
     assert "give the command to run: --command or PORTAL_AGENT_COMMAND" in result.output
 
 
-def test_an_agent_takes_only_the_jobs_of_its_scope(app, tmp_path):
+def test_an_agent_takes_only_the_jobs_of_its_scope(any_app, tmp_path):
     command = stand_in(tmp_path, "print('ok')\n")
     estate = build_estate([URI])
     (vm,) = place(estate, "web-01")
-    scoped = Agent(DatabaseQueue(app), ExecDriver(command=command), name="tpe2",
+    scoped = Agent(DatabaseQueue(any_app), ExecDriver(command=command), name="tpe2",
                    scope=jobs.ClaimScope(dcs=("tpe2",)))
     assert drain(scoped) == 0
-    by_group = Agent(DatabaseQueue(app), ExecDriver(command=command), name="pool",
+    by_group = Agent(DatabaseQueue(any_app), ExecDriver(command=command), name="pool",
                      scope=jobs.ClaimScope(regions=("r1",), groups=("kvm-pool",)))
     assert drain(by_group) == 1
     assert fresh(vm).status == "active"
 
 
 def test_the_environment_is_always_set(tmp_path):
-    from portal.provisioning.exec_driver import job_environment
-
     env = job_environment(jobs.ClaimedJob(1, "delete", 2, "web", 3, None, 1, 1, 1, 1,
                                           tenant_name="a\x00b"), "/k", "/d")
     assert env["PORTAL_SERVER_NAME"] == "" and env["PORTAL_TENANT_NAME"] == "ab"
@@ -400,8 +403,6 @@ def test_the_environment_is_always_set(tmp_path):
 
 
 def test_the_vm_page_shows_operators_the_jobs_output(app, tmp_path):
-    from tests.baremetals.pages import client_for, text
-
     command = stand_in(tmp_path, """\
         print("connecting to kvm-1.mgmt as root")
         print("web-01 built")
@@ -416,3 +417,38 @@ def test_the_vm_page_shows_operators_the_jobs_output(app, tmp_path):
     tenant_admin = text(client_for(app, "acme-admin", tenants=("acme",)).get(f"/vms/{vm.id}"))
     assert "web-01 built" in tenant_admin  # the message, as ever
     assert "connecting to kvm-1.mgmt" not in tenant_admin  # the automation's log is not theirs
+
+
+def test_a_remote_agent_gets_the_same_job_and_keeps_the_output(app, tmp_path):
+    """Over the API (`agent run --url … --token …`) the command receives the same document
+    and the output reaches the job's record; the agent's scope travels with the claim."""
+    command = stand_in(tmp_path, """\
+        print("remote step 1")
+        print(f"{job['vm']['name']} built remotely on {job['server']['hypervisor_uri']}")
+    """)
+    estate = build_estate([URI])
+    cluster = place_cluster(estate, "k1", workers=0)
+    token = token_for(f.user(operator=True))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        queue = HttpQueue(f"http://127.0.0.1:{server.server_port}", token, timeout=10)
+        outside = Agent(queue, ExecDriver(command=command), name="remote-elsewhere",
+                        scope=jobs.ClaimScope(regions=("eu-west",)))
+        assert outside.run_once() == 0
+        remote = Agent(queue, ExecDriver(command=command), name="remote",
+                       scope=jobs.ClaimScope(groups=("kvm-pool",)))
+        assert remote.run_once() == 1
+    finally:
+        server.shutdown()
+    db.session.rollback()
+    (seen,) = records(tmp_path)
+    assert seen["job"]["cluster"]["nodes"] == [
+        {"vm_id": seen["job"]["vm"]["id"], "name": "k1-cp-1", "role": "control-plane",
+         "status": "provisioning", "server": "kvm-1"}]
+    assert seen["job"]["server"]["hypervisor_uri"] == URI
+    cp = db.session.scalars(db.select(VirtualMachine)).one()
+    assert fresh(cp).status_message == f"k1-cp-1 built remotely on {URI}"
+    assert "remote step 1\n" in last_job(cp).output
+    assert db.session.get(type(cluster), cluster.id).status == "active"
