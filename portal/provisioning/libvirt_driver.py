@@ -516,7 +516,11 @@ class LibvirtDriver(BaseDriver):
             calls.call(uri, f"stopping domain {name}", domain.destroy)
             calls.log(f"stopped domain {name}")
         if not keep_volumes:
-            self._remove_volumes(calls, uri, conn, domain, name)
+            self._remove_volumes(calls, uri, conn, self._own_volumes(calls, uri, domain, name))
+        self._undefine(calls, uri, domain, name)
+
+    @staticmethod
+    def _undefine(calls: _Calls, uri: str, domain: libvirt.virDomain, name: str) -> None:
         try:
             calls.call(uri, f"undefining domain {name}", domain.undefineFlags, UNDEFINE_FLAGS)
         except LibvirtFailure as failure:
@@ -526,8 +530,8 @@ class LibvirtDriver(BaseDriver):
         calls.log(f"undefined domain {name} on {uri}")
 
     def _remove_volumes(self, calls: _Calls, uri: str, conn: libvirt.virConnect,
-                        domain: libvirt.virDomain, name: str) -> None:
-        for pool_name, volume_name in self._own_volumes(calls, uri, domain, name):
+                        volumes: list[tuple[str, str]]) -> None:
+        for pool_name, volume_name in volumes:
             try:
                 pool = calls.call(uri, f"looking up storage pool {pool_name}",
                                   conn.storagePoolLookupByName, pool_name)
@@ -538,7 +542,7 @@ class LibvirtDriver(BaseDriver):
             volume = self._lookup_volume(calls, uri, pool, volume_name)
             if volume is not None:
                 calls.call(uri, f"removing volume {volume_name}", volume.delete, 0, slow=True)
-                calls.log(f"removed volume {volume_name} from pool {pool_name}")
+                calls.log(f"removed volume {volume_name} from pool {pool_name} on {uri}")
 
     @staticmethod
     def _own_volumes(calls: _Calls, uri: str, domain: libvirt.virDomain,
@@ -598,6 +602,7 @@ class LibvirtDriver(BaseDriver):
         flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST
                  | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE | libvirt.VIR_MIGRATE_NON_SHARED_DISK
                  | libvirt.VIR_MIGRATE_AUTO_CONVERGE)
+        left_behind = self._own_volumes(calls, source_uri, here, name)  # before it is gone
         try:
             self._live(calls, source_uri, here, target, name, flags)
         except ProvisionFailed as failure:
@@ -609,7 +614,7 @@ class LibvirtDriver(BaseDriver):
                     "pool is shared storage, --shared-storage moves it stopped instead."
                 ) from None
             raise
-        self._remove_volumes(calls, source_uri, source, here, name)
+        self._remove_volumes(calls, source_uri, source, left_behind)
         return f"Domain {name} migrated live from {source_uri} to {target_uri}, its volume copied."
 
     def _make_empty(self, calls: _Calls, uri: str, pool: libvirt.virStoragePool, name: str,
@@ -647,15 +652,24 @@ class LibvirtDriver(BaseDriver):
                 if failure.code not in UNSUPPORTED:
                     raise
                 calls.log(f"{source_uri} cannot migrate live ({failure}); moving it stopped")
-        if there is None:
+        defined_here = there is None
+        if defined_here:
             xml = calls.call(source_uri, f"reading domain {name}", here.XMLDesc,
                              libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
             there = calls.call(target_uri, f"defining domain {name}", target.defineXML, xml)
             calls.log(f"defined domain {name} on {target_uri}")
-        self._remove(calls, source_uri, source, here, name, keep_volumes=True)
-        if running:
-            calls.call(target_uri, f"starting domain {name}", there.create, slow=True)
+        if running:  # one disk, one running domain: stop it here before it starts there
+            calls.call(source_uri, f"stopping domain {name}", here.destroy)
+            calls.log(f"stopped domain {name} on {source_uri}")
+            try:
+                calls.call(target_uri, f"starting domain {name}", there.create, slow=True)
+            except ProvisionFailed:  # back to where it was: running here, nothing there
+                if defined_here:
+                    self._try(calls, target_uri, f"undefining domain {name}", there.undefine)
+                self._try(calls, source_uri, f"starting domain {name} again", here.create)
+                raise
             calls.log(f"started domain {name} on {target_uri}")
+        self._undefine(calls, source_uri, here, name)
         calls.call(target_uri, f"setting autostart of {name}", there.setAutostart, 1)
         state = "started" if running else "stopped, as it was"
         return f"Domain {name} moved from {source_uri} to {target_uri} ({state})."
