@@ -452,3 +452,33 @@ def test_a_remote_agent_gets_the_same_job_and_keeps_the_output(app, tmp_path):
     assert fresh(cp).status_message == f"k1-cp-1 built remotely on {URI}"
     assert "remote step 1\n" in last_job(cp).output
     assert db.session.get(type(cluster), cluster.id).status == "active"
+
+
+def test_work_keeps_the_start_and_the_end_of_what_a_driver_logs():
+    work = Work()
+    work.log("start")
+    for i in range(10000):
+        work.log(f"step {i:05d} " + "." * 30)
+    work.log("the end")
+    output = work.output
+    assert len(output) <= jobs.OUTPUT_LIMIT
+    assert output.startswith("start\nstep 00000")
+    assert output.endswith("step 09999 " + "." * 30 + "\nthe end\n")
+    cut = int(output.split("[… ", 1)[1].split(" characters cut")[0].replace(",", ""))
+    marker = f"[… {cut:,} characters cut …]\n"
+    assert len(output) - len(marker) + cut == len("start\n") + 10000 * 42 + len("the end\n")
+    assert jobs.clean_output("a\x00b") == "a\ufffdb"
+    assert jobs.clean_message("x" * 3000) == "x" * 2000
+
+
+def test_a_job_read_back_from_the_claim_api_is_the_same_job():
+    job = jobs.ClaimedJob(
+        5, "create", 7, "k1-worker-1", 3, 11, 4, 8, 50, 2, utcnow(), None, "worker", 2,
+        tenant_name="acme", spec_id=1, spec_name="S", baremetal_name="kvm-1",
+        hypervisor_uri=URI, k8s_cluster_name="k1", k8s_version="1.31.2",
+        cluster_nodes=(jobs.ClusterNode(6, "k1-cp-1", "control-plane", "active", "kvm-2"),))
+    wire = json.loads(json.dumps({**job.__dict__,
+                                  "lease_expires_at": job.lease_expires_at.isoformat(),
+                                  "cluster_nodes": [n.__dict__ for n in job.cluster_nodes],
+                                  "from_a_newer_portal": True}))
+    assert jobs.ClaimedJob.from_dict(wire) == job
