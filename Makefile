@@ -19,11 +19,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml | system $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml | system $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
@@ -41,7 +41,10 @@ test: system $(VENV)/.installed-test translations
 ## are root (CI); otherwise it names what to install. One line per package and its reason:
 ##   chromium, fonts-wqy-zenhei   Playwright drives Debian's Chromium; a CJK font makes
 ##                                screenshots of Chinese text legible
-SYSTEM_PACKAGES := chromium fonts-wqy-zenhei
+##   libvirt-dev, pkg-config      the libvirt driver's Python binding (libvirt-python) is
+##                                built against them; its tests run libvirt's built-in
+##                                test hypervisor (test:///default) from libvirt0
+SYSTEM_PACKAGES := chromium fonts-wqy-zenhei libvirt-dev pkg-config
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

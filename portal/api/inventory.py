@@ -161,6 +161,9 @@ class ServerOut(Stamped):
     available_cpu: int
     available_memory: int
     available_storage: int
+    hypervisor_uri: str | None = Field(description=(
+        "Where the libvirt driver reaches the server (e.g. qemu+ssh://root@host/system); "
+        "null: not managed through libvirt."))
 
 
 class ServerIn(Input):
@@ -176,6 +179,8 @@ class ServerIn(Input):
     total_cpu: int = Amount
     total_memory: int = Amount
     total_storage: int = Amount
+    hypervisor_uri: str | None = Field(None, max_length=servers.MAX_URI_LENGTH, description=(
+        "A libvirt connection URI, e.g. qemu+ssh://root@host/system."))
 
 
 class ServerChange(Input):
@@ -193,6 +198,8 @@ class ServerChange(Input):
     total_cpu: int = Field(None, ge=0, le=servers.MAX_TOTAL)
     total_memory: int = Field(None, ge=0, le=servers.MAX_TOTAL)
     total_storage: int = Field(None, ge=0, le=servers.MAX_TOTAL)
+    hypervisor_uri: str | None = Field(None, max_length=servers.MAX_URI_LENGTH, description=(
+        "A libvirt connection URI; null (or empty) clears it."))
 
 
 class ServerMove(Input):

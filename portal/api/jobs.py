@@ -3,7 +3,7 @@ for operators to read. Agents run with an operator's (service account's) token."
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from sqlalchemy import select
@@ -33,8 +33,24 @@ class Job(Stamped):
     result_message: str
 
 
+class JobDetail(Job):
+    output: str = Field(description=(
+        "What the agent's driver printed (an exec command's output, the libvirt driver's "
+        f"steps), at most {jobs.OUTPUT_LIMIT:,} characters: its start and its end."))
+
+
+class ClusterNode(Output):
+    vm_id: int
+    name: str
+    role: str
+    status: str
+    baremetal_name: str | None
+
+
 class ClaimedJob(Output):
-    """What an agent needs to act on."""
+    """What an agent needs to act on: the action, the VM (with its tenant), its flavor,
+    its server and that server's hypervisor URI (for a migrate, the target's too), its
+    cluster with the cluster's nodes, and its role."""
 
     id: int
     action: Literal[JOB_ACTIONS]  # type: ignore[valid-type]
@@ -50,9 +66,22 @@ class ClaimedJob(Output):
     target_baremetal_id: int | None = Field(description="Where a migrate job moves the VM.")
     role: str
     k8s_cluster_id: int | None
+    tenant_name: str
+    spec_id: int | None
+    spec_name: str = Field(description="The flavor's name.")
+    baremetal_name: str | None
+    hypervisor_uri: str | None = Field(description="The server's libvirt URI, if it has one.")
+    target_baremetal_name: str | None
+    target_hypervisor_uri: str | None
+    k8s_cluster_name: str | None
+    k8s_version: str | None
+    cluster_nodes: list[ClusterNode] = Field(description=(
+        "The cluster's live nodes when the job was claimed (empty for a standalone VM), so "
+        "that control planes can be bootstrapped before workers."))
 
 
 JobPage, ClaimedPage = page_of(Job), page_of(ClaimedJob)
+ScopeNames = list[Annotated[str, Field(min_length=1, max_length=64)]]
 
 
 class ClaimIn(Input):
@@ -60,12 +89,21 @@ class ClaimIn(Input):
     limit: int = Field(1, ge=1, le=MAX_CLAIM, description="Jobs to claim at most.")
     lease_seconds: int = Field(jobs.DEFAULT_LEASE_SECONDS, ge=1, le=MAX_LEASE, description=(
         "How long the jobs stay this agent's; after that others may claim them."))
+    regions: ScopeNames = Field([], max_length=50, description=(
+        "Only jobs for VMs on servers in these regions (empty: any)."))
+    dcs: ScopeNames = Field([], max_length=50, description=(
+        "Only jobs for VMs on servers in these DCs (empty: any)."))
+    groups: ScopeNames = Field([], max_length=50, description=(
+        "Only jobs for VMs on servers of these groups, by name (empty: any)."))
 
 
 class CompleteIn(Input):
     agent: str = Field(min_length=1, max_length=128, description="The agent that claimed it.")
     succeeded: bool
     message: str = Field("", max_length=2000)
+    output: str = Field("", max_length=jobs.OUTPUT_LIMIT, description=(
+        "What the driver printed; kept with the job. Send its start and end "
+        f"when it is longer than {jobs.OUTPUT_LIMIT:,} characters."))
     kubeconfig: str | None = Field(
         None, max_length=kubeconfigs.MAX_BYTES,
         description="A successful create of a control-plane node: the cluster's kubeconfig "
@@ -76,6 +114,9 @@ class HeartbeatIn(Input):
     agent: str = Field(min_length=1, max_length=128, description="The agent that claimed it.")
     lease_seconds: int = Field(jobs.DEFAULT_LEASE_SECONDS, ge=1, le=MAX_LEASE, description=(
         "The lease runs this long from now."))
+    message: str | None = Field(None, max_length=2000, description=(
+        "What the agent is doing now (e.g. what a deferred job waits for), shown with "
+        "the job."))
 
 
 class JobQuery(Paging):
@@ -105,7 +146,8 @@ JOB_FINAL = ("succeeded", "failed", "cancelled")
 
 
 @api.operation("GET", "/provision-jobs/{job_id}", summary="Get a provisioning job", tags=TAGS,
-               access=OPERATORS_ONLY, query=JobWait, response=Job, headers=waiting.HEADERS)
+               access=OPERATORS_ONLY, query=JobWait, response=JobDetail,
+               headers=waiting.HEADERS)
 def get_job(job_id: int, query):
     """With ``wait_for``, answers once the job has that status; ``succeeded``, ``failed``
     and ``cancelled`` are final (Wait-Result ``final``)."""
@@ -122,12 +164,14 @@ def claim_jobs(body: ClaimIn):
     """Queued jobs, and claimed ones whose lease expired, become this agent's for
     ``lease_seconds`` (``FOR UPDATE SKIP LOCKED``: two agents never get the same job).
     An empty list when there is nothing to do."""
-    claimed = jobs.claim(body.agent, body.limit, body.lease_seconds)
+    scope = jobs.ClaimScope(tuple(body.regions), tuple(body.dcs), tuple(body.groups))
+    claimed = jobs.claim(body.agent, body.limit, body.lease_seconds, scope)
     return {"items": claimed, "total": len(claimed)}
 
 
 @api.operation("POST", "/provision-jobs/{job_id}/complete", summary="Report a job's outcome",
-               tags=TAGS, access=OPERATORS_ONLY, body=CompleteIn, response=Job, errors=(409,),
+               tags=TAGS, access=OPERATORS_ONLY, body=CompleteIn, response=JobDetail,
+               errors=(409,),
                idempotent=False)
 def complete_job(job_id: int, body: CompleteIn):
     """Success: a created VM becomes ``active``, a deleted one ``deleted`` (resources
@@ -137,7 +181,8 @@ def complete_job(job_id: int, body: CompleteIn):
     if db.session.get(ProvisionJob, job_id) is None:
         raise not_found(f"No provisioning job {job_id}.")
     db.session.rollback()
-    return jobs.complete(job_id, body.agent, body.succeeded, body.message, body.kubeconfig)
+    return jobs.complete(job_id, body.agent, body.succeeded, body.message, body.kubeconfig,
+                         body.output)
 
 
 @api.operation("POST", "/provision-jobs/{job_id}/heartbeat", summary="Renew a job's lease",
@@ -151,5 +196,5 @@ def heartbeat_job(job_id: int, body: HeartbeatIn):
     if db.session.get(ProvisionJob, job_id) is None:
         raise not_found(f"No provisioning job {job_id}.")
     db.session.rollback()
-    jobs.heartbeat(job_id, body.agent, body.lease_seconds)
+    jobs.heartbeat(job_id, body.agent, body.lease_seconds, body.message)
     return db.session.get(ProvisionJob, job_id)

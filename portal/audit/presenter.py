@@ -35,6 +35,7 @@ FIELD_LABELS = {
     "height_u": "Height (U)",
     "rack_unit": "Rack unit",
     "size_u": "Size (U)",
+    "hypervisor_uri": "Hypervisor URI",
 }
 
 # object_type → the endpoint of its page, where one exists.

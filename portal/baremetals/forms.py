@@ -3,7 +3,8 @@ from flask_wtf.file import FileField
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from portal.baremetals.service import ServerFields
+from portal.baremetals.service import MAX_URI_LENGTH, ServerFields
+from portal.i18n import _l
 from portal.models import BAREMETAL_STATUSES
 from portal.web.forms import form_id, options
 
@@ -36,6 +37,10 @@ class ServerForm(FlaskForm):
     total_cpu = _capacity("CPU", "cores")
     total_memory = _capacity("Memory", "GiB")
     total_storage = _capacity("Storage", "GiB")
+    hypervisor_uri = StringField(
+        _l("Hypervisor URI"), render_kw={"maxlength": MAX_URI_LENGTH},
+        description=_l("Where the libvirt driver reaches this server, e.g. "
+                       "qemu+ssh://root@host/system. Empty: not managed through libvirt."))
 
     def fields(self, group_id: int | None = None) -> ServerFields:
         group = self.group_id.data if "group_id" in self else group_id
@@ -46,6 +51,7 @@ class ServerForm(FlaskForm):
             rack_unit=self.rack_unit.data if self.rack_id.data is not None else None,
             size_u=self.size_u.data, group_id=group, total_cpu=self.total_cpu.data,
             total_memory=self.total_memory.data, total_storage=self.total_storage.data,
+            hypervisor_uri=(self.hypervisor_uri.data or "").strip() or None,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import joinedload
 from portal.audit.service import diff, record, snapshot
 from portal.auth.access import visible_only
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import (
     BAREMETAL_STATUSES,
     DIMENSIONS,
@@ -42,11 +44,16 @@ from portal.vms.service import validate_name
 EMPTY_ONLY_STATUSES = ("offline", "decommissioned")
 AUDITED = (
     "name", "serial", "status", "region", "dc", "rack_id", "rack_unit", "size_u", "group_id",
-    "total_cpu", "total_memory", "total_storage",
+    "total_cpu", "total_memory", "total_storage", "hypervisor_uri",
 )
 UNIT_OF = {"cpu": "cores", "memory": "GiB memory", "storage": "GiB storage"}
 MAX_TOTAL = 10**9
 NAMED = 10  # how many blocking VMs a refusal names before it says "and N more"
+MAX_URI_LENGTH = 512
+# driver[+transport]://[user@][host][:port]/[path][?query], as libvirt writes its URIs:
+# qemu:///system, qemu+ssh://root@kvm-01/system?keyfile=/etc/portal/id, test:///default.
+HYPERVISOR_URI = re.compile(
+    r"^[a-z][a-z0-9]*(\+[a-z][a-z0-9-]*)?://[^\s/?#]*(/[^\s?#]*)?(\?[^\s#]*)?$")
 
 
 class ServerInvalid(ValueError):
@@ -74,6 +81,7 @@ class ServerFields:
     total_cpu: int = 0
     total_memory: int = 0
     total_storage: int = 0
+    hypervisor_uri: str | None = None
 
     def totals(self) -> dict[str, int]:
         return {d: getattr(self, f"total_{d}") for d in DIMENSIONS}
@@ -116,7 +124,26 @@ def field_problems(data: ServerFields) -> dict[str, str]:
             errors[key] = "At most 64 characters."
     if data.rack_id is None and data.rack_unit is not None:
         errors["rack_unit"] = "Choose a rack for this unit, or leave the unit empty."
+    data.hypervisor_uri = clean(data.hypervisor_uri or "") or None
+    if problem := hypervisor_uri_problem(data.hypervisor_uri):
+        errors["hypervisor_uri"] = problem
     return errors
+
+
+def hypervisor_uri_problem(uri: str | None) -> str | None:
+    """Why ``uri`` is no libvirt connection URI, or None (an empty one is fine: the
+    server is not managed through libvirt)."""
+    if uri is None:
+        return None
+    if hidden := name_problem(uri, _("The hypervisor URI")):
+        return hidden
+    if len(uri) > MAX_URI_LENGTH:
+        return _("A hypervisor URI has at most %(limit)s characters (this one has %(length)s).",
+                 limit=MAX_URI_LENGTH, length=len(uri))
+    if not HYPERVISOR_URI.match(uri):
+        return _("A hypervisor URI is a libvirt connection URI such as "
+                 "qemu+ssh://root@host/system or qemu:///system (no spaces).")
+    return None
 
 
 def take_location_from_rack(data: ServerFields, rack: Rack) -> dict[str, str]:
@@ -410,7 +437,7 @@ def _insert(data: ServerFields, rack: Rack | None) -> Baremetal:
     totals = data.totals()
     server = Baremetal(
         name=data.name, serial=data.serial, status=data.status, region=data.region, dc=data.dc,
-        size_u=data.size_u, group_id=data.group_id,
+        size_u=data.size_u, group_id=data.group_id, hypervisor_uri=data.hypervisor_uri,
         **{f"total_{d}": v for d, v in totals.items()},
         **{f"available_{d}": v for d, v in totals.items()},
     )
@@ -451,6 +478,7 @@ def _apply(server: Baremetal, data: ServerFields, rack: Rack | None, action: str
     server.name, server.serial, server.status = data.name, data.serial, data.status
     server.region, server.dc, server.size_u = data.region, data.dc, data.size_u
     server.group_id = data.group_id
+    server.hypervisor_uri = data.hypervisor_uri
     if rack is None:
         server.rack = None
         server.rack_unit = None
@@ -520,15 +548,15 @@ def delete_server(server: Baremetal) -> None:
 
 IMPORT_COLUMNS = (
     "name", "serial", "status", "region", "dc", "rack", "rack_unit", "size_u", "group",
-    "total_cpu", "total_memory", "total_storage",
+    "total_cpu", "total_memory", "total_storage", "hypervisor_uri",
 )
 INT_COLUMNS = ("rack_unit", "size_u", "total_cpu", "total_memory", "total_storage")
 MAX_IMPORT_ROWS = 5000
 TEMPLATE_ROWS = (
     ("tpe1-c1-101", "SN0000000101", "active", "", "", "tpe1-r01", "20", "1", "tw-north-general",
-     "64", "256", "2000"),
+     "64", "256", "2000", "qemu+ssh://root@tpe1-c1-101/system"),
     ("台北-gpu-01", "SN0000000102", "maintenance", "tw-north", "tpe1", "", "", "2", "", "96",
-     "768", "4000"),
+     "768", "4000", ""),
 )
 
 
@@ -633,7 +661,7 @@ def _row_fields(row: _Row, server: Baremetal | None, racks: dict[str, Rack],
     data = ServerFields.of(server) if server is not None else ServerFields(name="", serial="")
     errors: dict[str, str] = {}
     data.name, data.serial = cells["name"], cells["serial"]
-    for key in ("status", "region", "dc"):
+    for key in ("status", "region", "dc", "hypervisor_uri"):
         if cells.get(key):
             setattr(data, key, cells[key])
     for key in INT_COLUMNS:

@@ -100,6 +100,9 @@ class Baremetal(Timestamped, db.Model):
     available_cpu: Mapped[int] = mapped_column(default=0)
     available_memory: Mapped[int] = mapped_column(default=0)
     available_storage: Mapped[int] = mapped_column(default=0)
+    # Where the libvirt driver reaches this server's hypervisor (SPEC 8.8), e.g.
+    # qemu+ssh://root@host/system; None: not managed through libvirt.
+    hypervisor_uri: Mapped[str | None] = mapped_column(String(512))
 
     rack: Mapped[Rack | None] = relationship(back_populates="baremetals")
     group: Mapped[BaremetalGroup | None] = relationship(back_populates="baremetals")

@@ -37,6 +37,9 @@ class ProvisionJob(Timestamped, db.Model):
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     result_message: Mapped[str] = mapped_column(Text, default="")
+    # What the driver printed (an exec command's output, the libvirt driver's steps),
+    # kept truncated to its start and end (portal.provisioning.jobs.OUTPUT_LIMIT).
+    output: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     vm: Mapped[VirtualMachine] = relationship()
 

@@ -17,18 +17,20 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.provisioning import jobs
-from portal.provisioning.drivers import Driver, ProvisionFailed
+from portal.provisioning.drivers import Deferred, Driver, ProvisionFailed, Work
 
 log = logging.getLogger(__name__)
 
 
 class Queue(Protocol):
-    def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]: ...
+    def claim(self, agent: str, limit: int, lease_seconds: int,
+              scope: jobs.ClaimScope | None = None) -> list[jobs.ClaimedJob]: ...
 
     def complete(self, job_id: int, agent: str, succeeded: bool, message: str,
-                 kubeconfig: str | None = None) -> None: ...
+                 kubeconfig: str | None = None, output: str = "") -> None: ...
 
-    def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None: ...
+    def heartbeat(self, job_id: int, agent: str, lease_seconds: int,
+                  message: str | None = None) -> None: ...
 
 
 class DatabaseQueue:
@@ -37,25 +39,27 @@ class DatabaseQueue:
     def __init__(self, app: Flask) -> None:
         self.app = app
 
-    def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]:
+    def claim(self, agent: str, limit: int, lease_seconds: int,
+              scope: jobs.ClaimScope | None = None) -> list[jobs.ClaimedJob]:
         with self.app.app_context():
             try:
-                return jobs.claim(agent, limit, lease_seconds)
+                return jobs.claim(agent, limit, lease_seconds, scope)
             finally:
                 db.session.remove()
 
     def complete(self, job_id: int, agent: str, succeeded: bool, message: str,
-                 kubeconfig: str | None = None) -> None:
+                 kubeconfig: str | None = None, output: str = "") -> None:
         with self.app.app_context():
             try:
-                jobs.complete(job_id, agent, succeeded, message, kubeconfig)
+                jobs.complete(job_id, agent, succeeded, message, kubeconfig, output)
             finally:
                 db.session.remove()
 
-    def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None:
+    def heartbeat(self, job_id: int, agent: str, lease_seconds: int,
+                  message: str | None = None) -> None:
         with self.app.app_context():
             try:
-                jobs.heartbeat(job_id, agent, lease_seconds)
+                jobs.heartbeat(job_id, agent, lease_seconds, message)
             finally:
                 db.session.remove()
 
@@ -66,32 +70,52 @@ def agent_name() -> str:
 
 class Agent:
     def __init__(self, queue: Queue, driver: Driver, name: str | None = None,
-                 lease_seconds: int = jobs.DEFAULT_LEASE_SECONDS, poll_seconds: float = 1.0):
+                 lease_seconds: int = jobs.DEFAULT_LEASE_SECONDS, poll_seconds: float = 1.0,
+                 scope: jobs.ClaimScope | None = None):
         self.queue = queue
         self.driver = driver
         self.name = name or agent_name()
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
+        self.scope = scope or None
         self.stopping = threading.Event()
 
     def run_once(self) -> int:
         """Claim and finish at most one job; return how many were done."""
-        claimed = self.queue.claim(self.name, 1, self.lease_seconds)
+        claimed = self.queue.claim(self.name, 1, self.lease_seconds, self.scope)
         for job in claimed:
-            kubeconfig = None
-            with Heartbeat(self, job.id):
+            kubeconfig, work, later = None, Work(), None
+            with Heartbeat(self, job.id, work):
                 try:
-                    message, ok = self.driver.run(job), True
+                    message, ok = self.driver.run(job, work), True
                 except ProvisionFailed as failure:
                     message, ok = str(failure), False
+                except Deferred as deferred:
+                    later = deferred
+                except Exception as error:  # a driver's bug fails the job, not the agent
+                    log.exception("agent %s: driver failed on job %s", self.name, job.id)
+                    message, ok = f"The driver failed unexpectedly: {error!r}", False
+            if later is not None:
+                self._defer(job, later)
+                continue
             if isinstance(message, tuple):  # a control plane came up with its kubeconfig
                 message, kubeconfig = message
             try:
-                self.queue.complete(job.id, self.name, ok, message, kubeconfig)
+                self.queue.complete(job.id, self.name, ok, message, kubeconfig, work.output)
             except jobs.JobError as error:
                 # The lease was lost and another agent took the job: its answer counts.
                 log.warning("agent %s: %s", self.name, error)
         return len(claimed)
+
+    def _defer(self, job: jobs.ClaimedJob, later: Deferred) -> None:
+        """Keep the job claimed, untouched, until ``later.seconds`` from now; then its
+        lease expires and any agent claims it again (attempts + 1)."""
+        log.info("agent %s: job %s deferred %s s: %s", self.name, job.id, later.seconds, later)
+        try:
+            self.queue.heartbeat(job.id, self.name, later.seconds,
+                                 f"Waiting (try {job.attempts}): {later}")
+        except jobs.JobError as error:
+            log.warning("agent %s: %s", self.name, error)
 
     def run_forever(self) -> None:
         while not self.stopping.is_set():
@@ -112,8 +136,8 @@ class Heartbeat:
     so that a slow driver never lets another agent build the same VM (SPEC 8.1). A lost
     lease (refused renewal) is logged; the driver's late answer will be refused too."""
 
-    def __init__(self, agent: Agent, job_id: int) -> None:
-        self.agent, self.job_id = agent, job_id
+    def __init__(self, agent: Agent, job_id: int, work: Work | None = None) -> None:
+        self.agent, self.job_id, self.work = agent, job_id, work
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
         self.lost = False
@@ -125,6 +149,8 @@ class Heartbeat:
                 self.agent.queue.heartbeat(self.job_id, self.agent.name, self.agent.lease_seconds)
             except jobs.JobError as error:
                 self.lost = True
+                if self.work is not None:
+                    self.work.lost.set()  # the driver should stop: another agent has it
                 log.warning("agent %s: lease lost: %s", self.agent.name, error)
                 return
             except Exception:  # a blip: try again at the next beat, the lease still runs

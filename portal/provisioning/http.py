@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from dataclasses import fields
+from dataclasses import asdict
 from typing import Any
 
 from portal.provisioning import jobs
@@ -51,20 +51,20 @@ class HttpQueue:
         except (urllib.error.URLError, TimeoutError, ValueError) as error:
             raise QueueUnavailable(f"{self.base}{path}: {error}") from error
 
-    def claim(self, agent: str, limit: int, lease_seconds: int) -> list[jobs.ClaimedJob]:
-        status, body = self._post(
-            "/provision-jobs/claim",
-            {"agent": agent, "limit": limit, "lease_seconds": lease_seconds},
-        )
+    def claim(self, agent: str, limit: int, lease_seconds: int,
+              scope: jobs.ClaimScope | None = None) -> list[jobs.ClaimedJob]:
+        request = {"agent": agent, "limit": limit, "lease_seconds": lease_seconds}
+        if scope:
+            request.update({k: list(v) for k, v in asdict(scope).items() if v})
+        status, body = self._post("/provision-jobs/claim", request)
         if status != 200:
             raise QueueUnavailable(_explain(status, body))
-        names = {f.name for f in fields(jobs.ClaimedJob)}
-        return [jobs.ClaimedJob(**{k: v for k, v in item.items() if k in names})
-                for item in body["items"]]
+        return [jobs.ClaimedJob.from_dict(item) for item in body["items"]]
 
     def complete(self, job_id: int, agent: str, succeeded: bool, message: str,
-                 kubeconfig: str | None = None) -> None:
-        answer = {"agent": agent, "succeeded": succeeded, "message": message[:2000]}
+                 kubeconfig: str | None = None, output: str = "") -> None:
+        answer = {"agent": agent, "succeeded": succeeded,
+                  "message": jobs.clean_message(message), "output": jobs.clean_output(output)}
         if kubeconfig is not None:
             answer["kubeconfig"] = kubeconfig
         status, body = self._post(f"/provision-jobs/{job_id}/complete", answer)
@@ -73,12 +73,12 @@ class HttpQueue:
         if status != 200:
             raise QueueUnavailable(_explain(status, body))
 
-
-    def heartbeat(self, job_id: int, agent: str, lease_seconds: int) -> None:
-        status, body = self._post(
-            f"/provision-jobs/{job_id}/heartbeat",
-            {"agent": agent, "lease_seconds": lease_seconds},
-        )
+    def heartbeat(self, job_id: int, agent: str, lease_seconds: int,
+                  message: str | None = None) -> None:
+        beat: dict[str, Any] = {"agent": agent, "lease_seconds": lease_seconds}
+        if message is not None:
+            beat["message"] = jobs.clean_message(message)
+        status, body = self._post(f"/provision-jobs/{job_id}/heartbeat", beat)
         if status == 409:  # no longer this agent's job
             raise jobs.JobError(body.get("detail", f"job {job_id}: conflict"))
         if status != 200:

@@ -23,10 +23,12 @@ group — so that concurrent answers and requests never deadlock on each other.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.service import record
@@ -35,10 +37,13 @@ from portal.extensions import begin_write, db
 from portal.models import (
     LIVE_JOB_STATUSES,
     Baremetal,
+    BaremetalGroup,
     K8sCluster,
     ProvisionJob,
+    Tenant,
     User,
     VirtualMachine,
+    VirtualMachineSpecification,
     utcnow,
 )
 from portal.scheduler import Resources
@@ -46,6 +51,10 @@ from portal.scheduler.reservation import adjust_capacity
 from portal.webhooks import service as webhooks
 
 DEFAULT_LEASE_SECONDS = 60
+# A job's output is kept to this many characters: its start and its end, where a failing
+# command says why (SPEC 8.8: "output kept in the job's record, truncated").
+OUTPUT_LIMIT = 64 * 1024
+OUTPUT_HEAD = 8 * 1024
 
 
 class JobError(ValueError):
@@ -53,8 +62,22 @@ class JobError(ValueError):
 
 
 @dataclass(frozen=True)
+class ClusterNode:
+    """A node of the job's cluster as it stood when the job was claimed, so that a driver
+    can bootstrap control planes before workers (a worker learns where its control plane
+    is, and whether it is active yet)."""
+
+    vm_id: int
+    name: str
+    role: str
+    status: str
+    baremetal_name: str | None = None
+
+
+@dataclass(frozen=True)
 class ClaimedJob:
-    """What an agent needs to act on, detached from the database session."""
+    """What an agent needs to act on, detached from the database session: the action, the
+    VM, its flavor, its server (and, for a migrate, the target server), its cluster."""
 
     id: int
     action: str
@@ -70,6 +93,92 @@ class ClaimedJob:
     target_baremetal_id: int | None = None
     role: str = "standalone"
     k8s_cluster_id: int | None = None
+    tenant_name: str = ""
+    spec_id: int | None = None
+    spec_name: str = ""
+    baremetal_name: str | None = None
+    hypervisor_uri: str | None = None
+    target_baremetal_name: str | None = None
+    target_hypervisor_uri: str | None = None
+    k8s_cluster_name: str | None = None
+    k8s_version: str | None = None
+    cluster_nodes: tuple[ClusterNode, ...] = field(default=())
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> ClaimedJob:
+        """A job as the claim API answers it (unknown keys ignored, for older agents'
+        sake the other way round)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in item.items() if k in names}
+        values["cluster_nodes"] = tuple(
+            ClusterNode(**{k: v for k, v in node.items()
+                           if k in ClusterNode.__dataclass_fields__})
+            for node in values.get("cluster_nodes") or ()
+        )
+        if isinstance(values.get("lease_expires_at"), str):
+            values["lease_expires_at"] = datetime.fromisoformat(values["lease_expires_at"])
+        return cls(**values)
+
+    def document(self) -> dict[str, Any]:
+        """The job as one JSON document, the way the exec driver hands it to a command."""
+
+        def server(server_id, name, uri):
+            if server_id is None:
+                return None
+            return {"id": server_id, "name": name, "hypervisor_uri": uri}
+
+        cluster = None
+        if self.k8s_cluster_id is not None:
+            cluster = {
+                "id": self.k8s_cluster_id, "name": self.k8s_cluster_name,
+                "version": self.k8s_version,
+                "nodes": [
+                    {"vm_id": n.vm_id, "name": n.name, "role": n.role, "status": n.status,
+                     "server": n.baremetal_name}
+                    for n in self.cluster_nodes
+                ],
+            }
+        return {
+            "job": {"id": self.id, "action": self.action, "attempt": self.attempts},
+            "action": self.action,
+            "vm": {"id": self.vm_id, "name": self.vm_name, "role": self.role,
+                   "tenant": {"id": self.tenant_id, "name": self.tenant_name}},
+            "flavor": {"id": self.spec_id, "name": self.spec_name, "cpu": self.cpu,
+                       "memory": self.memory, "storage": self.storage},
+            "server": server(self.baremetal_id, self.baremetal_name, self.hypervisor_uri),
+            "target_server": server(self.target_baremetal_id, self.target_baremetal_name,
+                                    self.target_hypervisor_uri),
+            "cluster": cluster,
+            "role": self.role,
+        }
+
+
+@dataclass(frozen=True)
+class ClaimScope:
+    """Which jobs an agent takes: those whose VM sits on a server in one of these regions,
+    dcs or groups (by name); empty means any. One agent per site or hypervisor pool."""
+
+    regions: tuple[str, ...] = ()
+    dcs: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.regions or self.dcs or self.groups)
+
+
+def clean_message(text: str | None) -> str:
+    """A job's or VM's one-line message: no NUL, at most 2,000 characters."""
+    return (text or "").replace("\x00", "\ufffd")[:2000]
+
+
+def clean_output(text: str | None, limit: int = OUTPUT_LIMIT, head: int = OUTPUT_HEAD) -> str:
+    """Output fit to keep: no NUL (PostgreSQL cannot store it), at most ``limit``
+    characters — the first ``head`` and the last ones, with a line saying what was cut."""
+    text = (text or "").replace("\x00", "\ufffd")
+    if len(text) <= limit:
+        return text
+    marker = f"\n[… {len(text) - limit:,} characters cut …]\n"
+    return text[:head] + marker + text[len(text) - (limit - head - len(marker)):]
 
 
 def transition(
@@ -160,11 +269,26 @@ def lock_cluster(cluster_id: int) -> K8sCluster | None:
 # ---------------------------------------------------------------------------- agents
 
 
+def _in_scope(scope: ClaimScope):
+    """Jobs whose VM is on a server of the scope (a subquery: FOR UPDATE locks jobs only)."""
+    servers = select(VirtualMachine.id).join(
+        Baremetal, Baremetal.id == VirtualMachine.baremetal_id)
+    if scope.regions:
+        servers = servers.where(Baremetal.region.in_(scope.regions))
+    if scope.dcs:
+        servers = servers.where(Baremetal.dc.in_(scope.dcs))
+    if scope.groups:
+        servers = servers.join(BaremetalGroup, BaremetalGroup.id == Baremetal.group_id).where(
+            BaremetalGroup.name.in_(scope.groups))
+    return ProvisionJob.vm_id.in_(servers)
+
+
 def claim(
-    agent: str, limit: int = 1, lease_seconds: int = DEFAULT_LEASE_SECONDS
+    agent: str, limit: int = 1, lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    scope: ClaimScope | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` jobs for ``agent``: queued ones, and claimed ones whose lease
-    has expired. Two agents never get the same job."""
+    has expired (within ``scope``, if given). Two agents never get the same job."""
     begin_write()  # SQLite has no SKIP LOCKED: claims are serialised instead
     now = utcnow()
     claimable = or_(
@@ -173,7 +297,7 @@ def claim(
     )
     ids = db.session.scalars(
         select(ProvisionJob.id)
-        .where(claimable)
+        .where(claimable, *((_in_scope(scope),) if scope else ()))
         .order_by(ProvisionJob.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -192,36 +316,76 @@ def claim(
             )
             .execution_options(synchronize_session=False)
         )
+    claimed = _claimed_jobs(ids, agent, lease)
+    db.session.commit()
+    return claimed
+
+
+def _claimed_jobs(ids: list[int], agent: str, lease: datetime) -> list[ClaimedJob]:
+    """The claimed jobs with everything their driver needs, in two queries."""
+    source, target = aliased(Baremetal), aliased(Baremetal)
     rows = db.session.execute(
-        select(ProvisionJob, VirtualMachine)
+        select(ProvisionJob, VirtualMachine, Tenant.name, VirtualMachineSpecification.name,
+               source.name, source.hypervisor_uri, target.name, target.hypervisor_uri,
+               K8sCluster.name, K8sCluster.version)
         .join(VirtualMachine, VirtualMachine.id == ProvisionJob.vm_id)
+        .join(Tenant, Tenant.id == VirtualMachine.tenant_id)
+        .join(VirtualMachineSpecification,
+              VirtualMachineSpecification.id == VirtualMachine.spec_id)
+        .outerjoin(source, source.id == VirtualMachine.baremetal_id)
+        .outerjoin(target, target.id == ProvisionJob.target_baremetal_id)
+        .outerjoin(K8sCluster, K8sCluster.id == VirtualMachine.k8s_cluster_id)
         .where(ProvisionJob.id.in_(ids), ProvisionJob.claimed_by == agent,
                ProvisionJob.status == "claimed")
         .order_by(ProvisionJob.id)
         .execution_options(populate_existing=True)
     ).all()
-    claimed = [
+    nodes: dict[int, list[ClusterNode]] = {}
+    cluster_ids = {row[1].k8s_cluster_id for row in rows} - {None}
+    if cluster_ids:
+        for cluster_id, *node in db.session.execute(
+            select(VirtualMachine.k8s_cluster_id, VirtualMachine.id, VirtualMachine.name,
+                   VirtualMachine.role, VirtualMachine.status, Baremetal.name)
+            .outerjoin(Baremetal, Baremetal.id == VirtualMachine.baremetal_id)
+            .where(VirtualMachine.k8s_cluster_id.in_(cluster_ids),
+                   VirtualMachine.status != "deleted")
+            .order_by(VirtualMachine.id)
+        ):
+            nodes.setdefault(cluster_id, []).append(ClusterNode(*node))
+    return [
         ClaimedJob(
             job.id, job.action, vm.id, vm.name, vm.tenant_id, vm.baremetal_id,
             vm.cpu, vm.memory, vm.storage, job.attempts, lease,
             job.target_baremetal_id, vm.role, vm.k8s_cluster_id,
+            tenant_name=tenant, spec_id=vm.spec_id, spec_name=spec, baremetal_name=server,
+            hypervisor_uri=uri, target_baremetal_name=target_server,
+            target_hypervisor_uri=target_uri, k8s_cluster_name=cluster, k8s_version=version,
+            cluster_nodes=tuple(nodes.get(vm.k8s_cluster_id, ())),
         )
-        for job, vm in rows
+        for job, vm, tenant, spec, server, uri, target_server, target_uri, cluster, version
+        in rows
     ]
-    db.session.commit()
-    return claimed
 
 
-def heartbeat(job_id: int, agent: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> datetime:
-    """Renew ``agent``'s lease on a job its driver is still working on. Refused once the
-    job is no longer this agent's (answered, cancelled, or re-claimed after expiry)."""
+def heartbeat(job_id: int, agent: str, lease_seconds: int = DEFAULT_LEASE_SECONDS,
+              message: str | None = None) -> datetime:
+    """Renew ``agent``'s lease on a job its driver is still working on (with ``message``:
+    what it is doing now, shown with the job). Refused once the job is no longer this
+    agent's (answered, cancelled, or re-claimed after expiry).
+
+    A driver that cannot act yet (a worker whose control plane is not up) defers the job
+    this way too: the lease set to when it may be tried again, after which any agent
+    claims it anew (``attempts`` counts the tries)."""
     begin_write()
     lease = utcnow() + timedelta(seconds=lease_seconds)
+    values: dict[str, Any] = {"lease_expires_at": lease}
+    if message is not None:
+        values["result_message"] = clean_message(message)
     result = db.session.execute(
         update(ProvisionJob)
         .where(ProvisionJob.id == job_id, ProvisionJob.status == "claimed",
                ProvisionJob.claimed_by == agent)
-        .values(lease_expires_at=lease)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -244,10 +408,12 @@ def _not_yours(job_id: int, agent: str) -> str:
 
 
 def complete(job_id: int, agent: str, succeeded: bool, message: str = "",
-             kubeconfig: str | None = None) -> ProvisionJob:
+             kubeconfig: str | None = None, output: str = "") -> ProvisionJob:
     """Record an agent's answer and move the VM (and its cluster) accordingly. Refused
     unless the job is claimed by this agent right now. A successful create of a
-    control-plane node may bring the cluster's ``kubeconfig``: kept encrypted (SPEC 8.6)."""
+    control-plane node may bring the cluster's ``kubeconfig``: kept encrypted (SPEC 8.6).
+    The driver's ``output`` is kept with the job, truncated (:func:`clean_output`)."""
+    message = clean_message(message)
     if kubeconfig is not None:
         try:
             kubeconfigs.check(kubeconfig)
@@ -267,7 +433,8 @@ def complete(job_id: int, agent: str, succeeded: bool, message: str = "",
     vm = lock_vm(row.vm_id)
     outcome = "succeeded" if succeeded else "failed"
     if not _job_transition(job_id, "claimed", outcome, agent=agent,
-                           result_message=message[:2000], lease_expires_at=None):
+                           result_message=message, output=clean_output(output),
+                           lease_expires_at=None):
         error = _not_yours(job_id, agent)
         db.session.rollback()
         raise JobError(error)

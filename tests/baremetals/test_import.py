@@ -182,7 +182,7 @@ def test_template_and_format_are_offered(ops, estate):
     assert "total_storage" in page and "updates" in page
     template = ops.get("/servers/import/template.csv")
     assert template.mimetype == "text/csv"
-    assert template.get_data(as_text=True).splitlines()[0] == HEADER
+    assert template.get_data(as_text=True).splitlines()[0] == HEADER + ",hypervisor_uri"
 
 
 def test_only_operators_import(app, estate):
