@@ -8,6 +8,7 @@ drive it the same way. The reservation layer (``reservation.py``) reads the data
 
 from portal.scheduler.core import plan
 from portal.scheduler.data import (
+    DEFAULT_STRATEGY,
     DIMENSIONS,
     ROLES,
     Constraints,
@@ -19,7 +20,7 @@ from portal.scheduler.data import (
     Resources,
 )
 from portal.scheduler.explain import INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED, VALIDATION_ERROR
-from portal.scheduler.strategies import DEFAULT_STRATEGY, STRATEGIES, Strategy
+from portal.scheduler.strategies import STRATEGIES, Strategy
 
 __all__ = [
     "DEFAULT_STRATEGY",

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from portal.scheduler.data import Host, Resources
+from portal.scheduler.data import DEFAULT_STRATEGY, Host, Resources
 
-ScoreFunction = Callable[["Resources", "Resources", "Resources"], float]
-Scorer = Callable[[Sequence["Host"]], ScoreFunction]
+ScoreFunction = Callable[[Resources, Resources, Resources], float]
+Scorer = Callable[[Sequence[Host]], ScoreFunction]
 
 
 @dataclass(frozen=True)
@@ -186,4 +184,5 @@ SHAPE_FIT = Strategy(
 )
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (SHAPE_FIT, BEST_FIT, WORST_FIT)}
-DEFAULT_STRATEGY: str = SHAPE_FIT.name
+if DEFAULT_STRATEGY not in STRATEGIES:
+    raise RuntimeError(f"the default strategy {DEFAULT_STRATEGY!r} is not registered")
