@@ -2,8 +2,9 @@
 
 The pure planning core lives here and in the modules beside it: plain data in, a ``Plan``
 or a ``Refusal`` out, no Flask and no database, so pages, the API, benchmarks and tests all
-drive it the same way. The reservation layer (``reservation.py``) reads the database, calls
-``plan()`` and commits the result.
+drive it the same way. ``HostTable`` is an optional, faster form of a group's hosts for
+callers that decide again and again over one group. The reservation layer
+(``reservation.py``) reads the database, calls ``plan()`` and commits the result.
 """
 
 from portal.scheduler.core import plan
@@ -21,6 +22,7 @@ from portal.scheduler.data import (
 )
 from portal.scheduler.explain import INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED, VALIDATION_ERROR
 from portal.scheduler.strategies import STRATEGIES, Strategy
+from portal.scheduler.table import HostTable
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -32,6 +34,7 @@ __all__ = [
     "VALIDATION_ERROR",
     "Constraints",
     "Host",
+    "HostTable",
     "NodeDemand",
     "PlacementRequest",
     "Plan",
