@@ -10,8 +10,8 @@ from pathlib import Path
 import portal.scheduler
 
 PACKAGE = Path(portal.scheduler.__file__).parent
-# The reservation layer reads the database; everything else is the pure core.
-IMPURE = {"reservation"}
+# The reservation layer (and its SQL) reads the database; everything else is the pure core.
+IMPURE = {"reservation", "statements"}
 FORBIDDEN_IN_CORE = ("flask", "sqlalchemy", "psycopg", "portal.models", "portal.extensions")
 
 
