@@ -128,8 +128,9 @@ CANDIDATES = [
     Strategy(
         "shape_strand", "best fit + own-shape stranding", per_server(host_shape_stranding_fit)
     ),
-    # shape_fit with one of its two penalties switched off
+    # shape_fit with one of its two penalties switched off, or lighter
     Strategy("mix_only", "shape_fit without the leftover penalty", shape_fit_scorer(2.0, 0.0)),
+    Strategy("mix_1.0", "the mix penalty alone, at half weight", shape_fit_scorer(1.0, 0.0)),
     Strategy("leftover_only", "shape_fit without the mix penalty", shape_fit_scorer(0.0, 0.5)),
 ]
 
