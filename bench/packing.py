@@ -12,13 +12,17 @@ with ~10 × fewer variables and none of its symmetry. When a solve hits its time
 prefix is reported as a lower bound ('≥'), so the ratios printed for that workload are
 upper bounds ('≤').
 
-Each workload is measured on 3 groups (seeds 1-3) by default; the ratio table is the mean
-over them, because one stream's first refusal is a noisy event. The candidate heuristics
-below are printed beside the registered strategies: they are how DEFAULT_STRATEGY was
-chosen (see ``portal.scheduler.strategies.shape_fit_scorer``).
+Each family (a workload on a fleet at a background load, ``bench/workloads.py``) is
+measured on several groups (seeds 1-5 by default); the ratio table is the mean over them,
+because one stream's first refusal is a noisy event. Families are in two sets: the tuning
+set, on which strategies were compared and adjusted, and a held-out set that is only ever
+evaluated (``--tuning-only`` leaves it out, as tuning must). The default is chosen by its
+worst family as well as its mean: never below best_fit on any family, then the best
+worst case. The candidate heuristics below are printed beside the registered strategies:
+they are how DEFAULT_STRATEGY was chosen (see ``portal.scheduler.strategies``).
 
-    python -m bench.packing                          # 6 workloads x 3 groups, about 1.5 min
-    python -m bench.packing --seeds 1,2,3,4,5,6,7    # what the default's docstring quotes
+    python -m bench.packing                          # 14 families x 5 groups
+    python -m bench.packing --tuning-only            # what tuning may look at
     python -m bench.packing --quick                  # 60 servers, one seed, seconds
 
 Single-VM streams are placed exactly as before anti-affinity existed (a single VM is a set
@@ -36,23 +40,23 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import highspy
 import numpy as np
 
 from bench.workloads import (
+    FAMILIES,
     FLAVORS,
-    WORKLOADS,
     ClusterScenario,
     Scenario,
     make_cluster_scenario,
-    make_scenarios,
+    make_scenario,
 )
 from portal.scheduler import (
     DEFAULT_STRATEGY,
     STRATEGIES,
-    Host,
+    HostTable,
     NodeDemand,
     PlacementRequest,
     Refusal,
@@ -124,8 +128,9 @@ CANDIDATES = [
     Strategy(
         "shape_strand", "best fit + own-shape stranding", per_server(host_shape_stranding_fit)
     ),
-    # shape_fit with one of its two penalties switched off
+    # shape_fit with one of its two penalties switched off, or lighter
     Strategy("mix_only", "shape_fit without the leftover penalty", shape_fit_scorer(2.0, 0.0)),
+    Strategy("mix_1.0", "the mix penalty alone, at half weight", shape_fit_scorer(1.0, 0.0)),
     Strategy("leftover_only", "shape_fit without the mix penalty", shape_fit_scorer(0.0, 0.5)),
 ]
 
@@ -133,16 +138,21 @@ CANDIDATES = [
 
 
 def placed_before_first_refusal(scenario: Scenario, strategy: str) -> int:
-    """Offer the stream one VM at a time through ``plan()``; count until the first refusal."""
-    hosts: list[Host] = list(scenario.hosts)
-    position = {h.id: k for k, h in enumerate(hosts)}
+    """Offer the stream one VM at a time through ``plan()``; count until the first refusal.
+    The group is a HostTable kept from one VM to the next, as the reservation layer's."""
+    hosts = HostTable.of(scenario.hosts)
+    position = {host_id: k for k, host_id in enumerate(hosts.id_list)}
+    requests = {
+        name: PlacementRequest((NodeDemand("standalone", Resources(*FLAVORS[name])),), strategy)
+        for name in set(scenario.stream)
+    }
     for count, flavor in enumerate(scenario.stream):
-        demand = Resources(*FLAVORS[flavor])
-        result = plan(PlacementRequest((NodeDemand("standalone", demand),), strategy), hosts)
+        request = requests[flavor]
+        result = plan(request, hosts)
         if isinstance(result, Refusal):
             return count
         k = position[result.assignments[0]]
-        hosts[k] = replace(hosts[k], free=hosts[k].free - demand)
+        hosts.set_free(k, hosts.free_of(k) - request.nodes[0].resources)
     raise SystemExit(f"{scenario.name}: stream too short, {strategy} never refused")
 
 
@@ -281,10 +291,11 @@ def longest_prefix(scenario: Scenario, known: int, time_limit: float) -> Bound:
 
 @dataclass
 class Outcome:
-    workload: str
+    family: str
     seed: int
     placed: dict[str, int]
     bound: Bound
+    held_out: bool
 
 
 def register_candidates() -> list[str]:
@@ -294,51 +305,77 @@ def register_candidates() -> list[str]:
     return list(STRATEGIES)
 
 
-def measure(job: tuple[int, int, int, float, bool]) -> Outcome:
-    seed, index, host_count, time_limit, candidates = job
+def measure(job: tuple[str, int, int, float, bool]) -> Outcome:
+    family, seed, host_count, time_limit, candidates = job
     names = register_candidates() if candidates else list(STRATEGIES)
-    scenario = make_scenarios(seed, host_count, stream_length=40 * host_count)[index]
+    scenario = make_scenario(family, seed, host_count, stream_length=60 * host_count)
     placed = {name: placed_before_first_refusal(scenario, name) for name in names}
     bound = longest_prefix(scenario, max(placed.values()), time_limit)
-    return Outcome(scenario.name, seed, placed, bound)
+    return Outcome(scenario.name, seed, placed, bound, scenario.held_out)
 
 
 def report(outcomes: list[Outcome], names: list[str]) -> None:
     width = max(9, *(len(n) + 1 for n in names))
     row = "".join(f"{n:>{width}}" for n in names)
     print("VMs placed before the first refusal ('≥': MIP timed out, longest prefix at least)")
-    print(f"{'workload':<13}{'seed':>5}{'MIP':>7}{'LP':>7} |{row}")
+    print(f"{'family':<27}{'seed':>5}{'MIP':>7}{'LP':>7} |{row}")
     for o in outcomes:
         mip = ("" if o.bound.exact else "≥") + str(o.bound.feasible)
         cells = "".join(f"{o.placed[n]:>{width}}" for n in names)
-        print(f"{o.workload:<13}{o.seed:>5}{mip:>7}{o.bound.lp:>7} |{cells}")
+        print(f"{o.family:<27}{o.seed:>5}{mip:>7}{o.bound.lp:>7} |{cells}")
 
-    by_workload: dict[str, list[Outcome]] = {}
+    by_family: dict[str, list[Outcome]] = {}
     for o in outcomes:
-        by_workload.setdefault(o.workload, []).append(o)
-    print("\nplaced / MIP longest placeable prefix, mean over seeds ('≤': an upper bound)")
-    print(f"{'workload':<32} |{row}")
-    means: dict[str, dict[str, float]] = {}
-    for workload, group in by_workload.items():
-        means[workload] = {
-            n: sum(o.placed[n] / o.bound.feasible for o in group) / len(group) for n in names
-        }
-        mark = "" if all(o.bound.exact for o in group) else "≤"
-        cells = "".join(f"{mark + format(means[workload][n], '.3f'):>{width}}" for n in names)
-        print(f"{workload:<32} |{cells}")
-    average = {n: sum(m[n] for m in means.values()) / len(means) for n in names}
-    print(f"{'average':<32} |" + "".join(f"{average[n]:>{width}.3f}" for n in names))
+        by_family.setdefault(o.family, []).append(o)
+    means = {
+        family: {n: sum(o.placed[n] / o.bound.feasible for o in group) / len(group)
+                 for n in names}
+        for family, group in by_family.items()
+    }
+    print("\nplaced / MIP longest placeable prefix, mean over seeds ('≤': an upper bound); "
+          "MIP and LP: mean longest prefix, LP/MIP: how loose the LP bound is")
+    print(f"{'family':<27}{'MIP':>7}{'LP/MIP':>7} |{row}")
+    for held_out in (False, True):
+        families = [f for f, group in by_family.items() if group[0].held_out == held_out]
+        if not families:
+            continue
+        print(f"-- {'held out (never tuned on)' if held_out else 'tuning set'}")
+        for family in families:
+            group = by_family[family]
+            mark = "" if all(o.bound.exact for o in group) else "≤"
+            mip = sum(o.bound.feasible for o in group) / len(group)
+            lp = sum(o.bound.lp / o.bound.feasible for o in group) / len(group)
+            cells = "".join(f"{mark + format(means[family][n], '.3f'):>{width}}" for n in names)
+            print(f"{family:<27}{mip:>7.0f}{lp:>7.3f} |{cells}")
+        print(f"{'mean':<41} |" + "".join(
+            f"{sum(means[f][n] for f in families) / len(families):>{width}.3f}" for n in names
+        ))
+    summarise(means, names, width)
 
+
+def summarise(means: dict[str, dict[str, float]], names: list[str], width: int) -> None:
+    """The choice of the default: never below best_fit on any family, then the best worst
+    family, then the best mean."""
+    families = list(means)
+    mean = {n: sum(means[f][n] for f in families) / len(families) for n in names}
+    worst = {n: min(means[f][n] for f in families) for n in names}
+    margin = {n: min(means[f][n] - means[f]["best_fit"] for f in families) for n in names}
+    print(f"\nover all {len(families)} families")
+    for label, values in (("mean", mean), ("worst family", worst),
+                          ("worst margin over best_fit", margin)):
+        print(f"{label:<41} |" + "".join(f"{values[n]:>{width}.3f}" for n in names))
+    ranked = sorted(names, key=lambda n: (margin[n] < -0.0005, -worst[n], -mean[n]))
+    print(f"ranked (never below best_fit, worst family, mean): {', '.join(ranked[:5])}")
     default = DEFAULT_STRATEGY
     behind = [
-        f"{w} ({other} {m[other]:.3f} > {m[default]:.3f})"
-        for w, m in means.items()
+        f"{f} ({other} {means[f][other]:.3f} > {means[f][default]:.3f})"
+        for f in families
         for other in ("best_fit", "worst_fit")
-        if m[other] > m[default]
+        if means[f][other] > means[f][default] + 0.0005
     ]
     print(
-        f"\ndefault {default}: average {average[default]:.3f} "
-        f"({'meets' if average[default] >= 0.95 else 'misses'} the 0.95 target); "
+        f"default {default}: mean {mean[default]:.3f}, worst family {worst[default]:.3f} "
+        f"({'meets' if mean[default] >= 0.97 else 'misses'} the 0.97 goal); "
         + ("never below best_fit or worst_fit" if not behind else "behind on " + ", ".join(behind))
     )
 
@@ -348,8 +385,8 @@ def clusters_before_first_refusal(
 ) -> tuple[int, int]:
     """Offer the clusters one at a time, all or nothing; (clusters, nodes) placed before the
     first refusal."""
-    hosts: list[Host] = list(scenario.hosts)
-    position = {h.id: k for k, h in enumerate(hosts)}
+    hosts = HostTable.of(scenario.hosts)
+    position = {host_id: k for k, host_id in enumerate(hosts.id_list)}
     nodes_placed = 0
     for count, (cp_flavor, worker_flavor, workers) in enumerate(scenario.stream):
         nodes = (NodeDemand("control-plane", Resources(*FLAVORS[cp_flavor])),) * 3 + (
@@ -360,7 +397,7 @@ def clusters_before_first_refusal(
             return count, nodes_placed
         for node, host_id in zip(nodes, result.assignments, strict=True):
             k = position[host_id]
-            hosts[k] = replace(hosts[k], free=hosts[k].free - node.resources)
+            hosts.set_free(k, hosts.free_of(k) - node.resources)
         nodes_placed += len(nodes)
     raise SystemExit(f"{scenario.name}: stream too short, {strategy} never refused")
 
@@ -398,7 +435,10 @@ def report_clusters(seeds: list[int], host_count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="60 servers, one seed, 5 s solves")
-    parser.add_argument("--seeds", help="comma-separated seeds (default 1,2,3; quick 1)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default 1-5; quick 1)")
+    parser.add_argument("--tuning-only", action="store_true", help="leave out the held-out set")
+    parser.add_argument("--families", help="comma-separated families (default: all)")
+    parser.add_argument("--no-clusters", action="store_true", help="skip the cluster workload")
     parser.add_argument("--hosts", type=int, help="servers per group (default 200, quick 60)")
     parser.add_argument("--time-limit", type=float, help="seconds per MIP solve (30, quick 5)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="worker processes")
@@ -408,24 +448,28 @@ def main() -> None:
     args = parser.parse_args()
     host_count = args.hosts or (60 if args.quick else 200)
     time_limit = args.time_limit or (5.0 if args.quick else 30.0)
-    seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",")]
+    seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3,4,5")).split(",")]
     candidates = not args.registered_only
     names = register_candidates() if candidates else list(STRATEGIES)
+    families = args.families.split(",") if args.families else [
+        f for f, spec in FAMILIES.items() if not (args.tuning_only and spec.held_out)
+    ]
 
     print(
-        f"{host_count} servers per group, seeds {seeds}, {len(WORKLOADS)} workloads, "
+        f"{host_count} servers per group, seeds {seeds}, {len(families)} families, "
         f"MIP time limit {time_limit:g} s per solve; default strategy: {DEFAULT_STRATEGY}\n"
     )
     started = time.perf_counter()
     jobs = [
-        (seed, index, host_count, time_limit, candidates)
-        for index in range(len(WORKLOADS))
+        (family, seed, host_count, time_limit, candidates)
+        for family in families
         for seed in seeds
     ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(measure, jobs))
     report(outcomes, names)
-    report_clusters(seeds, host_count)
+    if not args.no_clusters:
+        report_clusters(seeds, host_count)
     print(f"\n{len(jobs)} groups in {time.perf_counter() - started:.0f} s")
 
 

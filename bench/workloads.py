@@ -1,9 +1,17 @@
 """Synthetic groups and flavor streams for the packing benchmark (SPEC 7).
 
-A group is a few hundred servers of several hardware shapes, each already carrying a
-random background load (30–50 % of its bottleneck dimension), so that free capacity is
-fragmented the way it is in a group that has lived for a while. A workload is a weighted
-mix of flavors; its stream is a long random sequence drawn from that mix.
+A group is a few hundred servers of several hardware shapes (a *fleet*), each already
+carrying a random background load (by default 30–50 % of its bottleneck dimension), so
+that free capacity is fragmented the way it is in a group that has lived for a while. A
+workload is a weighted mix of flavors; its stream is a long random sequence drawn from
+that mix. A *family* is a workload on a fleet at a background load; each seed gives it a
+group and a stream of its own.
+
+Families come in two sets. The tuning set is what strategies were compared and adjusted
+on. The held-out set was written before any strategy was measured on it and is only ever
+evaluated, never tuned on (``--held-out`` prints it): a default chosen on the tuning set
+must hold there too. The first six tuning families are the first wave's workloads,
+unchanged (same groups and streams for the same seeds).
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ FLAVORS: dict[str, tuple[int, int, int]] = {
     "c.xlarge": (32, 32, 100),
     "s.medium": (4, 16, 1000),
     "s.large": (2, 8, 2000),
+    # second wave: memory and disk far above their CPU, very small and very large ones
+    "r.large": (2, 32, 500),
+    "r.xlarge": (4, 96, 1500),
+    "r.2xlarge": (8, 192, 3000),
+    "ms.large": (4, 64, 1000),
+    "c.2xlarge": (64, 64, 200),
+    "b.4xlarge": (64, 256, 1000),
+    "g.nano": (1, 2, 20),
 }
 
 # (shape, weight): hardware generations and purpose-built servers found in one group.
@@ -36,6 +52,22 @@ HOST_SHAPES: list[tuple[Resources, int]] = [
     (Resources(48, 768, 4000), 2),  # memory dense
     (Resources(32, 256, 16000), 1),  # storage dense
 ]
+FLEETS: dict[str, list[tuple[Resources, int]]] = {
+    "mixed": HOST_SHAPES,
+    "uniform": [(Resources(64, 256, 4000), 1)],
+    "two-generations": [(Resources(40, 192, 2000), 1), (Resources(128, 1024, 8000), 1)],
+    "purpose-built": [
+        (Resources(48, 768, 4000), 2),
+        (Resources(32, 256, 16000), 1),
+        (Resources(128, 256, 2000), 1),
+    ],
+}
+# Background load: each server is filled up to this share of its bottleneck dimension.
+BACKGROUNDS: dict[str, tuple[float, float]] = {
+    "fresh": (0.0, 0.15),
+    "partly": (0.30, 0.50),
+    "busy": (0.50, 0.70),
+}
 
 WORKLOADS: dict[str, dict[str, int]] = {
     "balanced": {"b.small": 3, "b.medium": 4, "b.large": 3, "b.xlarge": 2, "b.2xlarge": 1},
@@ -74,10 +106,56 @@ WORKLOADS: dict[str, dict[str, int]] = {
         "c.large": 1,
     },
     "bimodal": {"b.small": 12, "b.medium": 4, "b.2xlarge": 2, "m.xlarge": 1, "c.xlarge": 1},
+    "large-only": {"b.xlarge": 3, "b.2xlarge": 3, "b.4xlarge": 1, "c.2xlarge": 1, "m.xlarge": 2},
+    # held out (see the module's docstring)
+    "memory-storage-heavy": {
+        "r.large": 3,
+        "r.xlarge": 3,
+        "r.2xlarge": 1,
+        "ms.large": 2,
+        "s.medium": 1,
+        "m.large": 2,
+        "b.medium": 1,
+    },
+    "many-small": {"g.nano": 6, "b.small": 6, "b.medium": 3, "m.large": 1, "c.large": 1},
+    # every flavor but the two that need a whole empty server
+    "everything": {name: 1 for name in FLAVORS if name not in ("c.2xlarge", "b.4xlarge")},
 }
 
-# The load already on the servers: a bit of everything.
-BACKGROUND: dict[str, int] = {name: 1 for name in FLAVORS} | {"b.medium": 3, "b.large": 3}
+
+@dataclass(frozen=True)
+class Family:
+    workload: str
+    fleet: str = "mixed"
+    background: str = "partly"
+    held_out: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    # the first wave's six, unchanged
+    "balanced": Family("balanced"),
+    "memory-heavy": Family("memory-heavy"),
+    "cpu-heavy": Family("cpu-heavy"),
+    "mixed-large": Family("mixed-large"),
+    "storage-mix": Family("storage-mix"),
+    "bimodal": Family("bimodal"),
+    # other fleets and loads
+    "balanced/uniform/busy": Family("balanced", "uniform", "busy"),
+    "memory-heavy/2-gen/fresh": Family("memory-heavy", "two-generations", "fresh"),
+    "cpu-heavy/purpose-built": Family("cpu-heavy", "purpose-built"),
+    "large-only/fresh": Family("large-only", "mixed", "fresh"),
+    # held out: never tuned on
+    "mem+storage-heavy": Family("memory-storage-heavy", held_out=True),
+    "many-small/2-gen/busy": Family("many-small", "two-generations", "busy", held_out=True),
+    "storage-mix/purpose/fresh": Family("storage-mix", "purpose-built", "fresh", held_out=True),
+    "everything/uniform": Family("everything", "uniform", held_out=True),
+}
+
+# The load already on the servers: a bit of every first-wave flavor.
+BACKGROUND: dict[str, int] = {name: 1 for name in list(FLAVORS)[:11]} | {
+    "b.medium": 3,
+    "b.large": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +163,7 @@ class Scenario:
     name: str
     hosts: tuple[Host, ...]
     stream: tuple[str, ...]  # flavor names, offered in this order
+    held_out: bool = False
 
 
 def _draw(rng: random.Random, mix: dict[str, int]) -> str:
@@ -92,15 +171,18 @@ def _draw(rng: random.Random, mix: dict[str, int]) -> str:
     return rng.choices(names, weights=[mix[n] for n in names])[0]
 
 
-def make_hosts(rng: random.Random, count: int) -> tuple[Host, ...]:
+def make_hosts(
+    rng: random.Random, count: int, fleet: str = "mixed", background: str = "partly"
+) -> tuple[Host, ...]:
     """Servers with background load: each is filled with random flavors until its most
-    used dimension reaches a random target between 30 % and 50 %."""
-    shapes = [s for s, _ in HOST_SHAPES]
-    weights = [w for _, w in HOST_SHAPES]
+    used dimension reaches a random target in the background's range (30-50 %)."""
+    shapes = [s for s, _ in FLEETS[fleet]]
+    weights = [w for _, w in FLEETS[fleet]]
+    low, high = BACKGROUNDS[background]
     hosts = []
     for i in range(count):
-        total = rng.choices(shapes, weights=weights)[0]
-        target = rng.uniform(0.30, 0.50)
+        total = rng.choices(shapes, weights=weights)[0] if len(shapes) > 1 else shapes[0]
+        target = rng.uniform(low, high)
         limit = Resources(
             int(total.cpu * target), int(total.memory * target), int(total.storage * target)
         )
@@ -127,15 +209,15 @@ def make_hosts(rng: random.Random, count: int) -> tuple[Host, ...]:
     return tuple(hosts)
 
 
-def make_scenarios(seed: int, host_count: int, stream_length: int) -> list[Scenario]:
-    """One scenario per workload, each with its own group and stream (fixed by ``seed``)."""
-    scenarios = []
-    for k, (name, mix) in enumerate(WORKLOADS.items()):
-        rng = random.Random(seed * 1000 + k)
-        hosts = make_hosts(rng, host_count)
-        stream = tuple(_draw(rng, mix) for _ in range(stream_length))
-        scenarios.append(Scenario(name, hosts, stream))
-    return scenarios
+def make_scenario(family: str, seed: int, host_count: int, stream_length: int) -> Scenario:
+    """The group and stream of one family for one seed."""
+    k = list(FAMILIES).index(family)
+    spec = FAMILIES[family]
+    rng = random.Random(seed * 1000 + k)
+    hosts = make_hosts(rng, host_count, spec.fleet, spec.background)
+    mix = WORKLOADS[spec.workload]
+    stream = tuple(_draw(rng, mix) for _ in range(stream_length))
+    return Scenario(family, hosts, stream, spec.held_out)
 
 
 # Cluster-heavy workload (SPEC 8.2): clusters offered as units, 3 control planes + N workers,

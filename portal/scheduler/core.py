@@ -10,9 +10,10 @@ these inputs come from API bodies and forms. Only wrong *types* (a programming e
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
 
 from portal.scheduler.data import (
     ANTI_AFFINITY,
@@ -35,10 +36,11 @@ from portal.scheduler.explain import (
     quota_refusal,
 )
 from portal.scheduler.strategies import STRATEGIES, ScoreFunction, Strategy
+from portal.scheduler.table import SCORE_DECIMALS, HostTable, round_scores
 
 # Scores are compared at this many decimals so that float rounding never decides between
 # servers the SPEC formula scores equally; those ties go to the server name, as specified.
-_SCORE_DECIMALS = 9
+_SCORE_DECIMALS = SCORE_DECIMALS
 
 
 def plan(
@@ -91,13 +93,16 @@ def plan(
             return over_quota
 
     constraints = request.constraints
+    table = HostTable.of(hosts)
     allowed = (
-        list(hosts)
+        table
         if constraints.is_empty()
-        else [h for h in hosts if constraint_reason(h, constraints) is None]
+        else table.subset(
+            np.array([constraint_reason(h, constraints) is None for h in table], dtype=bool)
+        )
     )
     pool = _Pool(
-        allowed, strategy.name, strategy.scorer(hosts), request.anti_affinity, request.occupied
+        allowed, strategy.name, strategy.scorer(table), request.anti_affinity, request.occupied
     )
     nodes = request.nodes
     chosen: list[int] = [-1] * len(nodes)  # indices into ``allowed``
@@ -131,9 +136,7 @@ def plan(
         demand = node.resources
         host_index = pool.best(demand, avoid_control_planes=node.role == BASTION)
         if host_index is None:
-            if pool.hard and any(
-                pool.fits(h, demand) and pool.members[h] for h in range(len(allowed))
-            ):
+            if pool.hard and bool((pool.fit_mask(demand) & (pool.members > 0)).any()):
                 headline = (
                     f"Hard anti-affinity allows one member of this set per server: no server "
                     f"without a member is left for node {i + 1} of {len(nodes)} ({node.role}, "
@@ -155,7 +158,7 @@ def plan(
         explanations[i] = pool.explain(host_index)
 
     return Plan(
-        assignments=tuple(allowed[h].id for h in chosen),
+        assignments=tuple(allowed.id_list[h] for h in chosen),
         spread=_describe_spread(nodes, [allowed[h] for h in chosen], request.occupied),
         explanations=tuple(explanations),
         strategy=strategy.name,
@@ -214,17 +217,19 @@ class _Pool:
     """Working copy of free capacity over the allowed servers of one ``plan()`` call, and of
     how many members of the request's anti-affinity set each one holds.
 
-    ``best(demand)`` keeps one heap of (preference, score, name, id) per distinct demand, so
-    placing 200 identical workers costs one scoring pass plus a heap update per placement
-    instead of a pass over every server per node. A placement bumps the server's version and
-    pushes its new key into every heap; entries with an old version are skipped when they
-    surface (lazy deletion). The preference is (control planes held, for a bastion; members
-    held, under soft anti-affinity), so it only grows with a placement, like the version.
+    Servers are rows of a ``HostTable``; per distinct demand the pool keeps which servers
+    have room and their rounded scores as arrays, computed in one vectorised pass the first
+    time the demand is asked for. A placement changes one server: its room is updated at
+    once and its score the next time that demand is asked for (by the scalar score
+    function, which the array twin matches bit for bit), so placing 200 identical workers
+    costs one scoring pass plus a few array operations per node. ``best()`` takes the
+    lowest (preference, score, name, id), the preference being (control planes held, for a
+    bastion; members held, under soft anti-affinity).
     """
 
     def __init__(
         self,
-        hosts: list[Host],
+        hosts: HostTable,
         strategy: str,
         score: ScoreFunction,
         anti_affinity: str = "none",
@@ -233,100 +238,128 @@ class _Pool:
         self.hosts = hosts
         self.strategy = strategy
         self.score = score
-        self.free: list[Resources] = [h.free for h in hosts]
-        self.version = [0] * len(hosts)
+        n = len(hosts)
+        self.free = hosts.free.copy()
+        self.taken = np.zeros(n, dtype=bool)
         self.hard = anti_affinity == "hard"
         self.soft = anti_affinity == "soft"
-        occupied = occupied or {}
-        self.members = [occupied.get(h.id, 0) for h in hosts]
-        self.control_planes = [0] * len(hosts)
-        self._heaps: dict[tuple[Resources, bool], list[tuple]] = {}
+        self.members = np.zeros(n, dtype=np.int64)
+        if occupied:
+            for i, host_id in enumerate(hosts.id_list):
+                if host_id in occupied:
+                    self.members[i] = occupied[host_id]
+        self.control_planes = np.zeros(n, dtype=np.int64)
+        self._fits: dict[Resources, np.ndarray] = {}
+        self._scores: dict[Resources, np.ndarray] = {}
+        self._stale: dict[Resources, set[int]] = {}  # rescored when next asked for
 
-    def fits(self, i: int, demand: Resources) -> bool:
-        free = self.free[i]
-        return (
-            free.cpu >= demand.cpu
-            and free.memory >= demand.memory
-            and free.storage >= demand.storage
-        )
+    def __len__(self) -> int:
+        return len(self.hosts)
 
-    def room(self, i: int, demand: Resources) -> bool:
+    def fit_mask(self, demand: Resources) -> np.ndarray:
+        """Which servers have the capacity for ``demand`` (members aside)."""
+        mask = self._fits.get(demand)
+        if mask is None:
+            free = self.free
+            mask = self._fits[demand] = (
+                (free[:, 0] >= demand.cpu)
+                & (free[:, 1] >= demand.memory)
+                & (free[:, 2] >= demand.storage)
+            )
+        return mask
+
+    def room_mask(self, demand: Resources) -> np.ndarray:
         """Capacity for ``demand`` and, under hard anti-affinity, no member of the set."""
-        return self.fits(i, demand) and not (self.hard and self.members[i])
+        mask = self.fit_mask(demand)
+        return mask & (self.members == 0) if self.hard else mask
 
-    def key(self, i: int, demand: Resources, avoid_control_planes: bool = False) -> tuple:
-        """Lower is better: the preference, the strategy's score, then name, then id."""
-        host = self.hosts[i]
-        score = self.score(self.free[i], host.total, demand)
-        return (
-            self.control_planes[i] if avoid_control_planes else 0,
-            self.members[i] if self.soft else 0,
-            round(score, _SCORE_DECIMALS),
-            host.name,
-            host.id,
+    def scores(self, demand: Resources) -> np.ndarray:
+        """The strategy's score of every server for ``demand``, rounded (meaningful only
+        where the demand fits)."""
+        scores = self._scores.get(demand)
+        if scores is None:
+            array = getattr(self.score, "array", None)
+            if array is not None:
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    raw = array(self.free, self.hosts.total, demand)
+                scores = round_scores(np.asarray(raw, dtype=np.float64))
+            else:  # a strategy without an array twin: one call per server with room
+                scores = np.full(len(self), np.inf)
+                for i in np.flatnonzero(self.fit_mask(demand)).tolist():
+                    scores[i] = self._score_one(i, demand)
+            self._scores[demand] = scores
+            self._stale[demand] = set()
+        else:
+            stale = self._stale[demand]
+            if stale:
+                fits = self.fit_mask(demand)
+                for i in stale:
+                    if fits[i]:
+                        scores[i] = self._score_one(i, demand)
+                stale.clear()
+        return scores
+
+    def _score_one(self, i: int, demand: Resources) -> float:
+        cpu, memory, storage = self.free[i].tolist()
+        return round(
+            self.score(Resources(cpu, memory, storage), self.hosts.total_of(i), demand),
+            _SCORE_DECIMALS,
         )
 
     def best(self, demand: Resources, avoid_control_planes: bool = False) -> int | None:
         """Index of the best server with room for ``demand``, None when none has room."""
-        heap = self._heaps.get((demand, avoid_control_planes))
-        if heap is None:
-            heap = self._heaps[(demand, avoid_control_planes)] = self._rank(
-                demand, avoid_control_planes
-            )
-        while heap:
-            entry = heap[0]
-            if self.version[entry[-2]] == entry[-1]:
-                return entry[-2]
-            heapq.heappop(heap)
-        return None
+        candidates = np.flatnonzero(self.room_mask(demand))
+        if not candidates.size:
+            return None
+        held = self.control_planes[candidates] if avoid_control_planes else None
+        return self.lowest(candidates, demand, held)
 
-    def _rank(self, demand: Resources, avoid_control_planes: bool) -> list[tuple]:
-        # The one pass over every server; written out because it dominates plan()'s time.
-        cpu, memory, storage = demand.cpu, demand.memory, demand.storage
-        score = self.score
-        hosts, version, members, cps = self.hosts, self.version, self.members, self.control_planes
-        soft, hard = self.soft, self.hard
-        heap = []
-        for i, free in enumerate(self.free):
-            if free.cpu >= cpu and free.memory >= memory and free.storage >= storage:
-                if hard and members[i]:
-                    continue
-                host = hosts[i]
-                rounded = round(score(free, host.total, demand), _SCORE_DECIMALS)
-                heap.append(
-                    (
-                        cps[i] if avoid_control_planes else 0,
-                        members[i] if soft else 0,
-                        rounded,
-                        host.name,
-                        host.id,
-                        i,
-                        version[i],
-                    )
-                )
-        heapq.heapify(heap)
-        return heap
+    def lowest(
+        self, candidates: np.ndarray, demand: Resources, first: np.ndarray | None = None
+    ) -> int:
+        """The candidate (an index array, not empty) with the lowest key, ``first`` (one
+        number per candidate) ranking before the key."""
+        if first is not None:
+            candidates = candidates[first == first.min()]
+        if self.soft:
+            held = self.members[candidates]
+            candidates = candidates[held == held.min()]
+        scores = self.scores(demand)[candidates]
+        candidates = candidates[scores == scores.min()]
+        if candidates.size == 1:
+            return int(candidates[0])
+        names, ids = self.hosts.names, self.hosts.id_list
+        return min(candidates.tolist(), key=lambda i: (names[i], ids[i]))
 
     def take(self, i: int, demand: Resources, role: str = "") -> None:
-        self.free[i] = self.free[i] - demand
-        self.version[i] += 1
+        self.free[i] -= (demand.cpu, demand.memory, demand.storage)
+        self.taken[i] = True
         self.members[i] += 1
         if role == CONTROL_PLANE:
             self.control_planes[i] += 1
-        for (other, avoid), heap in self._heaps.items():
-            if self.room(i, other):
-                heapq.heappush(heap, (*self.key(i, other, avoid), i, self.version[i]))
+        cpu, memory, storage = self.free[i].tolist()
+        for other, mask in self._fits.items():
+            mask[i] = cpu >= other.cpu and memory >= other.memory and storage >= other.storage
+        for stale in self._stale.values():
+            stale.add(i)
 
     def working_free(self) -> dict[int, Resources]:
         """Free capacity of the servers that earlier nodes of this request used, by id."""
-        return {self.hosts[i].id: self.free[i] for i in range(len(self.hosts)) if self.version[i]}
+        return {
+            self.hosts.id_list[i]: Resources(*self.free[i].tolist())
+            for i in np.flatnonzero(self.taken).tolist()
+        }
 
     def member_counts(self) -> dict[int, int]:
         """Members of the set per server id, those of earlier nodes of this request too."""
-        return {h.id: m for h, m in zip(self.hosts, self.members, strict=True) if m}
+        return {
+            self.hosts.id_list[i]: int(self.members[i])
+            for i in np.flatnonzero(self.members).tolist()
+        }
 
     def explain(self, i: int) -> str:
-        return f"{self.hosts[i].name} ({self.strategy}): leaves {self.free[i]} free"
+        free = Resources(*self.free[i].tolist())
+        return f"{self.hosts.names[i]} ({self.strategy}): leaves {free} free"
 
 
 def _place_control_planes(pool: _Pool, demands: list[Resources]) -> list[int] | int:
@@ -340,8 +373,8 @@ def _place_control_planes(pool: _Pool, demands: list[Resources]) -> list[int] | 
     servers in the fallback); so the greedy choice never paints itself into a corner.
     """
     n = len(demands)
-    racks = [h.rack for h in pool.hosts]
-    candidates = [[i for i in range(len(pool.hosts)) if pool.room(i, d)] for d in demands]
+    racks = pool.hosts.racks
+    candidates = [np.flatnonzero(pool.room_mask(d)).tolist() for d in demands]
     matched = _max_matching([set(c) for c in candidates])
     if matched < n:
         return matched
@@ -350,21 +383,25 @@ def _place_control_planes(pool: _Pool, demands: list[Resources]) -> list[int] | 
     needs_check = len(set(demands)) > 1
 
     chosen: list[int] = []
-    load: Counter[str | None] = Counter()
+    rack_of = pool.hosts.rack_codes()
+    load = np.zeros(len(pool.hosts) + 1, dtype=np.int64)  # control planes per rack code
     for k, demand in enumerate(demands):
-        options = sorted(
-            (load[racks[i]], pool.key(i, demand), i) for i in candidates[k] if i not in chosen
-        )
-        for rack_load, _, i in options:
-            if by_rack and rack_load:
-                break  # sorted by load: only used racks remain; the check below rules this out
+        options = np.array(candidates[k], dtype=np.int64)
+        if chosen:
+            options = options[~np.isin(options, chosen)]
+        # Options in order of (rack load, key), taken lazily: the first is usually accepted.
+        while options.size:
+            i = pool.lowest(options, demand, load[rack_of[options]])
+            if by_rack and load[rack_of[i]]:
+                break  # the least loaded is used: only used racks remain; the check rules them out
             if not needs_check or _rest_can_follow(
                 candidates[k + 1 :], [*chosen, i], racks, by_rack
             ):
                 chosen.append(i)
-                load[racks[i]] += 1
+                load[rack_of[i]] += 1
                 pool.take(i, demand, CONTROL_PLANE)
                 break
+            options = options[options != i]
     assert len(chosen) == n, "matching said the control planes fit"
     return chosen
 
@@ -474,7 +511,7 @@ def _control_plane_refusal(
     failed = nodes[
         min(
             control_planes,
-            key=lambda i: sum(pool.room(h, nodes[i].resources) for h in range(len(pool.hosts))),
+            key=lambda i: int(pool.room_mask(nodes[i].resources).sum()),
         )
     ]
     if n == 1:

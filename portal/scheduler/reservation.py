@@ -25,22 +25,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from flask import has_request_context
+from flask_login import current_user
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.audit.service import record
 from portal.extensions import begin_write, db
 from portal.models import (
     DIMENSIONS,
-    HOLDING_STATUSES,
     Baremetal,
     BaremetalGroup,
     BaremetalGroupTenantQuota,
     K8sCluster,
     ProvisionJob,
-    Rack,
     Tenant,
     User,
     VirtualMachine,
@@ -51,12 +50,14 @@ from portal.scheduler import (
     DEFAULT_STRATEGY,
     Constraints,
     Host,
+    HostTable,
     NodeDemand,
     PlacementRequest,
     Plan,
     Refusal,
     Resources,
     plan,
+    statements,
 )
 from portal.signals import placement_decided
 
@@ -101,20 +102,28 @@ class QuotaLine:
 
 @dataclass
 class Placement:
-    """What the decision depends on, read from the database."""
+    """What the decision depends on, read from the database. ``limits`` holds the quota's
+    limit per dimension in units (None: unlimited), and is None when the tenant has no quota
+    in the group; ``quota`` is the quota's row for pages to show (previews read it; a
+    reservation reads only the limits, under the row's lock)."""
 
     tenant: Tenant
     group: BaremetalGroup
     quota: BaremetalGroupTenantQuota | None
     used: dict[str, int] = field(default_factory=dict)
-    hosts: list[Host] = field(default_factory=list)
+    hosts: Sequence[Host] = field(default_factory=list)
     inactive: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int | None] | None = None
+
+    @property
+    def has_quota(self) -> bool:
+        return self.limits is not None
 
     def limit(self, dimension: str) -> int | None:
-        return None if self.quota is None else self.quota.effective_limit(dimension)
+        return None if self.limits is None else self.limits[dimension]
 
     def headroom(self) -> Resources | None:
-        if self.quota is None:
+        if self.limits is None:
             return None
         left = []
         for d in DIMENSIONS:
@@ -128,6 +137,8 @@ class Placement:
         ]
 
     def host_by_id(self, host_id: int) -> Host:
+        if isinstance(self.hosts, HostTable):
+            return self.hosts[self.hosts.id_list.index(host_id)]
         return next(h for h in self.hosts if h.id == host_id)
 
 
@@ -187,60 +198,29 @@ def _no_quota(tenant: Tenant, group: BaremetalGroup) -> Refusal:
 
 
 def _usage(tenant_id: int, group_id: int) -> dict[str, int]:
-    row = db.session.execute(
-        select(
-            func.coalesce(func.sum(VirtualMachine.cpu), 0),
-            func.coalesce(func.sum(VirtualMachine.memory), 0),
-            func.coalesce(func.sum(VirtualMachine.storage), 0),
-        )
-        .join(Baremetal, VirtualMachine.baremetal_id == Baremetal.id)
-        .where(
-            VirtualMachine.tenant_id == tenant_id,
-            Baremetal.group_id == group_id,
-            VirtualMachine.status.in_(HOLDING_STATUSES),
-        )
-    ).one()
+    _autoflush()
+    (row,) = statements.USAGE.rows({"tenant": tenant_id, "group": group_id})
     return dict(zip(DIMENSIONS, row, strict=True))
 
 
-def _hosts(group_id: int) -> list[Host]:
+def _hosts(group_id: int) -> HostTable:
     """The group's active servers as the planner sees them: all of them, full ones too —
-    the default strategy reads the group's workload mix from their usage."""
-    stmt = (
-        select(
-            Baremetal.id,
-            Baremetal.name,
-            Baremetal.region,
-            Baremetal.dc,
-            Rack.name,
-            Baremetal.total_cpu,
-            Baremetal.total_memory,
-            Baremetal.total_storage,
-            Baremetal.available_cpu,
-            Baremetal.available_memory,
-            Baremetal.available_storage,
-        )
-        .outerjoin(Rack, Baremetal.rack_id == Rack.id)
-        .where(Baremetal.group_id == group_id, Baremetal.status == "active")
-    )
-    hosts = []
-    for row in db.session.execute(stmt):
-        row = tuple(row)
-        host = _HOST_CACHE.get(row)
-        if host is None:
-            i, name, region, dc, rack, tc, tm, ts, fc, fm, fs = row
-            host = Host(i, name, region, dc, rack, Resources(tc, tm, ts), Resources(fc, fm, fs))
-            if len(_HOST_CACHE) > 100_000:
-                _HOST_CACHE.clear()
-            _HOST_CACHE[row] = host
-        hosts.append(host)
-    return hosts
+    the default strategy reads the group's workload mix from their usage.
+
+    Read afresh for every decision, in one query whose rows go from the driver straight
+    into the table's arrays. A snapshot kept between decisions and refreshed by version
+    would need a version that every change of a server, a rack or a group bumps — names,
+    racks and regions feed constraints and the audit trail, which the locks at the end of
+    a reservation cannot re-check — so it is not worth its risk: the read is a tenth of a
+    reservation."""
+    _autoflush()
+    return HostTable.from_rows(statements.HOSTS.rows({"group": group_id}))
 
 
-# Host values are immutable and most servers do not change between two reservations: the
-# same row read again gives the same Host without building it anew (a hot path at 1,000
-# servers per decision). Keyed by the whole row, so a changed server is simply a new entry.
-_HOST_CACHE: dict[tuple, Host] = {}
+def _autoflush() -> None:
+    """What session.execute() does before a query: pending changes of the caller count."""
+    if db.session.autoflush:
+        db.session.flush()
 
 
 def _inactive(group_id: int) -> dict[str, int]:
@@ -257,24 +237,41 @@ def _inactive(group_id: int) -> dict[str, int]:
 def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) -> Placement:
     """Everything the decision depends on. With lock=True (inside a reservation, after
     begin_write()) the quota row is locked first, so usage cannot change under us; the
-    group is re-read with it (its totals scale percentage quotas)."""
-    quota_stmt = select(BaremetalGroupTenantQuota).where(
-        BaremetalGroupTenantQuota.tenant_id == tenant.id,
-        BaremetalGroupTenantQuota.group_id == group.id,
-    )
+    group's totals (which scale percentage quotas) are read with it. Usage is read by the
+    next statement, never by the locking one: on PostgreSQL a statement sees the data as of
+    its start, and the lock may be granted only after another reservation committed."""
     if lock:
-        quota_stmt = (
-            quota_stmt.options(joinedload(BaremetalGroupTenantQuota.group))
-            .with_for_update(of=BaremetalGroupTenantQuota)
-            .execution_options(populate_existing=True)
+        rows = statements.LOCK_QUOTA.rows({"tenant": tenant.id, "group": group.id})
+        placement = Placement(tenant, group, None)
+        if not rows:
+            return placement
+        # (limit, percent) per dimension, then the group's total per dimension
+        limits_and_percents, totals = rows[0][:6], rows[0][6:]
+        placement.limits = {
+            d: _effective_limit(*limits_and_percents[2 * i: 2 * i + 2], totals[i])
+            for i, d in enumerate(DIMENSIONS)
+        }
+    else:
+        quota = db.session.scalar(
+            select(BaremetalGroupTenantQuota).where(
+                BaremetalGroupTenantQuota.tenant_id == tenant.id,
+                BaremetalGroupTenantQuota.group_id == group.id,
+            )
         )
-    quota = db.session.scalar(quota_stmt)
-    placement = Placement(tenant, group, quota)
-    if quota is None:
-        return placement
+        placement = Placement(tenant, group, quota)
+        if quota is None:
+            return placement
+        placement.limits = {d: quota.effective_limit(d) for d in DIMENSIONS}
     placement.used = _usage(tenant.id, group.id)
     placement.hosts = _hosts(group.id)
     return placement
+
+
+def _effective_limit(absolute: int | None, percent: int | None, total: int) -> int | None:
+    """BaremetalGroupTenantQuota.effective_limit over the columns of a row."""
+    if absolute is not None:
+        return absolute
+    return None if percent is None else percent * total // 100
 
 
 def explain_refusal(
@@ -352,7 +349,7 @@ def preview(
 ) -> Preview:
     """The same decision as reserve(), without reserving anything."""
     placement = read_placement(tenant, group)
-    if placement.quota is None:
+    if not placement.has_quota:
         result: Plan | Refusal = _no_quota(tenant, group)
     else:
         request = _request(nodes, strategy, constraints, anti_affinity, occupied)
@@ -395,7 +392,7 @@ def suggestions(
         if isinstance(result, Plan):
             found.append(f"The same request fits in group {quota.group.name}.")
             break
-    if placement.quota is not None and len({n.flavor.id for n in nodes}) == 1:
+    if placement.has_quota and len({n.flavor.id for n in nodes}) == 1:
         role = nodes[0].role
         flavors = db.session.scalars(
             select(VirtualMachineSpecification)
@@ -519,7 +516,7 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
     """One attempt. Returns the VMs, or None when a chosen server lost its room to another
     request meanwhile (the caller rolls back and plans again)."""
     placement = read_placement(tenant, group, lock=True)
-    if placement.quota is None:
+    if not placement.has_quota:
         raise PlacementRefused(_no_quota(tenant, group))
     if cluster is not None and not new_cluster:
         # Lock order: quota, cluster, VMs, servers, group (as the agents' answers do).
@@ -541,7 +538,7 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
             suggestions(tenant, group, nodes, strategy, constraints, placement, anti_affinity),
         )
     chosen = list(zip(nodes, result.assignments, strict=True))
-    host_names = {h.id: h.name for h in placement.hosts}
+    host_names = {i: placement.host_by_id(i).name for i in set(result.assignments)}
 
     # Rows first, server locks last: everything written before the locks runs in parallel
     # with other reservations; only the re-validation and the counters are serialised.
@@ -551,14 +548,19 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
     if cluster is not None and cluster not in db.session:
         db.session.add(cluster)
         db.session.flush()
-    vms = []
-    for i, (node, host_id) in enumerate(chosen):
-        placed = {
+    rows = [
+        {
             "baremetal_id": host_id, "spec_id": node.flavor.id, "cpu": node.flavor.cpu,
             "memory": node.flavor.memory, "storage": node.flavor.storage,
             "status": "provisioning", "status_message": "",
         }
-        if reuse:
+        for node, host_id in chosen
+    ]
+    # Statements, not the unit of work (portal/scheduler/statements.py): one INSERT per new
+    # VM (it returns the id), then one for all the jobs and one for all the audit events.
+    retried: list[VirtualMachine] = []
+    if reuse:
+        for i, placed in enumerate(rows):
             # error → provisioning (SPEC 8.1), guarded like every transition: a VM deleted
             # or retried by someone else meanwhile is left alone.
             vm = db.session.get(VirtualMachine, reuse[i])
@@ -577,8 +579,11 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
                 ))
             for name, value in placed.items():
                 set_committed_value(vm, name, value)
-        else:
-            vm = VirtualMachine(
+            retried.append(vm)
+        written = [(vm.id, vm.name) for vm in retried]
+    else:
+        for node, placed in zip(nodes, rows, strict=True):
+            placed.update(
                 name=node.name,
                 tenant_id=tenant.id,
                 role=node.role,
@@ -586,57 +591,66 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
                 # not stay in the cluster's collection and come back at the next flush.
                 k8s_cluster_id=cluster.id if cluster is not None and node.cluster_member else None,
                 requested_by=user.id if user is not None else None,
-                **placed,
             )
-            db.session.add(vm)
-        vms.append(vm)
-    db.session.flush()
-    for vm, (node, host_id) in zip(vms, chosen, strict=True):
-        db.session.add(ProvisionJob(vm_id=vm.id, action="create"))
-        record(
-            "retry" if reuse else "place",
-            "virtual_machine",
-            vm.id,
-            vm.name,
-            {
+        written = [(statements.INSERT_VM.rows(row)[0][0], row["name"]) for row in rows]
+    statements.INSERT_JOB.execute_many([{"vm_id": i, "action": "create"} for i, _ in written])
+    actor = _actor(user)
+    statements.INSERT_AUDIT.execute_many([
+        {
+            "user_id": actor.id if actor is not None else None,
+            "username": actor.username if actor is not None else "system",
+            "action": "retry" if reuse else "place",
+            "object_type": "virtual_machine",
+            "object_id": vm_id,
+            "object_label": name[:255],
+            "changes": {
                 "baremetal": {"from": None, "to": host_names[host_id]},
                 "status": {"from": None, "to": "provisioning"},
                 "flavor": {"from": None, "to": node.flavor.name},
             },
-            user=user,
-        )
-    db.session.flush()
+        }
+        for (vm_id, name), (node, host_id) in zip(written, chosen, strict=True)
+    ])
 
     demand_by_host: dict[int, Resources] = {}
     for node, host_id in chosen:
         demand_by_host[host_id] = demand_by_host.get(host_id, Resources(0, 0, 0)) + node.resources
-    # FOR NO KEY UPDATE: the counters are not keys, and this lock does not wait for the
-    # KEY SHARE locks that inserting VMs takes on their servers.
-    locked = {
-        row.id: row
-        for row in db.session.execute(
-            select(
-                Baremetal.id, Baremetal.status, Baremetal.group_id, Baremetal.available_cpu,
-                Baremetal.available_memory, Baremetal.available_storage,
-            )
-            .where(Baremetal.id.in_(demand_by_host))
-            .order_by(Baremetal.id)
-            .with_for_update(key_share=True)
-        )
-    }
-    for host_id, demand in demand_by_host.items():
-        server = locked.get(host_id)
-        if server is None or server.status != "active" or server.group_id != group.id:
-            return None
-        free = Resources(server.available_cpu, server.available_memory, server.available_storage)
-        if not demand.fits_in(free):
-            return None
+    # One guarded UPDATE per server, in id order: it takes the row lock (FOR NO KEY UPDATE,
+    # which does not wait for the KEY SHARE locks that inserting VMs takes on their servers),
+    # re-checks against the row as committed by whoever held the lock before — still active,
+    # still in the group, room in every dimension — and moves the counters, all in one round
+    # trip. No row changed: another request took the room meanwhile; plan again.
     for host_id, demand in sorted(demand_by_host.items()):
-        adjust_capacity(host_id, None, demand, sign=-1)
+        taken = statements.TAKE_FROM_SERVER.rowcount(
+            {"server": host_id, "group": group.id, **demand.as_dict()}
+        )
+        if taken != 1:
+            return None
     # The group's row is shared by every reservation in the group: its lock comes last
     # and is held only until the commit.
-    adjust_capacity(None, group.id, total_demand(nodes), sign=-1)
-    return vms
+    statements.TAKE_FROM_GROUP.rowcount({"group": group.id, **total_demand(nodes).as_dict()})
+    if reuse:
+        return retried
+    # Only now, with the attempt through, do the new rows become session objects: a lost
+    # attempt leaves none behind whose id SQLite could hand out again.
+    return [
+        _as_loaded(VirtualMachine(id=vm_id, **row))
+        for (vm_id, _), row in zip(written, rows, strict=True)
+    ]
+
+
+def _as_loaded(vm: VirtualMachine) -> VirtualMachine:
+    """A VM whose row is written already, in the session as if loaded from it (no flush)."""
+    make_transient_to_detached(vm)
+    db.session.add(vm)
+    return vm
+
+
+def _actor(user: User | None) -> User | None:
+    """Who the audit trail names: the given user, else the one logged in (as record())."""
+    if user is None and has_request_context() and current_user.is_authenticated:
+        return current_user
+    return user
 
 
 def adjust_capacity(

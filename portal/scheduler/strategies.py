@@ -9,21 +9,27 @@ server name, so every plan is deterministic. Adding a strategy means adding one
 
 A score function receives the server's free capacity *before* placement, its total
 capacity, and the node's demand (all ``Resources``); it is only called for servers where
-the demand fits. It is the innermost loop of the scheduler — one call per server per
-distinct demand — hence the unrolled arithmetic.
+the demand fits. A score function may also be a ``VectorScore``: the same function with an
+``array`` twin that scores every server of a ``HostTable`` at once, bit for bit as the
+scalar one does (the same operations in the same order, so the same rounding). ``plan()``
+uses the twin when there is one and calls the scalar function once per server otherwise;
+the registered strategies all have one, because scoring is the scheduler's innermost loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from portal.scheduler.data import Host, Resources
+import numpy as np
 
-ScoreFunction = Callable[["Resources", "Resources", "Resources"], float]
-Scorer = Callable[[Sequence["Host"]], ScoreFunction]
+from portal.scheduler.data import DEFAULT_STRATEGY, Host, Resources
+from portal.scheduler.table import HostTable
+
+ScoreFunction = Callable[[Resources, Resources, Resources], float]
+Scorer = Callable[[Sequence[Host]], ScoreFunction]
+# (free (n, 3), total (n, 3), demand) -> scores (n,); free and total are int64 arrays.
+ArrayScore = Callable[[np.ndarray, np.ndarray, Resources], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,20 @@ class Strategy:
     name: str
     summary: str
     scorer: Scorer
+
+
+class VectorScore:
+    """A score function and its array twin: ``score(free, total, demand)`` for one server,
+    ``score.array(free, total, demand)`` for all of them."""
+
+    __slots__ = ("array", "scalar")
+
+    def __init__(self, scalar: ScoreFunction, array: ArrayScore) -> None:
+        self.scalar = scalar
+        self.array = array
+
+    def __call__(self, free: Resources, total: Resources, demand: Resources) -> float:
+        return self.scalar(free, total, demand)
 
 
 def normalised_remaining(free: Resources, total: Resources, demand: Resources) -> float:
@@ -48,18 +68,37 @@ def normalised_remaining(free: Resources, total: Resources, demand: Resources) -
     return score
 
 
+def _per_total(values: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """values / total, 0 where the total is 0 (the scalar functions skip that term)."""
+    return np.divide(values, total, out=np.zeros(len(values)), where=total != 0)
+
+
+def normalised_remaining_array(
+    free: np.ndarray, total: np.ndarray, demand: Resources
+) -> np.ndarray:
+    score = 0.0 + _per_total(free[:, 0] - demand.cpu, total[:, 0])
+    score = score + _per_total(free[:, 1] - demand.memory, total[:, 1])
+    return score + _per_total(free[:, 2] - demand.storage, total[:, 2])
+
+
 def worst_fit_score(free: Resources, total: Resources, demand: Resources) -> float:
     return -normalised_remaining(free, total, demand)
 
 
+BEST_FIT_SCORE = VectorScore(normalised_remaining, normalised_remaining_array)
+WORST_FIT_SCORE = VectorScore(
+    worst_fit_score, lambda free, total, demand: -normalised_remaining_array(free, total, demand)
+)
+
+
 def best_fit(hosts: Sequence[Host]) -> ScoreFunction:
     """Least remaining space first: keeps emptier servers whole for large flavors."""
-    return normalised_remaining
+    return BEST_FIT_SCORE
 
 
 def worst_fit(hosts: Sequence[Host]) -> ScoreFunction:
     """Most remaining space first: spreads load, at the cost of fragmenting every server."""
-    return worst_fit_score
+    return WORST_FIT_SCORE
 
 
 _INF = float("inf")
@@ -102,18 +141,22 @@ def shape_fit_scorer(
     """
 
     def scorer(hosts: Sequence[Host]) -> ScoreFunction:
-        total_cpu = total_memory = total_storage = 0
-        free_cpu = free_memory = free_storage = 0
-        for host in hosts:
-            total, free = host.total, host.free
-            total_cpu += total.cpu
-            total_memory += total.memory
-            total_storage += total.storage
-            free_cpu += free.cpu
-            free_memory += free.memory
-            free_storage += free.storage
         if not hosts:
-            return normalised_remaining
+            return BEST_FIT_SCORE
+        if isinstance(hosts, HostTable):
+            total_cpu, total_memory, total_storage = hosts.total.sum(axis=0).tolist()
+            free_cpu, free_memory, free_storage = hosts.free.sum(axis=0).tolist()
+        else:
+            total_cpu = total_memory = total_storage = 0
+            free_cpu = free_memory = free_storage = 0
+            for host in hosts:
+                total, free = host.total, host.free
+                total_cpu += total.cpu
+                total_memory += total.memory
+                total_storage += total.storage
+                free_cpu += free.cpu
+                free_memory += free.memory
+                free_storage += free.storage
 
         # Penalty 1: the mix; a dimension the group does not use never limits k.
         u_cpu, u_memory, u_storage = (
@@ -167,7 +210,34 @@ def shape_fit_scorer(
                 result += (rs + mix * (lost * u_storage - xs)) / total.storage
             return result
 
-        return score
+        def slices_array(cpu: np.ndarray, memory: np.ndarray, storage: np.ndarray) -> np.ndarray:
+            weighted = ((cpu, i_cpu), (memory, i_memory), (storage, i_storage))
+            parts = [v * i for v, i in weighted if i]
+            smallest = parts[0]
+            for part in parts[1:]:
+                smallest = np.minimum(smallest, part)
+            return smallest
+
+        def array(free: np.ndarray, total: np.ndarray, demand: Resources) -> np.ndarray:
+            # score() above, operation for operation, over every server at once.
+            xc, xm, xs = demand.cpu, demand.memory, demand.storage
+            fc, fm, fs = free[:, 0], free[:, 1], free[:, 2]
+            rc, rm, rs = fc - xc, fm - xm, fs - xs
+            lost = slices_array(fc, fm, fs) - slices_array(rc, rm, rs) if mix else 0.0
+            ratios = [r / x for r, x in ((rc, xc), (rm, xm), (rs, xs)) if x]
+            copies = ratios[0] if ratios else 0.0
+            for ratio in ratios[1:]:
+                copies = np.minimum(copies, ratio)
+            result = (
+                w_cpu * (rc - copies * xc)
+                + w_memory * (rm - copies * xm)
+                + w_storage * (rs - copies * xs)
+            )
+            result = result + _per_total(rc + mix * (lost * u_cpu - xc), total[:, 0])
+            result = result + _per_total(rm + mix * (lost * u_memory - xm), total[:, 1])
+            return result + _per_total(rs + mix * (lost * u_storage - xs), total[:, 2])
+
+        return VectorScore(score, array)
 
     return scorer
 
@@ -186,4 +256,5 @@ SHAPE_FIT = Strategy(
 )
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (SHAPE_FIT, BEST_FIT, WORST_FIT)}
-DEFAULT_STRATEGY: str = SHAPE_FIT.name
+if DEFAULT_STRATEGY not in STRATEGIES:
+    raise RuntimeError(f"the default strategy {DEFAULT_STRATEGY!r} is not registered")

@@ -1,0 +1,224 @@
+"""The reservation's statements, run on the database driver itself.
+
+A reservation is nine round trips (lock the quota row, usage, the group's servers, the VMs,
+their jobs and audit events, each server, the group, commit). Measured on PostgreSQL with
+``bench/reservation.py``, SQLAlchemy's execution and result machinery cost more per
+statement than the driver and the database together, and reading a thousand server rows
+through its result objects cost more than the rest of the reservation. So the hot path's
+statements are written with SQLAlchemy Core (one source of truth for tables, columns,
+dialects, casts and type conversions), compiled once per dialect, and executed on the
+DBAPI cursor of the session's own connection — inside the session's transaction, exactly
+as ``session.execute()`` would run them, minus its per-statement overhead.
+
+What SQLAlchemy's execution would add is added here the same way: Python-side column
+defaults and ``onupdate`` values (the columns its compiler names for prefetch, so a column
+added to a table later is filled too) and every value's bind processor (JSON, and
+datetimes on SQLite). Result values are taken as the driver returns them, so statements
+here read integers and strings only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Table, bindparam, func, insert, literal_column, select, update
+from sqlalchemy.engine import Connection, Dialect
+
+from portal.extensions import db
+from portal.models import (
+    DIMENSIONS,
+    HOLDING_STATUSES,
+    AuditEvent,
+    Baremetal,
+    BaremetalGroup,
+    BaremetalGroupTenantQuota,
+    ProvisionJob,
+    Rack,
+    VirtualMachine,
+)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    names: tuple[str, ...] | None  # positional dialects: the order of the parameters
+    binds: tuple[str, ...]  # every bind name
+    fixed: Mapping[str, Any]  # bind name -> the value written into the statement
+    processors: Mapping[str, Any]  # bind name -> bind processor
+    defaults: Mapping[str, Callable[[], Any]]  # bind name -> its value when not given
+
+
+class DriverStatement:
+    """A Core statement compiled once per dialect and executed on the DBAPI cursor of the
+    session's connection (see the module's docstring). An INSERT names the columns it
+    writes; each one not given gets its Python-side default, else NULL."""
+
+    def __init__(
+        self, statement: Any, columns: Sequence[str] | None = None, many: bool = False
+    ) -> None:
+        self.statement = statement
+        self.columns = list(columns) if columns is not None else None
+        self.many = many
+        self._prepared: dict[str, _Prepared] = {}
+
+    def _prepare(self, dialect: Dialect) -> _Prepared:
+        prepared = self._prepared.get(dialect.name)
+        if prepared is not None:
+            return prepared
+        compiled = self.statement.compile(
+            dialect=dialect, column_keys=self.columns, for_executemany=self.many
+        )
+        defaults: dict[str, Callable[[], Any]] = {}
+        for key in self.columns or ():
+            column = self.statement.table.c[key]
+            defaults[key] = _python_default(column, column.default)
+        for column in compiled.update_prefetch:
+            defaults[column.key] = _python_default(column, column.onupdate)
+        for column in compiled.insert_prefetch:
+            defaults.setdefault(column.key, _python_default(column, column.default))
+        prepared = self._prepared[dialect.name] = _Prepared(
+            sql=compiled.string,
+            names=tuple(compiled.positiontup) if compiled.positional else None,
+            binds=tuple(dict.fromkeys(compiled.bind_names.values())),
+            fixed={
+                name: bind.effective_value
+                for bind, name in compiled.bind_names.items()
+                if not bind.required and name not in defaults
+            },
+            processors={
+                name: processor
+                for bind, name in compiled.bind_names.items()
+                if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
+            },
+            defaults=defaults,
+        )
+        return prepared
+
+    @staticmethod
+    def _arguments(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
+        values = {**prepared.fixed, **params}
+        for name, default in prepared.defaults.items():
+            if name not in values:
+                values[name] = default()
+        missing = [name for name in prepared.binds if name not in values]
+        if missing:
+            raise KeyError(f"no value for the statement's parameters {missing}")
+        for name, processor in prepared.processors.items():
+            values[name] = processor(values[name])
+        if prepared.names is None:
+            return values
+        return tuple(values[name] for name in prepared.names)
+
+    def _cursor(self) -> tuple[Any, _Prepared]:
+        connection: Connection = db.session.connection()
+        return connection.connection.cursor(), self._prepare(connection.dialect)
+
+    def rows(self, params: Mapping[str, Any]) -> list[tuple]:
+        cursor, prepared = self._cursor()
+        try:
+            cursor.execute(prepared.sql, self._arguments(prepared, params))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def rowcount(self, params: Mapping[str, Any]) -> int:
+        cursor, prepared = self._cursor()
+        try:
+            cursor.execute(prepared.sql, self._arguments(prepared, params))
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    def execute_many(self, params: Iterable[Mapping[str, Any]]) -> None:
+        cursor, prepared = self._cursor()
+        try:
+            arguments = [self._arguments(prepared, p) for p in params]
+            if len(arguments) == 1:  # psycopg runs executemany() as a pipeline: dearer for one
+                cursor.execute(prepared.sql, arguments[0])
+            elif arguments:
+                cursor.executemany(prepared.sql, arguments)
+        finally:
+            cursor.close()
+
+
+def _python_default(column: Column, default: Any) -> Callable[[], Any]:
+    """What SQLAlchemy would compute for ``column`` when no value is given."""
+    if default is None:
+        return lambda: None
+    if default.is_scalar:
+        value = default.arg
+        return lambda: value
+    if default.is_callable:
+        function = default.arg  # SQLAlchemy's wrapper, called with an execution context
+        return lambda: function(None)
+    raise TypeError(f"{column} has a SQL expression default, which is left to SQLAlchemy")
+
+
+def _values(table: Table, exclude: Sequence[str] = ("id",)) -> list[str]:
+    return [c.key for c in table.columns if c.key not in exclude and c.server_default is None]
+
+
+_VM, _SERVER, _GROUP = VirtualMachine.__table__, Baremetal.__table__, BaremetalGroup.__table__
+_QUOTA, _RACK = BaremetalGroupTenantQuota.__table__, Rack.__table__
+
+# The tenant's quota in the group, locked (FOR UPDATE on PostgreSQL; on SQLite the caller
+# holds the database's write lock), with the group's totals that percentages scale.
+LOCK_QUOTA = DriverStatement(
+    select(
+        *(_QUOTA.c[f"{d}_{kind}"] for d in DIMENSIONS for kind in ("limit", "percent")),
+        *(_GROUP.c[f"total_{d}"] for d in DIMENSIONS),
+    )
+    .join_from(_QUOTA, _GROUP, _QUOTA.c.group_id == _GROUP.c.id)
+    .where(_QUOTA.c.tenant_id == bindparam("tenant"), _QUOTA.c.group_id == bindparam("group"))
+    .with_for_update(of=_QUOTA)
+)
+# What the tenant's VMs hold in the group (the statuses written out: no expanding IN).
+USAGE = DriverStatement(
+    select(*(func.coalesce(func.sum(_VM.c[d]), 0) for d in DIMENSIONS))
+    .join_from(_VM, _SERVER, _VM.c.baremetal_id == _SERVER.c.id)
+    .where(
+        _VM.c.tenant_id == bindparam("tenant"),
+        _SERVER.c.group_id == bindparam("group"),
+        _VM.c.status.in_([literal_column(f"'{status}'") for status in HOLDING_STATUSES]),
+    )
+)
+# The group's active servers, in HostTable.from_rows' column order.
+HOSTS = DriverStatement(
+    select(
+        _SERVER.c.id,
+        _SERVER.c.name,
+        _SERVER.c.region,
+        _SERVER.c.dc,
+        _RACK.c.name,
+        *(_SERVER.c[f"total_{d}"] for d in DIMENSIONS),
+        *(_SERVER.c[f"available_{d}"] for d in DIMENSIONS),
+    )
+    .outerjoin_from(_SERVER, _RACK, _SERVER.c.rack_id == _RACK.c.id)
+    .where(_SERVER.c.group_id == bindparam("group"), _SERVER.c.status == "active")
+)
+INSERT_VM = DriverStatement(insert(_VM).returning(_VM.c.id), columns=_values(_VM))
+INSERT_JOB = DriverStatement(
+    insert(ProvisionJob.__table__), columns=_values(ProvisionJob.__table__), many=True
+)
+INSERT_AUDIT = DriverStatement(
+    insert(AuditEvent.__table__), columns=_values(AuditEvent.__table__), many=True
+)
+# A server's counters move only if it is still active, in the group and has the room: the
+# UPDATE takes the row lock and re-checks the row as committed by whoever held it before.
+TAKE_FROM_SERVER = DriverStatement(
+    update(_SERVER)
+    .where(
+        _SERVER.c.id == bindparam("server"),
+        _SERVER.c.group_id == bindparam("group"),
+        _SERVER.c.status == "active",
+        *(_SERVER.c[f"available_{d}"] >= bindparam(d) for d in DIMENSIONS),
+    )
+    .values({f"available_{d}": _SERVER.c[f"available_{d}"] - bindparam(d) for d in DIMENSIONS})
+)
+TAKE_FROM_GROUP = DriverStatement(
+    update(_GROUP)
+    .where(_GROUP.c.id == bindparam("group"))
+    .values({f"available_{d}": _GROUP.c[f"available_{d}"] - bindparam(d) for d in DIMENSIONS})
+)
