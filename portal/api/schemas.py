@@ -110,7 +110,7 @@ class Problem(BaseModel):
     code: str = Field(description=(
         "validation_error, not_found, forbidden, unauthorized, conflict, no_quota, "
         "quota_exceeded, insufficient_capacity, method_not_allowed, too_large, "
-        "server_error"))
+        "server_error, service_unavailable"))
     errors: dict[str, str] | None = Field(
         None, description="validation_error: what is wrong with each field.")
     details: dict[str, Any] | None = Field(
