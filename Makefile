@@ -41,7 +41,9 @@ test: system $(VENV)/.installed-test translations
 ## are root (CI); otherwise it names what to install. One line per package and its reason:
 ##   chromium, fonts-wqy-zenhei   Playwright drives Debian's Chromium; a CJK font makes
 ##                                screenshots of Chinese text legible
-SYSTEM_PACKAGES := chromium fonts-wqy-zenhei
+##   pgbouncer                    the deployment topology test runs the portal behind
+##                                PgBouncer in transaction mode (tests/deploy)
+SYSTEM_PACKAGES := chromium fonts-wqy-zenhei pgbouncer
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -56,6 +56,9 @@ loglevel = os.environ.get("PORTAL_WEB_LOG_LEVEL", "info")
 # (PORTAL_TRUSTED_PROXIES); gunicorn itself believes none.
 forwarded_allow_ips = ""
 proc_name = "portal-web"
+# No control socket (gunicorn 25.1+): one fixed path per user would be shared by every
+# replica on the host; signals do the same (HUP, TERM, TTIN/TTOU).
+control_socket_disable = True
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 multiproc_dir = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="portal-metrics-")
