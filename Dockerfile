@@ -12,7 +12,8 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/portal \
  && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["deploy"]))' > requirements.txt \
- && /opt/portal/bin/pip install --no-compile -r requirements.txt
+ && /opt/portal/bin/pip install -r requirements.txt \
+ && /opt/portal/bin/pip uninstall --yes --quiet pip setuptools
 COPY . .
 # The catalogs, compiled now: the running container's source tree is read-only. (The
 # catalog has no header, which Babel reads as "fuzzy": --use-fuzzy, or it is skipped; its
