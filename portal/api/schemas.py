@@ -118,3 +118,7 @@ class Problem(BaseModel):
                           "usage, per-reason counts of the group's servers).")
     suggestions: list[str] | None = Field(
         None, description="Placement refusals: what would work instead.")
+    schema_revision: str | None = Field(
+        None, description="service_unavailable from /status: the database's Alembic revision.")
+    schema_head: str | None = Field(
+        None, description="service_unavailable from /status: the revision this code needs.")

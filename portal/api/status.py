@@ -39,8 +39,8 @@ class Status(Output):
                response=Status, errors=(503,))
 def status():
     """Version, schema revision, provisioning agents seen, queue depth and the age of the
-    oldest queued job. 503 (problem ``service_unavailable``, with ``reason``,
-    ``schema_revision`` and ``schema_head``) while the database is unreachable or its schema
+    oldest queued job. 503 (problem ``service_unavailable``, with ``schema_revision`` and
+    ``schema_head``) while the database is unreachable or its schema
     is not at the revision this code needs: the same condition as ``/readyz``."""
     try:
         state = service.status()
@@ -49,8 +49,8 @@ def status():
         return unavailable(f"The database failed while answering: {error.__class__.__name__}.")
     ready = state.readiness
     if not ready.ready:
-        return unavailable(ready.reason, reason=ready.reason,
-                           schema_revision=ready.schema_revision, schema_head=ready.schema_head)
+        return unavailable(ready.reason, schema_revision=ready.schema_revision,
+                           schema_head=ready.schema_head)
     queue = state.queue
     return {
         "status": "ok",
