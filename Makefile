@@ -44,7 +44,11 @@ test: system $(VENV)/.installed-test translations
 ##   libvirt-dev, pkg-config      the libvirt driver's Python binding (libvirt-python) is
 ##                                built against them; its tests run libvirt's built-in
 ##                                test hypervisor (test:///default) from libvirt0
-SYSTEM_PACKAGES := chromium fonts-wqy-zenhei libvirt-dev pkg-config
+##   pgbouncer                    the deployment topology test runs the portal behind
+##                                PgBouncer in transaction mode (tests/deploy)
+SYSTEM_PACKAGES := chromium fonts-wqy-zenhei
+SYSTEM_PACKAGES += libvirt-dev pkg-config
+SYSTEM_PACKAGES += pgbouncer
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -5,6 +5,8 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
 
 from portal.models.ddl import outside_metadata
 
@@ -14,8 +16,12 @@ if config.config_file_name and not config.attributes.get("skip_logging_config"):
 logger = logging.getLogger("alembic.env")
 
 db = current_app.extensions["migrate"].db
+# Behind a transaction-mode pooler the application's URL is PgBouncer; migrations go to
+# PostgreSQL itself (portal.config: PORTAL_MIGRATION_DATABASE_URL).
+direct_url = current_app.config.get("PORTAL_MIGRATION_DATABASE_URL")
+url = make_url(direct_url) if direct_url else db.engine.url
 config.set_main_option(
-    "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
 )
 
 
@@ -45,7 +51,8 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
     conf_args.setdefault("compare_type", True)
-    with db.engine.connect() as connection:
+    engine = create_engine(direct_url, poolclass=NullPool) if direct_url else db.engine
+    with engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=db.metadata,

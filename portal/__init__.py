@@ -7,8 +7,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal.config import INSTANCE, ROOT, Config, normalise_database_url
+from portal.config import INSTANCE, ROOT, Config, engine_options, normalise_database_url
 from portal.extensions import csrf, db, login_manager, migrate
 
 
@@ -25,11 +26,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
+    if app.config.get("PORTAL_MIGRATION_DATABASE_URL"):
+        app.config["PORTAL_MIGRATION_DATABASE_URL"] = normalise_database_url(
+            app.config["PORTAL_MIGRATION_DATABASE_URL"]
+        )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         INSTANCE.mkdir(exist_ok=True)
+    _trust_proxies(app)
+    from portal.health import init_health
     from portal.i18n import init_i18n
     from portal.web.security import init_security
 
+    # First: its request timer starts before, and its count ends after, every other hook.
+    init_health(app)
     init_security(app)
     init_i18n(app)
 
@@ -52,6 +62,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_agent(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind PORTAL_TRUSTED_PROXIES reverse proxies, the client's address is the one the
+    outermost of them appended to X-Forwarded-For (and the scheme its X-Forwarded-Proto);
+    without them request.remote_addr is the proxy, the same for everyone."""
+    hops = app.config["PORTAL_TRUSTED_PROXIES"]
+    if hops < 0:
+        raise ValueError(f"PORTAL_TRUSTED_PROXIES must be 0 or more, not {hops}")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _register_blueprints(app: Flask) -> None:

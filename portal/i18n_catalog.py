@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import datetime, timezone
 import tempfile
 from pathlib import Path
 
@@ -46,9 +47,22 @@ def read(path: Path) -> Catalog:
         return read_po(handle, locale="zh_Hant_TW")
 
 
-def write(catalog: Catalog, path: Path) -> None:
+FIXED_DATE = datetime(2026, 12, 3, tzinfo=timezone.utc)
+
+
+def write(catalog: Catalog, path: Path, header: bool = True) -> None:
+    """Sorted, without locations; the header is fixed (no dates that change at each run)
+    and not fuzzy — `pybabel compile` skips a catalog whose header is fuzzy, or missing."""
+    catalog.fuzzy = False
+    catalog.project, catalog.version = "resource-portal", ""
+    catalog.creation_date = catalog.revision_date = FIXED_DATE
+    catalog.last_translator = catalog.language_team = "Resource Portal team"
+    catalog.msgid_bugs_address = ""
+    catalog.header_comment = ("# Traditional Chinese (Taiwan) interface of the Resource Portal.\n"
+                              "# Terms: docs/glossary.zh-TW.md. After changing strings: "
+                              "`make extract`, translate, `make test`.")
     with path.open("wb") as handle:
-        write_po(handle, catalog, omit_header=True, no_location=True, sort_output=True,
+        write_po(handle, catalog, omit_header=not header, no_location=True, sort_output=True,
                  width=0, ignore_obsolete=True)
 
 

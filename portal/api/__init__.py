@@ -31,8 +31,9 @@ api = Api(bp)
 csrf.exempt(bp)
 register_handlers(bp)
 
-# Reachable without a token: the description of the API itself.
-PUBLIC_ENDPOINTS = {"api.openapi", "api.docs"}
+# Reachable without a token: the description of the API itself, and the portal's status
+# (which must answer while the database, where tokens are checked, is away).
+PUBLIC_ENDPOINTS = {"api.openapi", "api.docs", "api.status"}
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Minting and managing tokens: admin scope, so a leaked token cannot outlive its revocation
 # through children it made.
@@ -106,6 +107,7 @@ def init_api() -> Blueprint:
         jobs,
         maintainers,
         placements,
+        status,
         tenants,
         tokens,
         vms,

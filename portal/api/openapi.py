@@ -24,6 +24,8 @@ ERROR_TEXT = {
          "request with the same Idempotency-Key still in progress (conflict).",
     413: "The body is larger than the portal accepts (code too_large).",
     422: "The request is not valid; errors names each field (code validation_error).",
+    503: "The database is unreachable or its schema is not at head; retry after Retry-After "
+         "seconds (code service_unavailable).",
 }
 SUCCESS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: the agent finishes the job",
                 204: "Done; no content"}

@@ -12,7 +12,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, json
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
@@ -33,6 +34,7 @@ INSUFFICIENT_CAPACITY = "insufficient_capacity"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 TOO_LARGE = "too_large"
 SERVER_ERROR = "server_error"
+SERVICE_UNAVAILABLE = "service_unavailable"
 
 # Titles follow Accept-Language (SPEC 8.3); the code never changes.
 TITLES = {
@@ -47,11 +49,12 @@ TITLES = {
     METHOD_NOT_ALLOWED: _l("Method not allowed"),
     TOO_LARGE: _l("The request is too large"),
     SERVER_ERROR: _l("Internal server error"),
+    SERVICE_UNAVAILABLE: _l("The portal is unavailable"),
 }
 CODE_STATUS = {
     VALIDATION_ERROR: 422, NOT_FOUND: 404, FORBIDDEN: 403, UNAUTHORIZED: 401, CONFLICT: 409,
     NO_QUOTA: 409, QUOTA_EXCEEDED: 409, INSUFFICIENT_CAPACITY: 409, METHOD_NOT_ALLOWED: 405,
-    TOO_LARGE: 413, SERVER_ERROR: 500,
+    TOO_LARGE: 413, SERVER_ERROR: 500, SERVICE_UNAVAILABLE: 503,
 }
 HTTP_CODES = {400: VALIDATION_ERROR, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND,
               405: METHOD_NOT_ALLOWED, 409: CONFLICT, 413: TOO_LARGE, 415: VALIDATION_ERROR,
@@ -99,6 +102,13 @@ def problem(code: str, detail: str, status: int | None = None,
 
 def unauthorized(detail: str) -> Response:
     return problem(UNAUTHORIZED, detail, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+def unavailable(detail: str, **extra: Any) -> Response:
+    from portal.health.service import retry_after
+
+    return problem(SERVICE_UNAVAILABLE, detail, headers={"Retry-After": str(retry_after())},
+                   **extra)
 
 
 def validation_problem(errors: dict[str, str], detail: str | None = None) -> Response:
@@ -154,6 +164,15 @@ def register_handlers(bp: Blueprint) -> None:
         db.session.rollback()
         return problem(CONFLICT, "The change conflicts with existing data (a name or pair that "
                                  "must be unique, or a row still referenced).")
+
+    @bp.errorhandler(OperationalError)
+    @bp.errorhandler(PoolTimeout)
+    def _database_unavailable(error: Exception):
+        # The database is unreachable, restarting, or every pooled connection is busy:
+        # worth retrying in a moment, not a bug (portal.health answers pages the same way).
+        db.session.remove()
+        log.warning("API request without a database: %s", error)
+        return unavailable("The portal cannot reach its database right now; retry shortly.")
 
     @bp.errorhandler(HTTPException)
     def _http(error: HTTPException):

@@ -110,7 +110,7 @@ class Problem(BaseModel):
     code: str = Field(description=(
         "validation_error, not_found, forbidden, unauthorized, conflict, no_quota, "
         "quota_exceeded, insufficient_capacity, method_not_allowed, too_large, "
-        "server_error"))
+        "server_error, service_unavailable"))
     errors: dict[str, str] | None = Field(
         None, description="validation_error: what is wrong with each field.")
     details: dict[str, Any] | None = Field(
@@ -118,3 +118,7 @@ class Problem(BaseModel):
                           "usage, per-reason counts of the group's servers).")
     suggestions: list[str] | None = Field(
         None, description="Placement refusals: what would work instead.")
+    schema_revision: str | None = Field(
+        None, description="service_unavailable from /status: the database's Alembic revision.")
+    schema_head: str | None = Field(
+        None, description="service_unavailable from /status: the revision this code needs.")

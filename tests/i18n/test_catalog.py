@@ -9,6 +9,20 @@ def test_the_catalog_matches_the_code_and_is_complete():
     assert i18n_catalog.problems() == []
 
 
+def test_pybabel_compiles_the_catalog(tmp_path):
+    """A fuzzy or missing header makes `pybabel compile` (make translations, the image)
+    skip the whole catalog without failing."""
+    import shutil
+
+    from babel.messages.frontend import CommandLineInterface
+
+    target = tmp_path / "zh_Hant_TW" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    shutil.copy(i18n_catalog.ZH_TW, target / "messages.po")
+    CommandLineInterface().run(["pybabel", "-q", "compile", "-d", str(tmp_path)])
+    assert (target / "messages.mo").stat().st_size > 1000
+
+
 def test_a_translation_that_drops_a_placeholder_is_reported(tmp_path, monkeypatch):
     catalog = i18n_catalog.read(i18n_catalog.ZH_TW)
     catalog.add("Rack %(name)s created.", "已建立機架。")
