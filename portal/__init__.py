@@ -82,6 +82,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
+    from portal.autoscaling.cli import autoscaler_cli
     from portal.cli import seed_cli, users_cli
     from portal.controller import controller_cli
     from portal.provisioning.cli import agent_cli
@@ -90,6 +91,7 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(seed_cli)
     app.cli.add_command(agent_cli)
     app.cli.add_command(controller_cli)
+    app.cli.add_command(autoscaler_cli)
 
 
 @event.listens_for(Engine, "connect")
