@@ -143,7 +143,8 @@ def validate(user, fields: PolicyFields, policy: ScalingPolicy | None = None) ->
     if isinstance(tolerance, int) and not isinstance(tolerance, bool):
         tolerance = float(tolerance)
     if not _number(tolerance, float) or not 0 <= tolerance < 1:
-        errors["tolerance"] = _("The tolerance is at least 0 and below 1 (0.1 is 10 %%).")
+        errors["tolerance"] = _("The tolerance is at least 0 and below 1 (0.1 allows 10 "
+                                "percent either side).")
     ceiling = MAX_CLUSTER_WORKERS if is_cluster else vm_groups.MAX_SIZE
     low = pick("min", policy.min_size if policy else 1)
     high = pick("max", policy.max_size if policy else None)
