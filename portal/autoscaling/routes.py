@@ -16,7 +16,7 @@ from portal.autoscaling.forms import PolicyForm
 from portal.autoscaling.lists import policies
 from portal.extensions import db
 from portal.i18n import _
-from portal.models import K8sCluster, ScalingPolicy, VmGroup, utcnow
+from portal.models import K8sCluster, ScalingPolicy, VirtualMachine, VmGroup, utcnow
 from portal.web import list_page, render
 from portal.web.forms import int_or_none, options, show_errors
 
@@ -135,7 +135,12 @@ def detail(policy_id: int):
     page = min(max(1, int_or_none(request.args.get("page")) or 1), pages)
     decisions = db.session.scalars(
         stmt.limit(TIMELINE_ROWS).offset((page - 1) * TIMELINE_ROWS)).all()
+    member_ids = {m["id"] for d in decisions for m in (d.inputs or {}).get("members", [])}
+    vm_names = dict(db.session.execute(
+        select(VirtualMachine.id, VirtualMachine.name)
+        .where(VirtualMachine.id.in_(member_ids))).all()) if member_ids else {}
     return render("autoscaling/detail.html", "timeline", policy=policy, decisions=decisions,
+                  vm_names=vm_names,
                   page=page, pages=pages, total=total, editable=service.may_change(policy),
                   backing_off=service.backing_off(policy, utcnow()),
                   events=history("scaling_policy", policy.id))
