@@ -179,3 +179,17 @@ def test_off_policies_and_deleted_groups_are_left_alone(estate):
     assert web.status == "deleted"
     assert db.session.scalar(select(ScalingDecision.id)) is None
     assert all(vm.status == "deleted" for vm in db.session.scalars(select(VirtualMachine)))
+
+
+def test_a_capacity_refusal_carries_the_per_reason_count(estate):
+    """Strictly one member per server on four servers: a fifth and sixth cannot be placed,
+    and the decision says why, server by server."""
+    web = estate.vm_group(size=4, anti_affinity="hard")
+    estate.run_agent()
+    policy = policy_for(estate, web)
+    service.evaluate_due(utcnow() + timedelta(seconds=400), Samples(0.75))
+    (refused,) = decisions(policy)
+    assert (refused.outcome, refused.current, refused.desired) == ("refused", 4, 6)
+    assert refused.refusal["code"] == "insufficient_capacity"
+    assert "already holds a member" in refused.refusal["message"]
+    assert len(vm_groups.live_members(web)) == 4 and lifecycle_violations() == []
