@@ -98,20 +98,62 @@ def _within(ratio: float, tolerance: float) -> bool:
     return abs(ratio - 1.0) <= tolerance + 1e-9
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What a decision depends on, counted over the members."""
+
+    current: int
+    warming: int = 0
+    missing: int = 0
+    fresh: int = 0
+    fresh_sum: float = 0.0
+    sample_age: float | None = None
+
+    @property
+    def serving(self) -> int:
+        return self.missing + self.fresh
+
+    @property
+    def value(self) -> float | None:
+        return self.fresh_sum / self.fresh if self.fresh else None
+
+
 def evaluate(rules: Rules, members: Sequence[Member], now: datetime,
-             window: Sequence[Recommendation] = ()) -> Evaluation:
+             window: Sequence[Recommendation] = (), detail: bool = True) -> Evaluation:
     """One evaluation of the policy at ``now``; ``window`` is what earlier evaluations
-    recommended (the answer's ``window`` is the one to keep for the next)."""
-    current = len(members)
+    recommended (the answer's ``window`` is the one to keep for the next). ``detail``
+    adds each member's part to the answer (``members``), for the decision's inputs."""
     warm_cut = now - timedelta(seconds=rules.warmup)
     stale_cut = now - timedelta(seconds=rules.stale_after)
-    warming = [m for m in members if m.started_at > warm_cut]
-    serving = [m for m in members if m.started_at <= warm_cut]
-    fresh = [m for m in serving if m.sample is not None and m.sample[0] >= stale_cut]
-    missing = [m for m in serving if m not in fresh]
-    values = [m.sample[1] for m in fresh]
-    value = sum(values) / len(values) if values else None
-    sample_age = max((now - m.sample[0]).total_seconds() for m in fresh) if fresh else None
+    state: dict[int, str] = {}
+    values, oldest = [], None
+    for i, m in enumerate(members):
+        if m.started_at > warm_cut:
+            state[i] = "warming"
+        elif m.sample is None or m.sample[0] < stale_cut:
+            state[i] = "missing"
+        else:
+            values.append(m.sample[1])
+            oldest = m.sample[0] if oldest is None else min(oldest, m.sample[0])
+    tally = Tally(current=len(members),
+                  warming=sum(1 for v in state.values() if v == "warming"),
+                  missing=sum(1 for v in state.values() if v == "missing"),
+                  fresh=len(values), fresh_sum=sum(values),
+                  sample_age=(now - oldest).total_seconds() if oldest is not None else None)
+    inputs = tuple(
+        {"id": m.id,
+         "value": m.sample[1] if m.sample is not None else None,
+         "age": round((now - m.sample[0]).total_seconds(), 1) if m.sample is not None else None,
+         "state": state.get(i, "counted")}
+        for i, m in enumerate(members)
+    ) if detail else ()
+    return decide(rules, tally, now, window, inputs)
+
+
+def decide(rules: Rules, tally: Tally, now: datetime, window: Sequence[Recommendation] = (),
+           inputs: tuple[dict, ...] = ()) -> Evaluation:
+    """The decision from the counts alone (``evaluate`` counts; ``simulate`` knows them)."""
+    current, value = tally.current, tally.value
     limits: list[str] = []
     notes: list[Note] = []
     common = {"metric": rules.metric, "target": _figure(rules.target), "current": current,
@@ -141,13 +183,12 @@ def evaluate(rules: Rules, members: Sequence[Member], now: datetime,
                 notes.append((N_("Average %(metric)s %(value)s is above the target "
                                  "%(target)s: %(current)s × %(value)s / %(target)s → %(raw)s."),
                               params))
-                proposal = _up(rules, fresh, missing, warming, values, raw, current, limits,
-                               notes, params)
+                proposal = _up(rules, tally, raw, limits, notes, params)
             else:
                 notes.append((N_("Average %(metric)s %(value)s is below the target "
                                  "%(target)s: %(current)s × %(value)s / %(target)s → %(raw)s."),
                               params))
-                proposal = _down(serving, missing, warming, raw, current, limits, notes, params)
+                proposal = _down(tally, raw, limits, notes, params)
 
     # Scale-down stabilisation: the highest recommendation of the window (this one included).
     horizon = now - timedelta(seconds=rules.scale_down_stabilization)
@@ -170,46 +211,39 @@ def evaluate(rules: Rules, members: Sequence[Member], now: datetime,
         limits.append("max")
         notes.append((N_("Capped at the policy's maximum of %(max)s."), {"max": rules.max_size}))
     action = "scale_up" if desired > current else "scale_down" if desired < current else "none"
-    inputs = tuple(
-        {"id": m.id,
-         "value": m.sample[1] if m.sample is not None else None,
-         "age": round((now - m.sample[0]).total_seconds(), 1) if m.sample is not None else None,
-         "state": "warming" if m in warming else "missing" if m in missing else "counted"}
-        for m in members
-    )
     return Evaluation(current, raw, desired, action, tuple(limits), tuple(notes), value,
-                      len(fresh), sample_age, kept, inputs)
+                      tally.fresh, tally.sample_age, kept, inputs)
 
 
-def _up(rules, fresh, missing, warming, values, raw, current, limits, notes, params) -> int:
-    if not missing and not warming:
+def _up(rules: Rules, tally: Tally, raw: int, limits, notes, params) -> int:
+    if not tally.missing and not tally.warming:
         return raw
     # HPA's fill-in on the way up: members warming up or without a sample count as idle,
     # so members already being added are not asked for again.
-    counted = len(fresh) + len(missing) + len(warming)
-    ratio = sum(values) / (counted * rules.target)
+    counted = tally.fresh + tally.missing + tally.warming
+    ratio = tally.fresh_sum / (counted * rules.target)
     wanted = math.ceil(counted * ratio - 1e-9)
-    if _within(ratio, rules.tolerance) or wanted <= current:
-        limits.append("warmup" if warming else "missing_data")
+    if _within(ratio, rules.tolerance) or wanted <= tally.current:
+        limits.append("warmup" if tally.warming else "missing_data")
         notes.append((N_("%(warming)s members warming up and %(missing)s without a sample "
                          "count as idle: the members already there cover the load."),
-                      {**params, "warming": len(warming), "missing": len(missing)}))
-        return current
+                      {**params, "warming": tally.warming, "missing": tally.missing}))
+        return tally.current
     return wanted
 
 
-def _down(serving, missing, warming, raw, current, limits, notes, params) -> int:
-    if missing:
+def _down(tally: Tally, raw: int, limits, notes, params) -> int:
+    if tally.missing:
         limits.append("missing_data")
         notes.append((N_("%(missing)s of %(serving)s members in service sent no sample in the "
                          "last %(stale)s s: no scale-down on partial data."),
-                      {**params, "missing": len(missing), "serving": len(serving)}))
-        return current
-    if warming:
+                      {**params, "missing": tally.missing, "serving": tally.serving}))
+        return tally.current
+    if tally.warming:
         limits.append("warmup")
         notes.append((N_("%(warming)s members are still warming up (%(warmup)s s): no "
-                         "scale-down until they serve."), {**params, "warming": len(warming)}))
-        return current
+                         "scale-down until they serve."), {**params, "warming": tally.warming}))
+        return tally.current
     return raw
 
 
@@ -233,11 +267,11 @@ def simulate(rules: Rules, current: int,
     reports the value, and a decided change takes effect at once (no warm-up)."""
     decisions = []
     window: tuple[Recommendation, ...] = ()
-    long_ago = EPOCH - timedelta(days=365)
     for t, value in samples:
         now = EPOCH + timedelta(seconds=t)
-        members = [Member(i, long_ago, (now, value)) for i in range(current)]
-        result = evaluate(rules, members, now, window)
+        tally = Tally(current=current, fresh=current, fresh_sum=value * current,
+                      sample_age=0.0 if current else None)
+        result = decide(rules, tally, now, window)
         window = result.window
         decisions.append(SimulatedDecision(t, current, result.desired, result.action,
                                            result.reason))
