@@ -361,7 +361,8 @@ def evaluate_policy(policy_id: int, now: datetime,
     begin_write()
     policy = db.session.scalar(select(ScalingPolicy).where(ScalingPolicy.id == policy_id)
                                .with_for_update())
-    if policy is None or policy.mode == "off" or policy.vm_group is None:
+    if (policy is None or policy.mode == "off" or policy.vm_group is None
+            or policy.vm_group.status != "active"):
         db.session.rollback()
         return None
     vm_group = policy.vm_group
