@@ -7,11 +7,13 @@ from sqlalchemy.orm import joinedload
 
 from portal.auth.access import scoped
 from portal.i18n import _l
-from portal.models import POLICY_MODES, POLICY_TARGETS, K8sCluster, ScalingPolicy, Tenant, VmGroup
+from portal.models import K8sCluster, ScalingPolicy, Tenant, VmGroup
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, tenant_choices
+from portal.web.options import tenant_choices
 
 TARGET_NAME = func.coalesce(VmGroup.name, K8sCluster.name)
+MODE_LABELS = {"dry_run": _l("dry run"), "active": _l("active"), "off": _l("off")}
+TARGET_LABELS = {"vm_group": _l("VM group"), "cluster": _l("Cluster")}
 
 policies = Listing(
     name="scaling-policies",
@@ -41,9 +43,9 @@ policies = Listing(
     search=[VmGroup.name, K8sCluster.name],
     filters=[
         Filter("mode", _l("Mode"), lambda s, v: s.where(ScalingPolicy.mode == v),
-               lambda: enum_choices(POLICY_MODES)),
+               lambda: list(MODE_LABELS.items())),
         Filter("target_type", _l("Kind"), lambda s, v: s.where(ScalingPolicy.target_type == v),
-               lambda: enum_choices(POLICY_TARGETS)),
+               lambda: list(TARGET_LABELS.items())),
         Filter("tenant", _l("Tenant"), lambda s, v: s.where(ScalingPolicy.tenant_id == int(v)),
                tenant_choices),
     ],
