@@ -6,7 +6,6 @@ Revises: 0007_interface_language
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '0011_autoscaling'
 down_revision = '0007_interface_language'
