@@ -2,7 +2,8 @@
 and built by the agent, the policy starts in dry run, the measured load (fed through the
 autoscaler's observation seam, as the agents' samples would arrive) is twice the target,
 the dry run shows what it would do, the admin switches it to active, and the policy's
-timeline shows the decisions newest first — the group has doubled through the agent."""
+timeline shows the decisions newest first — the group has doubled through the agent.
+Then the group is deleted, so that the shared demo estate is as it was."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_a_policys_timeline_shows_its_decisions(page, shoot, live_app):
     log_in(page, "acme-admin", PASSWORDS["acme-admin"])
     page.goto("/vm-groups/")
     page.get_by_role("link", name="New VM group").click()
-    choose(page, "#group_id", "tw-north-general")
+    choose(page, "#group_id", "tw-south-general")
     choose(page, "#spec_id", "Standard-4C8G")
     page.fill("#name", "shop-web")
     page.fill("#size", "2")
@@ -89,3 +90,9 @@ def test_a_policys_timeline_shows_its_decisions(page, shoot, live_app):
     build(page, live_app, group_url)
     expect(page.locator("#members tbody tr")).to_have_count(4)
     shoot(page, "vm-group-after-scale-up")
+
+    # The demo data is shared with the other journeys: give the capacity back.
+    page.get_by_role("link", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Delete the group and its members").click()
+    build(page, live_app, group_url)
+    expect(page.locator("#members tbody tr")).to_have_text("No members.")
