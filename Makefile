@@ -7,7 +7,7 @@ PORT ?= 5000
 HTMX_VERSION := 2.0.11
 BOOTSTRAP_VERSION := 5.3.9
 
-.PHONY: run test system vendor lint dev clean translations extract
+.PHONY: run test system vendor lint dev clean translations extract protos
 
 ## dev: everything, including the benchmark and lint tools
 dev: $(VENV)/.installed-dev
@@ -82,6 +82,16 @@ vendor:
 	cp package/dist/js/bootstrap.bundle.min.js $(CURDIR)/static/vendor/bootstrap-$(BOOTSTRAP_VERSION).bundle.min.js; \
 	rm -rf $$tmp
 	@echo "Vendored htmx $(HTMX_VERSION) and Bootstrap $(BOOTSTRAP_VERSION); update templates/base.html if the versions changed."
+
+## protos: regenerate the committed Python modules of cluster-autoscaler's externalgrpc
+## protocol (portal/autoscaling/protos/*.proto). They are committed so that installing the
+## portal needs grpcio and protobuf only, not the code generator; a test regenerates them
+## and fails when they drift from the .proto files.
+PROTOS := portal/autoscaling/protos
+protos: $(VENV)/.installed-test
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+	  --grpc_python_out=. $(PROTOS)/externalgrpc.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. $(PROTOS)/k8s_node.proto
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check portal tests bench migrations

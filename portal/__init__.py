@@ -79,6 +79,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.api import init_api
     from portal.audit.routes import bp as audit_bp
     from portal.auth.routes import bp as auth_bp
+    from portal.autoscaling.routes import bp as autoscaling_bp
     from portal.baremetals.routes import bp as baremetals_bp
     from portal.clusters.routes import bp as clusters_bp
     from portal.dashboard.routes import bp as dashboard_bp
@@ -89,6 +90,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.search.routes import bp as search_bp
     from portal.specs.routes import bp as specs_bp
     from portal.tenants.routes import bp as tenants_bp
+    from portal.vm_groups.routes import bp as vm_groups_bp
     from portal.vms.routes import bp as vms_bp
     from portal.web.bulk import init_bulk
     from portal.webhooks.routes import bp as webhooks_bp
@@ -96,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (
         auth_bp, dashboard_bp, racks_bp, baremetals_bp, groups_bp, tenants_bp, specs_bp,
         vms_bp, clusters_bp, meshes_bp, maintainers_bp, audit_bp, search_bp, webhooks_bp,
+        vm_groups_bp, autoscaling_bp,
     ):
         app.register_blueprint(bp)
     app.register_blueprint(init_api())
@@ -103,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
+    from portal.autoscaling.cli import autoscaler_cli
     from portal.cli import seed_cli, users_cli
     from portal.controller import controller_cli
     from portal.provisioning.cli import agent_cli
@@ -111,6 +115,7 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(seed_cli)
     app.cli.add_command(agent_cli)
     app.cli.add_command(controller_cli)
+    app.cli.add_command(autoscaler_cli)
 
 
 @event.listens_for(Engine, "connect")

@@ -22,6 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.api.idempotency import prune_idempotency_keys
+from portal.autoscaling.service import evaluate_due
 from portal.extensions import begin_write, db
 from portal.models import ControllerLease, utcnow
 from portal.webhooks.service import deliver_due
@@ -38,6 +39,8 @@ def register(name: str, run: Callable[[datetime], object]) -> None:
 
 register("webhook_delivery", lambda now: deliver_due(now))
 register("idempotency_prune", lambda now: prune_idempotency_keys(now))
+# VM group policies, each evaluated every 30 s whatever the controller's interval.
+register("autoscaler", lambda now: evaluate_due(now))
 
 
 def holder_name() -> str:

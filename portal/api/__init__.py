@@ -100,6 +100,7 @@ def init_api() -> Blueprint:
     """The blueprint with every operation registered (imported for their decorators)."""
     from portal.api import (  # noqa: F401
         audit,
+        autoscaling,
         clusters,
         docs,
         evacuation,

@@ -51,6 +51,8 @@ OBJECT_PAGES = {
     "service_mesh": "meshes.detail",
     "maintainer": "maintainers.detail",
     "maintainer_group": "maintainers.group_detail",
+    "vm_group": "vm_groups.detail",
+    "scaling_policy": "autoscaling.detail",
 }
 
 

@@ -43,6 +43,9 @@ RULES: dict[str, dict[str, frozenset[str]]] = {
         "delete": OPS | {TENANT_ADMIN},
         "status": STAFF,
     },
+    "vm_groups": {"read": EVERYONE, "write": OPS | {TENANT_ADMIN}},
+    # Scaling policies and their decisions, on a tenant's VM groups and clusters.
+    "autoscaling": {"read": EVERYONE, "write": OPS | {TENANT_ADMIN}},
     "maintainers": {"read": STAFF, "write": OPS},
     "assignments": {"read": frozenset({MAINTAINER})},
     "audit": {"read": OPS},

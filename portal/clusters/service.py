@@ -4,6 +4,7 @@ meshes, bastions, status, scaling, retry and deletion. Pages and the API share t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -478,10 +479,12 @@ def scale_workers(
     user: User,
     remove: list[int] | None = None,
     anti_affinity: str = DEFAULT_ANTI_AFFINITY,
+    and_then: Callable[[list[VirtualMachine]], None] | None = None,
 ) -> list[VirtualMachine]:
     """Up: place the missing workers (all or nothing, through the scheduler), away from the
     cluster's live nodes as ``anti_affinity`` says. Down: delete the chosen workers (or the
-    newest ones) through the agent."""
+    newest ones) through the agent. ``and_then`` gets the workers added or going, inside the
+    same transaction (the autoscaler records its decision there)."""
     _require_live(cluster)
     if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
         raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
@@ -503,6 +506,8 @@ def scale_workers(
             {"workers": {"from": current, "to": target}},
             user=user,
         )
+        if and_then is not None:
+            and_then(chosen)
         db.session.commit()
         return chosen
     flavor = workers[0].spec if workers else _last_worker_flavor(cluster)
@@ -525,7 +530,7 @@ def scale_workers(
     tenant, group, cluster_id = cluster.tenant, cluster.group, cluster.id
     db.session.commit()
 
-    def follow(_vms):
+    def follow(vms):
         # The cluster keeps serving while new workers come up; a failed one turns it error.
         record(
             "scale",
@@ -535,6 +540,8 @@ def scale_workers(
             {"workers": {"from": current, "to": target}},
             user=user,
         )
+        if and_then is not None:
+            and_then(vms)
 
     return reserve(
         tenant, group, nodes, user=user, cluster=cluster, before_commit=follow,

@@ -12,6 +12,16 @@ from portal.models.automation import (
     Webhook,
     WebhookDelivery,
 )
+from portal.models.autoscaling import (
+    DECISION_ACTIONS,
+    DECISION_OUTCOMES,
+    POLICY_MODES,
+    POLICY_TARGETS,
+    ScalingDecision,
+    ScalingPolicy,
+    VmGroup,
+    VmGroupMember,
+)
 from portal.models.base import utcnow
 from portal.models.compute import (
     HOLDING_STATUSES,
@@ -62,6 +72,8 @@ ddl.listen(db.metadata)
 
 __all__ = [
     "DELIVERY_STATUSES", "IDEMPOTENCY_STATES", "WEBHOOK_EVENTS",
+    "DECISION_ACTIONS", "DECISION_OUTCOMES", "POLICY_MODES", "POLICY_TARGETS",
+    "ScalingDecision", "ScalingPolicy", "VmGroup", "VmGroupMember",
     "ClusterKubeconfig", "ControllerLease", "IdempotencyKey", "Webhook", "WebhookDelivery",
     "ASSIGNABLE_TYPES", "BAREMETAL_STATUSES", "CLUSTER_STATUSES", "DIMENSIONS",
     "HOLDING_STATUSES", "JOB_ACTIONS", "JOB_STATUSES", "LIVE_JOB_STATUSES",

@@ -212,6 +212,13 @@ def delete_vm(vm: VirtualMachine, user: User) -> None:
             f"VM {vm.name} is a node of cluster {vm.cluster.name}: scale or delete the cluster "
             "instead."
         )
+    from portal.vm_groups.service import group_of_vm
+
+    if (vm_group := group_of_vm(vm.id)) is not None:
+        raise jobs.JobError(
+            f"VM {vm.name} is a member of VM group {vm_group.name}: resize or delete the group "
+            "instead."
+        )
     jobs.request_delete(vm, user)
     db.session.commit()
 

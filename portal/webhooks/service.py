@@ -41,7 +41,8 @@ SEND_TIMEOUT = 10
 # A claimed delivery is the claimer's for this long: more than a send can take.
 CLAIM_SECONDS = 60
 RESOURCE_PATHS = {"vm": "/api/v1/vms/{}", "cluster": "/api/v1/clusters/{}",
-                  "job": "/api/v1/provision-jobs/{}"}
+                  "job": "/api/v1/provision-jobs/{}",
+                  "scaling_policy": "/api/v1/scaling-policies/{}"}
 
 
 class WebhookError(ValueError):

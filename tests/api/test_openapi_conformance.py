@@ -40,6 +40,17 @@ def seed() -> str:
     db.session.add(K8sClusterPlugin(cluster_id=cluster.id, name="calico", category="network",
                                     version="3.28.1"))
     db.session.add(ProvisionJob(vm_id=vm.id, action="create"))
+    from portal.models import ScalingPolicy, VmGroup, VmGroupMember
+
+    group = VmGroup(name="web", tenant_id=estate.tenant_a.id, group_id=estate.group.id,
+                    spec_id=estate.flavor.id)
+    db.session.add(group)
+    db.session.flush()
+    db.session.add_all([
+        VmGroupMember(vm_group_id=group.id, vm_id=vm.id),
+        ScalingPolicy(target_type="vm_group", vm_group_id=group.id, tenant_id=group.tenant_id,
+                      min_size=1, max_size=3, metric="cpu_util", target=0.6),
+    ])
     db.session.commit()
     return estate.operator
 
