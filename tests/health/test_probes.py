@@ -5,10 +5,12 @@ behind the code's head revision (web replicas never migrate)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import datetime, timedelta
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import downgrade
 from sqlalchemy import event
@@ -23,8 +25,14 @@ from tests.api.conftest import token_for
 from tests.api.live import free_port
 from tests.conftest import IsolatedClient, ThrowawayPostgres, csrf_token_from, log_in, make_app
 
-HEAD = "0007_interface_language"
-BEFORE_HEAD = "0006_automation"
+def _head_and_the_one_before() -> tuple[str, str]:
+    """Read from the migrations themselves, so that a new migration does not break these tests."""
+    script = ScriptDirectory(str(Path(__file__).resolve().parents[2] / "migrations"))
+    (head,) = script.get_heads()
+    return head, script.get_revision(head).down_revision
+
+
+HEAD, BEFORE_HEAD = _head_and_the_one_before()
 
 
 def queries_during(app: Flask, call) -> tuple[object, list[str]]:
