@@ -3,6 +3,7 @@ its series — from the embedded store, or Prometheus where the site has one."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Literal
 
@@ -19,6 +20,7 @@ from portal.extensions import db
 from portal.metrics import ingest
 from portal.metrics import query as metrics_query
 from portal.metrics.ingest import MAX_SAMPLES, BatchInvalid, parse_ts
+from portal.metrics.targets import targets
 from portal.models import (
     ALL_METRICS,
     METRIC_OBJECT_TYPES,
@@ -28,6 +30,7 @@ from portal.models import (
     VirtualMachine,
     utcnow,
 )
+from portal.provisioning.jobs import ClaimScope
 
 TAGS = ("metrics",)
 ObjectType = Literal[METRIC_OBJECT_TYPES]  # type: ignore[valid-type]
@@ -79,6 +82,52 @@ def post_metrics(body: MetricsIn):
     except BatchInvalid as invalid:
         raise ApiError(VALIDATION_ERROR, str(invalid), errors=invalid.errors) from None
     return {"accepted": accepted}
+
+
+class TargetsQuery(Query):
+    region: str | list[str] | None = Field(None, max_length=64, description="Repeatable.")
+    dc: str | list[str] | None = Field(None, max_length=64, description="Repeatable.")
+    group: str | list[str] | None = Field(None, max_length=128, description=(
+        "A server group's name; repeatable."))
+    limit: int = Field(5000, ge=1, le=50_000)
+    offset: int = Field(0, ge=0, le=INT32)
+
+
+class TargetOut(Output):
+    object_type: ObjectType
+    object_id: int
+    name: str
+    cpu: int
+    memory: int
+    storage: int
+    hypervisor_uri: str | None = None
+    baremetal_id: int | None = None
+    nodes_total: int | None = None
+    nodes_ready: int | None = None
+
+
+class TargetPage(Output):
+    items: list[TargetOut]
+    total: int
+
+
+def _listed(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@api.operation("GET", "/metrics/targets", summary="What an agent measures (agents)",
+               tags=TAGS, access=OPERATORS_ONLY, query=TargetsQuery, response=TargetPage)
+def metric_targets(query: TargetsQuery):
+    """The servers, running VMs and clusters on servers of the scope (regions, DCs,
+    groups — as for claiming jobs; none: everything), with what the portal allocated to
+    each (a server: its total; a VM: its flavor; a cluster: the sum of its nodes), and for
+    VMs the hypervisor of their server. Ordered by type and id; page with limit/offset."""
+    scope = ClaimScope(_listed(query.region), _listed(query.dc), _listed(query.group))
+    found = targets(scope)
+    page = found[query.offset:query.offset + query.limit]
+    return {"items": [asdict(t) for t in page], "total": len(found)}
 
 
 class MetricsQuery(Query):
