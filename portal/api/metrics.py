@@ -192,7 +192,7 @@ def _readable(object_type: str, object_id: int) -> None:
 
 @api.operation("GET", "/metrics", summary="A measured series", tags=TAGS,
                access=Access("vms"), query=MetricsQuery, response=MetricsOut,
-               errors=(503,))
+               errors=(404, 503))
 def get_metrics(query: MetricsQuery):
     """Points of each metric for one object in [from, to]. A VM or cluster of another
     tenant (for a tenant admin or a tenant-restricted token) is 404, as is a server for
