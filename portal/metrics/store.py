@@ -182,31 +182,56 @@ def series(object_type: str, ids: Sequence[int], metrics: Sequence[str], start: 
     weighted by the samples they hold), stamped with the bucket's start."""
     level = level_for(start, end, step)
     table = TABLES[level]
-    columns = [table.c[m] for m in metrics]
-    weight = table.c.samples if level != "raw" else None
-    out: dict[tuple[int, str], list[tuple[datetime, float]]] = {}
-    for chunk in _chunks(ids):
-        query = (
-            select(table.c.object_id, table.c.ts, *columns,
-                   *((weight,) if weight is not None else ()))
-            .where(table.c.object_type == object_type, table.c.object_id.in_(chunk),
-                   table.c.ts >= start, table.c.ts <= end)
-            .order_by(table.c.object_id, table.c.ts)
-        )
-        for row in db.session.execute(query):
-            object_id, ts = row[0], row[1]
-            count = row[2 + len(metrics)] if weight is not None else 1
-            for i, metric in enumerate(metrics):
-                value = row[2 + i]
-                if value is not None:
-                    out.setdefault((object_id, metric), []).append((ts, float(value), count))
+    # The buckets not rolled up yet (the controller rolls each once it is complete; none
+    # may run, as under `make run`) are computed from the raw samples on the fly.
+    tail = _not_rolled_up(end) if level == "15m" else None
+    table_end = end if tail is None or tail > end else tail
+    out: dict[tuple[int, str], list[tuple[datetime, float, int]]] = {}
+    _read(out, table, level != "raw", object_type, ids, metrics, start, table_end,
+          inclusive=table_end is end)
+    if tail is not None and tail <= end:
+        recent: dict[tuple[int, str], list[tuple[datetime, float, int]]] = {}
+        _read(recent, metric_raw, False, object_type, ids, metrics, max(start, tail), end)
+        for key, points in recent.items():
+            out.setdefault(key, []).extend(
+                _buckets(points, int(BUCKET.total_seconds()), floor_bucket(tail)))
     if step is None or step <= RESOLUTION[level]:
         return {key: [(ts, value) for ts, value, _ in points] for key, points in out.items()}
     return {key: _average(points, step, start) for key, points in out.items()}
 
 
-def _average(points: list[tuple[datetime, float, int]], step: int,
-             origin: datetime) -> list[tuple[datetime, float]]:
+def _not_rolled_up(end: datetime) -> datetime | None:
+    """Where the 15-minute rollups stop: their mark, or (never rolled up) the raw
+    retention's start; None when they are up to date."""
+    state = db.session.get(MetricRollup, "15m")
+    done = state.done_until if state is not None else floor_bucket(end - RAW_RETENTION)
+    return None if done >= floor_bucket(end) else done
+
+
+def _read(out: dict, table: Table, weighted: bool, object_type: str, ids: Sequence[int],
+          metrics: Sequence[str], start: datetime, end: datetime,
+          inclusive: bool = True) -> None:
+    columns = [table.c[m] for m in metrics]
+    for chunk in _chunks(ids):
+        query = (
+            select(table.c.object_id, table.c.ts, *columns,
+                   *((table.c.samples,) if weighted else ()))
+            .where(table.c.object_type == object_type, table.c.object_id.in_(chunk),
+                   table.c.ts >= start, table.c.ts <= end if inclusive else table.c.ts < end)
+            .order_by(table.c.object_id, table.c.ts)
+        )
+        for row in db.session.execute(query):
+            object_id, ts = row[0], row[1]
+            count = row[2 + len(metrics)] if weighted else 1
+            for i, metric in enumerate(metrics):
+                value = row[2 + i]
+                if value is not None:
+                    out.setdefault((object_id, metric), []).append((ts, float(value), count))
+
+
+def _buckets(points: list[tuple[datetime, float, int]], step: int,
+             origin: datetime) -> list[tuple[datetime, float, int]]:
+    """(bucket start, weighted mean, weight) per ``step``-second bucket from ``origin``."""
     size = timedelta(seconds=step)
     buckets: dict[datetime, list[float]] = {}
     for ts, value, count in points:
@@ -214,8 +239,13 @@ def _average(points: list[tuple[datetime, float, int]], step: int,
         total = buckets.setdefault(bucket, [0.0, 0.0])
         total[0] += value * count
         total[1] += count
-    return [(bucket, total[0] / total[1]) for bucket, total in sorted(buckets.items())
-            if total[1]]
+    return [(bucket, total[0] / total[1], int(total[1]))
+            for bucket, total in sorted(buckets.items()) if total[1]]
+
+
+def _average(points: list[tuple[datetime, float, int]], step: int,
+             origin: datetime) -> list[tuple[datetime, float]]:
+    return [(bucket, mean) for bucket, mean, _ in _buckets(points, step, origin)]
 
 
 # ---- rollups and retention ----------------------------------------------------------------
