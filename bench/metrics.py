@@ -237,6 +237,7 @@ def main() -> None:
     if args.quick:
         args.servers, args.clients, args.seconds, args.days = 500, "1,2", 6, 7
         args.repeats = 100
+    args.batch = min(args.batch, args.servers)  # one sample per server and second
     name = f"portal_bench_metrics_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
