@@ -5,6 +5,7 @@ the controller, their tests — takes observations as plain data through ``Sampl
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from datetime import datetime
 SampleSource = Callable[[Sequence[int], str, datetime], dict[int, tuple[datetime, float]]]
 
 METRICS_MODULE = "portal.metrics.query"
+log = logging.getLogger(__name__)
 
 
 def metrics_installed() -> bool:
@@ -26,6 +28,10 @@ def latest_vm_samples(vm_ids: Sequence[int], metric: str,
     metrics module installed there are no samples, so nothing ever scales down."""
     if not vm_ids or not metrics_installed():
         return {}
-    from portal.metrics.query import latest  # the measurements of SPEC 8.4
+    from portal.metrics.query import SourceUnavailable, latest  # SPEC 8.4's measurements
 
-    return latest("vm", vm_ids, metric, since)
+    try:
+        return latest("vm", vm_ids, metric, since)
+    except SourceUnavailable as error:  # no data, never zero: the size is held
+        log.warning("autoscaler: no measurements: %s", error)
+        return {}

@@ -42,3 +42,16 @@ def test_samples_posted_to_the_metrics_api_drive_a_scale_up(estate):
     db.session.expire_all()
     assert sorted(vm.status for vm in vm_groups.live_members(web)) == ["active"] * 4
     assert lifecycle_violations() == []
+
+
+def test_a_source_that_cannot_answer_is_missing_data_never_zero(estate):
+    from portal.autoscaling.observe import latest_vm_samples
+
+    web = estate.vm_group(size=1)
+    estate.run_agent()
+    estate.app.config["PORTAL_PROMETHEUS_URL"] = "http://127.0.0.1:9/"
+    try:
+        ids = [vm.id for vm in vm_groups.live_members(web)]
+        assert latest_vm_samples(ids, "cpu_util", utcnow()) == {}
+    finally:
+        estate.app.config.pop("PORTAL_PROMETHEUS_URL")
