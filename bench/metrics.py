@@ -21,6 +21,12 @@ servers. Then:
   page's own p95 is measured by the pages bench).
 
 ``--quick``: 500 servers, 1 and 2 clients for 6 s, 7 days of rollups.
+
+Measured 2026-12-04 on the shared 2-core machine (load average 13 from other work), the
+defaults: 5,119 samples/s from 1 client, 7,562/s from 4 (batch p95 0.5 s / 1.3 s);
+126 MB per million raw samples; 165 bytes per 15-minute bucket; series() of one server's
+30 days with 28.8 million buckets loaded p50 84 ms, p95 116 ms (mostly cold pages: the
+same read on 7 days of 500 servers, all cached, is p95 12 ms).
 """
 
 from __future__ import annotations
