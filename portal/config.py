@@ -67,6 +67,12 @@ class Config:
     PORTAL_TRUSTED_PROXIES = _int_setting("PORTAL_TRUSTED_PROXIES", 0)
     # Set: /metrics answers only to "Authorization: Bearer <this value>".
     PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN") or None
+    # Set: measured utilisation is read from this Prometheus (portal/metrics/prometheus.py,
+    # docs/metrics.md) instead of the portal's own store; each query may take TIMEOUT
+    # seconds; QUERIES names a TOML or JSON file overriding the PromQL templates and labels.
+    PORTAL_PROMETHEUS_URL = os.environ.get("PORTAL_PROMETHEUS_URL", "").strip() or None
+    PORTAL_PROMETHEUS_TIMEOUT = float(os.environ.get("PORTAL_PROMETHEUS_TIMEOUT") or 3)
+    PORTAL_PROMETHEUS_QUERIES = os.environ.get("PORTAL_PROMETHEUS_QUERIES", "").strip() or None
     WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,1 @@
+"""Measured utilisation beside allocated capacity (SPEC §8.4)."""
