@@ -1,0 +1,233 @@
+"""Charts of measured use beside allocation, drawn on the server as SVG: readable without
+JavaScript, styled by classes in static/css/portal.css (the CSP forbids inline styles).
+
+`svg(chart)` is a pure function of a `Chart` (plain data: points, the allocated line, the
+capacity the axis runs to, or the reason there is nothing to draw). The accessible summary
+(latest, mean, maximum) is the SVG's label; `table_rows(chart)` is the same series in a few
+rows for the `<details>` table beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask_babel import format_datetime, format_decimal
+from markupsafe import Markup, escape
+
+from portal.i18n import _
+
+Point = tuple[datetime, float]
+
+# The drawing's own coordinates; CSS scales it to the column's width.
+WIDTH, HEIGHT = 640, 180
+LEFT, RIGHT, TOP, BOTTOM = 52, 8, 10, 24
+PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+# At most one point per two units of width: more would only thicken the line.
+MAX_POINTS = PLOT_W // 2
+TABLE_ROWS = 24
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One metric of one object (or an aggregate of servers) over [start, end).
+
+    ``points`` are in the metric's unit; ``scale`` turns them into what is shown (100 for a
+    0–1 share shown in %). ``allocated`` is what the portal handed out, ``capacity`` what
+    there is (the axis' top when larger than every point); both in the shown unit.
+    ``reason``: why there are no points (the source is down); None with no points means
+    none were reported."""
+
+    key: str
+    title: str
+    unit: str
+    start: datetime
+    end: datetime
+    points: Sequence[Point] = ()
+    allocated: float | None = None
+    capacity: float | None = None
+    scale: float = 1.0
+    reason: str | None = None
+    allocated_label: str = ""
+    ident: str = field(default="", compare=False)
+
+    @property
+    def values(self) -> list[float]:
+        return [v * self.scale for _, v in self.points]
+
+    @property
+    def has_data(self) -> bool:
+        return self.reason is None and bool(self.points)
+
+
+@dataclass(frozen=True)
+class Summary:
+    latest: float
+    mean: float
+    maximum: float
+
+
+def summary(chart: Chart) -> Summary | None:
+    values = chart.values
+    if chart.reason is not None or not values:
+        return None
+    return Summary(values[-1], sum(values) / len(values), max(values))
+
+
+def number(value: float, unit: str) -> str:
+    digits = "#,##0" if abs(value) >= 100 or unit in ("%",) else "#,##0.#"
+    text = format_decimal(value, digits)
+    return f"{text} %" if unit == "%" else f"{text} {unit}".strip()
+
+
+def no_data_text(chart: Chart) -> str:
+    if chart.reason:
+        return _("No data: %(reason)s", reason=chart.reason)
+    return _("No data: nothing was reported in this period.")
+
+
+def describe(chart: Chart) -> str:
+    """The one sentence a screen reader hears for the chart."""
+    s = summary(chart)
+    if s is None:
+        return f"{chart.title}: {no_data_text(chart)}"
+    text = _(
+        "%(title)s: latest %(latest)s, mean %(mean)s, maximum %(maximum)s",
+        title=chart.title, latest=number(s.latest, chart.unit),
+        mean=number(s.mean, chart.unit), maximum=number(s.maximum, chart.unit),
+    )
+    if chart.allocated is not None:
+        text += "; " + _("allocated %(allocated)s", allocated=number(chart.allocated, chart.unit))
+    if chart.capacity is not None:
+        text += "; " + _("capacity %(capacity)s", capacity=number(chart.capacity, chart.unit))
+    return text
+
+
+def buckets(chart: Chart, count: int) -> list[tuple[datetime, float, float] | None]:
+    """The window cut in ``count`` equal slices: (slice start, mean, max) of the shown values
+    in each, None where nothing was measured (a gap, drawn as a break in the line)."""
+    span = (chart.end - chart.start).total_seconds() or 1.0
+    sums = [0.0] * count
+    counts = [0] * count
+    peaks = [-math.inf] * count
+    for at, value in chart.points:
+        i = int((at - chart.start).total_seconds() / span * count)
+        if 0 <= i < count:
+            shown = value * chart.scale
+            sums[i] += shown
+            counts[i] += 1
+            peaks[i] = max(peaks[i], shown)
+        elif i == count:  # a point exactly at the end belongs to the last slice
+            shown = value * chart.scale
+            sums[-1] += shown
+            counts[-1] += 1
+            peaks[-1] = max(peaks[-1], shown)
+    step = span / count
+    return [
+        (chart.start + timedelta(seconds=i * step), sums[i] / counts[i], peaks[i])
+        if counts[i] else None
+        for i in range(count)
+    ]
+
+
+def table_rows(chart: Chart) -> list[tuple[datetime, float, float]]:
+    """At most TABLE_ROWS rows (slice start, mean, maximum), slices without data left out."""
+    return [row for row in buckets(chart, TABLE_ROWS) if row is not None]
+
+
+def _top(chart: Chart, values: list[float]) -> float:
+    top = max([*values, chart.allocated or 0, chart.capacity or 0, 0])
+    if chart.unit == "%":
+        top = max(top, 100.0)
+    if top <= 0:
+        return 1.0
+    # A round number just above the largest value: 1, 2, 2.5 or 5 times a power of ten.
+    power = 10 ** math.floor(math.log10(top))
+    for factor in (1, 2, 2.5, 5, 10):
+        if top <= factor * power + 1e-9:
+            return factor * power
+    return 10 * power
+
+
+def _x(chart: Chart, at: datetime) -> float:
+    span = (chart.end - chart.start).total_seconds() or 1.0
+    return LEFT + (at - chart.start).total_seconds() / span * PLOT_W
+
+
+def _y(value: float, top: float) -> float:
+    return TOP + PLOT_H - max(0.0, min(value, top)) / top * PLOT_H
+
+
+def _f(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _time_label(chart: Chart, at: datetime) -> str:
+    short = chart.end - chart.start <= timedelta(days=1)
+    return format_datetime(at, "HH:mm" if short else "MM-dd HH:mm")
+
+
+def svg(chart: Chart) -> Markup:
+    """The chart as an inline SVG element."""
+    label = describe(chart)
+    ident = escape(chart.ident or f"chart-{chart.key}")
+    parts = [
+        f'<svg class="metric-chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg" '
+        f'preserveAspectRatio="xMidYMid meet" id="{ident}">',
+        f"<title>{escape(label)}</title>",
+        f'<rect class="chart-frame" x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}"/>',
+    ]
+    if not chart.has_data:
+        parts.append(
+            f'<text class="chart-no-data" x="{LEFT + PLOT_W / 2:g}" y="{TOP + PLOT_H / 2:g}" '
+            f'text-anchor="middle" dominant-baseline="middle">{escape(no_data_text(chart))}</text>'
+        )
+        parts.append("</svg>")
+        return Markup("".join(parts))
+
+    slices = buckets(chart, MAX_POINTS)
+    top = _top(chart, [b[2] for b in slices if b is not None])
+    # Grid and the value axis: 0, half and the top.
+    for fraction in (0, 0.5, 1):
+        y = _y(top * fraction, top)
+        parts.append(f'<line class="chart-grid" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
+                     f'y1="{_f(y)}" y2="{_f(y)}"/>')
+        parts.append(f'<text class="chart-axis" x="{LEFT - 4}" y="{_f(y)}" text-anchor="end" '
+                     f'dominant-baseline="middle">{escape(number(top * fraction, chart.unit))}'
+                     "</text>")
+    for at, anchor in ((chart.start, "start"), (chart.end, "end")):
+        parts.append(f'<text class="chart-axis" x="{_f(_x(chart, at))}" y="{HEIGHT - 6}" '
+                     f'text-anchor="{anchor}">{escape(_time_label(chart, at))}</text>')
+    if chart.capacity is not None:
+        y = _f(_y(chart.capacity, top))
+        parts.append(f'<line class="chart-capacity" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
+                     f'y1="{y}" y2="{y}"><title>{escape(_("Capacity"))} '
+                     f'{escape(number(chart.capacity, chart.unit))}</title></line>')
+    if chart.allocated is not None:
+        y = _f(_y(chart.allocated, top))
+        parts.append(f'<line class="chart-allocated" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
+                     f'y1="{y}" y2="{y}"><title>{escape(chart.allocated_label or _("Allocated"))} '
+                     f'{escape(number(chart.allocated, chart.unit))}</title></line>')
+    # The measured line, broken where nothing was measured; a lone point is a dot.
+    step = PLOT_W / MAX_POINTS
+    path: list[str] = []
+    dots: list[str] = []
+    previous = None
+    for i, slot in enumerate(slices):
+        if slot is None:
+            previous = None
+            continue
+        x, y = _f(LEFT + (i + 0.5) * step), _f(_y(slot[1], top))
+        lone = previous is None and (i + 1 >= len(slices) or slices[i + 1] is None)
+        if lone:
+            dots.append(f'<circle class="chart-point" cx="{x}" cy="{y}" r="2"/>')
+        path.append(("M" if previous is None else "L") + f"{x} {y}")
+        previous = slot
+    if path:
+        parts.append(f'<path class="chart-measured" d="{" ".join(path)}"/>')
+    parts.extend(dots)
+    parts.append("</svg>")
+    return Markup("".join(parts))
