@@ -22,11 +22,8 @@ from portal.config import ROOT
 from portal.extensions import db
 from portal.models import ProvisionJob, utcnow
 
-# An agent counts as seen when it claimed or answered a job this recently.
+# An agent counts as seen when it was heard from (a claim, metrics) this recently.
 AGENT_WINDOW = timedelta(minutes=15)
-# The newest jobs read to find recently active agents: a bounded read of the primary key,
-# whatever the size of the job history.
-RECENT_JOBS = 1000
 
 
 @cache
@@ -129,26 +126,15 @@ def agents_seen(now: datetime | None = None,
                 window: timedelta = AGENT_WINDOW) -> dict[str, datetime]:
     """Agent name → when it was last seen, for the agents seen within ``window``.
 
-    The one place that decides what "seen" means. Today it is derived from the jobs:
-    an agent is seen when it claims or answers one (the job's updated_at), read from the
-    jobs claimed now and the newest RECENT_JOBS; an agent idle on an empty queue is not
-    seen. An agent presence table (updated on claim, heartbeat and report) replaces this
-    query when there is one."""
+    The one place that decides what "seen" means: heard from — a job claimed (each poll of
+    the queue counts, so an agent idle on an empty queue is seen), or metrics posted —
+    as the agent presence table records it (portal.metrics.presence)."""
+    from portal.metrics.presence import seen_since
+
     now = now or utcnow()
-    recent = (
-        select(ProvisionJob.claimed_by.label("agent"), ProvisionJob.updated_at.label("at"))
-        .order_by(ProvisionJob.id.desc()).limit(RECENT_JOBS)
-    ).subquery()
-    working = select(ProvisionJob.claimed_by, ProvisionJob.updated_at).where(
-        ProvisionJob.status == "claimed")
-    jobs = union_all(select(recent.c.agent, recent.c.at), working).subquery()
-    rows = db.session.execute(
-        select(jobs.c.agent, func.max(jobs.c.at))
-        .where(jobs.c.agent.is_not(None), jobs.c.at >= now - window)
-        .group_by(jobs.c.agent)
-    ).all()
+    seen = seen_since(now - window)
     db.session.rollback()
-    return {agent: at for agent, at in rows}
+    return seen
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,97 @@
-"""Placeholder until wave3-metrics-core merges: its query.py replaces this file."""
+"""The read interface of measured utilisation (SPEC 8.4), whatever the source.
+
+``latest`` and ``series`` read the embedded store, or Prometheus when the app's
+``PORTAL_PROMETHEUS_URL`` is set (``portal.metrics.prometheus.PrometheusSource``, imported
+only then). Times are naive UTC. A source that cannot answer raises
+:class:`SourceUnavailable`; an object without samples is absent from the answer: pages show
+"no data" for both, never zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from portal.extensions import db
+from portal.metrics import presence, store
+from portal.metrics.presence import Agent
+from portal.models import METRIC_OBJECT_TYPES, METRICS_BY_TYPE
+
+__all__ = ["Agent", "SourceUnavailable", "agents", "latest", "series", "stale_agents"]
 
 
 class SourceUnavailable(Exception):
-    """The measurements cannot be read now; str() says why. Shown as "no data", never zero."""
+    """reason in str(); pages show "no data", never zero"""
+
+
+def _check(object_type: str, metrics: Sequence[str]) -> None:
+    if object_type not in METRIC_OBJECT_TYPES:
+        raise ValueError(f"Unknown object type {object_type!r}: one of "
+                         f"{', '.join(METRIC_OBJECT_TYPES)}.")
+    unknown = [m for m in metrics if m not in METRICS_BY_TYPE[object_type]]
+    if unknown:
+        raise ValueError(f"A {object_type} has no metric {unknown[0]!r}: one of "
+                         f"{', '.join(METRICS_BY_TYPE[object_type])}.")
+
+
+def _prometheus():
+    url = current_app.config.get("PORTAL_PROMETHEUS_URL")
+    if not url:
+        return None
+    from portal.metrics.prometheus import PrometheusSource
+
+    return PrometheusSource.from_config(current_app.config)
+
+
+def latest(object_type: str, ids: Sequence[int], metric: str,
+           since: datetime) -> dict[int, tuple[datetime, float]]:
+    """Each object's newest sample of ``metric`` at or after ``since`` (naive UTC):
+    {object id: (sample time, value)}; an object without one is absent (no data)."""
+    _check(object_type, [metric])
+    if not ids:
+        return {}
+    source = _prometheus()
+    if source is not None:
+        return source.latest(object_type, ids, metric, since)
+    try:
+        return store.latest(object_type, ids, metric, since)
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        raise SourceUnavailable(f"The metrics store failed: {type(error).__name__}") from error
+
+
+def series(object_type: str, ids: Sequence[int], metrics: Sequence[str], start: datetime,
+           end: datetime, step: int | None = None
+           ) -> dict[tuple[int, str], list[tuple[datetime, float]]]:
+    """{(object id, metric): [(time, value), …]} in time order within [start, end].
+    The resolution follows the range (raw ≤ 48 h, 15-minute ≤ 30 days, daily beyond) or,
+    with ``step`` (seconds), the step: points are then averages per step-long bucket.
+    A pair without points is absent."""
+    _check(object_type, metrics)
+    if end < start:
+        raise ValueError("The range ends before it starts.")
+    if step is not None and step <= 0:
+        raise ValueError("step must be a positive number of seconds.")
+    if not ids or not metrics:
+        return {}
+    source = _prometheus()
+    if source is not None:
+        return source.series(object_type, ids, metrics, start, end, step)
+    try:
+        return store.series(object_type, ids, metrics, start, end, step)
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        raise SourceUnavailable(f"The metrics store failed: {type(error).__name__}") from error
+
+
+def agents(now: datetime | None = None) -> list[Agent]:
+    """The agent presence table: (name, last_seen, scope, driver), newest first."""
+    return presence.agents(now)
+
+
+def stale_agents(now: datetime, window: timedelta = timedelta(minutes=15)) -> list[Agent]:
+    """Agents heard from before, but not within ``window`` of ``now``."""
+    return presence.stale_agents(now, window)

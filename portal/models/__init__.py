@@ -50,6 +50,16 @@ from portal.models.kubernetes import (
     K8sClusterToServiceMesh,
     ServiceMesh,
 )
+from portal.models.metrics import (
+    ALL_METRICS,
+    METRIC_OBJECT_TYPES,
+    METRICS_BY_TYPE,
+    AgentPresence,
+    MetricRollup,
+    metric_1d,
+    metric_15m,
+    metric_raw,
+)
 from portal.models.maintainers import (
     ASSIGNABLE_TYPES,
     MAINTAINER_STATUSES,
@@ -79,6 +89,9 @@ __all__ = [
     "HOLDING_STATUSES", "JOB_ACTIONS", "JOB_STATUSES", "LIVE_JOB_STATUSES",
     "MAINTAINER_STATUSES", "MESH_ROLES", "MESH_STATUSES", "MESH_TYPES", "PLUGIN_CATEGORIES",
     "PLUGIN_STATUSES", "VM_ROLES", "VM_STATUSES",
+    "ALL_METRICS", "METRIC_OBJECT_TYPES", "METRICS_BY_TYPE", "AgentPresence", "MetricRollup",
+    "metric_1d",
+    "metric_15m", "metric_raw",
     "ApiToken", "AuditEvent", "Baremetal", "BaremetalGroup", "BaremetalGroupTenantQuota",
     "BastionClusterAssociation", "K8sCluster", "K8sClusterPlugin", "K8sClusterToServiceMesh",
     "LoginThrottle", "Maintainer", "MaintainerGroup", "MaintainerToMaintainerGroup",

@@ -34,6 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal.audit.service import record
 from portal.clusters import kubeconfig as kubeconfigs
 from portal.extensions import begin_write, db
+from portal.metrics import presence
 from portal.models import (
     LIVE_JOB_STATUSES,
     Baremetal,
@@ -164,6 +165,11 @@ class ClaimScope:
 
     def __bool__(self) -> bool:
         return bool(self.regions or self.dcs or self.groups)
+
+    def describe(self) -> str:
+        """e.g. "region=tw-north dc=tpe1,tpe2" (as the agent presence table shows it)."""
+        return " ".join(f"{name}={','.join(values)}" for name, values in (
+            ("region", self.regions), ("dc", self.dcs), ("group", self.groups)) if values)
 
 
 def clean_message(text: str | None) -> str:
@@ -317,6 +323,7 @@ def claim(
             .execution_options(synchronize_session=False)
         )
     claimed = _claimed_jobs(ids, agent, lease)
+    presence.touch(agent, now, scope=scope.describe() if scope else None)
     db.session.commit()
     return claimed
 

@@ -18,7 +18,7 @@ from sqlalchemy import event
 from portal import create_app
 from portal.extensions import db
 from portal.health import service
-from portal.models import ProvisionJob, utcnow
+from portal.models import AgentPresence, ProvisionJob, utcnow
 from portal.provisioning import jobs
 from tests import factories as f
 from tests.api.conftest import token_for
@@ -107,9 +107,9 @@ def test_agents_seen_is_the_one_place_that_says_who_was_seen(any_app):
     db.session.commit()
     jobs.claim("recent", limit=1)
     jobs.claim("long-ago", limit=1)
-    db.session.execute(ProvisionJob.__table__.update()
-                       .where(ProvisionJob.claimed_by == "long-ago")
-                       .values(status="succeeded", updated_at=utcnow() - timedelta(hours=2)))
+    db.session.execute(AgentPresence.__table__.update()
+                       .where(AgentPresence.name == "long-ago")
+                       .values(last_seen=utcnow() - timedelta(hours=2)))
     db.session.commit()
     seen = service.agents_seen()
     assert set(seen) == {"recent"}

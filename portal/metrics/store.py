@@ -1,0 +1,261 @@
+"""The embedded metrics store (SPEC 8.4): writes, reads, rollups and retention over the
+tables of portal.models.metrics, on SQLite and PostgreSQL.
+
+Writes are one multi-row INSERT … ON CONFLICT DO UPDATE per batch (a duplicate sample of
+an object at the same time: the last one wins, metric by metric). Rollups are
+INSERT … SELECT … GROUP BY bucket, upserted, so that rolling the same range up again gives
+the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import DateTime, Table, and_, bindparam, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from portal.extensions import db
+from portal.models import (
+    ALL_METRICS,
+    MetricRollup,
+    metric_1d,
+    metric_15m,
+    metric_raw,
+)
+
+RAW_RETENTION = timedelta(hours=48)
+ROLLUP_RETENTION = timedelta(days=30)
+DAILY_RETENTION = timedelta(days=365)
+BUCKET = timedelta(minutes=15)
+DAY = timedelta(days=1)
+# Each rollup pass rolls this much before where the last one stopped again: samples that
+# arrived late (an agent catching up) land in their bucket.
+LATE = {"15m": timedelta(minutes=30), "1d": timedelta(days=1)}
+# Ids per IN (…) list: well under SQLite's bound on parameters.
+CHUNK = 5000
+
+# Resolution of each table, in seconds.
+RESOLUTION = {"raw": 0, "15m": 900, "1d": 86400}
+TABLES: dict[str, Table] = {"raw": metric_raw, "15m": metric_15m, "1d": metric_1d}
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _insert(table: Table):
+    return (postgresql.insert if _dialect() == "postgresql" else sqlite.insert)(table)
+
+
+def floor_bucket(ts: datetime, size: timedelta = BUCKET) -> datetime:
+    seconds = int(size.total_seconds())
+    epoch = datetime(2000, 1, 1)
+    offset = int((ts - epoch).total_seconds()) // seconds * seconds
+    return epoch + timedelta(seconds=offset)
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    unique = sorted(set(int(i) for i in ids))
+    for start in range(0, len(unique), CHUNK):
+        yield unique[start:start + CHUNK]
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+def write(rows: Sequence[dict]) -> int:
+    """Upsert raw samples, each ``{"object_type", "object_id", "ts", <metric>: value…}``
+    (already validated), in the caller's transaction. Duplicates within the batch are
+    merged first (the later wins), as a repeated key cannot be updated twice by one
+    statement."""
+    merged: dict[tuple[str, int, datetime], dict] = {}
+    for row in rows:
+        key = (row["object_type"], row["object_id"], row["ts"])
+        if key in merged:
+            merged[key].update({k: v for k, v in row.items() if v is not None})
+        else:
+            merged[key] = {name: None for name in ALL_METRICS} | row
+    if not merged:
+        return 0
+    statement = _insert(metric_raw)
+    statement = statement.on_conflict_do_update(
+        index_elements=["object_type", "object_id", "ts"],
+        set_={name: func.coalesce(statement.excluded[name], metric_raw.c[name])
+              for name in ALL_METRICS},
+    )
+    db.session.execute(statement, list(merged.values()))
+    return len(merged)
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def latest(object_type: str, ids: Sequence[int], metric: str,
+           since: datetime) -> dict[int, tuple[datetime, float]]:
+    """Each object's newest raw sample of ``metric`` at or after ``since``."""
+    column = metric_raw.c[metric]
+    found: dict[int, tuple[datetime, float]] = {}
+    for chunk in _chunks(ids):
+        newest = (
+            select(metric_raw.c.object_id, func.max(metric_raw.c.ts).label("ts"))
+            .where(metric_raw.c.object_type == object_type,
+                   metric_raw.c.object_id.in_(chunk), metric_raw.c.ts >= since,
+                   column.is_not(None))
+            .group_by(metric_raw.c.object_id)
+        ).subquery()
+        rows = db.session.execute(
+            select(metric_raw.c.object_id, metric_raw.c.ts, column)
+            .join(newest, and_(metric_raw.c.object_id == newest.c.object_id,
+                               metric_raw.c.ts == newest.c.ts))
+            .where(metric_raw.c.object_type == object_type)
+        ).all()
+        found.update({object_id: (ts, float(value)) for object_id, ts, value in rows})
+    return found
+
+
+def level_for(start: datetime, end: datetime, step: int | None) -> str:
+    """The table a range is read from: the finest that still holds the whole range (raw
+    within 48 h, 15-minute rollups within 30 days, daily beyond), or coarser if the step
+    asks for coarser points."""
+    span = end - start
+    level = "raw" if span <= RAW_RETENTION else "15m" if span <= ROLLUP_RETENTION else "1d"
+    if step is not None:
+        for candidate in ("1d", "15m"):
+            if step >= RESOLUTION[candidate] and RESOLUTION[candidate] > RESOLUTION[level]:
+                level = candidate
+                break
+    return level
+
+
+def series(object_type: str, ids: Sequence[int], metrics: Sequence[str], start: datetime,
+           end: datetime, step: int | None = None
+           ) -> dict[tuple[int, str], list[tuple[datetime, float]]]:
+    """Points of each (object, metric) in time order within [start, end]: the table's own
+    points, or — with ``step`` seconds — their average per step-long bucket (rollups
+    weighted by the samples they hold), stamped with the bucket's start."""
+    level = level_for(start, end, step)
+    table = TABLES[level]
+    columns = [table.c[m] for m in metrics]
+    weight = table.c.samples if level != "raw" else None
+    out: dict[tuple[int, str], list[tuple[datetime, float]]] = {}
+    for chunk in _chunks(ids):
+        query = (
+            select(table.c.object_id, table.c.ts, *columns,
+                   *((weight,) if weight is not None else ()))
+            .where(table.c.object_type == object_type, table.c.object_id.in_(chunk),
+                   table.c.ts >= start, table.c.ts <= end)
+            .order_by(table.c.object_id, table.c.ts)
+        )
+        for row in db.session.execute(query):
+            object_id, ts = row[0], row[1]
+            count = row[2 + len(metrics)] if weight is not None else 1
+            for i, metric in enumerate(metrics):
+                value = row[2 + i]
+                if value is not None:
+                    out.setdefault((object_id, metric), []).append((ts, float(value), count))
+    if step is None or step <= RESOLUTION[level]:
+        return {key: [(ts, value) for ts, value, _ in points] for key, points in out.items()}
+    return {key: _average(points, step, start) for key, points in out.items()}
+
+
+def _average(points: list[tuple[datetime, float, int]], step: int,
+             origin: datetime) -> list[tuple[datetime, float]]:
+    size = timedelta(seconds=step)
+    buckets: dict[datetime, list[float]] = {}
+    for ts, value, count in points:
+        bucket = origin + size * ((ts - origin) // size)
+        total = buckets.setdefault(bucket, [0.0, 0.0])
+        total[0] += value * count
+        total[1] += count
+    return [(bucket, total[0] / total[1]) for bucket, total in sorted(buckets.items())
+            if total[1]]
+
+
+# ---- rollups and retention ----------------------------------------------------------------
+
+def _bucket_sql(level: str) -> str:
+    if _dialect() == "postgresql":
+        if level == "15m":
+            return "date_bin('15 minutes', ts, TIMESTAMP '2000-01-01')"
+        return "date_trunc('day', ts)"
+    # SQLite keeps DateTime as text 'YYYY-MM-DD HH:MM:SS.ffffff'; the bucket must be
+    # written the same way to compare equal with what SQLAlchemy binds.
+    if level == "15m":
+        return ("strftime('%Y-%m-%d %H:%M:%S.000000', "
+                "(CAST(strftime('%s', ts) AS INTEGER) / 900) * 900, 'unixepoch')")
+    return "strftime('%Y-%m-%d 00:00:00.000000', ts)"
+
+
+def _rollup_sql(level: str) -> str:
+    source, target = ("metric_raw", "metric_15m") if level == "15m" else ("metric_15m",
+                                                                         "metric_1d")
+    names, selected = [], []
+    for m in ALL_METRICS:
+        names += [m, f"{m}_max"]
+        if level == "15m":
+            selected += [f"avg({m})", f"max({m})"]
+        else:  # the day's mean: the buckets' means weighted by their samples
+            selected += [f"sum({m} * samples) / sum(CASE WHEN {m} IS NOT NULL "
+                         f"THEN samples END)", f"max({m}_max)"]
+    count = "count(*)" if level == "15m" else "sum(samples)"
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names + ["samples"])
+    return (
+        f"INSERT INTO {target} (object_type, object_id, ts, {', '.join(names)}, samples) "
+        f"SELECT object_type, object_id, {_bucket_sql(level)} AS bucket, "
+        f"{', '.join(selected)}, {count} FROM {source} "
+        f"WHERE ts >= :start AND ts < :end "
+        f"GROUP BY object_type, object_id, bucket "
+        f"ON CONFLICT (object_type, object_id, ts) DO UPDATE SET {updates}"
+    )
+
+
+def rollup_range(level: str, start: datetime, end: datetime) -> int:
+    """Roll [start, end) of the level below into ``level`` ("15m": raw → 15-minute, "1d":
+    15-minute → daily); both ends are bucket boundaries. Idempotent. Returns the
+    buckets written. In the caller's transaction."""
+    statement = text(_rollup_sql(level)).bindparams(
+        bindparam("start", start, type_=DateTime), bindparam("end", end, type_=DateTime))
+    return db.session.execute(statement).rowcount
+
+
+def rollup(now: datetime) -> dict[str, int]:
+    """Roll up whatever completed since the last pass (and a little before it, for late
+    samples), level by level, and move each level's mark. Cheap when nothing completed:
+    a pass every few seconds reads two rows. Commits."""
+    done: dict[str, int] = {}
+    for level, size, first in (("15m", BUCKET, RAW_RETENTION), ("1d", DAY, ROLLUP_RETENTION)):
+        end = floor_bucket(now, size)
+        state = db.session.get(MetricRollup, level)
+        if state is not None and state.done_until >= end:
+            continue
+        start = floor_bucket(now - first, size) if state is None else floor_bucket(
+            min(state.done_until, end) - LATE[level], size)
+        done[level] = rollup_range(level, start, end)
+        if state is None:
+            db.session.add(MetricRollup(level=level, done_until=end))
+        else:
+            state.done_until = end
+        db.session.commit()
+    return done
+
+
+def prune(now: datetime) -> dict[str, int]:
+    """Delete what is past retention: raw after 48 h, 15-minute after 30 days, daily after
+    a year. Commits."""
+    removed = {}
+    for name, table, keep in (("raw", metric_raw, RAW_RETENTION),
+                              ("15m", metric_15m, ROLLUP_RETENTION),
+                              ("1d", metric_1d, DAILY_RETENTION)):
+        removed[name] = db.session.execute(delete(table).where(table.c.ts < now - keep)
+                                           ).rowcount
+    db.session.commit()
+    return removed
+
+
+def maintain(now: datetime) -> str:
+    """The controller's metrics loop: rollups when a bucket completed, then retention."""
+    rolled = rollup(now)
+    if not rolled:
+        return "nothing due"
+    removed = prune(now)
+    return ", ".join([f"{level}: {n} bucket(s)" for level, n in rolled.items()]
+                     + [f"pruned {n} {name}" for name, n in removed.items() if n])
