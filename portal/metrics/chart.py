@@ -9,6 +9,7 @@ rows for the `<details>` table beside it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,8 @@ def buckets(chart: Chart, count: int) -> list[tuple[datetime, float, float] | No
 
 def table_rows(chart: Chart) -> list[tuple[datetime, float, float]]:
     """At most TABLE_ROWS rows (slice start, mean, maximum), slices without data left out."""
+    if chart.reason is not None:
+        return []
     return [row for row in buckets(chart, TABLE_ROWS) if row is not None]
 
 
@@ -149,6 +152,13 @@ def _top(chart: Chart, values: list[float]) -> float:
         if top <= factor * power + 1e-9:
             return factor * power
     return 10 * power
+
+
+def _usual_interval(points: Sequence[Point]) -> float:
+    """The median seconds between consecutive points (0 for fewer than two)."""
+    gaps = sorted((b[0] - a[0]).total_seconds()
+                   for a, b in itertools.pairwise(points))
+    return gaps[len(gaps) // 2] if gaps else 0.0
 
 
 def _x(chart: Chart, at: datetime) -> float:
@@ -211,23 +221,27 @@ def svg(chart: Chart) -> Markup:
         parts.append(f'<line class="chart-allocated" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
                      f'y1="{y}" y2="{y}"><title>{escape(chart.allocated_label or _("Allocated"))} '
                      f'{escape(number(chart.allocated, chart.unit))}</title></line>')
-    # The measured line, broken where nothing was measured; a lone point is a dot.
+    # The measured line, broken where nothing was measured for longer than a few of the
+    # series' usual intervals; a lone point is a dot.
     step = PLOT_W / MAX_POINTS
-    path: list[str] = []
-    dots: list[str] = []
-    previous = None
+    slice_seconds = (chart.end - chart.start).total_seconds() / MAX_POINTS
+    allowed = max(3 * _usual_interval(chart.points), 2 * slice_seconds)
+    segments: list[list[tuple[str, str]]] = []
+    last = None
     for i, slot in enumerate(slices):
         if slot is None:
-            previous = None
             continue
-        x, y = _f(LEFT + (i + 0.5) * step), _f(_y(slot[1], top))
-        lone = previous is None and (i + 1 >= len(slices) or slices[i + 1] is None)
-        if lone:
-            dots.append(f'<circle class="chart-point" cx="{x}" cy="{y}" r="2"/>')
-        path.append(("M" if previous is None else "L") + f"{x} {y}")
-        previous = slot
+        if last is None or (i - last) * slice_seconds > allowed:
+            segments.append([])
+        segments[-1].append((_f(LEFT + (i + 0.5) * step), _f(_y(slot[1], top))))
+        last = i
+    path = " ".join(
+        ("M" if n == 0 else "L") + f"{x} {y}" for segment in segments
+        for n, (x, y) in enumerate(segment)
+    )
     if path:
-        parts.append(f'<path class="chart-measured" d="{" ".join(path)}"/>')
-    parts.extend(dots)
+        parts.append(f'<path class="chart-measured" d="{path}"/>')
+    parts.extend(f'<circle class="chart-point" cx="{segment[0][0]}" cy="{segment[0][1]}" r="2"/>'
+                 for segment in segments if len(segment) == 1)
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -247,12 +247,15 @@ class PrometheusSource:
         return result
 
     def series(self, object_type: str, ids, metrics, start: datetime, end: datetime,
-               step: timedelta | None = None) -> dict[tuple[int, str], list[Point]]:
+               step: int | timedelta | None = None) -> dict[tuple[int, str], list[Point]]:
         """Each (object, metric)'s points between start and end, one range query per metric
-        for all the objects together."""
+        for all the objects together; ``step`` in seconds (or a timedelta), by default about
+        MAX_POINTS points over the range."""
         by_name = self._names(object_type, ids)
         if not by_name:
             return {}
+        if isinstance(step, int | float):
+            step = timedelta(seconds=step)
         step = step or default_step(start, end)
         result: dict[tuple[int, str], list[tuple[datetime, float]]] = {}
         for metric in metrics:
