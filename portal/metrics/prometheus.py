@@ -313,8 +313,12 @@ class PrometheusSource:
 
     def _get(self, path: str, params: dict, result_type: str) -> list:
         params = {**params, "timeout": f"{self.timeout:g}s"}
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        # POSTed as a form (the API takes both): a query naming thousands of servers does
+        # not fit in a URL.
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=urllib.parse.urlencode(params).encode(),
+            headers={"Accept": "application/json",
+                     "Content-Type": "application/x-www-form-urlencoded"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read()

@@ -24,6 +24,12 @@ def samples(object_type, object_id, minutes, **values):
 
 
 @pytest.fixture
+def app(any_app):
+    """Every test here on SQLite and on PostgreSQL (the aggregate is dialect-specific)."""
+    return any_app
+
+
+@pytest.fixture
 def estate(app):
     rack = f.rack(name="rack-m")
     group = f.group(name="grp-m")
