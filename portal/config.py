@@ -42,6 +42,9 @@ class Config:
     # The inline agent's simulate driver: seconds per job, share of jobs that fail.
     PORTAL_AGENT_DELAY = float(os.environ.get("PORTAL_AGENT_DELAY", "3"))
     PORTAL_AGENT_FAILURE_RATE = float(os.environ.get("PORTAL_AGENT_FAILURE_RATE", "0"))
+    # Seconds between the inline agent's measurements (SPEC 8.4); 0: none.
+    PORTAL_AGENT_METRICS_INTERVAL = float(os.environ.get("PORTAL_AGENT_METRICS_INTERVAL",
+                                                         "60"))
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # Where `db upgrade` connects when the application goes through a pooler: DDL and
     # Alembic's version bookkeeping want a direct connection to PostgreSQL. Unset: the

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.api.idempotency import prune_idempotency_keys
 from portal.autoscaling.service import evaluate_due
 from portal.extensions import begin_write, db
+from portal.metrics.store import maintain as maintain_metrics
 from portal.models import ControllerLease, utcnow
 from portal.webhooks.service import deliver_due
 
@@ -41,6 +42,8 @@ register("webhook_delivery", lambda now: deliver_due(now))
 register("idempotency_prune", lambda now: prune_idempotency_keys(now))
 # VM group policies, each evaluated every 30 s whatever the controller's interval.
 register("autoscaler", lambda now: evaluate_due(now))
+# Measured utilisation: raw → 15-minute → daily rollups as buckets complete, and retention.
+register("metrics_rollup", lambda now: maintain_metrics(now))
 
 
 def holder_name() -> str:
@@ -94,7 +97,8 @@ def run_once(holder: str, now: datetime | None = None) -> dict[str, str]:
     return report
 
 
-controller_cli = AppGroup("controller", help="Background loops: webhook delivery, …")
+controller_cli = AppGroup("controller", help="Background loops: webhook delivery, "
+                                             "autoscaling, metrics rollups, …")
 
 
 @controller_cli.command("run")

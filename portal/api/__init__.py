@@ -107,6 +107,7 @@ def init_api() -> Blueprint:
         inventory,
         jobs,
         maintainers,
+        metrics,
         placements,
         status,
         tenants,

@@ -15,7 +15,7 @@ from importlib import metadata
 
 from alembic.script import ScriptDirectory
 from flask import current_app
-from sqlalchemy import and_, case, func, select, text, union_all
+from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from portal.config import ROOT

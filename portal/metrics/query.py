@@ -41,8 +41,11 @@ def _prometheus():
     url = current_app.config.get("PORTAL_PROMETHEUS_URL")
     if not url:
         return None
-    from portal.metrics.prometheus import PrometheusSource
-
+    try:
+        from portal.metrics.prometheus import PrometheusSource
+    except ImportError as error:  # configured, but this installation cannot read it
+        raise SourceUnavailable(f"PORTAL_PROMETHEUS_URL is set, but the Prometheus source "
+                                f"is not installed ({error}).") from error
     return PrometheusSource.from_config(current_app.config)
 
 

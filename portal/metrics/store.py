@@ -32,6 +32,9 @@ DAY = timedelta(days=1)
 # Each rollup pass rolls this much before where the last one stopped again: samples that
 # arrived late (an agent catching up) land in their bucket.
 LATE = {"15m": timedelta(minutes=30), "1d": timedelta(days=1)}
+# A range a little longer than a level's retention (a chart's "30 days" from a rounded
+# start) still reads that level.
+SLACK = timedelta(hours=1)
 # Ids per IN (…) list: well under SQLite's bound on parameters.
 CHUNK = 5000
 
@@ -116,7 +119,7 @@ def level_for(start: datetime, end: datetime, step: int | None) -> str:
     """The table a range is read from: the finest that still holds the whole range (raw
     within 48 h, 15-minute rollups within 30 days, daily beyond), or coarser if the step
     asks for coarser points."""
-    span = end - start
+    span = end - start - SLACK
     level = "raw" if span <= RAW_RETENTION else "15m" if span <= ROLLUP_RETENTION else "1d"
     if step is not None:
         for candidate in ("1d", "15m"):

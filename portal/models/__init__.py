@@ -50,6 +50,14 @@ from portal.models.kubernetes import (
     K8sClusterToServiceMesh,
     ServiceMesh,
 )
+from portal.models.maintainers import (
+    ASSIGNABLE_TYPES,
+    MAINTAINER_STATUSES,
+    Maintainer,
+    MaintainerGroup,
+    MaintainerToMaintainerGroup,
+    ResourceMaintainer,
+)
 from portal.models.metrics import (
     ALL_METRICS,
     METRIC_OBJECT_TYPES,
@@ -59,14 +67,6 @@ from portal.models.metrics import (
     metric_1d,
     metric_15m,
     metric_raw,
-)
-from portal.models.maintainers import (
-    ASSIGNABLE_TYPES,
-    MAINTAINER_STATUSES,
-    Maintainer,
-    MaintainerGroup,
-    MaintainerToMaintainerGroup,
-    ResourceMaintainer,
 )
 from portal.models.operations import (
     JOB_ACTIONS,

@@ -17,7 +17,7 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.provisioning import jobs
-from portal.provisioning.drivers import Deferred, Driver, ProvisionFailed, Work
+from portal.provisioning.drivers import Deferred, Driver, MetricTarget, ProvisionFailed, Work
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ class Queue(Protocol):
 
     def heartbeat(self, job_id: int, agent: str, lease_seconds: int,
                   message: str | None = None) -> None: ...
+
+    def metric_targets(self, scope: jobs.ClaimScope | None = None) -> list[MetricTarget]: ...
+
+    def report_metrics(self, agent: str, driver: str, samples: list[dict]) -> int: ...
 
 
 class DatabaseQueue:
@@ -63,22 +67,79 @@ class DatabaseQueue:
             finally:
                 db.session.remove()
 
+    def metric_targets(self, scope: jobs.ClaimScope | None = None) -> list[MetricTarget]:
+        from portal.metrics.targets import targets
+
+        with self.app.app_context():
+            try:
+                return targets(scope)
+            finally:
+                db.session.remove()
+
+    def report_metrics(self, agent: str, driver: str, samples: list[dict]) -> int:
+        """Written through the same validation as POST /api/v1/metrics."""
+        from portal.metrics.ingest import MAX_SAMPLES, ingest
+
+        accepted = 0
+        with self.app.app_context():
+            try:
+                for start in range(0, len(samples), MAX_SAMPLES):
+                    accepted += ingest(samples[start:start + MAX_SAMPLES], agent=agent,
+                                       driver=driver)
+            finally:
+                db.session.remove()
+        return accepted
+
 
 def agent_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
 
+# Seconds between measurements (SPEC 8.4); 0 turns them off.
+DEFAULT_METRICS_INTERVAL = 60.0
+
+
 class Agent:
     def __init__(self, queue: Queue, driver: Driver, name: str | None = None,
                  lease_seconds: int = jobs.DEFAULT_LEASE_SECONDS, poll_seconds: float = 1.0,
-                 scope: jobs.ClaimScope | None = None):
+                 scope: jobs.ClaimScope | None = None,
+                 metrics_interval: float = DEFAULT_METRICS_INTERVAL,
+                 driver_name: str | None = None):
         self.queue = queue
         self.driver = driver
         self.name = name or agent_name()
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.scope = scope or None
+        self.metrics_interval = metrics_interval
+        self.driver_name = driver_name or type(driver).__name__.removesuffix("Driver").lower()
         self.stopping = threading.Event()
+        self._metrics_thread: threading.Thread | None = None
+
+    def measure_once(self) -> int:
+        """Measure what is in scope and report it; the samples accepted."""
+        targets = self.queue.metric_targets(self.scope)
+        samples = self.driver.measure(targets) if targets else []
+        if not samples:
+            return 0
+        return self.queue.report_metrics(self.name, self.driver_name, samples)
+
+    def _measure_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.measure_once()
+            except Exception:  # a portal or hypervisor blip: try at the next interval
+                log.exception("agent %s: measuring failed", self.name)
+            self.stopping.wait(self.metrics_interval)
+
+    def start_measuring(self) -> None:
+        """Measure every ``metrics_interval`` seconds in a thread of its own (so that a
+        long job does not stop the charts), until stopped."""
+        if self.metrics_interval <= 0 or self._metrics_thread is not None:
+            return
+        self._metrics_thread = threading.Thread(target=self._measure_forever,
+                                                name=f"metrics-{self.name}", daemon=True)
+        self._metrics_thread.start()
 
     def run_once(self) -> int:
         """Claim and finish at most one job; return how many were done."""
@@ -118,6 +179,7 @@ class Agent:
             log.warning("agent %s: %s", self.name, error)
 
     def run_forever(self) -> None:
+        self.start_measuring()
         while not self.stopping.is_set():
             try:
                 done = self.run_once()
@@ -167,7 +229,9 @@ class Heartbeat:
 
 
 def start_inline(app: Flask, driver: Driver) -> Agent:
-    agent = Agent(DatabaseQueue(app), driver, name=f"inline:{agent_name()}", poll_seconds=0.5)
+    agent = Agent(DatabaseQueue(app), driver, name=f"inline:{agent_name()}", poll_seconds=0.5,
+                  metrics_interval=float(app.config.get("PORTAL_AGENT_METRICS_INTERVAL",
+                                                        DEFAULT_METRICS_INTERVAL)))
     thread = threading.Thread(target=agent.run_forever, name="inline-agent", daemon=True)
     thread.start()
     return agent

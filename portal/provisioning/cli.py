@@ -80,12 +80,17 @@ DRIVER_OPTIONS = {
               help="Seconds a claimed job stays ours before others may take it.")
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds to wait when the queue is empty.")
+@click.option("--metrics-interval", type=click.FloatRange(min=0),
+              envvar="PORTAL_AGENT_METRICS_INTERVAL", default=60.0, show_default=True,
+              help="Seconds between measurements of the servers, VMs and clusters in scope, "
+                   "reported to the portal (SPEC 8.4); 0: none.")
 @click.option("--url", envvar="PORTAL_URL", default=None,
               help="Talk to this portal over its JSON API instead of the database "
                    "(e.g. https://portal.example); needs --token.")
 @click.option("--token", envvar="PORTAL_TOKEN", default=None,
               help="API token of an operator (service) account, for --url.")
-def run(once, driver, lease, poll, url, token, regions, dcs, groups, **options):
+def run(once, driver, lease, poll, url, token, regions, dcs, groups, metrics_interval,
+        **options):
     """Claim provisioning jobs and carry them out until stopped."""
     if url and not token:
         raise click.UsageError("--url needs --token (an operator's API token).")
@@ -97,6 +102,8 @@ def run(once, driver, lease, poll, url, token, regions, dcs, groups, **options):
         lease_seconds=lease,
         poll_seconds=poll,
         scope=ClaimScope(tuple(regions), tuple(dcs), tuple(groups)),
+        metrics_interval=metrics_interval,
+        driver_name=driver,
     )
     if once:
         try:

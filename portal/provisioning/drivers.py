@@ -102,6 +102,8 @@ class MetricTarget:
     storage: int
     hypervisor_uri: str | None = None  # a server's; for a VM, the server it runs on
     baremetal_id: int | None = None  # a VM's server
+    nodes_total: int | None = None  # a cluster's nodes (not deleted)
+    nodes_ready: int | None = None  # … of which active
 
 
 class Driver(Protocol):
@@ -148,7 +150,10 @@ class SimulateDriver(BaseDriver):
         self.random = random.Random(seed)
 
     def measure(self, targets: Sequence[MetricTarget]) -> list[dict]:
-        return []
+        """Plausible load for the demo's charts (portal.provisioning.simulated_load)."""
+        from portal.provisioning.simulated_load import simulated_samples
+
+        return simulated_samples(targets, self.random)
 
     def _work(self, job: ClaimedJob, work: Work) -> None:
         work.log(f"simulate: {job.action} {job.vm_name} ({self.delay:g} s)")

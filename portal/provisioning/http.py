@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict
 from typing import Any
 
 from portal.provisioning import jobs
+from portal.provisioning.drivers import MetricTarget
 
 API_PREFIX = "/api/v1"
+TARGET_PAGE = 5000
+METRICS_BATCH = 1000
 
 
 class QueueUnavailable(RuntimeError):
@@ -28,11 +32,12 @@ class HttpQueue:
         self.token = token
         self.timeout = timeout
 
-    def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _post(self, path: str, body: dict[str, Any] | None,
+              method: str = "POST") -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             self.base + path,
-            data=json.dumps(body).encode(),
-            method="POST",
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
             headers={
                 "Authorization": f"Bearer {self.token}",
                 "Content-Type": "application/json",
@@ -83,6 +88,37 @@ class HttpQueue:
             raise jobs.JobError(body.get("detail", f"job {job_id}: conflict"))
         if status != 200:
             raise QueueUnavailable(_explain(status, body))
+
+
+    def metric_targets(self, scope: jobs.ClaimScope | None = None) -> list[MetricTarget]:
+        """What to measure: GET /metrics/targets, page by page."""
+        found: list[MetricTarget] = []
+        params: list[tuple[str, str]] = []
+        if scope:
+            for name, values in (("region", scope.regions), ("dc", scope.dcs),
+                                 ("group", scope.groups)):
+                params += [(name, value) for value in values]
+        while True:
+            query = urllib.parse.urlencode(params + [("limit", str(TARGET_PAGE)),
+                                                     ("offset", str(len(found)))])
+            status, body = self._post(f"/metrics/targets?{query}", None, "GET")
+            if status != 200:
+                raise QueueUnavailable(_explain(status, body))
+            found += [MetricTarget(**item) for item in body["items"]]
+            if not body["items"] or len(found) >= body["total"]:
+                return found
+
+    def report_metrics(self, agent: str, driver: str, samples: list[dict]) -> int:
+        """POST /metrics in batches; the samples accepted."""
+        accepted = 0
+        for start in range(0, len(samples), METRICS_BATCH):
+            status, body = self._post("/metrics", {
+                "agent": agent, "driver": driver,
+                "samples": samples[start:start + METRICS_BATCH]})
+            if status != 200:
+                raise QueueUnavailable(_explain(status, body))
+            accepted += body["accepted"]
+        return accepted
 
 
 def _explain(status: int, body: dict[str, Any]) -> str:

@@ -228,9 +228,14 @@ def seed_demo() -> str:
     )
     db.session.commit()
     vm_count = db.session.query(VirtualMachine).count()
+    # A week of simulated load, so that the charts are not empty on the first start.
+    from portal.metrics.backfill import backfill
+
+    history = backfill()
     return (
         f"Seeded the demo estate: {len(racks)} racks, {len(servers)} servers, "
-        f"{len(groups)} groups, {len(tenants)} tenants, {vm_count} VMs, {len(clusters)} clusters.\n"
+        f"{len(groups)} groups, {len(tenants)} tenants, {vm_count} VMs, {len(clusters)} clusters, "
+        f"{history:,} rows of measured history.\n"
         + _logins_text()
     )
 

@@ -5,8 +5,8 @@ behind the code's head revision (web replicas never migrate)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,6 +24,7 @@ from tests import factories as f
 from tests.api.conftest import token_for
 from tests.api.live import free_port
 from tests.conftest import IsolatedClient, ThrowawayPostgres, csrf_token_from, log_in, make_app
+
 
 def _head_and_the_one_before() -> tuple[str, str]:
     """Read from the migrations themselves, so that a new migration does not break these tests."""

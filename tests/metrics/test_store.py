@@ -1,0 +1,183 @@
+"""The embedded store: rollups equal hand-computed means and maxima bucket by bucket, are
+idempotent, retention prunes each level, and reads pick the resolution from the range."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.metrics import query, store
+from portal.models import metric_1d, metric_15m, metric_raw, utcnow
+from tests import factories as f
+from tests.metrics.conftest import rows
+
+
+@pytest.fixture
+def vm(any_app):
+    group = f.group()
+    server = f.server(group=group)
+    vm = f.vm(f.tenant(), server, f.flavor())
+    db.session.commit()
+    return vm
+
+
+def at(base: datetime, minutes: float) -> datetime:
+    return base + timedelta(minutes=minutes)
+
+
+def write(object_id: int, points, object_type: str = "vm", metric: str = "cpu_util"):
+    store.write([{"object_type": object_type, "object_id": object_id, "ts": ts, metric: v}
+                 for ts, v in points])
+    db.session.commit()
+
+
+def table_rows(table):
+    db.session.rollback()
+    return [tuple(r) for r in db.session.execute(
+        select(table).order_by(table.c.object_type, table.c.object_id, table.c.ts))]
+
+
+def test_fifteen_minute_rollup_equals_the_hand_computed_means_and_maxima(vm):
+    base = store.floor_bucket(utcnow()) - timedelta(hours=1)
+    # Bucket [base, base+15): 0.2, 0.4, 0.9 (the last one second before the boundary);
+    # bucket [base+15, base+30): 0.1 exactly on the boundary and 0.3; nothing after.
+    write(vm.id, [(at(base, 0), 0.2), (at(base, 5), 0.4), (at(base, 14 + 59 / 60), 0.9),
+                  (at(base, 15), 0.1), (at(base, 29), 0.3)])
+    write(vm.id, [(at(base, 5), 10.0)], metric="memory_used_gib")  # same row: merged
+    store.rollup_range("15m", base, at(base, 45))
+    db.session.commit()
+    got = {r.ts: r for r in db.session.execute(select(metric_15m))}
+    assert set(got) == {base, at(base, 15)}
+    first, second = got[base], got[at(base, 15)]
+    assert first.cpu_util == pytest.approx(0.5) and first.cpu_util_max == pytest.approx(0.9)
+    assert first.samples == 3
+    assert first.memory_used_gib == pytest.approx(10.0)  # only one sample had memory
+    assert second.cpu_util == pytest.approx(0.2) and second.cpu_util_max == pytest.approx(0.3)
+    assert second.samples == 2 and second.memory_used_gib is None
+
+
+def test_daily_rollup_weights_each_bucket_by_its_samples(vm):
+    day = datetime(2026, 3, 1)
+    bucket = {"object_type": "vm", "object_id": vm.id}
+    values = [  # (ts, mean, max, samples)
+        (day - timedelta(minutes=15), 0.9, 0.95, 15),  # the day before
+        (day, 0.2, 0.4, 15),
+        (day + timedelta(hours=12), 0.5, 0.8, 5),
+        (day + timedelta(hours=23, minutes=45), 0.1, 0.1, 10),
+        (day + timedelta(days=1), 0.7, 0.7, 15),  # the day after
+    ]
+    db.session.execute(metric_15m.insert(), [
+        {**bucket, "ts": ts, "cpu_util": mean, "cpu_util_max": peak, "samples": n}
+        for ts, mean, peak, n in values])
+    db.session.commit()
+    store.rollup_range("1d", day, day + timedelta(days=1))
+    db.session.commit()
+    [row] = db.session.execute(select(metric_1d)).all()
+    assert row.ts == day and row.samples == 30
+    assert row.cpu_util == pytest.approx((0.2 * 15 + 0.5 * 5 + 0.1 * 10) / 30)
+    assert row.cpu_util_max == pytest.approx(0.8)
+
+
+def test_rolling_up_again_gives_the_same_rows(vm):
+    base = store.floor_bucket(utcnow()) - timedelta(hours=2)
+    write(vm.id, [(at(base, m), (m % 7) / 10) for m in range(0, 120, 3)])
+    now = at(base, 125)
+    store.rollup(now)
+    once_15m, once_1d = table_rows(metric_15m), table_rows(metric_1d)
+    assert len(once_15m) == 8
+    for _ in range(2):
+        store.rollup_range("15m", base, at(base, 120))
+        db.session.commit()
+        store.rollup(now + timedelta(minutes=15))
+    assert table_rows(metric_15m) == once_15m
+    assert table_rows(metric_1d) == once_1d
+
+
+def test_the_rollup_mark_moves_and_late_samples_are_rolled_in(vm):
+    now = store.floor_bucket(utcnow()) + timedelta(minutes=1)
+    last = now - timedelta(minutes=16)  # inside the bucket that completed last
+    write(vm.id, [(last, 0.4)])
+    assert store.rollup(now)["15m"] == 1
+    assert store.rollup(now + timedelta(seconds=30)) == {}  # nothing completed since
+    write(vm.id, [(last + timedelta(minutes=1), 0.8)])  # came late, same bucket
+    store.rollup(now + timedelta(minutes=15))
+    [row] = db.session.execute(select(metric_15m)).all()
+    assert row.samples == 2 and row.cpu_util == pytest.approx(0.6)
+
+
+def test_retention_prunes_raw_after_48_h_rollups_after_30_days_daily_after_a_year(vm):
+    now = utcnow().replace(microsecond=0)
+    write(vm.id, [(now - timedelta(hours=49), 0.1), (now - timedelta(hours=47), 0.2)])
+    key = {"object_type": "vm", "object_id": vm.id, "cpu_util": 0.5, "samples": 1}
+    db.session.execute(metric_15m.insert(), [{**key, "ts": now - timedelta(days=31)},
+                                             {**key, "ts": now - timedelta(days=29)}])
+    db.session.execute(metric_1d.insert(), [{**key, "ts": now - timedelta(days=366)},
+                                            {**key, "ts": now - timedelta(days=364)}])
+    db.session.commit()
+    assert store.prune(now) == {"raw": 1, "15m": 1, "1d": 1}
+    assert [r[2] for r in table_rows(metric_raw)] == [now - timedelta(hours=47)]
+    assert [r[2] for r in table_rows(metric_15m)] == [now - timedelta(days=29)]
+    assert [r[2] for r in table_rows(metric_1d)] == [now - timedelta(days=364)]
+
+
+def test_series_reads_raw_then_rollups_then_daily_by_range(vm):
+    now = store.floor_bucket(utcnow())
+    write(vm.id, [(now - timedelta(minutes=m), 0.5 + m / 1000) for m in (1, 2, 3, 61)])
+    key = {"object_type": "vm", "object_id": vm.id, "samples": 15}
+    db.session.execute(metric_15m.insert(), [
+        {**key, "ts": now - timedelta(days=d), "cpu_util": 0.1 * d, "cpu_util_max": 0.9}
+        for d in (1, 5, 20)])
+    db.session.execute(metric_1d.insert(), [
+        {**key, "ts": store.floor_bucket(now, store.DAY) - timedelta(days=d),
+         "cpu_util": 0.01 * d} for d in (40, 100)])
+    db.session.commit()
+
+    hour = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(hours=1), now)
+    assert [v for _, v in hour[(vm.id, "cpu_util")]] == pytest.approx([0.503, 0.502, 0.501])
+    week = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(days=7), now)
+    assert [v for _, v in week[(vm.id, "cpu_util")]] == pytest.approx([0.5, 0.1])
+    month = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(days=30), now)
+    assert len(month[(vm.id, "cpu_util")]) == 3
+    year = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(days=365), now)
+    assert [v for _, v in year[(vm.id, "cpu_util")]] == pytest.approx([1.0, 0.4])
+    assert query.series("vm", [vm.id], ["memory_used_gib"], now - timedelta(hours=1),
+                        now) == {}  # no data: absent, never zero
+
+
+def test_a_step_averages_per_bucket_and_can_coarsen_the_table(vm):
+    now = store.floor_bucket(utcnow())
+    start = now - timedelta(hours=1)
+    write(vm.id, [(start + timedelta(minutes=m), v)
+                  for m, v in ((1, 0.2), (4, 0.4), (11, 0.9), (31, 0.5))])
+    points = query.series("vm", [vm.id], ["cpu_util"], start, now, step=600)
+    assert points[(vm.id, "cpu_util")] == [
+        (start, pytest.approx(0.3)), (start + timedelta(minutes=10), pytest.approx(0.9)),
+        (start + timedelta(minutes=30), pytest.approx(0.5))]
+    store.rollup_range("15m", start, now)
+    db.session.commit()
+    coarse = query.series("vm", [vm.id], ["cpu_util"], start, now, step=1800)
+    assert coarse[(vm.id, "cpu_util")] == [(start, pytest.approx(0.5)),
+                                           (start + timedelta(minutes=30),
+                                            pytest.approx(0.5))]
+
+
+def test_latest_is_each_objects_newest_sample_since(vm, any_app):
+    other = f.vm(vm.tenant, vm.baremetal, vm.spec)
+    quiet = f.vm(vm.tenant, vm.baremetal, vm.spec)
+    db.session.commit()
+    now = utcnow().replace(microsecond=0)
+    write(vm.id, [(now - timedelta(minutes=3), 0.1), (now - timedelta(minutes=1), 0.7)])
+    write(other.id, [(now - timedelta(minutes=2), 0.3)])
+    write(other.id, [(now - timedelta(minutes=1), 9.0)], metric="memory_used_gib")
+    write(quiet.id, [(now - timedelta(minutes=30), 0.9)])
+    found = query.latest("vm", [vm.id, other.id, quiet.id], "cpu_util",
+                         now - timedelta(minutes=5))
+    assert found == {vm.id: (now - timedelta(minutes=1), pytest.approx(0.7)),
+                     other.id: (now - timedelta(minutes=2), pytest.approx(0.3))}
+    assert query.latest("vm", [], "cpu_util", now) == {}
+    with pytest.raises(ValueError):
+        query.latest("vm", [vm.id], "pods_pending", now)
+    assert rows() == 5
