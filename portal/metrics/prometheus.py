@@ -16,6 +16,7 @@ reason, so that a page shows "no data" rather than a load of zero.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -181,6 +182,20 @@ def load_overrides(path: str | Path) -> tuple[dict, dict, str | None]:
     return queries, labels, window
 
 
+def _cached_overrides(path: str | Path) -> tuple[dict, dict, str | None]:
+    """load_overrides, read again only when the file changes (each page asks for a source)."""
+    try:
+        stamp = Path(path).stat().st_mtime_ns
+    except OSError as error:
+        raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: {error}") from None
+    return _load_once(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_once(path: str, stamp: int) -> tuple[dict, dict, str | None]:
+    return load_overrides(path)
+
+
 def _timestamp(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -214,8 +229,12 @@ class PrometheusSource:
         labels = dict(DEFAULT_LABELS)
         window = None
         if config.get("PORTAL_PROMETHEUS_QUERIES"):
-            extra_queries, extra_labels, window = load_overrides(
-                config["PORTAL_PROMETHEUS_QUERIES"])
+            try:
+                extra_queries, extra_labels, window = _cached_overrides(
+                    config["PORTAL_PROMETHEUS_QUERIES"])
+            except ValueError as mistake:
+                # Shown where the charts would be, so that the operator sees it.
+                raise SourceUnavailable(str(mistake)) from None
             for kind, metrics in extra_queries.items():
                 queries[kind].update(metrics)
             labels.update(extra_labels)

@@ -193,3 +193,15 @@ def test_the_timeout_defaults_to_three_seconds():
     assert PrometheusSource.from_config({"PORTAL_PROMETHEUS_URL": "http://p:9090/"}).timeout == 3
     assert PrometheusSource.from_config({"PORTAL_PROMETHEUS_URL": "http://p:9090/"}).url == (
         "http://p:9090")
+
+
+def test_a_mistaken_override_file_is_no_data_with_the_mistake(tmp_path, estate):
+    bad = tmp_path / "q.toml"
+    bad.write_text("[queries.vm]\nload = 'x{names}'\n")
+    prom_config = {"PORTAL_PROMETHEUS_URL": "http://127.0.0.1:9",
+                   "PORTAL_PROMETHEUS_QUERIES": str(bad)}
+    with pytest.raises(SourceUnavailable, match="vm has no metric 'load'"):
+        PrometheusSource.from_config(prom_config)
+    # Fixed: read again.
+    bad.write_text("[queries.vm]\ncpu_util = 'x{names}'\n")
+    assert PrometheusSource.from_config(prom_config).queries["vm"]["cpu_util"] == "x{names}"
