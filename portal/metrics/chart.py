@@ -23,8 +23,8 @@ from portal.i18n import _
 Point = tuple[datetime, float]
 
 # The drawing's own coordinates; CSS scales it to the column's width.
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 52, 8, 10, 24
+WIDTH, HEIGHT = 420, 170
+LEFT, RIGHT, TOP, BOTTOM = 56, 10, 10, 24
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 # At most one point per two units of width: more would only thicken the line.
 MAX_POINTS = PLOT_W // 2
@@ -175,7 +175,7 @@ def _f(value: float) -> str:
 
 
 def _time_label(chart: Chart, at: datetime) -> str:
-    short = chart.end - chart.start <= timedelta(days=1)
+    short = chart.end - chart.start < timedelta(days=1)
     return format_datetime(at, "HH:mm" if short else "MM-dd HH:mm")
 
 
@@ -191,9 +191,12 @@ def svg(chart: Chart) -> Markup:
         f'<rect class="chart-frame" x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}"/>',
     ]
     if not chart.has_data:
+        # The reason can be long (a URL, an error): the label and the panel carry it; the
+        # drawing says "No data" where a line would be.
+        shown = _("No data") if chart.reason else no_data_text(chart)
         parts.append(
             f'<text class="chart-no-data" x="{LEFT + PLOT_W / 2:g}" y="{TOP + PLOT_H / 2:g}" '
-            f'text-anchor="middle" dominant-baseline="middle">{escape(no_data_text(chart))}</text>'
+            f'text-anchor="middle" dominant-baseline="middle">{escape(shown)}</text>'
         )
         parts.append("</svg>")
         return Markup("".join(parts))
