@@ -9,13 +9,14 @@ rows for the `<details>` table beside it.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask_babel import format_datetime, format_decimal
+import numpy as np
+from babel.numbers import format_decimal
+from flask_babel import format_datetime, get_locale
 from markupsafe import Markup, escape
 
 from portal.i18n import _
@@ -79,7 +80,8 @@ def summary(chart: Chart) -> Summary | None:
 
 def number(value: float, unit: str) -> str:
     digits = "#,##0" if abs(value) >= 100 or unit in ("%",) else "#,##0.#"
-    text = format_decimal(value, digits)
+    # Babel directly, with the request's locale (looked up once): a chart formats dozens.
+    text = format_decimal(value, digits, locale=get_locale())
     return f"{text} %" if unit == "%" else f"{text} {unit}".strip()
 
 
@@ -108,26 +110,27 @@ def describe(chart: Chart) -> str:
 
 def buckets(chart: Chart, count: int) -> list[tuple[datetime, float, float] | None]:
     """The window cut in ``count`` equal slices: (slice start, mean, max) of the shown values
-    in each, None where nothing was measured (a gap, drawn as a break in the line)."""
+    in each, None where nothing was measured (a gap, drawn as a break in the line). A point
+    exactly at the end belongs to the last slice. (numpy: a month of raw samples is tens
+    of thousands of points.)"""
     span = (chart.end - chart.start).total_seconds() or 1.0
-    sums = [0.0] * count
-    counts = [0] * count
-    peaks = [-math.inf] * count
-    for at, value in chart.points:
-        i = int((at - chart.start).total_seconds() / span * count)
-        if 0 <= i < count:
-            shown = value * chart.scale
-            sums[i] += shown
-            counts[i] += 1
-            peaks[i] = max(peaks[i], shown)
-        elif i == count:  # a point exactly at the end belongs to the last slice
-            shown = value * chart.scale
-            sums[-1] += shown
-            counts[-1] += 1
-            peaks[-1] = max(peaks[-1], shown)
     step = span / count
+    if not chart.points:
+        return [None] * count
+    origin, n = chart.start, len(chart.points)
+    offsets = np.fromiter(((at - origin).total_seconds() for at, _ in chart.points),
+                          dtype=float, count=n)
+    values = np.fromiter((v for _, v in chart.points), dtype=float, count=n) * chart.scale
+    index = np.floor(offsets / span * count).astype(np.int64)
+    index[index == count] = count - 1
+    inside = (index >= 0) & (index < count)
+    index, values = index[inside], values[inside]
+    sums = np.bincount(index, weights=values, minlength=count)
+    counts = np.bincount(index, minlength=count)
+    peaks = np.full(count, -np.inf)
+    np.maximum.at(peaks, index, values)
     return [
-        (chart.start + timedelta(seconds=i * step), sums[i] / counts[i], peaks[i])
+        (chart.start + timedelta(seconds=i * step), float(sums[i] / counts[i]), float(peaks[i]))
         if counts[i] else None
         for i in range(count)
     ]
@@ -154,11 +157,14 @@ def _top(chart: Chart, values: list[float]) -> float:
     return 10 * power
 
 
-def _usual_interval(points: Sequence[Point]) -> float:
+def _usual_interval(chart: Chart) -> float:
     """The median seconds between consecutive points (0 for fewer than two)."""
-    gaps = sorted((b[0] - a[0]).total_seconds()
-                   for a, b in itertools.pairwise(points))
-    return gaps[len(gaps) // 2] if gaps else 0.0
+    if len(chart.points) < 2:
+        return 0.0
+    origin = chart.start
+    offsets = np.fromiter(((at - origin).total_seconds() for at, _ in chart.points),
+                          dtype=float, count=len(chart.points))
+    return float(np.median(np.diff(offsets)))
 
 
 def _x(chart: Chart, at: datetime) -> float:
@@ -228,7 +234,7 @@ def svg(chart: Chart) -> Markup:
     # series' usual intervals; a lone point is a dot.
     step = PLOT_W / MAX_POINTS
     slice_seconds = (chart.end - chart.start).total_seconds() / MAX_POINTS
-    allowed = max(3 * _usual_interval(chart.points), 2 * slice_seconds)
+    allowed = max(3 * _usual_interval(chart), 2 * slice_seconds)
     segments: list[list[tuple[str, str]]] = []
     last = None
     for i, slot in enumerate(slices):

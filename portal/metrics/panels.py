@@ -196,6 +196,10 @@ def _machine_charts(series: dict[str, list], allocation: Allocation, start, end,
 
 
 def _one(object_type: str, object_id: int, metrics: Sequence[str], start, end, step):
+    # The embedded store's own resolution for the range (raw within 48 h, 15-minute
+    # rollups within 30 days) is at most a few thousand points, which the chart thins;
+    # Prometheus computes at the step asked for.
+    step = step if _prometheus_configured() else None
     found = query.series(object_type, [object_id], metrics, start, end, step)
     return {metric: found.get((object_id, metric), []) for metric in metrics}
 
