@@ -158,7 +158,19 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
             worst = max(worst, p95)
             print(f"{name + ' ' + key:34} {status:>6} {p50:8.1f} {p95:8.1f} {counter['n']:>8}",
                   flush=True)
-    print(f"worst p95: {worst:.1f} ms (goal < {GOAL_MS} ms)")
+    # The dashboard's hot spots read the newest sample of every server.
+    timings = []
+    for _ in range(repeat):
+        counter["n"] = 0
+        started = time.perf_counter()
+        response = client.get("/")
+        timings.append((time.perf_counter() - started) * 1000)
+    assert 'id="hot-spots"' in response.get_data(as_text=True)
+    timings.sort()
+    print(f"{'dashboard (hot spots)':34} {response.status_code:>6} "
+          f"{timings[len(timings) // 2]:8.1f} "
+          f"{timings[min(len(timings) - 1, int(len(timings) * 0.95))]:8.1f} {counter['n']:>8}")
+    print(f"worst chart-page p95: {worst:.1f} ms (goal < {GOAL_MS} ms)")
     return worst
 
 
