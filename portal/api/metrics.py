@@ -41,7 +41,7 @@ DEFAULT_RANGE = timedelta(hours=1)
 MAX_RANGE = timedelta(days=366)
 
 
-class SampleIn(Input):
+class MetricSampleIn(Input):
     object_type: ObjectType
     object_id: Id
     ts: str = Field(max_length=64, description=(
@@ -57,7 +57,7 @@ class MetricsIn(Input):
         "The reporting agent's name: recorded as seen (GET /status, the dashboard)."))
     driver: str | None = Field(None, min_length=1, max_length=32, description=(
         "The agent's driver (simulate, libvirt, …), shown with it."))
-    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES, description=(
+    samples: list[MetricSampleIn] = Field(max_length=MAX_SAMPLES, description=(
         f"At most {MAX_SAMPLES:,} samples. One bad sample refuses the whole batch (422, "
         "`errors` keyed `samples.<index>.<field>`), and nothing is written. Two samples "
         "of one object at one time: the later wins, metric by metric."))
@@ -192,7 +192,7 @@ def _readable(object_type: str, object_id: int) -> None:
 
 @api.operation("GET", "/metrics", summary="A measured series", tags=TAGS,
                access=Access("vms"), query=MetricsQuery, response=MetricsOut,
-               errors=(503,))
+               errors=(404, 503))
 def get_metrics(query: MetricsQuery):
     """Points of each metric for one object in [from, to]. A VM or cluster of another
     tenant (for a tenant admin or a tenant-restricted token) is 404, as is a server for

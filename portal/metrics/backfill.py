@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.metrics import store
 from portal.metrics.ingest import parse_ts
 from portal.metrics.targets import targets
-from portal.models import ALL_METRICS, metric_15m, utcnow
+from portal.models import ALL_METRICS, MetricRollup, metric_15m, utcnow
 from portal.provisioning.simulated_load import simulated_samples
 
 RAW_STEP = timedelta(minutes=5)
@@ -64,5 +64,12 @@ def backfill(now: datetime | None = None, days: int = 7, seed: int = 20261204) -
     written += store.write(raw)
     day = store.floor_bucket(now, store.DAY)
     written += store.rollup_range("1d", start, day)
+    # The history is rolled up to here: the controller carries on from this mark.
+    for level, mark in (("15m", end), ("1d", day)):
+        state = db.session.get(MetricRollup, level)
+        if state is None:
+            db.session.add(MetricRollup(level=level, done_until=mark))
+        else:
+            state.done_until = max(state.done_until, mark)
     db.session.commit()
     return written

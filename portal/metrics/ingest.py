@@ -81,6 +81,7 @@ def validate(samples: Sequence[Mapping[str, Any]], now: datetime | None = None
     rows: list[dict] = []
     wanted: dict[str, dict[int, list[int]]] = {t: {} for t in METRIC_OBJECT_TYPES}
     oldest = now - store.RAW_RETENTION
+    times: dict[Any, datetime | str] = {}  # a batch's samples mostly share their time
     for i, sample in enumerate(samples):
         where = f"samples.{i}"
         if not isinstance(sample, Mapping):
@@ -97,10 +98,17 @@ def validate(samples: Sequence[Mapping[str, Any]], now: datetime | None = None
                 or not 1 <= object_id <= 2**31 - 1:
             errors[f"{where}.object_id"] = "Send the object's id (a positive integer)."
             object_id = None
-        try:
-            ts = parse_ts(sample.get("ts"))
-        except ValueError as error:
-            errors[f"{where}.ts"] = str(error)
+        raw_ts = sample.get("ts")
+        ts = times.get(raw_ts) if isinstance(raw_ts, str) else None
+        if ts is None:
+            try:
+                ts = parse_ts(raw_ts)
+            except ValueError as error:
+                ts = str(error)
+            if isinstance(raw_ts, str):
+                times[raw_ts] = ts
+        if isinstance(ts, str):
+            errors[f"{where}.ts"] = ts
             ts = None
         if ts is not None and ts > now + FUTURE:
             errors[f"{where}.ts"] = "More than five minutes in the future: check the " \
@@ -150,6 +158,9 @@ def _by_index(item: tuple[str, str]) -> tuple[int, str]:
 def _existing(object_type: str, ids: list[int]) -> set[int]:
     """Which of ``ids`` exist (VMs and clusters: not deleted), a query per 5,000."""
     model = MODELS[object_type]
+    if db.session.get_bind().dialect.name == "postgresql":
+        return store.ids_present(model.__tablename__, ids, "" if object_type == "baremetal"
+                                 else "AND status != 'deleted'")
     found: set[int] = set()
     for chunk in store._chunks(ids):
         query = select(model.id).where(model.id.in_(chunk))

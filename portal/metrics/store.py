@@ -75,19 +75,64 @@ def write(rows: Sequence[dict]) -> int:
     for row in rows:
         key = (row["object_type"], row["object_id"], row["ts"])
         if key in merged:
-            merged[key].update({k: v for k, v in row.items() if v is not None})
+            merged[key] = merged[key] | {k: v for k, v in row.items() if v is not None}
         else:
-            merged[key] = {name: None for name in ALL_METRICS} | row
+            merged[key] = row
     if not merged:
         return 0
+    if _dialect() == "postgresql":
+        return _write_postgresql(list(merged.values()))
     statement = _insert(metric_raw)
     statement = statement.on_conflict_do_update(
         index_elements=["object_type", "object_id", "ts"],
         set_={name: func.coalesce(statement.excluded[name], metric_raw.c[name])
               for name in ALL_METRICS},
     )
-    db.session.execute(statement, list(merged.values()))
+    db.session.execute(statement, [{name: None for name in ALL_METRICS} | row
+                                   for row in merged.values()])
     return len(merged)
+
+
+_UPSERT_UNNEST = (
+    "INSERT INTO metric_raw (object_type, object_id, ts, {names}) "
+    "SELECT * FROM unnest(CAST(CAST(:object_type AS text) AS varchar[]), "
+    "CAST(CAST(:object_id AS text) AS integer[]), CAST(CAST(:ts AS text) AS timestamp[]), "
+    "{arrays}) "
+    "ON CONFLICT (object_type, object_id, ts) DO UPDATE SET {updates}"
+).format(
+    names=", ".join(ALL_METRICS),
+    arrays=", ".join(f"CAST(CAST(:{m} AS text) AS real[])" for m in ALL_METRICS),
+    updates=", ".join(f"{m} = coalesce(excluded.{m}, metric_raw.{m})" for m in ALL_METRICS),
+)
+
+
+def _write_postgresql(rows: list[dict]) -> int:
+    """One statement whatever the batch's size: each column one array literal, unnested —
+    no per-row parameters to bind, plan or send. The values are validated numbers, ids,
+    object types and datetimes, so the literals need no quoting."""
+    columns = {
+        "object_type": _array(row["object_type"] for row in rows),
+        "object_id": _array(row["object_id"] for row in rows),
+        "ts": _array(f'"{row["ts"].isoformat(" ")}"' for row in rows),
+    }
+    for name in ALL_METRICS:
+        columns[name] = _array(row.get(name) for row in rows)
+    db.session.execute(text(_UPSERT_UNNEST), columns)
+    return len(rows)
+
+
+def _array(values: Iterable[object]) -> str:
+    return "{" + ",".join("NULL" if v is None else repr(v) if isinstance(v, float)
+                          else str(v) for v in values) + "}"
+
+
+def ids_present(table: str, ids: list[int], extra: str = "") -> set[int]:
+    """Which of ``ids`` are in ``table`` (PostgreSQL: one array parameter)."""
+    if _dialect() != "postgresql":
+        raise NotImplementedError
+    return set(db.session.scalars(text(
+        f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS integer[])) {extra}"),
+        {"ids": ids}))
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -137,31 +182,56 @@ def series(object_type: str, ids: Sequence[int], metrics: Sequence[str], start: 
     weighted by the samples they hold), stamped with the bucket's start."""
     level = level_for(start, end, step)
     table = TABLES[level]
-    columns = [table.c[m] for m in metrics]
-    weight = table.c.samples if level != "raw" else None
-    out: dict[tuple[int, str], list[tuple[datetime, float]]] = {}
-    for chunk in _chunks(ids):
-        query = (
-            select(table.c.object_id, table.c.ts, *columns,
-                   *((weight,) if weight is not None else ()))
-            .where(table.c.object_type == object_type, table.c.object_id.in_(chunk),
-                   table.c.ts >= start, table.c.ts <= end)
-            .order_by(table.c.object_id, table.c.ts)
-        )
-        for row in db.session.execute(query):
-            object_id, ts = row[0], row[1]
-            count = row[2 + len(metrics)] if weight is not None else 1
-            for i, metric in enumerate(metrics):
-                value = row[2 + i]
-                if value is not None:
-                    out.setdefault((object_id, metric), []).append((ts, float(value), count))
+    # The buckets not rolled up yet (the controller rolls each once it is complete; none
+    # may run, as under `make run`) are computed from the raw samples on the fly.
+    tail = _not_rolled_up(end) if level == "15m" else None
+    table_end = end if tail is None or tail > end else tail
+    out: dict[tuple[int, str], list[tuple[datetime, float, int]]] = {}
+    _read(out, table, level != "raw", object_type, ids, metrics, start, table_end,
+          inclusive=table_end is end)
+    if tail is not None and tail <= end:
+        recent: dict[tuple[int, str], list[tuple[datetime, float, int]]] = {}
+        _read(recent, metric_raw, False, object_type, ids, metrics, max(start, tail), end)
+        for key, points in recent.items():
+            out.setdefault(key, []).extend(
+                _buckets(points, int(BUCKET.total_seconds()), floor_bucket(tail)))
     if step is None or step <= RESOLUTION[level]:
         return {key: [(ts, value) for ts, value, _ in points] for key, points in out.items()}
     return {key: _average(points, step, start) for key, points in out.items()}
 
 
-def _average(points: list[tuple[datetime, float, int]], step: int,
-             origin: datetime) -> list[tuple[datetime, float]]:
+def _not_rolled_up(end: datetime) -> datetime | None:
+    """Where the 15-minute rollups stop: their mark, or (never rolled up) the raw
+    retention's start; None when they are up to date."""
+    state = db.session.get(MetricRollup, "15m")
+    done = state.done_until if state is not None else floor_bucket(end - RAW_RETENTION)
+    return None if done >= floor_bucket(end) else done
+
+
+def _read(out: dict, table: Table, weighted: bool, object_type: str, ids: Sequence[int],
+          metrics: Sequence[str], start: datetime, end: datetime,
+          inclusive: bool = True) -> None:
+    columns = [table.c[m] for m in metrics]
+    for chunk in _chunks(ids):
+        query = (
+            select(table.c.object_id, table.c.ts, *columns,
+                   *((table.c.samples,) if weighted else ()))
+            .where(table.c.object_type == object_type, table.c.object_id.in_(chunk),
+                   table.c.ts >= start, table.c.ts <= end if inclusive else table.c.ts < end)
+            .order_by(table.c.object_id, table.c.ts)
+        )
+        for row in db.session.execute(query):
+            object_id, ts = row[0], row[1]
+            count = row[2 + len(metrics)] if weighted else 1
+            for i, metric in enumerate(metrics):
+                value = row[2 + i]
+                if value is not None:
+                    out.setdefault((object_id, metric), []).append((ts, float(value), count))
+
+
+def _buckets(points: list[tuple[datetime, float, int]], step: int,
+             origin: datetime) -> list[tuple[datetime, float, int]]:
+    """(bucket start, weighted mean, weight) per ``step``-second bucket from ``origin``."""
     size = timedelta(seconds=step)
     buckets: dict[datetime, list[float]] = {}
     for ts, value, count in points:
@@ -169,8 +239,13 @@ def _average(points: list[tuple[datetime, float, int]], step: int,
         total = buckets.setdefault(bucket, [0.0, 0.0])
         total[0] += value * count
         total[1] += count
-    return [(bucket, total[0] / total[1]) for bucket, total in sorted(buckets.items())
-            if total[1]]
+    return [(bucket, total[0] / total[1], int(total[1]))
+            for bucket, total in sorted(buckets.items()) if total[1]]
+
+
+def _average(points: list[tuple[datetime, float, int]], step: int,
+             origin: datetime) -> list[tuple[datetime, float]]:
+    return [(bucket, mean) for bucket, mean, _ in _buckets(points, step, origin)]
 
 
 # ---- rollups and retention ----------------------------------------------------------------

@@ -398,6 +398,7 @@ def heartbeat(job_id: int, agent: str, lease_seconds: int = DEFAULT_LEASE_SECOND
     if result.rowcount != 1:
         db.session.rollback()
         raise JobError(_not_yours(job_id, agent))
+    presence.touch(agent)
     db.session.commit()
     return lease
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.metrics import query, store
-from portal.models import metric_1d, metric_15m, metric_raw, utcnow
+from portal.models import MetricRollup, metric_1d, metric_15m, metric_raw, utcnow
 from tests import factories as f
 from tests.metrics.conftest import rows
 
@@ -125,6 +125,7 @@ def test_retention_prunes_raw_after_48_h_rollups_after_30_days_daily_after_a_yea
 
 def test_series_reads_raw_then_rollups_then_daily_by_range(vm):
     now = store.floor_bucket(utcnow())
+    db.session.add(MetricRollup(level="15m", done_until=now))  # rolled up to now
     write(vm.id, [(now - timedelta(minutes=m), 0.5 + m / 1000) for m in (1, 2, 3, 61)])
     key = {"object_type": "vm", "object_id": vm.id, "samples": 15}
     db.session.execute(metric_15m.insert(), [
@@ -181,3 +182,25 @@ def test_latest_is_each_objects_newest_sample_since(vm, any_app):
     with pytest.raises(ValueError):
         query.latest("vm", [vm.id], "pods_pending", now)
     assert rows() == 5
+
+
+def test_buckets_not_rolled_up_yet_come_from_the_raw_samples(vm):
+    now = store.floor_bucket(utcnow())
+    mark = now - timedelta(hours=1)
+    db.session.add(MetricRollup(level="15m", done_until=mark))
+    key = {"object_type": "vm", "object_id": vm.id, "samples": 15}
+    db.session.execute(metric_15m.insert(), [
+        {**key, "ts": mark - timedelta(minutes=15), "cpu_util": 0.3},
+        {**key, "ts": mark, "cpu_util": 0.99}])  # past the mark: not trusted, raw rules
+    db.session.commit()
+    write(vm.id, [(mark + timedelta(minutes=m), v)
+                  for m, v in ((1, 0.2), (2, 0.4), (20, 0.8), (50, 0.6), (52, 0.8))])
+    week = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(days=7), now)
+    assert week[(vm.id, "cpu_util")] == [
+        (mark - timedelta(minutes=15), pytest.approx(0.3)), (mark, pytest.approx(0.3)),
+        (mark + timedelta(minutes=15), pytest.approx(0.8)),
+        (mark + timedelta(minutes=45), pytest.approx(0.7))]
+    # Once the controller rolled them up, the rollups are read.
+    store.rollup(now + timedelta(seconds=30))
+    again = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(days=7), now)
+    assert [v for _, v in again[(vm.id, "cpu_util")]] == pytest.approx([0.3, 0.3, 0.8, 0.7])
