@@ -21,6 +21,9 @@ servers. Then:
   page's own p95 is measured by the pages bench).
 
 ``--quick``: 500 servers, 1 and 2 clients for 6 s, 7 days of rollups.
+
+``--pages [--size L] [--days 30] [--raw-interval 60] [--repeat 20]``: instead, the chart
+pages' p95 on dataset L with 30 days of history (bench/metrics_pages.py).
 """
 
 from __future__ import annotations
@@ -223,6 +226,12 @@ def series_latency(url: str, ids: list[int], repeats: int) -> list[float]:
 
 
 def main() -> None:
+    if "--pages" in sys.argv[1:]:
+        from bench import metrics_pages
+
+        sys.argv.remove("--pages")
+        metrics_pages.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=10_000)
