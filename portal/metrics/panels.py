@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from markupsafe import Markup
-from sqlalchemy import Integer, and_, cast, func, literal_column, select
+from sqlalchemy import Integer, and_, case, cast, func, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.extensions import db
@@ -88,28 +88,57 @@ def step_for(span: timedelta) -> int:
 # ---- measured series ------------------------------------------------------------------------
 
 
+# Above this span a group's or rack's chart reads the 15-minute rollups (plus the raw
+# samples not rolled up yet): a day of raw samples of 250 servers is 360,000 rows, of
+# rollups 24,000.
+AGGREGATE_RAW_SPAN = timedelta(hours=6)
+
+
 def _aggregate_embedded(condition, start: datetime, end: datetime, step: int
                         ) -> dict[str, list[tuple[datetime, float]]]:
     """Servers matching ``condition`` summed (memory, storage) or averaged (CPU) per
     step-long bucket, in one statement over the store: each server's mean in the bucket
-    first, then across the servers."""
+    first (rollups weighted by the samples they hold), then across the servers."""
     from portal.metrics import store
+    from portal.models import MetricRollup
 
-    level = store.level_for(start, end, step)
-    table = store.TABLES[level]
+    level = "raw" if end - start <= AGGREGATE_RAW_SPAN else store.level_for(start, end, 900)
+    step = max(step, store.RESOLUTION[level])
+    servers = select(Baremetal.id).where(condition)
+    parts = []
+    tail = None
+    if level != "raw":
+        # The buckets the controller has not rolled up yet come from the raw samples.
+        mark = db.session.get(MetricRollup, "15m")
+        tail = mark.done_until if mark is not None else store.floor_bucket(
+            end - store.RAW_RETENTION)
+    sources = [(store.TABLES[level], start, tail)] if level != "raw" else []
+    if level == "raw" or (tail is not None and tail < end):
+        sources.append((store.metric_raw, max(start, tail) if tail else start, None))
+    for table, since, until in sources:
+        weight = table.c.samples if "samples" in table.c else literal_column("1")
+        where = [table.c.object_type == "baremetal", table.c.object_id.in_(servers),
+                 table.c.ts >= since, table.c.ts <= end]
+        if until is not None:
+            where.append(table.c.ts < until)
+        parts.append(select(table.c.object_id.label("object_id"), table.c.ts.label("ts"),
+                            *(table.c[m].label(m) for m in MACHINE),
+                            weight.label("weight")).where(*where))
+    rows_in = parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])
+    rows_in = rows_in.subquery()
     origin = int((start - datetime(1970, 1, 1)).total_seconds())
     if db.session.get_bind().dialect.name == "postgresql":
-        bucket = func.floor((func.extract("epoch", table.c.ts) - origin) / step)
+        bucket = func.floor((func.extract("epoch", rows_in.c.ts) - origin) / step)
     else:  # SQLite may lack floor(); the offset is never negative, so truncating is flooring
-        bucket = cast((cast(func.strftime("%s", table.c.ts), Integer) - origin) / step, Integer)
-    bucket = bucket.label("bucket")
+        bucket = cast((cast(func.strftime("%s", rows_in.c.ts), Integer) - origin) / step,
+                      Integer)
+    w = rows_in.c.weight
     per_server = (
-        select(table.c.object_id, bucket,
-               *(func.avg(table.c[m]).label(m) for m in MACHINE))
-        .where(table.c.object_type == "baremetal",
-               table.c.object_id.in_(select(Baremetal.id).where(condition)),
-               table.c.ts >= start, table.c.ts <= end)
-        .group_by(table.c.object_id, literal_column("bucket"))
+        select(rows_in.c.object_id, bucket.label("bucket"),
+               *((func.sum(rows_in.c[m] * w)
+                  / func.sum(case((rows_in.c[m].is_not(None), w)))).label(m)
+                 for m in MACHINE))
+        .group_by(rows_in.c.object_id, literal_column("bucket"))
     ).subquery()
     rows = db.session.execute(
         select(per_server.c.bucket, func.avg(per_server.c.cpu_util),
