@@ -210,3 +210,26 @@ def test_a_tenant_admin_sees_the_charts_of_their_vm_and_cluster_but_not_the_grou
     response = client.get(f"/groups/{estate['group']}")
     assert response.status_code == 200
     assert 'id="utilisation"' not in text(response)
+
+
+def test_group_charts_beyond_six_hours_read_rollups_and_the_raw_tail(ops, estate):
+    """7 days: the 15-minute rollups up to the controller's mark, raw samples after it."""
+    from portal.models import MetricRollup, metric_raw
+
+    now = utcnow()
+    mark = store.floor_bucket(now - timedelta(minutes=30))
+    store.rollup_range("15m", store.floor_bucket(now - timedelta(hours=3)), mark)
+    db.session.add(MetricRollup(level="15m", done_until=mark))
+    # Raw samples before the mark are gone (as if pruned): only the rollups hold them.
+    db.session.execute(metric_raw.delete().where(metric_raw.c.ts < mark))
+    # After the mark, the servers ran hotter: raw only.
+    store.write([s for sid in (estate["hot"], estate["cool"])
+                 for s in samples("baremetal", sid, 25, cpu_util=1.0)])
+    db.session.commit()
+    html = text(ops.get(f"/groups/{estate['group']}?range=7d"))
+    label = labels(html)["cpu_util"]
+    # Latest from raw (100 %), the mean between it and the rolled-up 60 %.
+    assert label.startswith("CPU: latest 100 %, mean "), label
+    mean = float(re.search(r"mean (\d+) %", label).group(1))
+    assert 60 < mean < 100
+    assert "maximum 100 %" in label
