@@ -205,3 +205,27 @@ def test_a_mistaken_override_file_is_no_data_with_the_mistake(tmp_path, estate):
     # Fixed: read again.
     bad.write_text("[queries.vm]\ncpu_util = 'x{names}'\n")
     assert PrometheusSource.from_config(prom_config).queries["vm"]["cpu_util"] == "x{names}"
+
+
+def test_the_dashboard_reads_its_hot_spots_from_prometheus(prometheus_url, estate, app,
+                                                          tmp_path):
+    from tests.baremetals.pages import client_for, text
+    from tests.metrics.test_dashboard import names, section
+
+    ops = client_for(app, "ops-prom", operator=True)
+    overrides = tmp_path / "queries.toml"
+    overrides.write_text(f'rate_window = "{WINDOW}"\n')
+    app.config.update(PORTAL_PROMETHEUS_URL=prometheus_url,
+                      PORTAL_PROMETHEUS_QUERIES=str(overrides))
+    try:
+        html = text(ops.get("/"))
+    finally:
+        app.config.update(PORTAL_PROMETHEUS_URL=None, PORTAL_PROMETHEUS_QUERIES=None)
+    # pm-hot uses 48 GiB where its VM was given 8; pm-cold.example 8 where nothing was.
+    over = section(html, "over-allocated")
+    assert names(over) == ["pm-hot", "pm-cold.example"]
+    assert "48 of 8 GiB" in over
+    # 75 % is not above 85 %.
+    assert names(section(html, "hot-servers")) == []
+    pending = section(html, "pending-clusters")
+    assert names(pending) == ["k8s-prod"] and "2 pending" in pending
