@@ -3,8 +3,9 @@
 what the portal allocated, as charts (portal.metrics.chart) over a chosen range.
 
 Views call ``utilisation_panel(kind, obj, request.args.get("range"))`` and the page includes
-``templates/metrics/_chart.html``. A constant number of statements whatever the size of the
-estate: one for the allocation, one for the series.
+``templates/metrics/_chart.html`` (``page_panel`` does both for the page being requested).
+A constant number of statements whatever the size of the estate: one for the allocation,
+one or two for the series.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from portal.metrics.query import SourceUnavailable
 from portal.models import HOLDING_STATUSES, Baremetal, VirtualMachine
 from portal.models.base import utcnow
 
-# key -> (span, label); the first is the default.
+# ?range= key -> (span, link label), in the order the links are offered.
 RANGES: dict[str, tuple[timedelta, object]] = {
-    "24h": (timedelta(hours=24), _l("24 hours")),
     "1h": (timedelta(hours=1), _l("1 hour")),
+    "24h": (timedelta(hours=24), _l("24 hours")),
     "7d": (timedelta(days=7), _l("7 days")),
     "30d": (timedelta(days=30), _l("30 days")),
 }
-RANGE_ORDER = ("1h", "24h", "7d", "30d")
 DEFAULT_RANGE = "24h"
 MACHINE = ("cpu_util", "memory_used_gib", "storage_used_gib")
 CLUSTER = ("nodes_ready", "pods_pending", "cpu_requested", "memory_requested_gib")
@@ -271,7 +271,7 @@ def utilisation_panel(kind: str, obj, range_key: str | None = None,
         raise ValueError(f"unknown utilisation panel {kind!r}")
     return Panel(
         kind=kind, range=key,
-        ranges=[RangeLink(k, str(RANGES[k][1]), k == key) for k in RANGE_ORDER],
+        ranges=[RangeLink(k, str(RANGES[k][1]), k == key) for k in RANGES],
         charts=[PanelChart(c, charts.svg(c), charts.table_rows(c), c.allocated is not None,
                            c.capacity is not None) for c in built],
         reason=reason, aggregate=kind in ("group", "rack"),
