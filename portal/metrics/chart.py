@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from babel.numbers import format_decimal
+from babel.numbers import format_compact_decimal, format_decimal
 from flask_babel import format_datetime, get_locale
 from markupsafe import Markup, escape
 
@@ -25,7 +25,7 @@ Point = tuple[datetime, float]
 
 # The drawing's own coordinates; CSS scales it to the column's width.
 WIDTH, HEIGHT = 420, 170
-LEFT, RIGHT, TOP, BOTTOM = 56, 10, 10, 24
+LEFT, RIGHT, TOP, BOTTOM = 62, 10, 10, 24
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 # At most one point per two units of width: more would only thicken the line.
 MAX_POINTS = PLOT_W // 2
@@ -83,6 +83,14 @@ def number(value: float, unit: str) -> str:
     # Babel directly, with the request's locale (looked up once): a chart formats dozens.
     text = format_decimal(value, digits, locale=get_locale())
     return f"{text} %" if unit == "%" else f"{text} {unit}".strip()
+
+
+def axis_number(value: float, unit: str) -> str:
+    """An axis label: compact from 10,000 on ("30K GiB", "3萬 GiB"), to fit the margin."""
+    if abs(value) < 10_000:
+        return number(value, unit)
+    text = format_compact_decimal(value, locale=get_locale(), fraction_digits=1)
+    return f"{text} {unit}".strip()
 
 
 def no_data_text(chart: Chart) -> str:
@@ -149,9 +157,9 @@ def _top(chart: Chart, values: list[float]) -> float:
         top = max(top, 100.0)
     if top <= 0:
         return 1.0
-    # A round number just above the largest value: 1, 2, 2.5 or 5 times a power of ten.
+    # A round number just above the largest value: 1 to 8 times a power of ten.
     power = 10 ** math.floor(math.log10(top))
-    for factor in (1, 2, 2.5, 5, 10):
+    for factor in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if top <= factor * power + 1e-9:
             return factor * power
     return 10 * power
@@ -215,7 +223,7 @@ def svg(chart: Chart) -> Markup:
         parts.append(f'<line class="chart-grid" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
                      f'y1="{_f(y)}" y2="{_f(y)}"/>')
         parts.append(f'<text class="chart-axis" x="{LEFT - 4}" y="{_f(y)}" text-anchor="end" '
-                     f'dominant-baseline="middle">{escape(number(top * fraction, chart.unit))}'
+                     f'dominant-baseline="middle">{escape(axis_number(top * fraction, chart.unit))}'
                      "</text>")
     for at, anchor in ((chart.start, "start"), (chart.end, "end")):
         parts.append(f'<text class="chart-axis" x="{_f(_x(chart, at))}" y="{HEIGHT - 6}" '

@@ -60,8 +60,9 @@ def test_the_allocated_and_capacity_lines_are_drawn_at_their_values():
     allocated = re.search(r'class="chart-allocated"[^>]*y1="([\d.]+)"', svg)
     capacity = re.search(r'class="chart-capacity"[^>]*y1="([\d.]+)"', svg)
     assert allocated and capacity
-    # The axis runs to the capacity (a round 128 → 200? no: the smallest round top ≥ 128).
+    # The axis runs to a round number at or above the capacity (150 for 128).
     top = charts._top(chart, [40.0])
+    assert top == 150
     bottom = charts.TOP + charts.PLOT_H
     assert float(capacity.group(1)) == pytest.approx(bottom - 128 / top * charts.PLOT_H, abs=0.1)
     assert float(allocated.group(1)) == pytest.approx(bottom - 64 / top * charts.PLOT_H, abs=0.1)
@@ -120,3 +121,10 @@ def test_labels_follow_the_language(app):
     with app.test_request_context("/", headers={"Accept-Language": "zh-TW"}):
         svg = str(charts.svg(cpu_chart([])))
     assert "No data: nothing was reported" not in svg
+
+
+def test_large_axis_values_are_compact():
+    chart = charts.Chart("memory_used_gib", "Memory", "GiB", START, END,
+                         points=[(START + timedelta(hours=1), 12_000.0)], capacity=26_880.0)
+    svg = str(charts.svg(chart))
+    assert ">30K GiB<" in svg and ">15K GiB<" in svg
