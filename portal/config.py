@@ -76,6 +76,10 @@ class Config:
     PORTAL_PROMETHEUS_URL = os.environ.get("PORTAL_PROMETHEUS_URL", "").strip() or None
     PORTAL_PROMETHEUS_TIMEOUT = float(os.environ.get("PORTAL_PROMETHEUS_TIMEOUT") or 3)
     PORTAL_PROMETHEUS_QUERIES = os.environ.get("PORTAL_PROMETHEUS_QUERIES", "").strip() or None
+    # A hypervisor's own memory, beyond what its VMs were allocated: the dashboard lists a
+    # server whose measured memory use exceeds its allocation by more than this.
+    PORTAL_HOST_RESERVED_MEMORY_GIB = float(os.environ.get("PORTAL_HOST_RESERVED_MEMORY_GIB")
+                                            or 8)
     WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -91,7 +92,9 @@ class HotList:
 @dataclass(frozen=True)
 class HotSpots:
     hot_servers: HotList  # (server, cpu_util 0–1), hottest first
-    over_allocated: HotList  # (server, memory used GiB, memory allocated GiB), most over first
+    # (server, memory used GiB, memory allocated GiB), most over first: use beyond what the
+    # VMs were given and the host's own reserve (PORTAL_HOST_RESERVED_MEMORY_GIB)
+    over_allocated: HotList
     pending_clusters: HotList  # (cluster, pods pending), most first
     stale_agents: HotList  # Agent, longest silent first
     reason: str | None  # the metrics source did not answer: no data, not "all is well"
@@ -108,9 +111,10 @@ def _top(pairs: list[tuple[int, tuple]], model, options=()) -> HotList:
 
 def hot_spots(staff: bool, now: datetime | None = None) -> HotSpots:
     """What needs a look: servers above HOT_CPU measured CPU, servers using more memory
-    than their VMs were allocated, clusters with pods pending, agents gone silent (staff
-    only, but clusters: those the user may read). A bounded number of statements: the ids,
-    the newest measurements of all of them, and the TOP objects of each list."""
+    than their VMs were allocated (beyond the host's reserve), clusters with pods pending,
+    agents gone silent (staff only, but clusters: those the user may read). A bounded
+    number of statements: the ids, the newest measurements of all of them, and the TOP
+    objects of each list."""
     now = now or utcnow()
     since = now - FRESH
     reason = None
@@ -123,8 +127,9 @@ def hot_spots(staff: bool, now: datetime | None = None) -> HotSpots:
             memory = metrics.latest("baremetal", list(servers), "memory_used_gib", since)
             hot = _top(sorted(((i, (v,)) for i, (_at, v) in cpu.items() if v > HOT_CPU),
                               key=lambda p: (-p[1][0], p[0])), Baremetal)
+            reserve = current_app.config["PORTAL_HOST_RESERVED_MEMORY_GIB"]
             over = _top(sorted(((i, (v, servers[i])) for i, (_at, v) in memory.items()
-                                if v > servers[i]),
+                                if v > servers[i] + reserve),
                                key=lambda p: (p[1][1] - p[1][0], p[0])), Baremetal)
         condition = visible(K8sCluster)
         clusters = select(K8sCluster.id).where(K8sCluster.status != "deleted")

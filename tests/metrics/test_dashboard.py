@@ -36,10 +36,11 @@ def estate(app):
     other = f.cluster(f.tenant(name="other-h"), g, name="k8s-other")
     db.session.flush()
     store.write([
-        sample("baremetal", hottest.id, cpu_util=0.97, memory_used_gib=0),
+        # Nothing allocated, the host's own 8 GiB reserve used: not over.
+        sample("baremetal", hottest.id, cpu_util=0.97, memory_used_gib=8),
         sample("baremetal", hot.id, cpu_util=0.9, memory_used_gib=0),
-        # Uses 40 GiB where its VMs were given 32.
-        sample("baremetal", calm.id, cpu_util=0.5, memory_used_gib=40),
+        # Uses 48 GiB where its VMs were given 32 (and the host keeps 8 for itself).
+        sample("baremetal", calm.id, cpu_util=0.5, memory_used_gib=48),
         # Hot an hour ago: not now.
         sample("baremetal", stale.id, minutes_ago=60, cpu_util=0.99),
         sample("cluster", busy.id, pods_pending=4),
@@ -73,7 +74,7 @@ def test_the_dashboard_lists_hot_spots_linked_to_their_objects(ops, estate):
     assert f'href="/servers/{estate["hottest"]}"' in hot and "97 %" in hot
     over = section(html, "over-allocated")
     assert names(over) == ["srv-calm"]
-    assert "40 of 32 GiB" in over
+    assert "48 of 32 GiB" in over
     pending = section(html, "pending-clusters")
     assert names(pending) == ["k8s-busy", "k8s-other"]
     assert f'href="/clusters/{estate["busy"]}"' in pending and "4 pending" in pending
