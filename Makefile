@@ -46,9 +46,12 @@ test: system $(VENV)/.installed-test translations
 ##                                test hypervisor (test:///default) from libvirt0
 ##   pgbouncer                    the deployment topology test runs the portal behind
 ##                                PgBouncer in transaction mode (tests/deploy)
+##   prometheus                   the Prometheus metrics source is tested against a real
+##                                server the tests start on their own port (tests/metrics)
 SYSTEM_PACKAGES := chromium fonts-wqy-zenhei
 SYSTEM_PACKAGES += libvirt-dev pkg-config
 SYSTEM_PACKAGES += pgbouncer
+SYSTEM_PACKAGES += prometheus
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

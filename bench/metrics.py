@@ -22,6 +22,9 @@ servers. Then:
 
 ``--quick``: 500 servers, 1 and 2 clients for 6 s, 7 days of rollups.
 
+``--pages [--size L] [--days 30] [--raw-interval 60] [--repeat 20]``: instead, the chart
+pages' p95 on dataset L with 30 days of history (bench/metrics_pages.py).
+
 Measured 2026-12-04 on the shared 2-core machine (load average 13 from other work), the
 defaults: 5,119 samples/s from 1 client, 7,562/s from 4 (batch p95 0.5 s / 1.3 s);
 126 MB per million raw samples; 165 bytes per 15-minute bucket; series() of one server's
@@ -229,6 +232,12 @@ def series_latency(url: str, ids: list[int], repeats: int) -> list[float]:
 
 
 def main() -> None:
+    if "--pages" in sys.argv[1:]:
+        from bench import metrics_pages
+
+        sys.argv.remove("--pages")
+        metrics_pages.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=10_000)

@@ -70,6 +70,16 @@ class Config:
     PORTAL_TRUSTED_PROXIES = _int_setting("PORTAL_TRUSTED_PROXIES", 0)
     # Set: /metrics answers only to "Authorization: Bearer <this value>".
     PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN") or None
+    # Set: measured utilisation is read from this Prometheus (portal/metrics/prometheus.py,
+    # docs/metrics.md) instead of the portal's own store; each query may take TIMEOUT
+    # seconds; QUERIES names a TOML or JSON file overriding the PromQL templates and labels.
+    PORTAL_PROMETHEUS_URL = os.environ.get("PORTAL_PROMETHEUS_URL", "").strip() or None
+    PORTAL_PROMETHEUS_TIMEOUT = float(os.environ.get("PORTAL_PROMETHEUS_TIMEOUT") or 3)
+    PORTAL_PROMETHEUS_QUERIES = os.environ.get("PORTAL_PROMETHEUS_QUERIES", "").strip() or None
+    # A hypervisor's own memory, beyond what its VMs were allocated: the dashboard lists a
+    # server whose measured memory use exceeds its allocation by more than this.
+    PORTAL_HOST_RESERVED_MEMORY_GIB = float(os.environ.get("PORTAL_HOST_RESERVED_MEMORY_GIB")
+                                            or 8)
     WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True

@@ -17,6 +17,7 @@ from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation, service
 from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
 from portal.extensions import db
+from portal.metrics.panels import page_panel
 from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
 from portal.web.forms import options, show_errors
@@ -99,6 +100,7 @@ def _detail_page(server: Baremetal, status_form=None, move_form=None, code=200):
         events=history("baremetal", server.id), status_form=status_form, move_form=move_form,
         can_status=service.may_change_status(current_user, server),
         migrations=evacuation.progress("baremetal", server.id),
+        utilisation=page_panel("baremetal", server),
     ), code
 
 

@@ -16,6 +16,7 @@ from portal.clusters import kubeconfig as kubeconfigs
 from portal.clusters import service
 from portal.clusters.forms import ClusterForm
 from portal.extensions import db
+from portal.metrics.panels import page_panel
 from portal.models import (
     CLUSTER_STATUSES,
     BaremetalGroup,
@@ -234,6 +235,7 @@ def detail(cluster_id: int):
         spread_choices=ANTI_AFFINITY_CHOICES,
         kubeconfig=kubeconfigs.may_download(cluster, current_user)
         and kubeconfigs.exists(cluster.id),
+        utilisation=page_panel("cluster", cluster),
     )
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from portal.auth.access import visible
 from portal.extensions import db
+from portal.i18n import _
+from portal.metrics import query as metrics
+from portal.metrics.presence import Agent
 from portal.models import (
     AuditEvent,
     Baremetal,
@@ -16,6 +23,7 @@ from portal.models import (
     ProvisionJob,
     VirtualMachine,
 )
+from portal.models.base import utcnow
 from portal.tenants.quotas import quota_usages
 
 
@@ -62,3 +70,78 @@ def estate_summary(tenant_ids=None, operator: bool = True) -> dict:
         ).all()
         summary["quotas"] = quota_usages(list(quotas))
     return summary
+
+
+# ---- Hot spots (SPEC 8.4) -------------------------------------------------------------------
+
+HOT_CPU = 0.85  # measured CPU above this is a hot server
+# A measurement older than this is not "now": the server is not listed on it.
+FRESH = timedelta(minutes=15)
+# Each list shows the worst few and counts the rest.
+TOP = 10
+
+
+@dataclass(frozen=True)
+class HotList:
+    """The worst ``rows`` of one kind of hot spot (at most TOP) and how many there are."""
+
+    rows: list = field(default_factory=list)
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class HotSpots:
+    hot_servers: HotList  # (server, cpu_util 0–1), hottest first
+    # (server, memory used GiB, memory allocated GiB), most over first: use beyond what the
+    # VMs were given and the host's own reserve (PORTAL_HOST_RESERVED_MEMORY_GIB)
+    over_allocated: HotList
+    pending_clusters: HotList  # (cluster, pods pending), most first
+    stale_agents: HotList  # Agent, longest silent first
+    reason: str | None  # the metrics source did not answer: no data, not "all is well"
+
+
+def _top(pairs: list[tuple[int, tuple]], model, options=()) -> HotList:
+    """Load the objects of the first TOP (id, figures) pairs in one statement."""
+    shown = pairs[:TOP]
+    objects = {o.id: o for o in db.session.scalars(
+        select(model).options(*options).where(model.id.in_([i for i, _ in shown])))
+    } if shown else {}
+    return HotList([(objects[i], *figures) for i, figures in shown if i in objects], len(pairs))
+
+
+def hot_spots(staff: bool, now: datetime | None = None) -> HotSpots:
+    """What needs a look: servers above HOT_CPU measured CPU, servers using more memory
+    than their VMs were allocated (beyond the host's reserve), clusters with pods pending,
+    agents gone silent (staff only, but clusters: those the user may read). A bounded
+    number of statements: the ids, the newest measurements of all of them, and the TOP
+    objects of each list."""
+    now = now or utcnow()
+    since = now - FRESH
+    reason = None
+    hot = over = pending = HotList()
+    try:
+        if staff:
+            servers = dict(db.session.execute(select(
+                Baremetal.id, Baremetal.total_memory - Baremetal.available_memory)).all())
+            cpu = metrics.latest("baremetal", list(servers), "cpu_util", since)
+            memory = metrics.latest("baremetal", list(servers), "memory_used_gib", since)
+            hot = _top(sorted(((i, (v,)) for i, (_at, v) in cpu.items() if v > HOT_CPU),
+                              key=lambda p: (-p[1][0], p[0])), Baremetal)
+            reserve = current_app.config["PORTAL_HOST_RESERVED_MEMORY_GIB"]
+            over = _top(sorted(((i, (v, servers[i])) for i, (_at, v) in memory.items()
+                                if v > servers[i] + reserve),
+                               key=lambda p: (p[1][1] - p[1][0], p[0])), Baremetal)
+        condition = visible(K8sCluster)
+        clusters = select(K8sCluster.id).where(K8sCluster.status != "deleted")
+        if condition is not None:
+            clusters = clusters.where(condition)
+        pods = metrics.latest("cluster", list(db.session.scalars(clusters)), "pods_pending",
+                              since)
+        pending = _top(sorted(((i, (int(v),)) for i, (_at, v) in pods.items() if v > 0),
+                              key=lambda p: (-p[1][0], p[0])), K8sCluster,
+                       (joinedload(K8sCluster.tenant),))
+    except metrics.SourceUnavailable as unavailable:
+        reason = str(unavailable) or _("the metrics source did not answer")
+    stale: list[Agent] = sorted(metrics.stale_agents(now), key=lambda a: a.last_seen) \
+        if staff else []
+    return HotSpots(hot, over, pending, HotList(stale[:TOP], len(stale)), reason)

@@ -7,6 +7,7 @@ from portal.auth.access import STAFF, can, get_or_404, requires, roles_of, tenan
 from portal.extensions import db
 from portal.groups import service
 from portal.groups.forms import GroupForm
+from portal.metrics.panels import page_panel
 from portal.models import BaremetalGroup, BaremetalGroupTenantQuota
 from portal.tenants import quotas
 from portal.tenants.forms import GroupQuotaForm
@@ -103,7 +104,8 @@ def _detail_page(group: BaremetalGroup, add_form: GroupQuotaForm, status: int = 
     return render_template(
         "groups/detail.html", group=group, add_form=add_form, staff=staff,
         editable=can("tenants", "write"), can_edit_group=can("groups", "write"),
-        server_url=lambda server_id: detail_url("baremetals.detail", server_id), **detail,
+        server_url=lambda server_id: detail_url("baremetals.detail", server_id),
+        utilisation=page_panel("group", group) if staff else None, **detail,
     ), status
 
 

@@ -7,6 +7,7 @@ from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation
 from portal.baremetals import routes as server_pages
 from portal.extensions import db
+from portal.metrics.panels import page_panel
 from portal.models import Rack
 from portal.racks import service
 from portal.racks.forms import RackForm
@@ -65,7 +66,8 @@ def detail(rack_id: int):
     rack = get_or_404(Rack, rack_id)
     return render_template("racks/detail.html", rack=rack, view=service.rack_overview(rack),
                            events=history("rack", rack.id),
-                           migrations=evacuation.progress("rack", rack.id))
+                           migrations=evacuation.progress("rack", rack.id),
+                           utilisation=page_panel("rack", rack))
 
 
 @bp.route("/<int:rack_id>/drain", methods=["GET", "POST"])

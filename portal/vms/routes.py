@@ -10,6 +10,7 @@ from portal.auth.access import (
     visible_only,
     visible_or_404,
 )
+from portal.metrics.panels import page_panel
 from portal.models import VM_ROLES, VM_STATUSES, Baremetal, Tenant, VirtualMachine
 from portal.models import VirtualMachineSpecification as Flavor
 from portal.provisioning.jobs import JobError
@@ -171,6 +172,7 @@ def detail(vm_id: int):
     return render(
         "vms/detail.html", "status", vm=vm, jobs=service.vm_jobs(vm),
         events=history("virtual_machine", vm.id), can_act=_may_act_on(vm),
+        utilisation=page_panel("vm", vm),
     )
 
 
