@@ -280,8 +280,9 @@ def selected_ids(form: Any) -> list[int]:
 
 def _matching_ids(bulk: BulkList, args: Any) -> list[int]:
     """Every row of the list's current view (its filters and search, not only one page)."""
-    stmt = bulk.listing().prepare(args)[0]
-    total = db.session.scalar(bulk.listing().count_statement(stmt)) or 0
+    prepared = bulk.listing().prepare(args)
+    stmt = prepared[0]
+    total = db.session.scalar(bulk.listing().count_statement(prepared[-1])) or 0
     if total > MAX_ROWS:
         abort(400, description=f"{total:,} {bulk.plural} match this view; bulk actions take at "
                                f"most {MAX_ROWS:,} at a time: narrow the filters first.")
