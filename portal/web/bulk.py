@@ -380,3 +380,6 @@ def run(list_name: str, action_name: str):
 def init_bulk(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_template_global(bulk_for)
+    from portal.web.listing import option_tags
+
+    app.add_template_global(option_tags)
