@@ -74,11 +74,6 @@ def used_by(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], dict[str,
         .where(
             VirtualMachine.status.in_(HOLDING_STATUSES),
             tuple_(VirtualMachine.tenant_id, Baremetal.group_id).in_(pairs),
-            # Implied by the pairs, but indexable: one group's page reads only its servers'
-            # VMs (baremetal.group_id, then virtual_machine (baremetal_id, id)), one
-            # tenant's page only its VMs, instead of joining all of them.
-            Baremetal.group_id.in_(sorted({g for _, g in pairs})),
-            VirtualMachine.tenant_id.in_(sorted({t for t, _ in pairs})),
         )
         .group_by(VirtualMachine.tenant_id, Baremetal.group_id)
     ).all()
