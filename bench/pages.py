@@ -10,11 +10,18 @@ is requested `repeat` times through the WSGI app as the operator; the table give
 and the number of SQL queries of one request. `--variants` adds, for every list page, each
 of its sort links (both directions of every sortable column) and each of its filters set
 to its first offered value: the views people actually click.
+
+On a shared machine the wall-clock figures grow with everyone else's load, so the table
+also gives the CPU one request costs (p50): this process's CPU time plus that of the
+PostgreSQL backend serving it (read from /proc, so only for a server on this machine; with
+--serial-sql the backend runs every query itself, so that no parallel worker's CPU goes
+uncounted). The load average is printed with the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 import uuid
@@ -106,7 +113,20 @@ def variants(client, url: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def measure(app, repeat: int, with_variants: bool = False, only: str | None = None) -> None:
+def _backend_cpu_ns(pids: set[int]) -> int:
+    """CPU time the PostgreSQL backends with these pids have used (0 when not local)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def measure(app, repeat: int, with_variants: bool = False, only: str | None = None,
+            serial_sql: bool = False) -> None:
     from portal.extensions import db
 
     client = app.test_client()
@@ -129,22 +149,37 @@ def measure(app, repeat: int, with_variants: bool = False, only: str | None = No
             urls = [url for url in urls if re.search(only, url)]
         urls = list(dict.fromkeys(urls))
         counter = {"n": 0}
-        event.listen(
-            db.engine,
-            "before_cursor_execute",
-            lambda *a, **k: counter.__setitem__("n", counter["n"] + 1),
-        )
-    print(f"{'page':48} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
+        backends: set[int] = set()
+
+        def on_execute(conn, *args, **kwargs):
+            counter["n"] += 1
+            pid = getattr(getattr(conn.connection.dbapi_connection, "info", None),
+                          "backend_pid", None)
+            if pid:
+                backends.add(pid)
+
+        event.listen(db.engine, "before_cursor_execute", on_execute)
+        if serial_sql:
+            event.listen(db.engine, "connect", lambda dbapi, record: dbapi.execute(
+                "SET max_parallel_workers_per_gather = 0"))
+            db.engine.dispose()
+    print(f"{'page':48} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>7} {'queries':>8}")
     worst, over = 0.0, 0
     for url in urls:
-        samples = []
+        samples, cpu = [], []
         status = 0
+        client.get(url)  # warm: its backend is known before the first sample
         for _ in range(repeat):
             counter["n"] = 0
+            backend_before = _backend_cpu_ns(backends)
+            cpu_before = time.process_time_ns()
             start = time.perf_counter()
             response = client.get(url)
             samples.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time_ns() - cpu_before
+                        + _backend_cpu_ns(backends) - backend_before) / 1e6)
             status = response.status_code
+        cpu.sort()
         samples.sort()
         p50, p95 = (
             samples[len(samples) // 2],
@@ -152,8 +187,10 @@ def measure(app, repeat: int, with_variants: bool = False, only: str | None = No
         )
         worst = max(worst, p95)
         over += p95 > 100
-        print(f"{url[:48]:48} {status:>6} {p50:8.1f} {p95:8.1f} {counter['n']:>8}")
-    print(f"worst p95: {worst:.1f} ms; pages over 100 ms at p95: {over}/{len(urls)}")
+        print(f"{url[:48]:48} {status:>6} {p50:8.1f} {p95:8.1f} {cpu[len(cpu) // 2]:7.1f}"
+              f" {counter['n']:>8}")
+    print(f"worst p95: {worst:.1f} ms; pages over 100 ms at p95: {over}/{len(urls)}; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main() -> None:
@@ -166,9 +203,12 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true",
                         help="also every sort and filter of every list page")
     parser.add_argument("--only", help="only the URLs matching this regular expression")
+    parser.add_argument("--serial-sql", action="store_true",
+                        help="no parallel query workers (their CPU is not counted)")
     args = parser.parse_args()
     if args.database_url:
-        measure(make_app(args.database_url), args.repeat, args.variants, args.only)
+        measure(make_app(args.database_url), args.repeat, args.variants, args.only,
+                args.serial_sql)
         return
     name = f"portal_pages_{uuid.uuid4().hex[:8]}"
     url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
@@ -184,7 +224,7 @@ def main() -> None:
             upgrade()
             started = time.perf_counter()
             print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)")
-        measure(app, args.repeat, args.variants, args.only)
+        measure(app, args.repeat, args.variants, args.only, args.serial_sql)
         with app.app_context():
             from portal.extensions import db
 

@@ -54,11 +54,11 @@ def run(listing: Listing, query: Paging, **args: str) -> dict[str, Any]:
         value = getattr(query, flt.name)
         if value is not None:
             wanted[flt.page_name] = _arg(value)
-    stmt, _q, active, *_ = listing.prepare(wanted)
+    stmt, _q, active, *_, base = listing.prepare(wanted)
     if any(getattr(query, f.name) is not None and f.page_name not in active for f in filters):
         return {"items": [], "total": 0}
-    rows = Listing.page_rows(stmt, query.limit, query.offset)
-    return {"items": rows, "total": total(stmt)}
+    rows = Listing.page_rows(stmt, query.limit, query.offset, base)
+    return {"items": rows, "total": total(base)}
 
 
 def total(stmt: Select) -> int:

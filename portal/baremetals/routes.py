@@ -34,8 +34,6 @@ bp = Blueprint("baremetals", __name__, url_prefix="/servers")
 baremetals = Listing(
     name="servers",
     statement=lambda: select(Baremetal)
-    .outerjoin(Baremetal.rack)
-    .outerjoin(Baremetal.group)
     .options(joinedload(Baremetal.rack), joinedload(Baremetal.group)),
     columns=[
         Column("name", "Name", Baremetal.name),
@@ -43,11 +41,12 @@ baremetals = Listing(
         Column("status", "Status", Baremetal.status),
         Column("region", "Region", Baremetal.region),
         Column("dc", "DC", Baremetal.dc),
-        Column("rack", "Rack", Rack.name, value=lambda b: b.rack.name if b.rack else ""),
+        Column("rack", "Rack", Rack.name, value=lambda b: b.rack.name if b.rack else "",
+               join=Baremetal.rack),
         Column("rack_unit", "Unit", Baremetal.rack_unit, numeric=True),
         Column("size_u", "Size (U)", Baremetal.size_u, numeric=True),
         Column("group", "Group", BaremetalGroup.name,
-               value=lambda b: b.group.name if b.group else ""),
+               value=lambda b: b.group.name if b.group else "", join=Baremetal.group),
         Column("available_cpu", "Free CPU", Baremetal.available_cpu, numeric=True),
         Column("total_cpu", "CPU", Baremetal.total_cpu, numeric=True),
         Column("available_memory", "Free memory (GiB)", Baremetal.available_memory, numeric=True),

@@ -41,15 +41,15 @@ clusters = Listing(
     name="clusters",
     statement=lambda: visible_only(
         select(K8sCluster)
-        .outerjoin(K8sCluster.tenant)
-        .outerjoin(K8sCluster.group)
         .options(joinedload(K8sCluster.tenant), joinedload(K8sCluster.group)),
         K8sCluster,
     ),
     columns=[
         Column("name", "Name", K8sCluster.name),
-        Column("tenant", "Tenant", Tenant.name, value=lambda c: c.tenant.name),
-        Column("group", "Group", BaremetalGroup.name, value=lambda c: c.group.name),
+        Column("tenant", "Tenant", Tenant.name, value=lambda c: c.tenant.name,
+               join=K8sCluster.tenant),
+        Column("group", "Group", BaremetalGroup.name, value=lambda c: c.group.name,
+               join=K8sCluster.group),
         Column("version", "Version", K8sCluster.version),
         Column("status", "Status", K8sCluster.status),
         Column("created_at", "Created", K8sCluster.created_at),

@@ -49,20 +49,26 @@ class VirtualMachineSpecification(Timestamped, db.Model):
         return f"<Flavor {self.name}>"
 
 
+VM_LIST_SORTS = (
+    "created_at", "name", "status", "role", "cpu", "memory", "storage",
+    "tenant_id", "spec_id", "baremetal_id",
+)
+
+
 class VirtualMachine(Timestamped, db.Model):
     __tablename__ = "virtual_machine"
 
     name: Mapped[str] = mapped_column(String(128))
-    tenant_id: Mapped[int] = mapped_column(
-        ForeignKey("tenant.id", ondelete="RESTRICT"), index=True
-    )
+    # Indexed with the id below (the list's sort by tenant / flavor / server and its
+    # filters walk them in order).
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="RESTRICT"))
     # Nullable so that a server can be deleted once only history (deleted/error VMs) is left
     # on it; a CHECK keeps every VM that holds resources on a server.
     baremetal_id: Mapped[int | None] = mapped_column(
-        ForeignKey("baremetal.id", ondelete="SET NULL"), index=True
+        ForeignKey("baremetal.id", ondelete="SET NULL")
     )
     spec_id: Mapped[int] = mapped_column(
-        ForeignKey("virtual_machine_specification.id", ondelete="RESTRICT"), index=True
+        ForeignKey("virtual_machine_specification.id", ondelete="RESTRICT")
     )
     cpu: Mapped[int] = mapped_column()
     memory: Mapped[int] = mapped_column()
@@ -99,9 +105,9 @@ class VirtualMachine(Timestamped, db.Model):
             sqlite_where=text("status != 'deleted'"),
             postgresql_where=text("status != 'deleted'"),
         ),
-        Index("ix_virtual_machine_status", "status"),
-        # The VM list's default order (newest first) on 100,000 rows.
-        Index("ix_virtual_machine_created_at", "created_at"),
+        # Every sort of the VM list on 100,000 rows, the id breaking ties (read forwards or
+        # backwards, one index serves both directions; bench/pages measures them).
+        *(Index(f"ix_virtual_machine_{column}", column, "id") for column in VM_LIST_SORTS),
     )
 
     @property

@@ -82,5 +82,10 @@ class AuditEvent(Timestamped, db.Model):
 
     __table_args__ = (
         Index("ix_audit_event_object", "object_type", "object_id"),
-        Index("ix_audit_event_created_at", "created_at"),
+        # The audit list: newest first, alone or filtered by object type, action or user
+        # (the id breaks ties in the same direction).
+        Index("ix_audit_event_created_at", "created_at", "id"),
+        Index("ix_audit_event_type_created", "object_type", "created_at", "id"),
+        Index("ix_audit_event_action_created", "action", "created_at", "id"),
+        Index("ix_audit_event_username_created", "username", "created_at", "id"),
     )

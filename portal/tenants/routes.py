@@ -40,18 +40,22 @@ def _export_stat(key: str):
     return value
 
 
+_TOTALS = tenants_service.with_totals  # what a sort by a per-tenant total joins in
+
 tenants = Listing(
     name="tenants",
-    statement=lambda: tenants_service.with_totals(scoped(select(Tenant), Tenant.id)),
+    statement=lambda: scoped(select(Tenant), Tenant.id),
     columns=[
         Column("name", "Name", Tenant.name),
         Column("contact", "Contact", Tenant.contact),
-        Column("vms", "VMs", STAT_COLUMNS["vms"], value=_export_stat("vms"), numeric=True),
+        Column("vms", "VMs", STAT_COLUMNS["vms"], value=_export_stat("vms"), numeric=True,
+               join=_TOTALS),
         Column("clusters", "Clusters", STAT_COLUMNS["clusters"], value=_export_stat("clusters"),
-               numeric=True),
-        Column("cpu", "CPU in use", STAT_COLUMNS["cpu"], value=_export_stat("cpu"), numeric=True),
+               numeric=True, join=_TOTALS),
+        Column("cpu", "CPU in use", STAT_COLUMNS["cpu"], value=_export_stat("cpu"), numeric=True,
+               join=_TOTALS),
         Column("memory", "Memory in use (GiB)", STAT_COLUMNS["memory"],
-               value=_export_stat("memory"), numeric=True),
+               value=_export_stat("memory"), numeric=True, join=_TOTALS),
         Column("description", "Description", Tenant.description),
     ],
     search=[Tenant.name, Tenant.contact, Tenant.description],

@@ -28,10 +28,11 @@ TENANT_FIELDS = ("name", "contact", "description")
 MAX_NAME = 64
 MAX_CONTACT = 255
 
-# Per tenant: live VMs, and the CPU / memory its VMs hold. Joined into the list's query (so
-# the list sorts by them) and read again for the rows shown — never one query per row.
-vm_totals = (
-    select(
+# Per tenant: live VMs, and the CPU / memory its VMs hold. Joined into the list's id query
+# when it sorts by them, and read for the rows shown (only those tenants' VMs, through the
+# (tenant_id, id) index) — never one query per row.
+def _vm_totals(tenant_ids: list[int] | None = None):
+    stmt = select(
         VirtualMachine.tenant_id.label("tenant_id"),
         func.sum(case((VirtualMachine.status != "deleted", 1), else_=0)).label("vms"),
         func.sum(
@@ -41,21 +42,31 @@ vm_totals = (
             case((VirtualMachine.status.in_(HOLDING_STATUSES), VirtualMachine.memory), else_=0)
         ).label("memory"),
     )
-    .group_by(VirtualMachine.tenant_id)
-    .subquery("tenant_vm_totals")
-)
-cluster_totals = (
-    select(K8sCluster.tenant_id.label("tenant_id"), func.count().label("clusters"))
-    .where(K8sCluster.status != "deleted")
-    .group_by(K8sCluster.tenant_id)
-    .subquery("tenant_cluster_totals")
-)
-STAT_COLUMNS = {
-    "vms": func.coalesce(vm_totals.c.vms, 0),
-    "clusters": func.coalesce(cluster_totals.c.clusters, 0),
-    "cpu": func.coalesce(vm_totals.c.cpu, 0),
-    "memory": func.coalesce(vm_totals.c.memory, 0),
-}
+    if tenant_ids is not None:
+        stmt = stmt.where(VirtualMachine.tenant_id.in_(tenant_ids))
+    return stmt.group_by(VirtualMachine.tenant_id).subquery("tenant_vm_totals")
+
+
+def _cluster_totals(tenant_ids: list[int] | None = None):
+    stmt = select(K8sCluster.tenant_id.label("tenant_id"), func.count().label("clusters")).where(
+        K8sCluster.status != "deleted"
+    )
+    if tenant_ids is not None:
+        stmt = stmt.where(K8sCluster.tenant_id.in_(tenant_ids))
+    return stmt.group_by(K8sCluster.tenant_id).subquery("tenant_cluster_totals")
+
+
+def _stat_columns(vm_totals, cluster_totals) -> dict:
+    return {
+        "vms": func.coalesce(vm_totals.c.vms, 0),
+        "clusters": func.coalesce(cluster_totals.c.clusters, 0),
+        "cpu": func.coalesce(vm_totals.c.cpu, 0),
+        "memory": func.coalesce(vm_totals.c.memory, 0),
+    }
+
+
+vm_totals, cluster_totals = _vm_totals(), _cluster_totals()
+STAT_COLUMNS = _stat_columns(vm_totals, cluster_totals)
 EMPTY_STATS = dict.fromkeys(STAT_COLUMNS, 0)
 
 
@@ -67,19 +78,23 @@ class TenantInvalid(ValueError):
         self.errors = errors
 
 
-def with_totals(stmt):
+def with_totals(stmt, vms=vm_totals, clusters=cluster_totals):
     """A select of tenants with the per-tenant totals joined in (for sorting)."""
-    return stmt.outerjoin(vm_totals, vm_totals.c.tenant_id == Tenant.id).outerjoin(
-        cluster_totals, cluster_totals.c.tenant_id == Tenant.id
+    return stmt.outerjoin(vms, vms.c.tenant_id == Tenant.id).outerjoin(
+        clusters, clusters.c.tenant_id == Tenant.id
     )
 
 
 def tenant_stats(tenant_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """VMs, clusters, CPU and memory in use per tenant, in one query (None: every tenant)."""
-    stmt = with_totals(select(Tenant.id, *(c.label(k) for k, c in STAT_COLUMNS.items())))
-    if tenant_ids is not None:
-        stmt = stmt.where(Tenant.id.in_(list(tenant_ids)))
-    return {row.id: {k: getattr(row, k) for k in STAT_COLUMNS} for row in db.session.execute(stmt)}
+    ids = None if tenant_ids is None else list(tenant_ids)
+    vms, clusters = _vm_totals(ids), _cluster_totals(ids)
+    columns = _stat_columns(vms, clusters)
+    stmt = with_totals(select(Tenant.id, *(c.label(k) for k, c in columns.items())),
+                       vms, clusters)
+    if ids is not None:
+        stmt = stmt.where(Tenant.id.in_(ids))
+    return {row.id: {k: getattr(row, k) for k in columns} for row in db.session.execute(stmt)}
 
 
 def tenant_history(tenant: Tenant) -> list:

@@ -280,8 +280,9 @@ def selected_ids(form: Any) -> list[int]:
 
 def _matching_ids(bulk: BulkList, args: Any) -> list[int]:
     """Every row of the list's current view (its filters and search, not only one page)."""
-    stmt = bulk.listing().prepare(args)[0]
-    total = db.session.scalar(bulk.listing().count_statement(stmt)) or 0
+    prepared = bulk.listing().prepare(args)
+    stmt = prepared[0]
+    total = db.session.scalar(bulk.listing().count_statement(prepared[-1])) or 0
     if total > MAX_ROWS:
         abort(400, description=f"{total:,} {bulk.plural} match this view; bulk actions take at "
                                f"most {MAX_ROWS:,} at a time: narrow the filters first.")
@@ -379,3 +380,6 @@ def run(list_name: str, action_name: str):
 def init_bulk(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_template_global(bulk_for)
+    from portal.web.listing import option_tags
+
+    app.add_template_global(option_tags)

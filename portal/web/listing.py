@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from html import escape as _escape
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, current_app, request
+from markupsafe import Markup
 from sqlalchemy import Select, func, or_
 
 from portal.extensions import db
@@ -31,6 +33,11 @@ class Column:
     value: Callable[[Any], Any] | None = None  # CSV value; default: attribute `key`
     numeric: bool = False
     export: bool = True
+    # What sorting by this column needs joined in: a relationship (joined inner when its
+    # foreign key is NOT NULL, so that PostgreSQL can walk the related table's index and
+    # this table's (foreign key, id) index in order) or a function of the statement. Only
+    # the page's id query gets it; the COUNT and the rows by id never pay for it.
+    join: Any = None
 
     def csv_value(self, row: Any) -> Any:
         if self.value is not None:
@@ -128,10 +135,13 @@ class Listing:
     def header(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
 
-    def prepare(self, args: Any) -> tuple[Select, str, dict[str, str], Column, bool, str]:
+    def prepare(
+        self, args: Any
+    ) -> tuple[Select, str, dict[str, str], Column, bool, str, Select]:
         """Apply search, filters and sort from the query string; unknown values are
         ignored rather than failing the page (a filter applies only a value it offers:
-        on an empty install it offers none)."""
+        on an empty install it offers none). Returns the sorted statement first and, last,
+        the same rows unsorted and without the sort's join (for the COUNT and the rows)."""
         stmt = self.statement()
         q = (args.get("q") or "").strip()[:200]
         if q and self.search:
@@ -154,21 +164,25 @@ class Listing:
         if column is None:
             raise LookupError(f"listing {self.name} cannot sort by {self.default_sort}")
         descending = sort_arg.startswith("-")
+        base = stmt
+        stmt = _with_join(stmt, column.join)
         order = column.sort.desc() if descending else column.sort.asc()
-        stmt = stmt.order_by(order, *self._tiebreak(stmt))
-        return stmt, q, active, column, descending, sort_arg
+        # The id breaks ties in the same direction, so that one (column, id) index read
+        # forwards or backwards serves the whole ORDER BY.
+        stmt = stmt.order_by(order, *self._tiebreak(stmt, descending))
+        return stmt, q, active, column, descending, sort_arg, base
 
     def run(self, base_url: str | None = None, args: Any = None) -> ListResult:
         args = request.args if args is None else args
-        stmt, q, active, column, descending, sort_arg = self.prepare(args)
+        stmt, q, active, column, descending, sort_arg, base = self.prepare(args)
         default_per_page = current_app.config["DEFAULT_PER_PAGE"]
         per_page = _int_arg(args.get("per_page"), default_per_page)
         if per_page not in current_app.config["PER_PAGE_CHOICES"]:
             per_page = default_per_page
-        total = db.session.scalar(self.count_statement(stmt)) or 0
+        total = db.session.scalar(self.count_statement(base)) or 0
         pages = max(1, math.ceil(total / per_page))
         page_no = min(max(1, _int_arg(args.get("page"), 1)), pages)
-        rows = self.page_rows(stmt, per_page, (page_no - 1) * per_page)
+        rows = self.page_rows(stmt, per_page, (page_no - 1) * per_page, base)
         kept = {
             "q": q,
             "sort": "" if sort_arg == self.default_sort else sort_arg,
@@ -190,13 +204,14 @@ class Listing:
         return counted.order_by(None).options()
 
     @staticmethod
-    def page_rows(stmt: Select, limit: int, offset: int) -> list[Any]:
+    def page_rows(stmt: Select, limit: int, offset: int, base: Select | None = None) -> list[Any]:
         """One page of rows. Sorting the full statement would drag every column of every
         eager-loaded table through the sort (100,000 wide VM rows to show 50); instead
         the page's ids come from a narrow query on the same FROM, WHERE and ORDER BY (an
-        index can serve it), then only those rows are loaded, by primary key. Two queries
-        whatever the page size; as a subquery instead, PostgreSQL would join every row
-        before it looked at the ids."""
+        index can serve it), then only those rows are loaded, by primary key, from `base`
+        (the same rows without the sort's join and ORDER BY; default `stmt`) and put in
+        the ids' order. Two queries whatever the page size; as a subquery instead,
+        PostgreSQL would join every row before it looked at the ids."""
         entity = stmt.column_descriptions[0]["entity"]
         if entity is None:
             return list(db.session.scalars(stmt.limit(limit).offset(offset)).unique())
@@ -204,11 +219,17 @@ class Listing:
         page_ids = list(db.session.scalars(ids.limit(limit).offset(offset)))
         if not page_ids:
             return []
-        return list(db.session.scalars(stmt.where(entity.id.in_(page_ids))).unique())
+        rows_from = (stmt if base is None else base).order_by(None)
+        rows = {row.id: row for row in db.session.scalars(
+            rows_from.where(entity.id.in_(page_ids))).unique()}
+        return [rows[i] for i in page_ids if i in rows]
 
-    def _tiebreak(self, stmt: Select) -> list[Any]:
+    @staticmethod
+    def _tiebreak(stmt: Select, descending: bool = False) -> list[Any]:
         entity = stmt.column_descriptions[0]["entity"]
-        return [entity.id.asc()] if entity is not None else []
+        if entity is None:
+            return []
+        return [entity.id.desc() if descending else entity.id.asc()]
 
     def export(self, args: Any = None) -> Response:
         """CSV of every row of the current filtered, sorted view (not just one page)."""
@@ -224,6 +245,28 @@ class Listing:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{self.name}.csv"'},
         )
+
+
+def _with_join(stmt: Select, join: Any) -> Select:
+    """The statement with what a sort column needs joined in (see Column.join)."""
+    if join is None:
+        return stmt
+    if callable(join) and not hasattr(join, "property"):
+        return join(stmt)
+    nullable = any(col.nullable for col in join.property.local_columns)
+    return stmt.outerjoin(join) if nullable else stmt.join(join)
+
+
+def option_tags(choices: Sequence[tuple[Any, Any]], selected: str | None = None) -> Markup:
+    """The <option> tags of a filter's choices, the chosen one selected. Built here rather
+    than in a template loop: a filter of people or tenants has a thousand of them on every
+    list page."""
+    chosen = None if selected is None else str(selected)
+    return Markup("".join(
+        f'\n    <option value="{_escape(str(value))}"'
+        f'{" selected" if str(value) == chosen else ""}>{_escape(str(label))}</option>'
+        for value, label in choices
+    ))
 
 
 def wants_csv() -> bool:
