@@ -249,23 +249,6 @@ SCARCITY_POWER = 2  # how strongly the group's scarce resources weigh (2: as sha
 DIVERSITY_SCALE = 0.5  # shape diversity at which the stranding penalties weigh in full
 
 
-def shape_diversity(total: np.ndarray) -> float:
-    """How far the group's servers differ in shape: the mean over servers of
-    ln(max_d / min_d) of total_d / (the group's mean total_d). 0 when every server has one
-    shape (whatever its size); about 0.76 on bench/packing's mixed fleet, 0.26 on two
-    hardware generations of similar shape, 1.3 on purpose-built servers. Dimensions that no
-    server has are left out; a server without a dimension others have counts as very far."""
-    if len(total) == 0:
-        return 0.0
-    totals = np.asarray(total, dtype=np.float64)
-    mean = totals.mean(axis=0)
-    present = mean > 0
-    if not present.any():
-        return 0.0
-    relative = np.maximum(totals[:, present] / mean[present], 1e-9)
-    return float(np.log(relative.max(axis=1) / relative.min(axis=1)).mean())
-
-
 def scarcity_fit_scorer(
     mix_weight: float = MIX_WEIGHT,
     leftover_weight: float = LEFTOVER_WEIGHT,
@@ -279,7 +262,8 @@ def scarcity_fit_scorer(
     w_d = (total_d / free_d) ** scarcity_power, normalised to mean 1: where one resource
     runs out first it is best fit on that resource; where all are equally used it is
     best fit. shape_fit's two penalties (see ``shape_fit_scorer``) are added, weighted by
-    the same w_d and scaled by k = min(1, diversity / diversity_scale) (``shape_diversity``):
+    the same w_d and scaled by k = min(1, diversity / diversity_scale), the servers' shape
+    diversity (``HostTable.shape_diversity``):
 
         score = sum_d w_d * ((r_d + m * (lost * u_d - x_d)) / total_d
                              + l * (r_d - copies * x_d) / mean server's total_d)
@@ -313,7 +297,7 @@ def scarcity_fit_scorer(
         mean = sum(scarcity) / 3 or 1.0
         b_cpu, b_memory, b_storage = (p / mean for p in scarcity)
 
-        k = min(1.0, shape_diversity(table.total) / diversity_scale)
+        k = min(1.0, table.shape_diversity() / diversity_scale)
         u_cpu, u_memory, u_storage = (max(t - f, 0) for t, f in zip(totals, frees, strict=True))
         i_cpu, i_memory, i_storage = (1 / u if u else 0.0 for u in (u_cpu, u_memory, u_storage))
         mix = mix_weight * k if (i_cpu or i_memory or i_storage) else 0.0
