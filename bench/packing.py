@@ -21,9 +21,14 @@ worst family as well as its mean: never below best_fit on any family, then the b
 worst case. The candidate heuristics below are printed beside the registered strategies:
 they are how DEFAULT_STRATEGY was chosen (see ``portal.scheduler.strategies``).
 
-    python -m bench.packing                          # 14 families x 5 groups
+    python -m bench.packing                          # 25 families x 5 groups
     python -m bench.packing --tuning-only            # what tuning may look at
     python -m bench.packing --quick                  # 60 servers, one seed, seconds
+    python -m bench.packing --cache /tmp/packing-mip.json   # each group solved once
+
+With ``--cache`` the MIP references are kept in a JSON file keyed by family, group size,
+time limit and a digest of the group and stream, so that comparing strategies (or
+``--strategies a,b``) after the first run costs only the simulations.
 
 Single-VM streams are placed exactly as before anti-affinity existed (a single VM is a set
 of one). A cluster-heavy workload follows the table: clusters of 3 control planes + N
@@ -66,7 +71,12 @@ from portal.scheduler import (
     Strategy,
     plan,
 )
-from portal.scheduler.strategies import ScoreFunction, Scorer, shape_fit_scorer
+from portal.scheduler.strategies import (
+    ScoreFunction,
+    Scorer,
+    scarcity_fit_scorer,
+    shape_fit_scorer,
+)
 
 # --------------------------------------------------------------------------- candidates
 # Heuristics that were measured against the registered strategies and did not win; kept
@@ -134,6 +144,19 @@ CANDIDATES = [
     Strategy("mix_only", "shape_fit without the leftover penalty", shape_fit_scorer(2.0, 0.0)),
     Strategy("mix_1.0", "the mix penalty alone, at half weight", shape_fit_scorer(1.0, 0.0)),
     Strategy("leftover_only", "shape_fit without the mix penalty", shape_fit_scorer(0.0, 0.5)),
+    # scarcity_fit with one of its parts changed
+    Strategy(
+        "scarce_only", "scarcity-weighted best fit, no penalties", scarcity_fit_scorer(0.0, 0.0)
+    ),
+    Strategy(
+        "scarce_p4", "scarcity_fit, scarcity to the 4th power", scarcity_fit_scorer(
+            scarcity_power=4
+        )
+    ),
+    Strategy(
+        "scarce_full", "scarcity_fit, penalties in full whatever the shapes",
+        scarcity_fit_scorer(diversity_scale=1e-12),
+    ),
 ]
 
 # --------------------------------------------------------------------------- simulation

@@ -292,8 +292,10 @@ def scarcity_fit_scorer(
         totals = (total_cpu, total_memory, total_storage)
         frees = (free_cpu, free_memory, free_storage)
 
-        scarcity = [(t / max(f, 1)) ** scarcity_power if t else 0.0 for t, f in zip(
-            totals, frees, strict=True)]
+        scarcity = [
+            (t / max(f, 1)) ** scarcity_power if t else 0.0
+            for t, f in zip(totals, frees, strict=True)
+        ]
         mean = sum(scarcity) / 3 or 1.0
         b_cpu, b_memory, b_storage = (p / mean for p in scarcity)
 
