@@ -21,9 +21,14 @@ worst family as well as its mean: never below best_fit on any family, then the b
 worst case. The candidate heuristics below are printed beside the registered strategies:
 they are how DEFAULT_STRATEGY was chosen (see ``portal.scheduler.strategies``).
 
-    python -m bench.packing                          # 14 families x 5 groups
+    python -m bench.packing                          # 25 families x 5 groups
     python -m bench.packing --tuning-only            # what tuning may look at
     python -m bench.packing --quick                  # 60 servers, one seed, seconds
+    python -m bench.packing --cache /tmp/packing-mip.json   # each group solved once
+
+With ``--cache`` the MIP references are kept in a JSON file keyed by family, group size,
+time limit and a digest of the group and stream, so that comparing strategies (or
+``--strategies a,b``) after the first run costs only the simulations.
 
 Single-VM streams are placed exactly as before anti-affinity existed (a single VM is a set
 of one). A cluster-heavy workload follows the table: clusters of 3 control planes + N
@@ -35,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import json
 import math
 import os
 import time
@@ -64,7 +71,12 @@ from portal.scheduler import (
     Strategy,
     plan,
 )
-from portal.scheduler.strategies import ScoreFunction, Scorer, shape_fit_scorer
+from portal.scheduler.strategies import (
+    ScoreFunction,
+    Scorer,
+    scarcity_fit_scorer,
+    shape_fit_scorer,
+)
 
 # --------------------------------------------------------------------------- candidates
 # Heuristics that were measured against the registered strategies and did not win; kept
@@ -132,6 +144,19 @@ CANDIDATES = [
     Strategy("mix_only", "shape_fit without the leftover penalty", shape_fit_scorer(2.0, 0.0)),
     Strategy("mix_1.0", "the mix penalty alone, at half weight", shape_fit_scorer(1.0, 0.0)),
     Strategy("leftover_only", "shape_fit without the mix penalty", shape_fit_scorer(0.0, 0.5)),
+    # scarcity_fit with one of its parts changed
+    Strategy(
+        "scarce_only", "scarcity-weighted best fit, no penalties", scarcity_fit_scorer(0.0, 0.0)
+    ),
+    Strategy(
+        "scarce_p4", "scarcity_fit, scarcity to the 4th power", scarcity_fit_scorer(
+            scarcity_power=4
+        )
+    ),
+    Strategy(
+        "scarce_full", "scarcity_fit, penalties in full whatever the shapes",
+        scarcity_fit_scorer(diversity_scale=1e-12),
+    ),
 ]
 
 # --------------------------------------------------------------------------- simulation
@@ -305,13 +330,53 @@ def register_candidates() -> list[str]:
     return list(STRATEGIES)
 
 
-def measure(job: tuple[str, int, int, float, bool]) -> Outcome:
-    family, seed, host_count, time_limit, candidates = job
-    names = register_candidates() if candidates else list(STRATEGIES)
+def scenario_key(scenario: Scenario, time_limit: float) -> str:
+    """What a MIP reference depends on: the group, the stream and the solver's time."""
+    digest = hashlib.sha256(repr((scenario.hosts, scenario.stream)).encode()).hexdigest()
+    return f"{scenario.name}|{len(scenario.hosts)}|{time_limit:g}|{digest[:16]}"
+
+
+class BoundCache:
+    """MIP references on disk (``--cache``), so that comparing strategies solves each
+    group once. A strategy that places more than a cached reference proves a longer
+    feasible prefix; the reference is raised to it (never above the proven upper bound)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.bounds: dict[str, tuple[int, int, int]] = {}
+        if path and os.path.exists(path):
+            with open(path) as file:
+                self.bounds = {k: tuple(v) for k, v in json.load(file).items()}
+
+    def get(self, key: str) -> Bound | None:
+        found = self.bounds.get(key)
+        return Bound(*found) if found else None
+
+    def put(self, key: str, bound: Bound) -> None:
+        self.bounds[key] = (bound.feasible, bound.infeasible_above, bound.lp)
+
+    def save(self) -> None:
+        if self.path:
+            with open(self.path + ".tmp", "w") as file:
+                json.dump(self.bounds, file, indent=0, sort_keys=True)
+            os.replace(self.path + ".tmp", self.path)
+
+
+def measure(job: tuple[str, int, int, float, list[str], Bound | None]) -> tuple[str, Outcome]:
+    family, seed, host_count, time_limit, names, cached = job
+    register_candidates()
     scenario = make_scenario(family, seed, host_count, stream_length=60 * host_count)
     placed = {name: placed_before_first_refusal(scenario, name) for name in names}
-    bound = longest_prefix(scenario, max(placed.values()), time_limit)
-    return Outcome(scenario.name, seed, placed, bound, scenario.held_out)
+    known = max(placed.values())
+    if cached is None:
+        bound = longest_prefix(scenario, known, time_limit)
+    else:
+        if known > cached.infeasible_above:
+            raise SystemExit(f"{family} seed {seed}: {known} placed, above the proven bound")
+        bound = Bound(max(cached.feasible, known), cached.infeasible_above, cached.lp)
+    return scenario_key(scenario, time_limit), Outcome(
+        scenario.name, seed, placed, bound, scenario.held_out
+    )
 
 
 def report(outcomes: list[Outcome], names: list[str]) -> None:
@@ -445,12 +510,29 @@ def main() -> None:
     parser.add_argument(
         "--registered-only", action="store_true", help="skip the candidate heuristics"
     )
+    parser.add_argument(
+        "--strategies", help="comma-separated strategies to measure (best_fit, worst_fit and "
+        "the default are always among them)"
+    )
+    parser.add_argument(
+        "--cache", help="JSON file of MIP references, read and extended (e.g. "
+        "/tmp/packing-mip.json): each group is solved once across runs"
+    )
     args = parser.parse_args()
     host_count = args.hosts or (60 if args.quick else 200)
     time_limit = args.time_limit or (5.0 if args.quick else 30.0)
     seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3,4,5")).split(",")]
-    candidates = not args.registered_only
-    names = register_candidates() if candidates else list(STRATEGIES)
+    names = register_candidates() if not args.registered_only else list(STRATEGIES)
+    if args.strategies:
+        wanted = {"best_fit", "worst_fit", DEFAULT_STRATEGY, *args.strategies.split(",")}
+        unknown = wanted - set(names)
+        if unknown:
+            parser.error(f"unknown strategies: {', '.join(sorted(unknown))}")
+        names = [n for n in names if n in wanted]
+    unknown_families = set(args.families.split(",") if args.families else ()) - set(FAMILIES)
+    if unknown_families:
+        parser.error(f"unknown families: {', '.join(sorted(unknown_families))}")
+    cache = BoundCache(args.cache)
     families = args.families.split(",") if args.families else [
         f for f, spec in FAMILIES.items() if not (args.tuning_only and spec.held_out)
     ]
@@ -460,13 +542,20 @@ def main() -> None:
         f"MIP time limit {time_limit:g} s per solve; default strategy: {DEFAULT_STRATEGY}\n"
     )
     started = time.perf_counter()
-    jobs = [
-        (family, seed, host_count, time_limit, candidates)
-        for family in families
-        for seed in seeds
-    ]
+    jobs = []
+    for seed in seeds:  # seed by seed, so that a cache cut short covers every family
+        for family in families:
+            scenario = make_scenario(family, seed, host_count, stream_length=60 * host_count)
+            cached = cache.get(scenario_key(scenario, time_limit))
+            jobs.append((family, seed, host_count, time_limit, names, cached))
+    outcomes = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(measure, jobs))
+        for key, outcome in pool.map(measure, jobs):  # in order; the cache saved as we go
+            cache.put(key, outcome.bound)
+            if len(outcomes) % 10 == 9:
+                cache.save()
+            outcomes.append(outcome)
+    cache.save()
     report(outcomes, names)
     if not args.no_clusters:
         report_clusters(seeds, host_count)

@@ -120,6 +120,11 @@ WORKLOADS: dict[str, dict[str, int]] = {
     "many-small": {"g.nano": 6, "b.small": 6, "b.medium": 3, "m.large": 1, "c.large": 1},
     # every flavor but the two that need a whole empty server
     "everything": {name: 1 for name in FLAVORS if name not in ("c.2xlarge", "b.4xlarge")},
+    # third wave, tuning: disk far above CPU and memory; memory far above CPU, larger
+    "storage-heavy": {"s.large": 3, "s.medium": 3, "ms.large": 1, "b.medium": 2, "b.large": 1},
+    "memory-dense": {"m.xlarge": 3, "m.large": 3, "b.xlarge": 1, "b.medium": 2, "g.nano": 1},
+    # third wave, held out
+    "web-tier": {"b.small": 4, "c.large": 3, "b.medium": 3, "m.large": 1, "s.medium": 1},
 }
 
 
@@ -149,6 +154,21 @@ FAMILIES: dict[str, Family] = {
     "many-small/2-gen/busy": Family("many-small", "two-generations", "busy", held_out=True),
     "storage-mix/purpose/fresh": Family("storage-mix", "purpose-built", "fresh", held_out=True),
     "everything/uniform": Family("everything", "uniform", held_out=True),
+    # third wave, tuning: more fleets and loads, resources that dominate by a wide margin
+    "storage-heavy": Family("storage-heavy"),
+    "storage-mix/2-gen/busy": Family("storage-mix", "two-generations", "busy"),
+    "memory-dense/purpose-built": Family("memory-dense", "purpose-built"),
+    "memory-heavy/purpose-built/busy": Family("memory-heavy", "purpose-built", "busy"),
+    "bimodal/uniform/fresh": Family("bimodal", "uniform", "fresh"),
+    "mixed-large/2-gen": Family("mixed-large", "two-generations"),
+    # third wave, held out: written before any strategy was measured on them
+    "cpu-heavy/2-gen/busy": Family("cpu-heavy", "two-generations", "busy", held_out=True),
+    "memory-dense/mixed/fresh": Family("memory-dense", "mixed", "fresh", held_out=True),
+    "large-only/purpose-built": Family("large-only", "purpose-built", held_out=True),
+    "web-tier/mixed/busy": Family("web-tier", "mixed", "busy", held_out=True),
+    "mem+storage-heavy/2-gen": Family(
+        "memory-storage-heavy", "two-generations", held_out=True
+    ),
 }
 
 # The load already on the servers: a bit of every first-wave flavor.

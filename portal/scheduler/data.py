@@ -13,7 +13,7 @@ from typing import Any
 # is was chosen by measurement (bench/packing.py); portal/scheduler/strategies.py registers
 # it under this name. It lives here, with the request that defaults to it, so that the plain
 # data depends on nothing else of the scheduler and every other module may import it.
-DEFAULT_STRATEGY = "shape_fit"
+DEFAULT_STRATEGY = "scarcity_fit"
 
 DIMENSIONS = ("cpu", "memory", "storage")
 ROLES = ("standalone", "control-plane", "worker", "management", "bastion")

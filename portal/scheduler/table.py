@@ -30,8 +30,8 @@ class HostTable(Sequence[Host]):
     changes a table it is given; ``set_free`` is for the caller's own bookkeeping."""
 
     __slots__ = (
-        "_hosts", "_rack_codes", "dcs", "free", "id_list", "ids", "names", "racks", "regions",
-        "total",
+        "_diversity", "_hosts", "_rack_codes", "dcs", "free", "id_list", "ids", "names", "racks",
+        "regions", "total",
     )
 
     def __init__(
@@ -55,6 +55,7 @@ class HostTable(Sequence[Host]):
         self.free = np.array(free, dtype=np.int64).reshape(n, 3)
         self._hosts: list[Host | None] = list(hosts) if hosts is not None else [None] * n
         self._rack_codes: np.ndarray | None = None
+        self._diversity: float | None = None
 
     @classmethod
     def of(cls, hosts: Iterable[Host]) -> HostTable:
@@ -109,6 +110,12 @@ class HostTable(Sequence[Host]):
             )
         return self._rack_codes
 
+    def shape_diversity(self) -> float:
+        """``shape_diversity(self.total)``, computed once: totals never change in a table."""
+        if self._diversity is None:
+            self._diversity = shape_diversity(self.total)
+        return self._diversity
+
     def set_free(self, index: int, free: Resources) -> None:
         """Record a server's new free capacity (a placement the caller made)."""
         self.free[index] = (free.cpu, free.memory, free.storage)
@@ -158,6 +165,23 @@ class HostTable(Sequence[Host]):
 
     def __repr__(self) -> str:
         return f"<HostTable of {len(self)} servers>"
+
+
+def shape_diversity(total: np.ndarray) -> float:
+    """How far the group's servers differ in shape: the mean over servers of
+    ln(max_d / min_d) of total_d / (the group's mean total_d). 0 when every server has one
+    shape (whatever its size); about 0.76 on bench/packing's mixed fleet, 0.26 on two
+    hardware generations of similar shape, 1.3 on purpose-built servers. Dimensions that no
+    server has are left out; a server without a dimension others have counts as very far."""
+    if len(total) == 0:
+        return 0.0
+    totals = np.asarray(total, dtype=np.float64)
+    mean = totals.mean(axis=0)
+    present = mean > 0
+    if not present.any():
+        return 0.0
+    relative = np.maximum(totals[:, present] / mean[present], 1e-9)
+    return float(np.log(relative.max(axis=1) / relative.min(axis=1)).mean())
 
 
 # Scores are compared at this many decimals (see core), as Python's round() would round them.

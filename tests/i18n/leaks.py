@@ -34,6 +34,7 @@ ALLOWED = {
     "Istio", "Cilium", "Calico", "calico", "Longhorn", "longhorn", "GitLab", "GitHub",
     "Actions", "CI", "CD", "Ansible", "Terraform", "kubeadm", "SQLite", "PostgreSQL",
     "PgBouncer", "HPA", "Grafana", "node_exporter", "best_fit", "worst_fit", "shape_fit",
+    "scarcity_fit",
     "dry_run", "Idempotency", "Key", "Enter", "Tab", "Esc", "Ctrl", "Shift", "OK",
     "English", "Chen", "Mei", "ling",
 }
