@@ -2,13 +2,13 @@
 ties (measured by bench/pages --variants at dataset L)
 
 Revision ID: 0013_list_indexes
-Revises: 0011_autoscaling
+Revises: 0012_metrics
 """
 from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0013_list_indexes'
-down_revision = '0011_autoscaling'
+down_revision = '0012_metrics'
 branch_labels = None
 depends_on = None
 
