@@ -150,7 +150,9 @@ def register_handlers(bp: Blueprint) -> None:
         db.session.rollback()
         refusal = refused.refusal
         code = refusal.code if refusal.code in CODE_STATUS else CONFLICT
-        return problem(code, refusal.message, details=refusal.details,
+        from portal.scheduler.messages import refusal_message  # the reader's language
+
+        return problem(code, refusal_message(refusal), details=refusal.details,
                        suggestions=refused.suggestions)
 
     @bp.errorhandler(ClusterError)

@@ -144,15 +144,22 @@ def plan(
                     f"{len(nodes) + sum(request.occupied.values())} members need as many "
                     "servers with room. Nothing was reserved."
                 )
+                kind = "hard_anti_affinity"
             elif len(nodes) == 1:
                 headline = f"No server in this group has room for {node.resources}."
+                kind = "no_room"
             else:
                 headline = (
                     f"No server has room for node {i + 1} of {len(nodes)} ({node.role}, "
                     f"{node.resources}) once the nodes placed before it are counted; "
                     "nothing was reserved."
                 )
-            return refuse(headline, node, {"failed_node": i})
+                kind = "no_room_after_earlier"
+            # The headline as data too: portal.scheduler.messages words it per language.
+            said = {"kind": kind, "node": i + 1, "nodes": len(nodes), "role": node.role,
+                    "demand": node.resources.as_dict(),
+                    "members": len(nodes) + sum(request.occupied.values())}
+            return refuse(headline, node, {"failed_node": i, "headline": said})
         pool.take(host_index, demand, node.role)
         chosen[i] = host_index
         explanations[i] = pool.explain(host_index)
@@ -516,14 +523,19 @@ def _control_plane_refusal(
     ]
     if n == 1:
         headline = f"No server in this group has room for the control plane ({failed.resources})."
+        kind = "no_room_control_plane"
     elif len({nodes[i].resources for i in control_planes}) == 1:
         headline = (
             f"{n} control planes need {n} distinct servers; only "
             f"{plural(fit, 'server')} {'has' if fit == 1 else 'have'} room for {failed.resources}."
         )
+        kind = "control_planes_same"
     else:
         headline = (
             f"{n} control planes need {n} distinct servers; at most {fit} of them fit on "
             "distinct servers at once."
         )
-    return refuse(headline, failed, {"control_planes": n, "distinct_servers_with_room": fit})
+        kind = "control_planes_mixed"
+    said = {"kind": kind, "control_planes": n, "fit": fit, "demand": failed.resources.as_dict()}
+    return refuse(headline, failed, {"control_planes": n, "distinct_servers_with_room": fit,
+                                     "headline": said})
