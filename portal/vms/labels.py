@@ -35,6 +35,11 @@ LABELS = {
         "primary": pgettext("mesh role", "primary"),
         "secondary": pgettext("mesh role", "secondary"),
     },
+    "strategy": {
+        "shape_fit": _l("shape fit (default)"),
+        "best_fit": _l("best fit"),
+        "worst_fit": _l("worst fit"),
+    },
     "status": {
         "active": pgettext("status", "active"),
         "inactive": pgettext("status", "inactive"),
@@ -62,6 +67,13 @@ def enum_label(kind: str, value: str | None) -> str:
     if value is None or value == "":
         return "—"
     return str(LABELS.get(kind, {}).get(value, value))
+
+
+def strategy_choices():
+    """The placement strategies for a wizard's select."""
+    from portal.scheduler import STRATEGIES
+
+    return [(n, LABELS["strategy"].get(n, n)) for n in sorted(STRATEGIES)]
 
 
 def labelled_choices(kind: str, values: tuple[str, ...]):
