@@ -17,8 +17,10 @@ from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation, service
 from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import (
@@ -29,6 +31,9 @@ from portal.web.options import (
 )
 
 bp = Blueprint("baremetals", __name__, url_prefix="/servers")
+crud = Crud("server", _l("Servers"), "baremetals", "server_id", service.ServerInvalid,
+            new_title=_l("New server"), create_label=_l("Create server"),
+            flash_rest=True, refuse_on_page=True)
 
 baremetals = Listing(
     name="servers",
@@ -126,17 +131,8 @@ def _server_form(server: Baremetal | None = None) -> ServerForm:
 @requires("baremetals", "write")
 def new():
     form = _server_form()
-    if form.validate_on_submit():
-        try:
-            server = service.create_server(form.fields())
-        except service.ServerInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Server {server.name} created.", "success")
-            return redirect(url_for("baremetals.detail", server_id=server.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("baremetals/form.html", form=form, server=None), status
+    return crud.form_page(form, None, lambda: service.create_server(form.fields()),
+                          lambda server: _("Server %(name)s created.", name=server.name))
 
 
 @bp.route("/<int:server_id>/edit", methods=["GET", "POST"])
@@ -144,17 +140,9 @@ def new():
 def edit(server_id: int):
     server = get_or_404(Baremetal, server_id)
     form = _server_form(server)
-    if form.validate_on_submit():
-        try:
-            service.update_server(server, form.fields(server.group_id))
-        except service.ServerInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Server {server.name} saved.", "success")
-            return redirect(url_for("baremetals.detail", server_id=server.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("baremetals/form.html", form=form, server=server), status
+    return crud.form_page(
+        form, server, lambda: service.update_server(server, form.fields(server.group_id)),
+        lambda server: _("Server %(name)s saved.", name=server.name))
 
 
 @bp.route("/<int:server_id>/status", methods=["POST"])
@@ -198,16 +186,8 @@ def move(server_id: int):
 @requires("baremetals", "write")
 def delete(server_id: int):
     server = get_or_404(Baremetal, server_id)
-    if request.method == "POST":
-        try:
-            service.delete_server(server)
-        except service.ServerInvalid as invalid:
-            db.session.rollback()
-            return render_template("baremetals/confirm_delete.html", server=server,
-                                   refusal=invalid.errors["server"]), 409
-        flash(f"Server {server.name} deleted.", "success")
-        return redirect(url_for("baremetals.list"))
-    return render_template("baremetals/confirm_delete.html", server=server, refusal=None)
+    return crud.delete_page(server, lambda: service.delete_server(server),
+                            _("Server %(name)s deleted.", name=server.name), "server")
 
 
 @bp.route("/<int:server_id>/drain", methods=["GET", "POST"])

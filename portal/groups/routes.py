@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -7,14 +7,18 @@ from portal.auth.access import STAFF, can, get_or_404, requires, roles_of, tenan
 from portal.extensions import db
 from portal.groups import service
 from portal.groups.forms import GroupForm
+from portal.i18n import _, _l
 from portal.models import BaremetalGroup, BaremetalGroupTenantQuota
 from portal.tenants import quotas
 from portal.tenants.forms import GroupQuotaForm
 from portal.web import list_page
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
 from portal.web.listing import Column, Filter, Listing
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
+crud = Crud("group", _l("Groups"), "groups", "group_id", service.GroupInvalid,
+            new_title=_l("New group"), create_label=_l("Create group"))
 
 
 def _quota_groups():
@@ -135,17 +139,10 @@ def add_quota(group_id: int):
 @requires("groups", "write")
 def new():
     form = GroupForm()
-    if form.validate_on_submit():
-        try:
-            group = service.create_group(form.data, current_user)
-        except service.GroupInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Group {group.name} created. Add servers to it from their pages, and give "
-                  "tenants a quota here.", "success")
-            return redirect(url_for("groups.detail", group_id=group.id))
-    return render_template("groups/form.html", form=form, group=None), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, None, lambda: service.create_group(form.data, current_user),
+        lambda group: _("Group %(name)s created. Add servers to it from their pages, and give "
+                        "tenants a quota here.", name=group.name))
 
 
 @bp.route("/<int:group_id>/edit", methods=["GET", "POST"])
@@ -153,29 +150,14 @@ def new():
 def edit(group_id: int):
     group = get_or_404(BaremetalGroup, group_id)
     form = GroupForm(obj=group)
-    if form.validate_on_submit():
-        try:
-            service.update_group(group, form.data, current_user)
-        except service.GroupInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Group {group.name} saved.", "success")
-            return redirect(url_for("groups.detail", group_id=group.id))
-    return render_template("groups/form.html", form=form, group=group), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(form, group, lambda: service.update_group(group, form.data, current_user),
+                          lambda group: _("Group %(name)s saved.", name=group.name))
 
 
 @bp.route("/<int:group_id>/delete", methods=["GET", "POST"])
 @requires("groups", "write")
 def delete(group_id: int):
     group = get_or_404(BaremetalGroup, group_id)
-    if request.method == "POST":
-        name = group.name
-        try:
-            service.delete_group(group, current_user)
-        except service.GroupInvalid as invalid:
-            flash(invalid.errors["group"], "error")
-            return redirect(url_for("groups.detail", group_id=group.id))
-        flash(f"Group {name} deleted, with its quotas.", "success")
-        return redirect(url_for("groups.list"))
-    return render_template("groups/confirm_delete.html", group=group)
+    return crud.delete_page(group, lambda: service.delete_group(group, current_user),
+                            _("Group %(name)s deleted, with its quotas.", name=group.name),
+                            "group")

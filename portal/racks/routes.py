@@ -1,4 +1,4 @@
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -7,15 +7,19 @@ from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation
 from portal.baremetals import routes as server_pages
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import Rack
 from portal.racks import service
 from portal.racks.forms import RackForm
 from portal.web import list_page
-from portal.web.forms import show_errors
+from portal.web.crud import Crud
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import distinct_values, maintainer_filters
 
 bp = Blueprint("racks", __name__, url_prefix="/racks")
+crud = Crud("rack", _l("Racks"), "racks", "rack_id", service.RackInvalid,
+            new_title=_l("New rack"), create_label=_l("Create rack"),
+            flash_rest=True, refuse_on_page=True)
 
 
 def _usage(rack: Rack) -> service.RackUsage:
@@ -97,16 +101,8 @@ def return_to_service(rack_id: int):
 @requires("racks", "write")
 def new():
     form = RackForm()
-    if form.validate_on_submit():
-        try:
-            rack = service.create_rack(form.fields())
-        except service.RackInvalid as invalid:
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Rack {rack.name} created.", "success")
-            return redirect(url_for("racks.detail", rack_id=rack.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("racks/form.html", form=form, rack=None), status
+    return crud.form_page(form, None, lambda: service.create_rack(form.fields()),
+                          lambda rack: _("Rack %(name)s created.", name=rack.name))
 
 
 @bp.route("/<int:rack_id>/edit", methods=["GET", "POST"])
@@ -114,29 +110,13 @@ def new():
 def edit(rack_id: int):
     rack = get_or_404(Rack, rack_id)
     form = RackForm(obj=rack)
-    if form.validate_on_submit():
-        try:
-            service.update_rack(rack, form.fields())
-        except service.RackInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Rack {rack.name} saved.", "success")
-            return redirect(url_for("racks.detail", rack_id=rack.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("racks/form.html", form=form, rack=rack), status
+    return crud.form_page(form, rack, lambda: service.update_rack(rack, form.fields()),
+                          lambda rack: _("Rack %(name)s saved.", name=rack.name))
 
 
 @bp.route("/<int:rack_id>/delete", methods=["GET", "POST"])
 @requires("racks", "write")
 def delete(rack_id: int):
     rack = get_or_404(Rack, rack_id)
-    if request.method == "POST":
-        try:
-            service.delete_rack(rack)
-        except service.RackInvalid as invalid:
-            return render_template("racks/confirm_delete.html", rack=rack,
-                                   refusal=invalid.errors["rack"]), 409
-        flash(f"Rack {rack.name} deleted.", "success")
-        return redirect(url_for("racks.list"))
-    return render_template("racks/confirm_delete.html", rack=rack, refusal=None)
+    return crud.delete_page(rack, lambda: service.delete_rack(rack),
+                            _("Rack %(name)s deleted.", name=rack.name), "rack")

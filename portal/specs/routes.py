@@ -3,15 +3,18 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.auth.access import can, get_or_404, requires
+from portal.i18n import _, _l
 from portal.models import VirtualMachineSpecification as Flavor
 from portal.specs import service
 from portal.specs.forms import FlavorForm
 from portal.web import list_page
-from portal.web.forms import show_errors
+from portal.web.crud import Crud
 from portal.web.listing import Column, Filter, Listing
 from portal.web.options import distinct_values
 
 bp = Blueprint("specs", __name__, url_prefix="/flavors")
+crud = Crud("flavor", _l("Flavors"), "specs", "spec_id", service.FlavorInvalid,
+            new_title=_l("New flavor"), create_label=_l("Create flavor"))
 
 flavors = Listing(
     name="flavors",
@@ -56,16 +59,8 @@ def detail(spec_id: int):
 @requires("specs", "write")
 def new():
     form = FlavorForm()
-    if form.validate_on_submit():
-        try:
-            flavor = service.create_flavor(form.data, current_user)
-        except service.FlavorInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Flavor {flavor.name} created.", "success")
-            return redirect(url_for("specs.detail", spec_id=flavor.id))
-    return render_template("specs/form.html", form=form, flavor=None), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(form, None, lambda: service.create_flavor(form.data, current_user),
+                          lambda flavor: _("Flavor %(name)s created.", name=flavor.name))
 
 
 @bp.route("/<int:spec_id>/edit", methods=["GET", "POST"])
@@ -73,17 +68,10 @@ def new():
 def edit(spec_id: int):
     flavor = get_or_404(Flavor, spec_id)
     form = FlavorForm(obj=flavor)
-    if form.validate_on_submit():
-        try:
-            service.update_flavor(flavor, form.data, current_user)
-        except service.FlavorInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Flavor {flavor.name} saved. Existing VMs keep the resources they were "
-                  "placed with.", "success")
-            return redirect(url_for("specs.detail", spec_id=flavor.id))
-    return render_template("specs/form.html", form=form, flavor=flavor), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, flavor, lambda: service.update_flavor(flavor, form.data, current_user),
+        lambda flavor: _("Flavor %(name)s saved. Existing VMs keep the resources they were "
+                         "placed with.", name=flavor.name))
 
 
 @bp.route("/<int:spec_id>/retire", methods=["POST"])

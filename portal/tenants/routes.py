@@ -16,16 +16,20 @@ from sqlalchemy.orm import joinedload
 from portal.auth.access import can, get_or_404, requires, scoped, tenant_ids
 from portal.extensions import db
 from portal.groups.service import group_history, group_totals
+from portal.i18n import _, _l
 from portal.models import BaremetalGroupTenantQuota, Tenant
 from portal.tenants import quotas
 from portal.tenants import service as tenants_service
 from portal.tenants.forms import QuotaForm, TenantForm, TenantQuotaForm
 from portal.tenants.service import EMPTY_STATS, STAT_COLUMNS, TenantInvalid, tenant_overview
 from portal.web import is_partial, list_page, render
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
 from portal.web.listing import Column, Listing
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
+crud = Crud("tenant", _l("Tenants"), "tenants", "tenant_id", TenantInvalid,
+            new_title=_l("New tenant"), create_label=_l("Create tenant"))
 
 
 def _export_stat(key: str):
@@ -110,17 +114,10 @@ def add_quota(tenant_id: int):
 @requires("tenants", "write")
 def new():
     form = TenantForm()
-    if form.validate_on_submit():
-        try:
-            tenant = tenants_service.create_tenant(form.data, current_user)
-        except TenantInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Tenant {tenant.name} created. Give it a quota in a group so that it can "
-                  "place VMs.", "success")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-    return render_template("tenants/form.html", form=form, tenant=None), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, None, lambda: tenants_service.create_tenant(form.data, current_user),
+        lambda tenant: _("Tenant %(name)s created. Give it a quota in a group so that it can "
+                         "place VMs.", name=tenant.name))
 
 
 @bp.route("/<int:tenant_id>/edit", methods=["GET", "POST"])
@@ -128,32 +125,17 @@ def new():
 def edit(tenant_id: int):
     tenant = get_or_404(Tenant, tenant_id)
     form = TenantForm(obj=tenant)
-    if form.validate_on_submit():
-        try:
-            tenants_service.update_tenant(tenant, form.data, current_user)
-        except TenantInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Tenant {tenant.name} saved.", "success")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-    return render_template("tenants/form.html", form=form, tenant=tenant), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, tenant, lambda: tenants_service.update_tenant(tenant, form.data, current_user),
+        lambda tenant: _("Tenant %(name)s saved.", name=tenant.name))
 
 
 @bp.route("/<int:tenant_id>/delete", methods=["GET", "POST"])
 @requires("tenants", "write")
 def delete(tenant_id: int):
     tenant = get_or_404(Tenant, tenant_id)
-    if request.method == "POST":
-        name = tenant.name
-        try:
-            tenants_service.delete_tenant(tenant, current_user)
-        except TenantInvalid as invalid:
-            flash(invalid.errors["tenant"], "error")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-        flash(f"Tenant {name} deleted.", "success")
-        return redirect(url_for("tenants.list"))
-    return render_template("tenants/confirm_delete.html", tenant=tenant)
+    return crud.delete_page(tenant, lambda: tenants_service.delete_tenant(tenant, current_user),
+                            _("Tenant %(name)s deleted.", name=tenant.name), "tenant")
 
 
 # ---- Quotas: one row, edited in place --------------------------------------------------
