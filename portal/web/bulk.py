@@ -191,9 +191,9 @@ def _racks():
 
 
 def _vms():
-    from portal.vms.routes import vms
+    from portal.vms.lists import vm_page  # the page's view: deleted VMs unless asked
 
-    return vms
+    return vm_page
 
 
 def _lists() -> dict[str, BulkList]:
