@@ -34,6 +34,8 @@ EXTRACT_ARGS = [
     "-k", "_l", "-k", "_n:1,2", "-k", "_ln:1,2",
     "--add-comments=TRANSLATORS:", "--no-location", "--sort-output", "--omit-header",
     "--no-wrap",
+    # Babel skips directories starting with "_" by default: templates/_macros would be lost.
+    "--ignore-dirs=.* __pycache__",
 ]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdif]|\{(\w*)\}")
 

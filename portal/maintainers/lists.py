@@ -31,7 +31,7 @@ maintainers = Listing(
             "status",
             _l("Status"),
             lambda s, v: s.where(Maintainer.status == v),
-            labelled_choices("status", MAINTAINER_STATUSES),
+            labelled_choices("switched", MAINTAINER_STATUSES),
         ),
     ],
 )

@@ -69,7 +69,7 @@ def _form_errors(form, error: service.MaintainerError) -> None:
 def edit(maintainer_id: int | None = None):
     person = db.get_or_404(Maintainer, maintainer_id) if maintainer_id else None
     form = MaintainerForm(obj=person)
-    form.status.choices = choices((s, LABELS["status"][s]) for s in MAINTAINER_STATUSES)
+    form.status.choices = choices((s, LABELS["switched"][s]) for s in MAINTAINER_STATUSES)
     if request.method == "GET" and person is not None and person.user is not None:
         form.username.data = person.user.username
     return crud.form_page(

@@ -16,6 +16,6 @@ class MeshForm(FlaskForm):
                             validate_choice=False)
     version = StringField(_l("Version"), description=_l('e.g. "1.23.2".'))
     status = SelectField(_l("Status"),
-                         choices=options((s, LABELS["status"][s]) for s in MESH_STATUSES),
+                         choices=options((s, LABELS["switched"][s]) for s in MESH_STATUSES),
                          validate_choice=False)
     description = TextAreaField(_l("Description"))

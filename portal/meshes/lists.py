@@ -24,6 +24,6 @@ meshes = Listing(
         Filter("mesh_type", _l("Type"), lambda s, v: s.where(ServiceMesh.mesh_type == v),
                labelled_choices("mesh_type", MESH_TYPES)),
         Filter("status", _l("Status"), lambda s, v: s.where(ServiceMesh.status == v),
-               labelled_choices("status", MESH_STATUSES)),
+               labelled_choices("switched", MESH_STATUSES)),
     ],
 )

@@ -60,7 +60,7 @@ def _clean(values: Mapping[str, Any], mesh: ServiceMesh | None = None) -> dict[s
         errors["mesh_type"] = _("Choose one of %(choices)s.", choices=", ".join(MESH_TYPES))
     if clean["status"] not in MESH_STATUSES:
         errors["status"] = _("Choose one of %(choices)s.", choices=", ".join(
-            enum_label("status", s) for s in MESH_STATUSES))
+            enum_label("switched", s) for s in MESH_STATUSES))
     if not clean["version"]:
         errors["version"] = _("Give the version, e.g. 1.23.2.")
     elif hidden := text.name_problem(clean["version"], _("The version")):

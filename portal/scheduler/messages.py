@@ -81,11 +81,11 @@ def _quota(details: dict[str, Any]) -> str:
         needed = amount(d, numbers["requested"])
         if left >= 0:
             parts.append(_("%(dimension)s: this request needs %(needed)s, %(left)s of quota left",
-                           dimension=d, needed=needed, left=amount(d, left)))
+                           dimension=dimension_name(d), needed=needed, left=amount(d, left)))
         else:
             parts.append(_("%(dimension)s: this request needs %(needed)s, no quota left (usage "
                            "is already %(over)s over the limit)",
-                           dimension=d, needed=needed, over=amount(d, -left)))
+                           dimension=dimension_name(d), needed=needed, over=amount(d, -left)))
     return _("Quota exceeded in this group — %(parts)s.", parts=_("; ").join(parts))
 
 
@@ -167,3 +167,66 @@ def refusal_message(refusal: Refusal) -> str:
 def refusal_text(refusal: Refusal) -> Said:
     """What a wizard shows: the sentence, and the per-server reasons in words."""
     return Said(refusal_message(refusal), _reasons(refusal.details))
+
+
+def _spread_part(part: dict[str, Any]) -> str:
+    kind, n = part["kind"], part.get("n", 0)
+    if kind == "control_planes":
+        if n == 1:
+            return _("1 control plane on 1 server")
+        if part["unknown"]:
+            return _n("%(n)s control planes on %(n)s servers; rack spread unknown: %(num)s "
+                      "server with no rack recorded",
+                      "%(n)s control planes on %(n)s servers; rack spread unknown: %(num)s "
+                      "servers with no rack recorded", part["unknown"], n=n)
+        if part["racks"] == n:
+            return _("%(n)s control planes on %(n)s racks", n=n)
+        return _n("%(n)s control planes on %(n)s servers, %(num)s rack — a rack failure would "
+                  "take down %(worst)s of %(n)s",
+                  "%(n)s control planes on %(n)s servers, %(num)s racks — a rack failure would "
+                  "take down %(worst)s of %(n)s", part["racks"], n=n, worst=part["worst"])
+    if kind == "bastion":
+        if part["shared"]:
+            return _n("bastion on a control plane's server (no other server had room)",
+                      "bastions on a control plane's server (no other server had room)", n)
+        return _n("bastion apart from the control planes",
+                  "bastions apart from the control planes", n)
+    if kind == "role":
+        nodes = {
+            "worker": _n("%(num)s worker", "%(num)s workers", n),
+            "management": _n("%(num)s management node", "%(num)s management nodes", n),
+        }.get(part["role"]) or _n("%(num)s VM", "%(num)s VMs", n)
+        servers = _n("%(num)s server", "%(num)s servers", part["servers"])
+        if part["servers"] < n:
+            return _("%(nodes)s on %(servers)s, at most %(most)s on one", nodes=nodes,
+                     servers=servers, most=part["most"])
+        return _("%(nodes)s on %(servers)s", nodes=nodes, servers=servers)
+    existing = _n("%(num)s existing member", "%(num)s existing members", part["existing"])
+    if part["shared"]:
+        return _n("%(shared)s of %(num)s new node beside the set's %(existing)s",
+                  "%(shared)s of %(num)s new nodes beside the set's %(existing)s", part["new"],
+                  shared=part["shared"], existing=existing)
+    return _("none beside the set's %(existing)s", existing=existing)
+
+
+def spread_text(plan: Any) -> str:
+    """How far each role is spread, in the reader's language ("" for a single VM)."""
+    parts = getattr(plan, "spread_parts", ())
+    if not parts:
+        return getattr(plan, "spread", "")
+    return _("; ").join(_spread_part(part) for part in parts)
+
+
+def strategy_name(name: str) -> str:
+    from portal.vms.labels import LABELS
+
+    return str(LABELS["strategy"].get(name, name))
+
+
+def explanation_text(plan: Any, i: int, server: str) -> str:
+    """Why the i-th node's server was chosen: the strategy and what the server has left."""
+    left = getattr(plan, "left_free", ())
+    if i >= len(left) or not left[i]:
+        return plan.explanations[i] if i < len(plan.explanations) else ""
+    return _("%(server)s (%(strategy)s): leaves %(free)s free", server=server,
+             strategy=strategy_name(plan.strategy), free=demand(left[i]))

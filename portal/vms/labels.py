@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask_babel import lazy_pgettext as pgettext
 
 from portal.i18n import _l
+from portal.web.labels import STATUS_LABELS, SWITCHED_LABELS
 
 LABELS = {
     "vm_role": {
@@ -40,25 +41,10 @@ LABELS = {
         "best_fit": _l("best fit"),
         "worst_fit": _l("worst fit"),
     },
-    "status": {
-        "active": pgettext("status", "active"),
-        "inactive": pgettext("status", "inactive"),
-        "maintenance": pgettext("status", "maintenance"),
-        "offline": pgettext("status", "offline"),
-        "decommissioned": pgettext("status", "decommissioned"),
-        "pending": pgettext("status", "pending"),
-        "provisioning": pgettext("status", "provisioning"),
-        "migrating": pgettext("status", "migrating"),
-        "error": pgettext("status", "error"),
-        "deleting": pgettext("status", "deleting"),
-        "deleted": pgettext("status", "deleted"),
-        "queued": pgettext("status", "queued"),
-        "claimed": pgettext("status", "claimed"),
-        "succeeded": pgettext("status", "succeeded"),
-        "failed": pgettext("status", "failed"),
-        "cancelled": pgettext("status", "cancelled"),
-        "delivered": pgettext("status", "delivered"),
-    },
+    # Statuses are the shell's (portal/web/labels.py), so every page words them alike.
+    "status": STATUS_LABELS,
+    # "active" of things switched on and off (a plugin, a mesh, a maintainer) reads 啟用.
+    "switched": {**STATUS_LABELS, **SWITCHED_LABELS},
 }
 
 

@@ -11,7 +11,13 @@ from portal.i18n import _, _n
 from portal.models import VirtualMachine
 from portal.provisioning.jobs import JobError
 from portal.scheduler import Constraints
-from portal.scheduler.messages import refusal_message, refusal_text
+from portal.scheduler.messages import (
+    explanation_text,
+    refusal_message,
+    refusal_text,
+    spread_text,
+    strategy_name,
+)
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms import service
 from portal.vms.forms import VmForm
@@ -25,6 +31,9 @@ bp = Blueprint("vms", __name__, url_prefix="/vms")
 # The workloads' enum values in the reader's language, for every template.
 bp.add_app_template_global(enum_label, "enum_label")
 bp.add_app_template_global(refusal_text, "refusal_text")
+bp.add_app_template_global(spread_text, "spread_text")
+bp.add_app_template_global(explanation_text, "explanation_text")
+bp.add_app_template_global(strategy_name, "strategy_name")
 
 @bp.route("/")
 @requires("vms")

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import _l
 
 
 def distinct_values(column: Any) -> list[tuple[str, str]]:
@@ -68,7 +69,7 @@ def maintainer_filters(resource_type: str, id_column) -> list:
     return [
         Filter(
             "maintainer",
-            "Maintainer",
+            _l("Maintainer"),
             lambda s, v: s.where(
                 id_column.in_(maintained_ids(resource_type, maintainer_id=int(v)))
             ),
@@ -76,7 +77,7 @@ def maintainer_filters(resource_type: str, id_column) -> list:
         ),
         Filter(
             "maintainer_group",
-            "Maintainer group",
+            _l("Maintainer group"),
             lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, group_id=int(v)))),
             maintainer_group_choices,
         ),

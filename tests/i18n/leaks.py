@@ -36,6 +36,10 @@ ALLOWED = {
     "PgBouncer", "HPA", "Grafana", "node_exporter", "best_fit", "worst_fit", "shape_fit",
     "dry_run", "Idempotency", "Key", "Enter", "Tab", "Esc", "Ctrl", "Shift", "OK",
     "English", "Chen", "Mei", "ling",
+    # The cluster wizard's plugin catalogue: product names (portal/clusters/service.py).
+    "calico", "flannel", "Flannel", "prometheus", "loki", "Loki", "rook-ceph", "Rook", "Ceph",
+    "ingress-nginx", "NGINX", "Ingress", "traefik", "Traefik", "cert-manager", "CNI", "eBPF",
+    "ACME", "CA",
 }
 READ_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt", "aria-description")
 SKIP_ELEMENTS = {"script", "style", "code", "pre", "kbd", "samp", "textarea", "template"}
