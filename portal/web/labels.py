@@ -11,10 +11,13 @@ from typing import Any
 
 from flask import Flask
 
+from flask_babel import lazy_pgettext as pgettext  # extracted as pgettext:1c,2
+
 from portal.i18n import _l
 
 STATUS_LABELS = {
-    "active": _l("active"),
+    # Not plain "active": autoscaling's mode "active" is 啟用, a running thing's 運作中.
+    "active": pgettext("status", "active"),
     "inactive": _l("inactive"),
     "maintenance": _l("maintenance"),
     "offline": _l("offline"),
