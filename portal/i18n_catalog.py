@@ -31,10 +31,10 @@ TEMPLATE = CATALOG_DIR / "messages.pot"
 ZH_TW = CATALOG_DIR / "zh_Hant_TW" / "LC_MESSAGES" / "messages.po"
 EXTRACT_ARGS = [
     "extract", "-F", str(CATALOG_DIR / "babel.cfg"),
-    "-k", "_l", "-k", "_n:1,2", "-k", "_ln:1,2",
+    "-k", "_l", "-k", "_n:1,2", "-k", "_ln:1,2", "-k", "lazy_pgettext:1c,2",
     "--add-comments=TRANSLATORS:", "--no-location", "--sort-output", "--omit-header",
     "--no-wrap",
-    # Babel skips directories starting with "_" by default: templates/_macros would be lost.
+    # Babel skips folders starting with "_" by default: templates/_macros holds strings too.
     "--ignore-dirs=.* __pycache__",
 ]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdif]|\{(\w*)\}")

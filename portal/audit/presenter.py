@@ -109,6 +109,29 @@ OBJECT_PAGES = {
     "scaling_policy": "autoscaling.detail",
 }
 
+# Fields whose values are statuses (shown translated, stored in English).
+STATUS_FIELDS = {"status", "token"}
+# Fields whose stored values are codes with a reading of their own.
+VALUE_LABELS = {
+    "reason": {"unknown user": _l("unknown user"), "wrong password": _l("wrong password"),
+               "account disabled": _l("account disabled")},
+    "password": {"changed": _l("changed")},
+}
+
+
+def role_text(code: str) -> str:
+    """A role as recorded at an account's creation: operator, tenant_admin:<tenant>,
+    maintainer:<account>."""
+    kind, _sep, whom = str(code).partition(":")
+    if kind == "operator":
+        return _("Operator")
+    if kind == "tenant_admin":
+        return _("Tenant admin · %(tenants)s", tenants=whom)
+    if kind == "maintainer":
+        return _("Maintainer · %(account)s", account=whom)
+    return str(code)
+
+
 # (object_type, id) → (name, page url or None)
 Links = dict[tuple[str, int], tuple[str, str | None]]
 
@@ -140,6 +163,15 @@ def _value(name: str, value: Any, links: Links | None) -> Markup:
     """A value as markup: a referenced object by its name (linked when it has a page), an
     object that is gone (or not looked up) by its number."""
     ref = _referenced(name, value)
+    if ref is None and name in STATUS_FIELDS and isinstance(value, str) and value:
+        from portal.web.labels import status_label
+
+        return escape(status_label(value))
+    if ref is None and name in VALUE_LABELS and isinstance(value, str):
+        label = VALUE_LABELS[name].get(value)
+        return escape(str(label) if label is not None else value)
+    if ref is None and name == "roles" and isinstance(value, list):
+        return escape(", ".join(role_text(item) for item in value))
     if ref is None:
         return escape(value_text(value))
     if links is not None and ref in links:

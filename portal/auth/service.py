@@ -146,8 +146,9 @@ def create_user(
     db.session.flush()
     from portal.audit.service import record
 
-    roles = ["operator"] * operator + [f"admin of {t}" for t in tenants]
-    roles += [f"maintainer {maintainer_account}"] * bool(maintainer_account)
-    record("create", "user", user.id, user.username,
-           {"roles": {"from": None, "to": ", ".join(roles) or "none"}})
+    # Role codes, not sentences: the trail is read in the reader's language
+    # (portal.audit.presenter turns "tenant_admin:acme" into "Tenant admin · acme").
+    roles = ["operator"] * operator + [f"tenant_admin:{t}" for t in tenants]
+    roles += [f"maintainer:{maintainer_account}"] * bool(maintainer_account)
+    record("create", "user", user.id, user.username, {"roles": {"from": None, "to": roles}})
     return user

@@ -11,37 +11,37 @@ from typing import Any
 
 from flask import Flask
 
-from flask_babel import lazy_pgettext as pgettext  # extracted as pgettext:1c,2
+from flask_babel import lazy_pgettext
 
 from portal.i18n import _l
 
 STATUS_LABELS = {
-    # Not plain "active": autoscaling's mode "active" is 啟用, a running thing's 運作中.
-    "active": pgettext("status", "active"),
-    "inactive": _l("inactive"),
-    "maintenance": _l("maintenance"),
-    "offline": _l("offline"),
-    "decommissioned": _l("decommissioned"),
-    "pending": _l("pending"),
-    "provisioning": _l("provisioning"),
-    "migrating": _l("migrating"),
-    "error": _l("error"),
-    "deleting": _l("deleting"),
-    "deleted": _l("deleted"),
-    "queued": _l("queued"),
-    "claimed": _l("claimed"),
-    "succeeded": _l("succeeded"),
-    "failed": _l("failed"),
-    "cancelled": _l("cancelled"),
-    "delivered": _l("delivered"),
-    "live": _l("live"),
-    "expired": _l("expired"),
-    "revoked": _l("revoked"),
+    "active": lazy_pgettext("status", "active"),
+    "inactive": lazy_pgettext("status", "inactive"),
+    "maintenance": lazy_pgettext("status", "maintenance"),
+    "offline": lazy_pgettext("status", "offline"),
+    "decommissioned": lazy_pgettext("status", "decommissioned"),
+    "pending": lazy_pgettext("status", "pending"),
+    "provisioning": lazy_pgettext("status", "provisioning"),
+    "migrating": lazy_pgettext("status", "migrating"),
+    "error": lazy_pgettext("status", "error"),
+    "deleting": lazy_pgettext("status", "deleting"),
+    "deleted": lazy_pgettext("status", "deleted"),
+    "queued": lazy_pgettext("status", "queued"),
+    "claimed": lazy_pgettext("status", "claimed"),
+    "succeeded": lazy_pgettext("status", "succeeded"),
+    "failed": lazy_pgettext("status", "failed"),
+    "cancelled": lazy_pgettext("status", "cancelled"),
+    "delivered": lazy_pgettext("status", "delivered"),
+    "live": lazy_pgettext("status", "live"),
+    "expired": lazy_pgettext("status", "expired"),
+    "revoked": lazy_pgettext("status", "revoked"),
 }
 # "active" of things switched on and off (a plugin, a mesh, a maintainer, a flavor) reads
 # 啟用, not 運作中 (the glossary).
 SWITCHED = {"plugin", "mesh", "maintainer", "flavor", "webhook"}
-SWITCHED_LABELS = {"active": _l("enabled"), "inactive": _l("disabled")}
+SWITCHED_LABELS = {"active": lazy_pgettext("status", "enabled"),
+                   "inactive": lazy_pgettext("status", "disabled")}
 
 ACTION_LABELS = {
     "create": _l("create"),
