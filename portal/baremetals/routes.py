@@ -10,72 +10,23 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation, service
 from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
+from portal.baremetals.lists import baremetals
 from portal.extensions import db
 from portal.i18n import _, _l
-from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
+from portal.models import Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
 from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import (
-    distinct_values,
-    enum_choices,
-    maintainer_filters,
-    named_choices,
-)
 
 bp = Blueprint("baremetals", __name__, url_prefix="/servers")
 crud = Crud("server", _l("Servers"), "baremetals", "server_id", service.ServerInvalid,
             new_title=_l("New server"), create_label=_l("Create server"),
             flash_rest=True, refuse_on_page=True)
-
-baremetals = Listing(
-    name="servers",
-    statement=lambda: select(Baremetal)
-    .outerjoin(Baremetal.rack)
-    .outerjoin(Baremetal.group)
-    .options(joinedload(Baremetal.rack), joinedload(Baremetal.group)),
-    columns=[
-        Column("name", "Name", Baremetal.name),
-        Column("serial", "Serial", Baremetal.serial),
-        Column("status", "Status", Baremetal.status),
-        Column("region", "Region", Baremetal.region),
-        Column("dc", "DC", Baremetal.dc),
-        Column("rack", "Rack", Rack.name, value=lambda b: b.rack.name if b.rack else ""),
-        Column("rack_unit", "Unit", Baremetal.rack_unit, numeric=True),
-        Column("size_u", "Size (U)", Baremetal.size_u, numeric=True),
-        Column("group", "Group", BaremetalGroup.name,
-               value=lambda b: b.group.name if b.group else ""),
-        Column("available_cpu", "Free CPU", Baremetal.available_cpu, numeric=True),
-        Column("total_cpu", "CPU", Baremetal.total_cpu, numeric=True),
-        Column("available_memory", "Free memory (GiB)", Baremetal.available_memory, numeric=True),
-        Column("total_memory", "Memory (GiB)", Baremetal.total_memory, numeric=True),
-        Column("available_storage", "Free storage (GiB)", Baremetal.available_storage,
-               numeric=True),
-        Column("total_storage", "Storage (GiB)", Baremetal.total_storage, numeric=True),
-    ],
-    search=[Baremetal.name, Baremetal.serial],
-    filters=[
-        Filter("status", "Status", lambda s, v: s.where(Baremetal.status == v),
-               lambda: enum_choices(BAREMETAL_STATUSES)),
-        Filter("region", "Region", lambda s, v: s.where(Baremetal.region == v),
-               lambda: distinct_values(Baremetal.region)),
-        Filter("dc", "DC", lambda s, v: s.where(Baremetal.dc == v),
-               lambda: distinct_values(Baremetal.dc)),
-        Filter("rack", "Rack", lambda s, v: s.where(Baremetal.rack_id == int(v)),
-               lambda: named_choices(Rack)),
-        Filter("group", "Group", lambda s, v: s.where(Baremetal.group_id == int(v)),
-               lambda: named_choices(BaremetalGroup)),
-        *maintainer_filters("baremetal", Baremetal.id),
-    ],
-)
-
 
 @bp.route("/")
 @requires("baremetals")

@@ -1,10 +1,12 @@
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
+from portal.i18n import _l
+
 
 class GroupForm(FlaskForm):
-    name = StringField("Name")
-    dimension = StringField("Dimension",
-                            description='Why these servers belong together, e.g. "geo:tw-north" '
-                                        'or "load:low".')
-    description = TextAreaField("Description")
+    name = StringField(_l("Name"))
+    dimension = StringField(_l("Dimension"), description=_l(
+        'Why these servers belong together, e.g. "%(geo)s" or "%(load)s".',
+        geo="geo:tw-north", load="load:low"))
+    description = TextAreaField(_l("Description"))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import format_decimal as format_number
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -14,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from portal import text
 from portal.audit.service import created, diff, history_of, record, removed, snapshot
 from portal.extensions import db
+from portal.i18n import _, _l, _n
 from portal.models import (
     Baremetal,
     BaremetalGroup,
@@ -38,6 +40,17 @@ class GroupInvalid(ValueError):
         self.errors = errors
 
 
+DIMENSIONS = ("cpu", "memory", "storage")
+DIMENSION_NAMES = {"cpu": _l("CPU"), "memory": _l("memory"), "storage": _l("storage")}
+
+
+def amount(dimension: str, value: int) -> str:
+    """12 cores, 96 GiB."""
+    if dimension == "cpu":
+        return _n("%(num)s core", "%(num)s cores", value)
+    return _("%(num)s GiB", num=format_number(value))
+
+
 @dataclass(frozen=True)
 class FlavorHeadroom:
     flavor_id: int
@@ -47,12 +60,61 @@ class FlavorHeadroom:
     storage: int
     generation: int
     fits: int  # more single VMs of this flavor that fit on the group's active servers now
+    # Free capacity of the group's active servers, per dimension.
+    free_cpu: int = 0
+    free_memory: int = 0
+    free_storage: int = 0
+
+    def free(self, dimension: str) -> int:
+        return getattr(self, f"free_{dimension}")
+
+    @property
+    def limit(self) -> str | None:
+        """The dimension that runs out first over the whole group (a flavor without
+        storage is not limited by storage); None without active servers."""
+        if not (self.free_cpu or self.free_memory or self.free_storage):
+            return None
+        needed = [d for d in DIMENSIONS if getattr(self, d) > 0]
+        return min(needed, key=lambda d: (self.free(d) // getattr(self, d),
+                                          DIMENSIONS.index(d)))
+
+    @property
+    def pooled(self) -> int:
+        """How many would fit if the free capacity were on one server."""
+        if self.limit is None:
+            return 0
+        return self.free(self.limit) // getattr(self, self.limit)
+
+    def explain(self) -> str:
+        """The figure in words: "Room for 12 more Standard-4C8G: memory is the limit,
+        96 GiB left." """
+        if self.limit is None:
+            return _("No room: the group has no active server with free capacity.")
+        limit = DIMENSION_NAMES[self.limit]
+        left = amount(self.limit, self.free(self.limit))
+        if self.fits:
+            words = _n("Room for %(num)s more %(flavor)s: %(dimension)s is the limit, "
+                       "%(left)s left.",
+                       "Room for %(num)s more %(flavor)s: %(dimension)s is the limit, "
+                       "%(left)s left.", self.fits,
+                       flavor=self.name, dimension=limit, left=left)
+        else:
+            words = _("No room for another %(flavor)s: %(dimension)s is the limit, "
+                      "%(left)s left.", flavor=self.name, dimension=limit, left=left)
+        if self.pooled > self.fits:
+            words += " " + _n(
+                "The free capacity is spread over several servers: on one server it would "
+                "hold %(num)s.",
+                "The free capacity is spread over several servers: on one server it would "
+                "hold %(num)s.", self.pooled)
+        return words
 
 
 def headroom(group: BaremetalGroup) -> list[FlavorHeadroom]:
     """For each active flavor, Σ over the group's active servers of
     min_d floor(available_d / flavor_d): how many more single VMs of it fit right now,
-    quotas aside. One query."""
+    quotas aside; and the servers' free capacity, to say which dimension is the limit.
+    One query."""
     per_cpu = Baremetal.available_cpu // Flavor.cpu
     per_memory = Baremetal.available_memory // Flavor.memory
     # A flavor without storage is not limited by storage.
@@ -68,6 +130,8 @@ def headroom(group: BaremetalGroup) -> list[FlavorHeadroom]:
         select(
             Flavor.id, Flavor.name, Flavor.cpu, Flavor.memory, Flavor.storage,
             Flavor.generation, func.coalesce(func.sum(fits), 0),
+            *(func.coalesce(func.sum(getattr(Baremetal, f"available_{d}")), 0)
+              for d in DIMENSIONS),
         )
         .outerjoin(
             Baremetal, (Baremetal.group_id == group.id) & (Baremetal.status == "active")
