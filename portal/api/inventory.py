@@ -20,6 +20,7 @@ from portal.baremetals import lists as server_lists
 from portal.baremetals import service as servers
 from portal.groups import lists as group_lists
 from portal.groups import service as groups
+from portal.i18n import _
 from portal.meshes import routes as mesh_pages
 from portal.meshes import service as meshes
 from portal.models import (
@@ -253,8 +254,8 @@ def update_baremetal(baremetal_id: int, body: ServerChange):
     sent = body.model_dump(exclude_unset=True)
     if OPERATOR not in roles_of(current_user):
         if set(sent) != {"status"} or not servers.may_change_status(_user(), server):
-            raise ApiError(FORBIDDEN, "Maintainers set only the status of servers assigned "
-                                      "to them.")
+            raise ApiError(FORBIDDEN, _("Maintainers set only the status of servers "
+                                        "assigned to them."))
         return servers.change_status(server, sent["status"])
     return servers.update_server(server, _server_fields(merged(server, SERVER_FIELDS, body)))
 

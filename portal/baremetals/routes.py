@@ -14,10 +14,10 @@ from sqlalchemy import select
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation, service
-from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
+from portal.baremetals.forms import STATUS_LABELS, ImportForm, MoveForm, ServerForm, StatusForm
 from portal.baremetals.lists import baremetals
 from portal.extensions import db
-from portal.i18n import _, _l
+from portal.i18n import _, _l, _n
 from portal.models import Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
 from portal.web.crud import Crud
@@ -36,14 +36,14 @@ def list():  # noqa: A001
 
 def _rack_choices():
     rows = db.session.execute(select(Rack.id, Rack.name, Rack.dc).order_by(Rack.name)).all()
-    return options([(None, "— not racked —"), *((r.id, f"{r.name} ({r.dc})") for r in rows)])
+    return options([(None, _("— not racked —")), *((r.id, f"{r.name} ({r.dc})") for r in rows)])
 
 
 def _group_choices():
     rows = db.session.execute(
         select(BaremetalGroup.id, BaremetalGroup.name).order_by(BaremetalGroup.name)
     ).all()
-    return options([(None, "— no group —"), *((r.id, r.name) for r in rows)])
+    return options([(None, _("— no group —")), *((r.id, r.name) for r in rows)])
 
 
 def _detail_page(server: Baremetal, status_form=None, move_form=None, code=200):
@@ -101,7 +101,7 @@ def edit(server_id: int):
 def status(server_id: int):
     server = get_or_404(Baremetal, server_id)
     if not service.may_change_status(current_user, server):
-        abort(403, "Only operators and the server's maintainers change its status.")
+        abort(403, _("Only operators and the server's maintainers change its status."))
     form = StatusForm()
     if form.validate_on_submit():
         try:
@@ -110,7 +110,8 @@ def status(server_id: int):
             db.session.rollback()
             show_errors(form, invalid.errors, flash_rest=True)
         else:
-            flash(f"Server {server.name} is now {server.status}.", "success")
+            flash(_("Server %(name)s is now %(status)s.", name=server.name,
+                    status=STATUS_LABELS.get(server.status, server.status)), "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
     return _detail_page(server, status_form=form, code=422)
 
@@ -127,8 +128,11 @@ def move(server_id: int):
             db.session.rollback()
             show_errors(form, invalid.errors, flash_rest=True)
         else:
-            where = server.group.name if server.group else "no group"
-            flash(f"Server {server.name} moved to {where}.", "success")
+            if server.group:
+                flash(_("Server %(name)s moved to %(group)s.", name=server.name,
+                        group=server.group.name), "success")
+            else:
+                flash(_("Server %(name)s moved out of its group.", name=server.name), "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
     return _detail_page(server, move_form=form, code=422)
 
@@ -150,8 +154,8 @@ def drain(server_id: int):
     if request.method == "POST":
         return drained(lambda: evacuation.evacuate(
             [server], current_user, label=("baremetal", server.id, server.name)), back)
-    crumbs = [("Dashboard", url_for("dashboard.index")), ("Servers", url_for("baremetals.list")),
-              (server.name, back), ("Drain", None)]
+    crumbs = [(_("Dashboard"), url_for("dashboard.index")),
+              (_("Servers"), url_for("baremetals.list")), (server.name, back), (_("Drain"), None)]
     return render_template("evacuation/preview.html", plan=evacuation.preview([server]),
                            subject=server.name, crumbs=crumbs, back=back,
                            action=url_for("baremetals.drain", server_id=server.id))
@@ -165,9 +169,13 @@ def drained(execute, back: str):
         db.session.rollback()
         flash(str(refused), "danger")
         return redirect(back)
-    stuck = f"; {len(done.stuck)} cannot move now" if done.stuck else ""
-    flash(f"Draining: {len(done.moves)} VM{'s' if len(done.moves) != 1 else ''} migrating"
-          f"{stuck}.", "warning" if done.stuck else "success")
+    if done.stuck:
+        flash(_n("Draining: %(num)s VM migrating; %(stuck)s cannot move now.",
+                 "Draining: %(num)s VMs migrating; %(stuck)s cannot move now.",
+                 len(done.moves), stuck=len(done.stuck)), "warning")
+    else:
+        flash(_n("Draining: %(num)s VM migrating.", "Draining: %(num)s VMs migrating.",
+                 len(done.moves)), "success")
     return redirect(back)
 
 
@@ -178,7 +186,7 @@ def returned(servers, back: str):
         db.session.rollback()
         flash(str(refused), "danger")
     else:
-        flash(f"Back in service: {', '.join(s.name for s in done)}.", "success")
+        flash(_("Back in service: %(names)s.", names=", ".join(s.name for s in done)), "success")
     return redirect(back)
 
 
@@ -206,8 +214,9 @@ def import_csv():
             db.session.rollback()
             problems = refused.problems
         else:
-            flash(f"Imported: {len(result.created)} created, {len(result.updated)} updated, "
-                  f"{result.unchanged} unchanged.", "success")
+            flash(_("Imported: %(created)s created, %(updated)s updated, %(unchanged)s "
+                    "unchanged.", created=len(result.created), updated=len(result.updated),
+                    unchanged=result.unchanged), "success")
             return redirect(url_for("baremetals.list"))
     status = 422 if problems else 200
     return render_template(

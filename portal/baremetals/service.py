@@ -832,7 +832,7 @@ def _line(line: int, problem: str) -> _Problem:
 
 def _sentence(message: str) -> str:
     message = message.strip()
-    return message if message.endswith(".") else message + "."
+    return message if message.endswith((".", "。")) else message + "."
 
 
 def import_servers(text: str) -> ImportResult:

@@ -28,7 +28,8 @@ def list():  # noqa: A001
 def _detail_page(group: BaremetalGroup, add_form: GroupQuotaForm, status: int = 200):
     staff = bool(roles_of(current_user) & STAFF)
     detail = service.group_detail(group, tenant_ids(), show_servers=staff)
-    add_form.tenant_id.choices = options([(None, "— tenant —"), *detail["tenants_without_quota"]])
+    add_form.tenant_id.choices = options([(None, _("— tenant —")),
+                                          *detail["tenants_without_quota"]])
     return render_template(
         "groups/detail.html", group=group, add_form=add_form, staff=staff,
         editable=can("tenants", "write"), can_edit_group=can("groups", "write"),

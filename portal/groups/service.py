@@ -243,19 +243,19 @@ def _check(clean: dict[str, str], group: BaremetalGroup | None = None) -> None:
     errors = {}
     name = clean["name"]
     if not name:
-        errors["name"] = "Give the group a name."
-    elif hidden := text.name_problem(name, "The group name"):
+        errors["name"] = _("Give the group a name.")
+    elif hidden := text.name_problem(name, _("The group name")):
         errors["name"] = hidden
     elif len(name) > MAX_NAME:
-        errors["name"] = f"A group name has at most {MAX_NAME} characters."
+        errors["name"] = _("A group name has at most %(max)s characters.", max=MAX_NAME)
     else:
         clash = db.session.scalar(select(BaremetalGroup.id).where(BaremetalGroup.name == name))
         if clash is not None and (group is None or clash != group.id):
-            errors["name"] = f"A group named {name} already exists."
-    if hidden := text.name_problem(clean["dimension"], "The dimension"):
+            errors["name"] = _("A group named %(name)s already exists.", name=name)
+    if hidden := text.name_problem(clean["dimension"], _("The dimension")):
         errors["dimension"] = hidden
     elif len(clean["dimension"]) > 64:
-        errors["dimension"] = "A dimension has at most 64 characters."
+        errors["dimension"] = _("A dimension has at most %(max)s characters.", max=64)
     if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
         errors["description"] = problem
     if errors:
@@ -267,7 +267,7 @@ def _commit() -> None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise GroupInvalid({"name": "A group with this name already exists."}) from None
+        raise GroupInvalid({"name": _("A group with this name already exists.")}) from None
 
 
 def create_group(values: Mapping[str, Any], user: User | None) -> BaremetalGroup:
@@ -298,7 +298,9 @@ def update_group(group: BaremetalGroup, values: Mapping[str, Any], user: User | 
 
 def _names(names: list[str], total: int) -> str:
     listed = ", ".join(names[:NAMES_SHOWN])
-    return listed + (f" and {total - NAMES_SHOWN} more" if total > NAMES_SHOWN else "")
+    if total > NAMES_SHOWN:
+        return _("%(names)s and %(num)s more", names=listed, num=total - NAMES_SHOWN)
+    return listed
 
 
 def delete_group(group: BaremetalGroup, user: User | None) -> None:
@@ -312,15 +314,17 @@ def delete_group(group: BaremetalGroup, user: User | None) -> None:
     ))
     problems = []
     if servers:
-        problems.append(f"{len(servers)} server{'s' if len(servers) != 1 else ''} "
-                        f"({_names(servers, len(servers))}): move them to another group first")
+        problems.append(_n("%(num)s server (%(names)s): move it to another group first",
+                           "%(num)s servers (%(names)s): move them to another group first",
+                           len(servers), names=_names(servers, len(servers))))
     if clusters:
-        problems.append(f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''} "
-                        f"({_names(clusters, len(clusters))}), deleted ones kept for history "
-                        "included")
+        problems.append(_n("%(num)s cluster (%(names)s), deleted ones kept for history "
+                           "included",
+                           "%(num)s clusters (%(names)s), deleted ones kept for history "
+                           "included", len(clusters), names=_names(clusters, len(clusters))))
     if problems:
-        raise GroupInvalid({"group": f"Group {group.name} still has " + "; and ".join(problems)
-                            + "."})
+        raise GroupInvalid({"group": _("Group %(name)s still has %(problems)s.",
+                                       name=group.name, problems=_("; and ").join(problems))})
     record("delete", "baremetal_group", group.id, group.name,
            removed(snapshot(group, GROUP_FIELDS)), user=user)
     db.session.delete(group)

@@ -44,10 +44,10 @@ def drain(rack_id: int):
     if request.method == "POST":
         return server_pages.drained(lambda: evacuation.evacuate(
             servers, current_user, label=("rack", rack.id, rack.name)), back)
-    crumbs = [("Dashboard", url_for("dashboard.index")), ("Racks", url_for("racks.list")),
-              (rack.name, back), ("Drain", None)]
+    crumbs = [(_("Dashboard"), url_for("dashboard.index")), (_("Racks"), url_for("racks.list")),
+              (rack.name, back), (_("Drain"), None)]
     return render_template("evacuation/preview.html", plan=evacuation.preview(servers),
-                           subject=f"rack {rack.name}", crumbs=crumbs, back=back,
+                           subject=_("rack %(name)s", name=rack.name), crumbs=crumbs, back=back,
                            action=url_for("racks.drain", rack_id=rack.id))
 
 

@@ -52,8 +52,8 @@ def edit(spec_id: int):
 def retire(spec_id: int):
     flavor = get_or_404(Flavor, spec_id)
     if service.set_active(flavor, False, current_user):
-        flash(f"Flavor {flavor.name} retired: it stays for history and can no longer be "
-              "chosen.", "success")
+        flash(_("Flavor %(name)s retired: it stays for history and can no longer be "
+                "chosen.", name=flavor.name), "success")
     return redirect(url_for("specs.detail", spec_id=flavor.id))
 
 
@@ -62,5 +62,5 @@ def retire(spec_id: int):
 def restore(spec_id: int):
     flavor = get_or_404(Flavor, spec_id)
     if service.set_active(flavor, True, current_user):
-        flash(f"Flavor {flavor.name} is offered again.", "success")
+        flash(_("Flavor %(name)s is offered again.", name=flavor.name), "success")
     return redirect(url_for("specs.detail", spec_id=flavor.id))

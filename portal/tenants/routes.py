@@ -48,7 +48,7 @@ def detail(tenant_id: int):
 def _detail_page(tenant: Tenant, add_form: TenantQuotaForm, status: int = 200):
     overview = tenant_overview(tenant)
     add_form.group_id.choices = options(
-        [(None, "— group —"), *overview["groups_without_quota"]]
+        [(None, _("— group —")), *overview["groups_without_quota"]]
     )
     return render_template(
         "tenants/detail.html", tenant=tenant, add_form=add_form,
@@ -210,11 +210,12 @@ def quota_delete(quota_id: int):
                                usage=quotas.quota_usages([quota])[0], back=_back(quota, on))
     back = (url_for("tenants.detail", tenant_id=quota.tenant_id) if on == "tenant"
             else url_for("groups.detail", group_id=quota.group_id))
+    names = {"tenant": quota.tenant.name, "group": quota.group.name}
     try:
-        label = quotas.delete_quota(quota.id, current_user)
+        quotas.delete_quota(quota.id, current_user)
     except quotas.QuotaInvalid as invalid:
         flash(invalid.errors["quota"], "error")
     else:
-        flash(f"Quota of {label} deleted: the tenant can no longer place anything in this "
-              "group (its existing VMs stay).", "success")
+        flash(_("Quota of %(tenant)s in %(group)s deleted: the tenant can no longer place "
+                "anything in this group (its existing VMs stay).", **names), "success")
     return redirect(back)
