@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime, timezone
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -49,7 +49,7 @@ def read(path: Path) -> Catalog:
         return read_po(handle, locale="zh_Hant_TW")
 
 
-FIXED_DATE = datetime(2026, 12, 3, tzinfo=timezone.utc)
+FIXED_DATE = datetime(2026, 12, 3, tzinfo=UTC)
 
 
 def write(catalog: Catalog, path: Path, header: bool = True) -> None:

@@ -1,60 +1,22 @@
-from flask import Blueprint, g, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation
 from portal.baremetals import routes as server_pages
-from portal.extensions import db
 from portal.i18n import _, _l
 from portal.models import Rack
 from portal.racks import service
 from portal.racks.forms import RackForm
+from portal.racks.lists import racks
 from portal.web import list_page
 from portal.web.crud import Crud
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import distinct_values, maintainer_filters
 
 bp = Blueprint("racks", __name__, url_prefix="/racks")
 crud = Crud("rack", _l("Racks"), "racks", "rack_id", service.RackInvalid,
             new_title=_l("New rack"), create_label=_l("Create rack"),
             flash_rest=True, refuse_on_page=True)
-
-
-def _usage(rack: Rack) -> service.RackUsage:
-    """Usage for the CSV export: every rack's, read once per request."""
-    if "_rack_usage" not in g:
-        g._rack_usage = service.rack_usage(db.session.scalars(select(Rack)).all())
-    return g._rack_usage[rack.id]
-
-
-racks = Listing(
-    name="racks",
-    statement=lambda: select(Rack),
-    columns=[
-        Column("name", "Name", Rack.name),
-        Column("region", "Region", Rack.region),
-        Column("dc", "DC", Rack.dc),
-        Column("location", "Location", Rack.location),
-        Column("bgp_asn", "ASN", Rack.bgp_asn, numeric=True),
-        Column("height_u", "Height (U)", Rack.height_u, numeric=True),
-        Column("servers", "Servers", None, numeric=True, value=lambda r: _usage(r).servers),
-        Column("units_used", "Units used", service.units_used_sort(), numeric=True,
-               value=lambda r: round(_usage(r).units_pct, 1)),
-        Column("cpu_allocated", "CPU allocated", service.allocated_sort("cpu"), numeric=True,
-               value=lambda r: round(_usage(r).pct("cpu"), 1)),
-        Column("memory_allocated", "Memory allocated", service.allocated_sort("memory"),
-               numeric=True, value=lambda r: round(_usage(r).pct("memory"), 1)),
-    ],
-    search=[Rack.name, Rack.location, Rack.region, Rack.dc],
-    filters=[
-        Filter("region", "Region", lambda s, v: s.where(Rack.region == v),
-               lambda: distinct_values(Rack.region)),
-        Filter("dc", "DC", lambda s, v: s.where(Rack.dc == v), lambda: distinct_values(Rack.dc)),
-        *maintainer_filters("rack", Rack.id),
-    ],
-)
 
 
 @bp.route("/")
@@ -82,10 +44,10 @@ def drain(rack_id: int):
     if request.method == "POST":
         return server_pages.drained(lambda: evacuation.evacuate(
             servers, current_user, label=("rack", rack.id, rack.name)), back)
-    crumbs = [("Dashboard", url_for("dashboard.index")), ("Racks", url_for("racks.list")),
-              (rack.name, back), ("Drain", None)]
+    crumbs = [(_("Dashboard"), url_for("dashboard.index")), (_("Racks"), url_for("racks.list")),
+              (rack.name, back), (_("Drain"), None)]
     return render_template("evacuation/preview.html", plan=evacuation.preview(servers),
-                           subject=f"rack {rack.name}", crumbs=crumbs, back=back,
+                           subject=_("rack %(name)s", name=rack.name), crumbs=crumbs, back=back,
                            action=url_for("racks.drain", rack_id=rack.id))
 
 

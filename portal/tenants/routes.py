@@ -13,7 +13,7 @@ from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.access import can, get_or_404, requires, scoped, tenant_ids
+from portal.auth.access import can, get_or_404, requires, tenant_ids
 from portal.extensions import db
 from portal.groups.service import group_history, group_totals
 from portal.i18n import _, _l
@@ -21,55 +21,21 @@ from portal.models import BaremetalGroupTenantQuota, Tenant
 from portal.tenants import quotas
 from portal.tenants import service as tenants_service
 from portal.tenants.forms import QuotaForm, TenantForm, TenantQuotaForm
-from portal.tenants.service import EMPTY_STATS, STAT_COLUMNS, TenantInvalid, tenant_overview
+from portal.tenants.lists import stats_for, tenants
+from portal.tenants.service import TenantInvalid, tenant_overview
 from portal.web import is_partial, list_page, render
 from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
-from portal.web.listing import Column, Listing
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
 crud = Crud("tenant", _l("Tenants"), "tenants", "tenant_id", TenantInvalid,
             new_title=_l("New tenant"), create_label=_l("Create tenant"))
 
 
-def _export_stat(key: str):
-    """CSV value of a per-tenant total: all tenants' totals read once per export."""
-    from flask import g
-
-    def value(tenant: Tenant) -> int:
-        if "_tenant_stats" not in g:
-            g._tenant_stats = tenants_service.tenant_stats()
-        return g._tenant_stats.get(tenant.id, EMPTY_STATS)[key]
-
-    return value
-
-
-tenants = Listing(
-    name="tenants",
-    statement=lambda: tenants_service.with_totals(scoped(select(Tenant), Tenant.id)),
-    columns=[
-        Column("name", "Name", Tenant.name),
-        Column("contact", "Contact", Tenant.contact),
-        Column("vms", "VMs", STAT_COLUMNS["vms"], value=_export_stat("vms"), numeric=True),
-        Column("clusters", "Clusters", STAT_COLUMNS["clusters"], value=_export_stat("clusters"),
-               numeric=True),
-        Column("cpu", "CPU in use", STAT_COLUMNS["cpu"], value=_export_stat("cpu"), numeric=True),
-        Column("memory", "Memory in use (GiB)", STAT_COLUMNS["memory"],
-               value=_export_stat("memory"), numeric=True),
-        Column("description", "Description", Tenant.description),
-    ],
-    search=[Tenant.name, Tenant.contact, Tenant.description],
-)
-
-
-def _stats_for(rows) -> dict:
-    return tenants_service.tenant_stats(row.id for row in rows)
-
-
 @bp.route("/")
 @requires("tenants")
 def list():  # noqa: A001
-    return list_page(tenants, "tenants/list.html", stats_for=_stats_for)
+    return list_page(tenants, "tenants/list.html", stats_for=stats_for)
 
 
 @bp.route("/<int:tenant_id>")
@@ -82,7 +48,7 @@ def detail(tenant_id: int):
 def _detail_page(tenant: Tenant, add_form: TenantQuotaForm, status: int = 200):
     overview = tenant_overview(tenant)
     add_form.group_id.choices = options(
-        [(None, "— group —"), *overview["groups_without_quota"]]
+        [(None, _("— group —")), *overview["groups_without_quota"]]
     )
     return render_template(
         "tenants/detail.html", tenant=tenant, add_form=add_form,
@@ -221,7 +187,7 @@ def quota_edit(quota_id: int):
 def _saved_row(quota: BaremetalGroupTenantQuota, on: str):
     """The display row, the page's alerts, and (on the group page) the group's totals, the
     last two swapped out of band."""
-    row, _ = _row(quota, on)
+    row, _status = _row(quota, on)
     parts = [row, render_template("tenants/_flash_oob.html")]
     if on == "group":
         parts.append(render_block("groups/detail.html", "totals", group=quota.group, oob=True,
@@ -244,11 +210,12 @@ def quota_delete(quota_id: int):
                                usage=quotas.quota_usages([quota])[0], back=_back(quota, on))
     back = (url_for("tenants.detail", tenant_id=quota.tenant_id) if on == "tenant"
             else url_for("groups.detail", group_id=quota.group_id))
+    names = {"tenant": quota.tenant.name, "group": quota.group.name}
     try:
-        label = quotas.delete_quota(quota.id, current_user)
+        quotas.delete_quota(quota.id, current_user)
     except quotas.QuotaInvalid as invalid:
         flash(invalid.errors["quota"], "error")
     else:
-        flash(f"Quota of {label} deleted: the tenant can no longer place anything in this "
-              "group (its existing VMs stay).", "success")
+        flash(_("Quota of %(tenant)s in %(group)s deleted: the tenant can no longer place "
+                "anything in this group (its existing VMs stay).", **names), "success")
     return redirect(back)

@@ -64,6 +64,8 @@ class _Reader(HTMLParser):
             self.skipping.append(tag)
             return
         if self.skipping:
+            if tag == self.skipping[-1] and tag not in VOID:
+                self.skipping.append(tag)  # a <span> in a hidden <span>: count the depth
             return
         for name in READ_ATTRIBUTES:
             if attributes.get(name):
