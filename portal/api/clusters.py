@@ -17,8 +17,8 @@ from portal.api.schemas import Id, Input, Query, Stamped, page_of
 from portal.api.vms import ANTI_AFFINITY_HELP, AntiAffinity, Strategy, Vm
 from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.clusters import kubeconfig as kubeconfigs
-from portal.clusters.lists import clusters as cluster_list
 from portal.clusters import service
+from portal.clusters.lists import clusters as cluster_list
 from portal.extensions import db
 from portal.models import (
     CLUSTER_STATUSES,

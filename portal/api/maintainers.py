@@ -19,8 +19,8 @@ from portal.api.schemas import INT32, Id, Input, Paging, Query, Stamped, page_of
 from portal.audit.service import snapshot
 from portal.auth.access import get_or_404, tenant_ids
 from portal.extensions import db
-from portal.maintainers.lists import maintainers as maintainer_list
 from portal.maintainers import service
+from portal.maintainers.lists import maintainers as maintainer_list
 from portal.models import (
     ASSIGNABLE_TYPES,
     MAINTAINER_STATUSES,

@@ -16,8 +16,8 @@ from portal.api.schemas import Id, Input, Stamped, page_of
 from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.models import VM_ROLES, VM_STATUSES, VirtualMachine
 from portal.scheduler import STRATEGIES, Constraints
-from portal.vms.lists import vms as vm_list
 from portal.vms import service
+from portal.vms.lists import vms as vm_list
 
 TAGS = ("vms",)
 Strategy = Literal[tuple(sorted(STRATEGIES))]  # type: ignore[valid-type]

@@ -34,7 +34,6 @@ from portal.models import (
     utcnow,
 )
 from portal.provisioning import jobs
-from portal.vms.labels import enum_label
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
 from portal.scheduler.reservation import (
     DEFAULT_ANTI_AFFINITY,
@@ -44,6 +43,7 @@ from portal.scheduler.reservation import (
     reserve,
 )
 from portal.text import clean, too_long
+from portal.vms.labels import enum_label
 from portal.vms.service import (
     RequestInvalid,
     anti_affinity_problem,

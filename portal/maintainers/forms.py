@@ -17,7 +17,8 @@ class MaintainerForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[Optional(), Length(max=255, message=TOO_LONG)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=64, message=TOO_LONG)])
     status = SelectField(_l("Status"), validate_choice=False)
-    username = StringField(_l("Portal login"), validators=[Optional(), Length(max=64, message=TOO_LONG)],
+    username = StringField(_l("Portal login"),
+                           validators=[Optional(), Length(max=64, message=TOO_LONG)],
                            description=_l("Link to a login account, so that My assignments "
                                           "works."))
 

@@ -17,9 +17,9 @@ from portal.audit.service import history
 from portal.auth.access import can, requires, signed_in, tenant_ids
 from portal.auth.routes import safe_next
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.maintainers import service
 from portal.maintainers.forms import GroupForm, MaintainerForm
-from portal.i18n import _, _l
 from portal.maintainers.lists import groups as group_list
 from portal.maintainers.lists import maintainers
 from portal.models import (
@@ -30,9 +30,9 @@ from portal.models import (
 )
 from portal.vms.labels import LABELS
 from portal.web import list_page, render
+from portal.web.crud import Crud
 from portal.web.forms import int_or_none, show_errors
 from portal.web.forms import options as choices
-from portal.web.crud import Crud
 
 bp = Blueprint("maintainers", __name__, url_prefix="/maintainers")
 crud = Crud("person", _l("Maintainers"), "maintainers", "maintainer_id", service.MaintainerError,
@@ -145,7 +145,8 @@ def _manager_choices():
     people = db.session.execute(
         select(Maintainer.id, Maintainer.name, Maintainer.account).order_by(Maintainer.name)
     ).all()
-    return choices([(None, _("— no manager —")), *((p.id, f"{p.name} ({p.account})") for p in people)])
+    return choices([(None, _("— no manager —")),
+                    *((p.id, f"{p.name} ({p.account})") for p in people)])
 
 
 @bp.route("/groups/new", methods=["GET", "POST"])

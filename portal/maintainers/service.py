@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from portal.i18n import _, _l
 from portal import text
 from portal.audit.service import record
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import (
     ASSIGNABLE_TYPES,
     Baremetal,

@@ -9,8 +9,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from portal.i18n import _, _n
-from portal.vms.labels import enum_label
 from portal import text
 from portal.audit.service import (
     audited_create,
@@ -21,6 +19,7 @@ from portal.audit.service import (
     snapshot,
 )
 from portal.extensions import db
+from portal.i18n import _, _n
 from portal.models import (
     MESH_STATUSES,
     MESH_TYPES,
@@ -29,6 +28,7 @@ from portal.models import (
     ServiceMesh,
     User,
 )
+from portal.vms.labels import enum_label
 
 MESH_FIELDS = ("name", "mesh_type", "version", "status", "description")
 MAX_NAME = 64

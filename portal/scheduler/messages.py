@@ -22,8 +22,8 @@ from portal.scheduler.explain import (
     INSUFFICIENT_CAPACITY,
     MEMBER,
     QUOTA_EXCEEDED,
-    REGION,
     RACK,
+    REGION,
     SHORT_OF,
 )
 from portal.vms.labels import enum_label

@@ -21,11 +21,11 @@ from portal.scheduler.messages import (
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms import service
 from portal.vms.forms import VmForm
+from portal.vms.labels import enum_label
+from portal.vms.lists import vm_page
 from portal.web import list_page, render
 from portal.web.forms import options as choices
 from portal.web.forms import show_errors
-from portal.vms.labels import enum_label
-from portal.vms.lists import vm_page
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 # The workloads' enum values in the reader's language, for every template.

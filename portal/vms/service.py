@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from portal.auth.access import administered_tenant_ids
 from portal.extensions import db
+from portal.i18n import _, _n
 from portal.models import (
     BaremetalGroup,
     BaremetalGroupTenantQuota,
@@ -21,7 +22,6 @@ from portal.models import (
     VirtualMachineSpecification,
 )
 from portal.provisioning import jobs
-from portal.vms.labels import enum_label
 from portal.scheduler import DEFAULT_STRATEGY, STRATEGIES, Constraints
 from portal.scheduler.data import ANTI_AFFINITY
 from portal.scheduler.reservation import (
@@ -32,8 +32,8 @@ from portal.scheduler.reservation import (
     preview,
     reserve,
 )
-from portal.i18n import _, _n
 from portal.text import clean, name_problem
+from portal.vms.labels import enum_label
 
 # Letters of any script (so 資料庫-01 is fine), digits, '.', '-' and '_'; starts with a
 # letter or digit; short enough to be a host name.

@@ -30,10 +30,10 @@ from flask import current_app, has_app_context
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy import delete as sa_delete
 
-from portal.i18n import _
 from portal.audit.service import record
 from portal.auth.access import administered_tenant_ids
 from portal.extensions import begin_write, db
+from portal.i18n import _
 from portal.models import WEBHOOK_EVENTS, Tenant, Webhook, WebhookDelivery, utcnow
 
 # Seconds to wait after the 1st, 2nd, … failed attempt; after the last, the delivery fails.

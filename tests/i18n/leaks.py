@@ -37,7 +37,7 @@ ALLOWED = {
     "dry_run", "Idempotency", "Key", "Enter", "Tab", "Esc", "Ctrl", "Shift", "OK",
     "English", "Chen", "Mei", "ling",
     # The cluster wizard's plugin catalogue: product names (portal/clusters/service.py).
-    "calico", "flannel", "Flannel", "prometheus", "loki", "Loki", "rook-ceph", "Rook", "Ceph",
+    "flannel", "Flannel", "prometheus", "loki", "Loki", "rook-ceph", "Rook", "Ceph",
     "ingress-nginx", "NGINX", "Ingress", "traefik", "Traefik", "cert-manager", "CNI", "eBPF",
     "ACME", "CA",
 }
