@@ -31,12 +31,33 @@ from portal.models import (
 from portal.vms.labels import LABELS
 from portal.web import list_page, render
 from portal.web.crud import Crud
-from portal.web.forms import int_or_none, show_errors
+from portal.web.forms import int_or_none
 from portal.web.forms import options as choices
 
 bp = Blueprint("maintainers", __name__, url_prefix="/maintainers")
 crud = Crud("person", _l("Maintainers"), "maintainers", "maintainer_id", service.MaintainerError,
             new_title=_l("New maintainer"), create_label=_l("Save"))
+
+
+class GroupCrud(Crud):
+    """Maintainer groups live under the maintainers blueprint: their own list and page."""
+
+    def list_url(self) -> str:
+        return url_for("maintainers.groups")
+
+    def url(self, obj) -> str:
+        if obj is None:
+            return self.list_url()
+        return url_for("maintainers.group_detail", group_id=obj.id)
+
+    def render(self, page: str, obj, **context) -> str:
+        return render_template(f"maintainers/group_{page}", crud=self, obj=obj, group=obj,
+                               **context)
+
+
+group_crud = GroupCrud("group", _l("Maintainer groups"), "maintainers", "group_id",
+                       service.MaintainerError, new_title=_l("New maintainer group"),
+                       create_label=_l("Save"))
 
 @bp.route("/")
 @requires("maintainers")
@@ -57,10 +78,6 @@ def my_assignments():
 
 
 # --- maintainers ---------------------------------------------------------------------------
-
-
-def _form_errors(form, error: service.MaintainerError) -> None:
-    show_errors(form, error.errors)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -156,22 +173,13 @@ def group_edit(group_id: int | None = None):
     group = db.get_or_404(MaintainerGroup, group_id) if group_id else None
     form = GroupForm(obj=group)
     form.manager_id.choices = _manager_choices()
-    if form.validate_on_submit():
-        try:
-            group = service.save_group(
-                group,
-                user=current_user,
-                name=form.name.data,
-                description=form.description.data,
-                manager_id=form.manager_id.data,
-            )
-        except service.MaintainerError as error:
-            db.session.rollback()
-            _form_errors(form, error)
-        else:
-            flash(_("Group %(name)s saved.", name=group.name), "success")
-            return redirect(url_for("maintainers.group_detail", group_id=group.id))
-    return render_template("maintainers/group_form.html", form=form, group=group)
+    return group_crud.form_page(
+        form, group,
+        lambda: service.save_group(group, user=current_user, name=form.name.data,
+                                   description=form.description.data,
+                                   manager_id=form.manager_id.data),
+        lambda saved: _("Group %(name)s saved.", name=saved.name),
+    )
 
 
 @bp.route("/groups/<int:group_id>")
@@ -226,12 +234,10 @@ def group_members(group_id: int):
 @requires("maintainers", "write")
 def group_delete(group_id: int):
     group = db.get_or_404(MaintainerGroup, group_id)
-    if request.method == "POST":
-        service.delete_group(group, user=current_user)
-        flash(_("Group %(name)s deleted, with its memberships and assignments.",
-                name=group.name), "success")
-        return redirect(url_for("maintainers.groups"))
-    return render_template("maintainers/group_confirm_delete.html", group=group)
+    return group_crud.delete_page(
+        group, lambda: service.delete_group(group, user=current_user),
+        _("Group %(name)s deleted, with its memberships and assignments.", name=group.name),
+        "group")
 
 
 # --- the Maintainers panel of every resource page ------------------------------------------
