@@ -6,6 +6,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 HTMX_VERSION := 2.0.11
 BOOTSTRAP_VERSION := 5.3.9
+# axe-core: the accessibility rules the browser tests run (tests/e2e/test_accessibility.py);
+# never served to users.
+AXE_VERSION := 4.14.1
 
 .PHONY: run test system vendor lint dev clean translations extract protos
 
@@ -75,16 +78,18 @@ extract: $(VENV)/.installed
 
 ## vendor: refresh the pinned front-end files from the npm registry
 vendor:
-	rm -f static/vendor/htmx-*.js static/vendor/bootstrap-*
+	rm -f static/vendor/htmx-*.js static/vendor/bootstrap-* static/vendor/axe-*.js
 	set -e; tmp=$$(mktemp -d); cd $$tmp; \
-	npm pack --silent htmx.org@$(HTMX_VERSION) bootstrap@$(BOOTSTRAP_VERSION) >/dev/null; \
+	npm pack --silent htmx.org@$(HTMX_VERSION) bootstrap@$(BOOTSTRAP_VERSION) axe-core@$(AXE_VERSION) >/dev/null; \
 	tar xzf htmx.org-$(HTMX_VERSION).tgz; \
 	cp package/dist/htmx.min.js $(CURDIR)/static/vendor/htmx-$(HTMX_VERSION).min.js; \
 	rm -rf package; tar xzf bootstrap-$(BOOTSTRAP_VERSION).tgz; \
 	cp package/dist/css/bootstrap.min.css $(CURDIR)/static/vendor/bootstrap-$(BOOTSTRAP_VERSION).min.css; \
 	cp package/dist/js/bootstrap.bundle.min.js $(CURDIR)/static/vendor/bootstrap-$(BOOTSTRAP_VERSION).bundle.min.js; \
+	rm -rf package; tar xzf axe-core-$(AXE_VERSION).tgz; \
+	cp package/axe.min.js $(CURDIR)/static/vendor/axe-$(AXE_VERSION).min.js; \
 	rm -rf $$tmp
-	@echo "Vendored htmx $(HTMX_VERSION) and Bootstrap $(BOOTSTRAP_VERSION); update templates/base.html if the versions changed."
+	@echo "Vendored htmx $(HTMX_VERSION), Bootstrap $(BOOTSTRAP_VERSION) and axe-core $(AXE_VERSION); update templates/base.html (and tests/e2e/test_accessibility.py) if the versions changed."
 
 ## protos: regenerate the committed Python modules of cluster-autoscaler's externalgrpc
 ## protocol (portal/autoscaling/protos/*.proto). They are committed so that installing the

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime, timezone
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -31,9 +31,11 @@ TEMPLATE = CATALOG_DIR / "messages.pot"
 ZH_TW = CATALOG_DIR / "zh_Hant_TW" / "LC_MESSAGES" / "messages.po"
 EXTRACT_ARGS = [
     "extract", "-F", str(CATALOG_DIR / "babel.cfg"),
-    "-k", "_l", "-k", "_n:1,2", "-k", "_ln:1,2",
+    "-k", "_l", "-k", "_n:1,2", "-k", "_ln:1,2", "-k", "lazy_pgettext:1c,2",
     "--add-comments=TRANSLATORS:", "--no-location", "--sort-output", "--omit-header",
     "--no-wrap",
+    # Babel skips folders starting with "_" by default: templates/_macros holds strings too.
+    "--ignore-dirs=.* __pycache__",
 ]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdif]|\{(\w*)\}")
 
@@ -47,7 +49,7 @@ def read(path: Path) -> Catalog:
         return read_po(handle, locale="zh_Hant_TW")
 
 
-FIXED_DATE = datetime(2026, 12, 3, tzinfo=timezone.utc)
+FIXED_DATE = datetime(2026, 12, 3, tzinfo=UTC)
 
 
 def write(catalog: Catalog, path: Path, header: bool = True) -> None:

@@ -25,6 +25,7 @@ from portal.api.problems import (
 from portal.auth.access import public
 from portal.auth.tokens import live_token
 from portal.extensions import csrf, db
+from portal.i18n import _
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 api = Api(bp)
@@ -53,14 +54,14 @@ def _authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint == "api.unknown":
         return None
     header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
+    scheme, _space, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        return unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
+        return unauthorized(_("Send an API token as 'Authorization: Bearer <token>'."))
     token = live_token(secret.strip())
     if token is None:
         db.session.rollback()
-        return unauthorized("The token is unknown, revoked, expired, or its account is "
-                            "disabled.")
+        return unauthorized(_("The token is unknown, revoked, expired, or its account is "
+                              "disabled."))
     scopes, needed = token.scopes.split(), required_scope(request.endpoint, request.method)
     g.api_token_scopes = scopes
     # portal.auth.access narrows the user's roles to this tenant for the request.
@@ -70,8 +71,9 @@ def _authenticate():
     # (reserve() owns its transaction).
     db.session.commit()
     if needed not in scopes:
-        return problem(FORBIDDEN, f"This token's scopes are {' '.join(scopes)}; this operation "
-                                  f"needs a {needed} token.")
+        return problem(FORBIDDEN, _("This token's scopes are %(scopes)s; this operation needs "
+                                    "a %(needed)s token.", scopes=" ".join(scopes),
+                                    needed=needed))
     g._login_user = user
     return None
 
@@ -85,15 +87,16 @@ def unknown(rest: str):
     allowed = set()
     for method in ANY_METHOD:
         try:
-            endpoint, _ = adapter.match(request.path, method=method)
+            endpoint, _args = adapter.match(request.path, method=method)
         except HTTPException:
             continue
         if endpoint != "api.unknown":
             allowed.add(method)
     if allowed:
-        raise ApiError(METHOD_NOT_ALLOWED, f"{request.method} is not allowed here.",
+        raise ApiError(METHOD_NOT_ALLOWED, _("%(method)s is not allowed here.",
+                                             method=request.method),
                        headers={"Allow": ", ".join(sorted(allowed))})
-    raise ApiError(NOT_FOUND, f"No API resource at {request.path}.")
+    raise ApiError(NOT_FOUND, _("No API resource at %(path)s.", path=request.path))
 
 
 def init_api() -> Blueprint:

@@ -12,7 +12,7 @@ from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
 from portal.api.problems import not_found
 from portal.api.schemas import Stamped, page_of
-from portal.audit import routes as pages
+from portal.audit import lists as pages
 from portal.extensions import db
 from portal.models import AuditEvent
 

@@ -17,8 +17,8 @@ from portal.api.schemas import Id, Input, Query, Stamped, page_of
 from portal.api.vms import ANTI_AFFINITY_HELP, AntiAffinity, Strategy, Vm
 from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.clusters import kubeconfig as kubeconfigs
-from portal.clusters import routes as pages
 from portal.clusters import service
+from portal.clusters.lists import clusters as cluster_list
 from portal.extensions import db
 from portal.models import (
     CLUSTER_STATUSES,
@@ -150,7 +150,7 @@ class BastionIn(Input):
     vm_id: Id
 
 
-ClusterQuery = list_query("ClusterQuery", pages.clusters, (
+ClusterQuery = list_query("ClusterQuery", cluster_list, (
     ApiFilter("status", "status", Literal[CLUSTER_STATUSES]),  # type: ignore[valid-type]
     ApiFilter("tenant_id", "tenant", int, "Only this tenant's clusters."),
 ))
@@ -188,7 +188,7 @@ def _user():
                access=Access("clusters"), query=ClusterQuery, response=ClusterPage)
 def list_clusters(query):
     """Clusters the token may see; filters as on the cluster list page."""
-    return run(pages.clusters, query)
+    return run(cluster_list, query)
 
 
 ClusterWait = waiting.wait_query("ClusterWait", CLUSTER_STATUSES)

@@ -20,6 +20,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from portal.api import idempotency
 from portal.api.problems import FORBIDDEN, VALIDATION_ERROR, ApiError, pydantic_errors
 from portal.auth.access import OPERATOR, can, roles_of
+from portal.i18n import _, _l
+
+ROLE_PLURALS = {"operator": _l("operators"), "tenant_admin": _l("tenant admins"),
+                "maintainer": _l("maintainers")}
 
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -43,13 +47,13 @@ class Access:
 
     def describe(self) -> str:
         if self.area == "any":
-            return "any signed-in user"
+            return _("any signed-in user")
         if self.area is None:
-            return "operators"
+            return _("operators")
         from portal.auth.access import RULES
 
         roles = sorted(RULES[self.area].get(self.action, ()))
-        return ", ".join(r.replace("_", " ") + "s" for r in roles)
+        return ", ".join(str(ROLE_PLURALS.get(r, r)) for r in roles)
 
 
 OPERATORS_ONLY = Access(None)
@@ -133,7 +137,7 @@ class Api:
                 # Path ids beyond the database's integers never get here: the app's int
                 # converter is bounded (portal.web.guard).
                 if access is not None and not access.allows():
-                    raise ApiError(FORBIDDEN, f"Only {access.describe()} may do this.")
+                    raise ApiError(FORBIDDEN, _("Only %(who)s may do this.", who=access.describe()))
                 kwargs: dict[str, Any] = dict(path_values)
                 if query is not None:
                     kwargs["query"] = parse_query(query)
@@ -169,7 +173,7 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        raise ApiError(VALIDATION_ERROR, "The query string is not valid.",
+        raise ApiError(VALIDATION_ERROR, _("The query string is not valid."),
                        errors=pydantic_errors(error, "query.")) from None
 
 
@@ -178,19 +182,19 @@ def parse_body(adapter: TypeAdapter) -> Any:
     try:
         data = json.loads(raw) if raw else None
     except ValueError:
-        raise ApiError(VALIDATION_ERROR, "The body is not valid JSON.",
-                       errors={"body": "Send a JSON object."}) from None
+        raise ApiError(VALIDATION_ERROR, _("The body is not valid JSON."),
+                       errors={"body": _("Send a JSON object.")}) from None
     except RecursionError:
-        raise ApiError(VALIDATION_ERROR, "The body is nested too deeply.",
-                       errors={"body": "Send a JSON object nested at most a few levels."}
+        raise ApiError(VALIDATION_ERROR, _("The body is nested too deeply."),
+                       errors={"body": _("Send a JSON object nested at most a few levels.")}
                        ) from None
     if not isinstance(data, dict):
-        raise ApiError(VALIDATION_ERROR, "The body must be a JSON object.",
-                       errors={"body": "Send a JSON object."})
+        raise ApiError(VALIDATION_ERROR, _("The body must be a JSON object."),
+                       errors={"body": _("Send a JSON object.")})
     try:
         return adapter.validate_json(raw)
     except ValidationError as error:
-        raise ApiError(VALIDATION_ERROR, "The body is not valid.",
+        raise ApiError(VALIDATION_ERROR, _("The body is not valid."),
                        errors=pydantic_errors(error)) from None
 
 

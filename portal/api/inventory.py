@@ -16,10 +16,11 @@ from portal.api.problems import CONFLICT, FORBIDDEN, ApiError
 from portal.api.schemas import Id, Input, Stamped, page_of
 from portal.audit.service import snapshot
 from portal.auth.access import OPERATOR, get_or_404, roles_of
-from portal.baremetals import routes as server_pages
+from portal.baremetals import lists as server_lists
 from portal.baremetals import service as servers
-from portal.groups import routes as group_pages
+from portal.groups import lists as group_lists
 from portal.groups import service as groups
+from portal.i18n import _
 from portal.meshes import routes as mesh_pages
 from portal.meshes import service as meshes
 from portal.models import (
@@ -32,9 +33,9 @@ from portal.models import (
     ServiceMesh,
     VirtualMachineSpecification,
 )
-from portal.racks import routes as rack_pages
+from portal.racks import lists as rack_lists
 from portal.racks import service as racks
-from portal.specs import routes as spec_pages
+from portal.specs import lists as spec_lists
 from portal.specs import service as specs
 
 ServerStatus = Literal[BAREMETAL_STATUSES]  # type: ignore[valid-type]
@@ -94,7 +95,7 @@ class RackChange(Input):
 
 
 RackPage = page_of(RackOut, "RackPage")
-RackQuery = list_query("RackQuery", rack_pages.racks, (
+RackQuery = list_query("RackQuery", rack_lists.racks, (
     ApiFilter("region", "region", str), ApiFilter("dc", "dc", str)))
 
 
@@ -106,7 +107,7 @@ def _rack_fields(values: dict[str, Any]) -> racks.RackFields:
 @api.operation("GET", "/racks", summary="List racks", tags=RACK_TAGS, access=Access("racks"),
                query=RackQuery, response=RackPage)
 def list_racks(query):
-    return run(rack_pages.racks, query)
+    return run(rack_lists.racks, query)
 
 
 @api.operation("GET", "/racks/{rack_id}", summary="Get a rack", tags=RACK_TAGS,
@@ -207,7 +208,7 @@ class ServerMove(Input):
 
 
 ServerPage = page_of(ServerOut, "BaremetalPage")
-ServerQuery = list_query("BaremetalQuery", server_pages.baremetals, (
+ServerQuery = list_query("BaremetalQuery", server_lists.baremetals, (
     ApiFilter("status", "status", ServerStatus),
     ApiFilter("region", "region", str),
     ApiFilter("dc", "dc", str),
@@ -224,7 +225,7 @@ def _server_fields(values: dict[str, Any]) -> servers.ServerFields:
 @api.operation("GET", "/baremetals", summary="List servers", tags=SERVER_TAGS,
                access=Access("baremetals"), query=ServerQuery, response=ServerPage)
 def list_baremetals(query):
-    return run(server_pages.baremetals, query)
+    return run(server_lists.baremetals, query)
 
 
 @api.operation("GET", "/baremetals/{baremetal_id}", summary="Get a server", tags=SERVER_TAGS,
@@ -253,8 +254,8 @@ def update_baremetal(baremetal_id: int, body: ServerChange):
     sent = body.model_dump(exclude_unset=True)
     if OPERATOR not in roles_of(current_user):
         if set(sent) != {"status"} or not servers.may_change_status(_user(), server):
-            raise ApiError(FORBIDDEN, "Maintainers set only the status of servers assigned "
-                                      "to them.")
+            raise ApiError(FORBIDDEN, _("Maintainers set only the status of servers "
+                                        "assigned to them."))
         return servers.change_status(server, sent["status"])
     return servers.update_server(server, _server_fields(merged(server, SERVER_FIELDS, body)))
 
@@ -309,20 +310,20 @@ class BaremetalGroupChange(Input):
 
 
 GroupPage = page_of(BaremetalGroupOut, "BaremetalGroupPage")
-GroupQuery = list_query("BaremetalGroupQuery", group_pages.groups)
+GroupQuery = list_query("BaremetalGroupQuery", group_lists.groups)
 
 
 @api.operation("GET", "/baremetal-groups", summary="List groups", tags=GROUP_TAGS,
                access=Access("groups"), query=GroupQuery, response=GroupPage)
 def list_groups(query):
     """Tenant admins see the groups their tenants hold quota in (capacity only)."""
-    return run(group_pages.groups, query)
+    return run(group_lists.groups, query)
 
 
 @api.operation("GET", "/baremetal-groups/{group_id}", summary="Get a group", tags=GROUP_TAGS,
                access=Access("groups"), response=BaremetalGroupOut)
 def get_group(group_id: int):
-    return group_pages.visible_group_or_404(group_id)
+    return group_lists.visible_group_or_404(group_id)
 
 
 @api.operation("POST", "/baremetal-groups", summary="Create a group", tags=GROUP_TAGS,
@@ -394,7 +395,7 @@ class SpecChange(Input):
 
 
 SpecPage = page_of(SpecOut, "VmSpecPage")
-SpecQuery = list_query("VmSpecQuery", spec_pages.flavors, (
+SpecQuery = list_query("VmSpecQuery", spec_lists.flavors, (
     ApiFilter("is_active", "active", bool, "true: offered; false: retired."),
     ApiFilter("generation", "generation", int),
 ))
@@ -403,7 +404,7 @@ SpecQuery = list_query("VmSpecQuery", spec_pages.flavors, (
 @api.operation("GET", "/vm-specs", summary="List flavors", tags=SPEC_TAGS,
                access=Access("specs"), query=SpecQuery, response=SpecPage)
 def list_specs(query):
-    return run(spec_pages.flavors, query)
+    return run(spec_lists.flavors, query)
 
 
 @api.operation("GET", "/vm-specs/{spec_id}", summary="Get a flavor", tags=SPEC_TAGS,

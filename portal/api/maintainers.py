@@ -19,8 +19,8 @@ from portal.api.schemas import INT32, Id, Input, Paging, Query, Stamped, page_of
 from portal.audit.service import snapshot
 from portal.auth.access import get_or_404, tenant_ids
 from portal.extensions import db
-from portal.maintainers import routes as pages
 from portal.maintainers import service
+from portal.maintainers.lists import maintainers as maintainer_list
 from portal.models import (
     ASSIGNABLE_TYPES,
     MAINTAINER_STATUSES,
@@ -86,7 +86,7 @@ class MaintainerDelete(Query):
 
 
 MaintainerPage = page_of(MaintainerOut, "MaintainerPage")
-MaintainerQuery = list_query("MaintainerQuery", pages.maintainers,
+MaintainerQuery = list_query("MaintainerQuery", maintainer_list,
                              (ApiFilter("status", "status", Status),))
 
 
@@ -105,7 +105,7 @@ def _save_maintainer(maintainer: Maintainer | None, values: dict) -> Maintainer:
 @api.operation("GET", "/maintainers", summary="List maintainers", tags=TAGS,
                access=Access("maintainers"), query=MaintainerQuery, response=MaintainerPage)
 def list_maintainers(query):
-    return run(pages.maintainers, query)
+    return run(maintainer_list, query)
 
 
 @api.operation("GET", "/maintainers/{maintainer_id}", summary="Get a maintainer", tags=TAGS,

@@ -14,6 +14,7 @@ from portal.api.schemas import Output
 from portal.api.vms import VmCreate
 from portal.clusters import service as clusters
 from portal.scheduler import Plan
+from portal.scheduler.messages import refusal_message
 from portal.scheduler.reservation import Preview
 from portal.vms import service as vms
 
@@ -81,7 +82,7 @@ def preview_out(preview: Preview, strategy: str, anti_affinity: str) -> PreviewO
             for i, (node, host) in enumerate(preview.chosen())
         ]
     refusal = None if preview.ok else RefusalOut(
-        code=result.code, message=result.message, details=result.details)
+        code=result.code, message=refusal_message(result), details=result.details)
     quota = [] if preview.placement.quota is None else [
         QuotaLineOut(dimension=line.dimension, used=line.used, request=line.request,
                      limit=line.limit, fits=line.fits)

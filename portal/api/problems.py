@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
-from portal.i18n import _l
+from portal.i18n import _, _l
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def not_found(what: str = "No such object.") -> ApiError:
-    return ApiError(NOT_FOUND, what)
+def not_found(what: str | None = None) -> ApiError:
+    return ApiError(NOT_FOUND, what if what is not None else _("No such object."))
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -150,7 +150,9 @@ def register_handlers(bp: Blueprint) -> None:
         db.session.rollback()
         refusal = refused.refusal
         code = refusal.code if refusal.code in CODE_STATUS else CONFLICT
-        return problem(code, refusal.message, details=refusal.details,
+        from portal.scheduler.messages import refusal_message  # the reader's language
+
+        return problem(code, refusal_message(refusal), details=refusal.details,
                        suggestions=refused.suggestions)
 
     @bp.errorhandler(ClusterError)
@@ -162,8 +164,8 @@ def register_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError):
         db.session.rollback()
-        return problem(CONFLICT, "The change conflicts with existing data (a name or pair that "
-                                 "must be unique, or a row still referenced).")
+        return problem(CONFLICT, _("The change conflicts with existing data (a name or pair "
+                                   "that must be unique, or a row still referenced)."))
 
     @bp.errorhandler(OperationalError)
     @bp.errorhandler(PoolTimeout)
@@ -172,7 +174,7 @@ def register_handlers(bp: Blueprint) -> None:
         # worth retrying in a moment, not a bug (portal.health answers pages the same way).
         db.session.remove()
         log.warning("API request without a database: %s", error)
-        return unavailable("The portal cannot reach its database right now; retry shortly.")
+        return unavailable(_("The portal cannot reach its database right now; retry shortly."))
 
     @bp.errorhandler(HTTPException)
     def _http(error: HTTPException):
@@ -182,7 +184,8 @@ def register_handlers(bp: Blueprint) -> None:
         detail = error.description if error.description != default else str(TITLES[code])
         if error.code == 413:
             limit = current_app.config["MAX_CONTENT_LENGTH"]
-            detail = f"The request is larger than the {limit} bytes this API accepts."
+            detail = _("The request is larger than the %(limit)s bytes this API accepts.",
+                       limit=limit)
         headers = {}
         if error.code == 405 and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
@@ -197,4 +200,4 @@ def register_handlers(bp: Blueprint) -> None:
         if isinstance(error, ValueError) and isinstance(errors, dict):
             return validation_problem({str(k): str(v) for k, v in errors.items()})
         log.exception("API request failed")
-        return problem(SERVER_ERROR, "The server failed to answer this request.")
+        return problem(SERVER_ERROR, _("The server failed to answer this request."))

@@ -19,8 +19,8 @@ from portal.audit.service import snapshot
 from portal.auth.access import get_or_404, tenant_ids
 from portal.extensions import db
 from portal.models import BaremetalGroupTenantQuota, Tenant
+from portal.tenants import lists as tenant_lists
 from portal.tenants import quotas, service
-from portal.tenants import routes as pages
 
 TAGS = ("tenants",)
 QUOTA_TAGS = ("quotas",)
@@ -47,7 +47,7 @@ class TenantChange(Input):
 
 
 TenantPage = page_of(TenantOut, "TenantPage")
-TenantQuery = list_query("TenantQuery", pages.tenants)
+TenantQuery = list_query("TenantQuery", tenant_lists.tenants)
 
 Limit = Field(None, ge=0, le=quotas.MAX_LIMIT, description="Absolute limit (cores or GiB).")
 Percent = Field(None, ge=0, le=100, description="Percentage of the group's total.")
@@ -129,7 +129,7 @@ def _user():
                query=TenantQuery, response=TenantPage)
 def list_tenants(query):
     """Tenant admins see their own tenants only."""
-    return run(pages.tenants, query)
+    return run(tenant_lists.tenants, query)
 
 
 @api.operation("GET", "/tenants/{tenant_id}", summary="Get a tenant", tags=TAGS,

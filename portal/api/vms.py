@@ -16,8 +16,8 @@ from portal.api.schemas import Id, Input, Stamped, page_of
 from portal.auth.access import administered_tenant_ids, visible_or_404
 from portal.models import VM_ROLES, VM_STATUSES, VirtualMachine
 from portal.scheduler import STRATEGIES, Constraints
-from portal.vms import routes as pages
 from portal.vms import service
+from portal.vms.lists import vms as vm_list
 
 TAGS = ("vms",)
 Strategy = Literal[tuple(sorted(STRATEGIES))]  # type: ignore[valid-type]
@@ -82,7 +82,7 @@ class VmCreate(Input):
         )
 
 
-VmQuery = list_query("VmQuery", pages.vms, (
+VmQuery = list_query("VmQuery", vm_list, (
     ApiFilter("status", "status", Literal[VM_STATUSES]),  # type: ignore[valid-type]
     ApiFilter("role", "role", Literal[VM_ROLES]),  # type: ignore[valid-type]
     ApiFilter("tenant_id", "tenant", int, "Only this tenant's VMs."),
@@ -107,7 +107,7 @@ def acted_on_vm(vm_id: int) -> VirtualMachine:
                query=VmQuery, response=VmPage)
 def list_vms(query):
     """VMs the token may see, newest first by default; filters as on the VM list page."""
-    return run(pages.vms, query)
+    return run(vm_list, query)
 
 
 VmWait = waiting.wait_query("VmWait", VM_STATUSES)

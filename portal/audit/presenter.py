@@ -1,41 +1,95 @@
-"""Audit events in words: "CPU limit 40 → 64, by user ops-admin, at 2026-03-01 14:02 UTC".
+"""Audit events in words: "CPU limit 40 → 64, by ops-admin, at 2026-03-01 22:02".
 
 The trail stores field names and raw values; this is the one place that turns them into
-what a person reads, on the audit page and in every history panel.
+what a person reads, on the audit page and in every history panel, in the reader's
+language and the site's time zone. A field that holds another object's id ("rack_id": 10)
+reads as that object's name, linked to its page (`<a href=/racks/10>tpe1-r01</a>`): the
+names of every event of a page come from ONE query (`references(events)`), never one per
+row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, url_for
+from markupsafe import Markup, escape
+from sqlalchemy import literal, select, union_all
 
+from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import AuditEvent
 
 FIELD_LABELS = {
-    "cpu_limit": "CPU limit",
-    "cpu_percent": "CPU %",
-    "memory_limit": "Memory limit",
-    "memory_percent": "Memory %",
-    "storage_limit": "Storage limit",
-    "storage_percent": "Storage %",
-    "total_cpu": "Total CPU",
-    "total_memory": "Total memory",
-    "total_storage": "Total storage",
+    "name": _l("Name"),
+    "serial": _l("Serial"),
+    "status": _l("Status"),
+    "region": _l("Region"),
+    "location": _l("Location"),
+    "description": _l("Description"),
+    "contact": _l("Contact"),
+    "network_notes": _l("Network notes"),
+    "version": _l("Version"),
+    "generation": _l("Generation"),
+    "dimension": _l("Dimension"),
+    "password": _l("Password"),
+    "roles": _l("Roles"),
+    "reason": _l("Reason"),
+    "from": _l("From"),
+    "cpu_limit": _l("CPU limit"),
+    "cpu_percent": _l("CPU %"),
+    "memory_limit": _l("Memory limit"),
+    "memory_percent": _l("Memory %"),
+    "storage_limit": _l("Storage limit"),
+    "storage_percent": _l("Storage %"),
+    "total_cpu": _l("Total CPU"),
+    "total_memory": _l("Total memory"),
+    "total_storage": _l("Total storage"),
     "cpu": "CPU",
-    "memory": "Memory (GiB)",
-    "storage": "Storage (GiB)",
-    "is_active": "Active",
-    "mesh_type": "Mesh type",
-    "baremetal": "Server",
-    "group": "Group",
-    "tenant": "Tenant",
+    "memory": _l("Memory (GiB)"),
+    "storage": _l("Storage (GiB)"),
+    "is_active": _l("Active"),
+    "mesh_type": _l("Mesh type"),
+    "baremetal": _l("Server"),
+    "group": _l("Group"),
+    "tenant": _l("Tenant"),
     "bgp_asn": "BGP ASN",
     "dc": "DC",
-    "height_u": "Height (U)",
-    "rack_unit": "Rack unit",
-    "size_u": "Size (U)",
+    "height_u": _l("Height (U)"),
+    "rack_unit": _l("Rack unit"),
+    "size_u": _l("Size (U)"),
     "hypervisor_uri": "Hypervisor URI",
+    "size": _l("Size"),
+    "anti_affinity": _l("Anti-affinity"),
+    "bastion": _l("Bastion"),
+    # Autoscaling (portal/autoscaling/service.py AUDITED).
+    "min_size": _l("Minimum size"),
+    "max_size": _l("Maximum size"),
+    "metric": _l("Metric"),
+    "target": _l("Target value"),
+    "tolerance": _l("Tolerance"),
+    "mode": _l("Mode"),
+    "scale_down_stabilization_seconds": _l("Scale-down stabilisation window (s)"),
+    "warmup_seconds": _l("Warm-up (s)"),
+    "user_locked_for": _l("Account locked for"),
+    "addr_locked_for": _l("Address locked for"),
+    "account_locked_for": _l("Account locked for"),
+    "address_locked_for": _l("Address locked for"),
+}
+
+# A field holding another object's id → (that object's type, its model's name).
+REFERENCES = {
+    "rack_id": ("rack", "Rack", _l("Rack")),
+    "group_id": ("baremetal_group", "BaremetalGroup", _l("Group")),
+    "baremetal_id": ("baremetal", "Baremetal", _l("Server")),
+    "tenant_id": ("tenant", "Tenant", _l("Tenant")),
+    "spec_id": ("flavor", "VirtualMachineSpecification", _l("Flavor")),
+    "flavor_id": ("flavor", "VirtualMachineSpecification", _l("Flavor")),
+    "cluster_id": ("k8s_cluster", "K8sCluster", _l("Cluster")),
+    "vm_group_id": ("vm_group", "VmGroup", _l("VM group")),
+    "maintainer_id": ("maintainer", "Maintainer", _l("Maintainer")),
+    "maintainer_group_id": ("maintainer_group", "MaintainerGroup", _l("Maintainer group")),
 }
 
 # object_type → the endpoint of its page, where one exists.
@@ -55,43 +109,152 @@ OBJECT_PAGES = {
     "scaling_policy": "autoscaling.detail",
 }
 
+# Fields whose values are statuses (shown translated, stored in English).
+STATUS_FIELDS = {"status", "token"}
+# Fields whose stored values are codes with a reading of their own.
+VALUE_LABELS = {
+    "reason": {"unknown user": _l("unknown user"), "wrong password": _l("wrong password"),
+               "account disabled": _l("account disabled")},
+    "password": {"changed": _l("changed")},
+}
+
+
+def role_text(code: str) -> str:
+    """A role as recorded at an account's creation: operator, tenant_admin:<tenant>,
+    maintainer:<account>."""
+    kind, _sep, whom = str(code).partition(":")
+    if kind == "operator":
+        return _("Operator")
+    if kind == "tenant_admin":
+        return _("Tenant admin · %(tenants)s", tenants=whom)
+    if kind == "maintainer":
+        return _("Maintainer · %(account)s", account=whom)
+    return str(code)
+
+
+# (object_type, id) → (name, page url or None)
+Links = dict[tuple[str, int], tuple[str, str | None]]
+
 
 def field_label(name: str) -> str:
-    return FIELD_LABELS.get(name) or name.replace("_", " ").capitalize()
+    if name in REFERENCES:
+        return str(REFERENCES[name][2])
+    label = FIELD_LABELS.get(name)
+    return str(label) if label is not None else name.replace("_", " ").capitalize()
 
 
 def value_text(value: Any) -> str:
     if value is None or value == "":
-        return "none"
+        return _("none")
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, list | tuple):
         return ", ".join(value_text(v) for v in value)
     return str(value)
 
 
-def change_text(name: str, change: Any) -> str:
+def _referenced(name: str, value: Any) -> tuple[str, int] | None:
+    if name in REFERENCES and isinstance(value, int) and not isinstance(value, bool):
+        return REFERENCES[name][0], value
+    return None
+
+
+def _value(name: str, value: Any, links: Links | None) -> Markup:
+    """A value as markup: a referenced object by its name (linked when it has a page), an
+    object that is gone (or not looked up) by its number."""
+    ref = _referenced(name, value)
+    if ref is None and name in STATUS_FIELDS and isinstance(value, str) and value:
+        from portal.web.labels import status_label
+
+        return escape(status_label(value))
+    if ref is None and name in VALUE_LABELS and isinstance(value, str):
+        label = VALUE_LABELS[name].get(value)
+        return escape(str(label) if label is not None else value)
+    if ref is None and name == "roles" and isinstance(value, list):
+        return escape(", ".join(role_text(item) for item in value))
+    if ref is None:
+        return escape(value_text(value))
+    if links is not None and ref in links:
+        label, url = links[ref]
+        if url:
+            return Markup('<a href="{}">{}</a>').format(url, label)
+        return escape(label)
+    return escape(f"#{value}")
+
+
+def _format(template: str, **values: Any) -> Markup:
+    return Markup(escape(template)) % values
+
+
+def change_text(name: str, change: Any, links: Links | None = None) -> Markup:
     """One changed field: "CPU limit 40 → 64", "CPU limit set to 64", "CPU % 25 → none"."""
+    label = field_label(name)
     if not isinstance(change, dict) or not ({"from", "to"} & change.keys()):
-        return f"{field_label(name)} {value_text(change)}"
+        return _format(_("%(field)s %(value)s"), field=label, value=_value(name, change, links))
     before, after = change.get("from"), change.get("to")
     if before in (None, "") and after not in (None, ""):
-        return f"{field_label(name)} set to {value_text(after)}"
-    return f"{field_label(name)} {value_text(before)} → {value_text(after)}"
+        return _format(_("%(field)s set to %(value)s"), field=label,
+                       value=_value(name, after, links))
+    return _format(_("%(field)s %(before)s → %(after)s"), field=label,
+                   before=_value(name, before, links), after=_value(name, after, links))
 
 
-def change_texts(event: AuditEvent) -> list[str]:
-    return [change_text(name, change) for name, change in (event.changes or {}).items()]
+def change_texts(event: AuditEvent, links: Links | None = None) -> list[Markup]:
+    return [change_text(name, change, links) for name, change in (event.changes or {}).items()]
+
+
+def plain_changes(event: AuditEvent) -> str:
+    """The changes as text (the CSV export)."""
+    return "; ".join(Markup(text).striptags() for text in change_texts(event))
 
 
 def when_text(event: AuditEvent) -> str:
-    return event.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    """The event's time in the site's zone, the reader's way (a stored naive UTC time)."""
+    from flask_babel import format_datetime
+
+    return format_datetime(event.created_at, "short")
 
 
-def sentence(event: AuditEvent) -> str:
+def sentence(event: AuditEvent, links: Links | None = None) -> Markup:
     """The whole event in one line, as the history panels show it."""
-    what = ", ".join(change_texts(event)) or event.action.capitalize()
-    return f"{what}, by user {event.username}, at {when_text(event)}"
+    from portal.web.labels import action_label
+
+    # TRANSLATORS: between the changes of one event ("CPU limit 40 → 64, Memory % set to 50")
+    what = Markup(escape(_(", "))).join(change_texts(event, links)) or escape(
+        action_label(event.action).capitalize())
+    return _format(_("%(what)s, by %(user)s, at %(when)s"), what=what, user=event.username,
+                   when=when_text(event))
+
+
+def references(events: Iterable[AuditEvent]) -> Links:
+    """The names and pages of every object the events' changes refer to by id, in one
+    query (a UNION over the referenced tables), whatever the number of events."""
+    import portal.models as models
+
+    wanted: dict[str, set[int]] = {}
+    for event in events:
+        for name, change in (event.changes or {}).items():
+            values = ([change.get("from"), change.get("to")] if isinstance(change, dict)
+                      else [change])
+            for value in values:
+                ref = _referenced(name, value)
+                if ref is not None:
+                    wanted.setdefault(REFERENCES[name][1], set()).add(value)
+    if not wanted:
+        return {}
+    kinds = {model: kind for kind, model, _label in REFERENCES.values()}
+    selects = []
+    for model_name, ids in sorted(wanted.items()):
+        model = getattr(models, model_name)
+        selects.append(select(literal(kinds[model_name]).label("kind"), model.id.label("id"),
+                              model.name.label("name")).where(model.id.in_(sorted(ids))))
+    statement = selects[0] if len(selects) == 1 else union_all(*selects)
+    links: Links = {}
+    for kind, object_id, label in db.session.execute(statement):
+        endpoint = OBJECT_PAGES.get(kind)
+        links[(kind, object_id)] = (label, detail_url(endpoint, object_id) if endpoint
+                                    else None)
+    return links
 
 
 def object_url(event: AuditEvent) -> str | None:

@@ -18,6 +18,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import false, or_, select
 
 from portal.extensions import db, login_manager
+from portal.i18n import _, _l
 from portal.models import User
 
 OPERATOR, TENANT_ADMIN, MAINTAINER = "operator", "tenant_admin", "maintainer"
@@ -27,7 +28,8 @@ OPS = frozenset({OPERATOR})
 
 # area -> action -> roles allowed. "write" covers create/update/delete of inventory.
 RULES: dict[str, dict[str, frozenset[str]]] = {
-    "search": {"read": STAFF},
+    # Everyone searches what they may read (portal.search.service: per kind, scoped).
+    "search": {"read": EVERYONE},
     "racks": {"read": STAFF, "write": OPS},
     "baremetals": {"read": STAFF, "write": OPS, "status": STAFF},
     # Tenant admins see the groups they hold quota in, capacity only.
@@ -216,13 +218,13 @@ def role_label(user: Any) -> str:
     roles = roles_of(user)
     parts = []
     if OPERATOR in roles:
-        parts.append("Operator")
+        parts.append(_("Operator"))
     if TENANT_ADMIN in roles:
         names = ", ".join(sorted(link.tenant.name for link in user.tenant_links))
-        parts.append(f"Tenant admin · {names}")
+        parts.append(_("Tenant admin · %(tenants)s", tenants=names))
     if MAINTAINER in roles:
-        parts.append("Maintainer")
-    return " / ".join(parts) or "No role"
+        parts.append(_("Maintainer"))
+    return " / ".join(parts) or _("No role")
 
 
 @login_manager.user_loader
@@ -234,7 +236,7 @@ def _load_user(session_id: str) -> User | None:
 
 def init_access(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message = _l("Please log in to see that page.")
     login_manager.login_message_category = "info"
 
     @app.context_processor

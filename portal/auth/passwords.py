@@ -7,6 +7,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from portal.i18n import _
+
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
@@ -21,11 +23,12 @@ def common_passwords() -> frozenset[str]:
 def password_problem(password: str, username: str) -> str | None:
     """Why this password may not be used, or None when it may."""
     if len(password) < MIN_LENGTH:
-        return f"A password has at least {MIN_LENGTH} characters; this one has {len(password)}."
+        return _("A password has at least %(min)s characters; this one has %(num)s.",
+                 min=MIN_LENGTH, num=len(password))
     if len(password) > MAX_LENGTH:
-        return f"A password has at most {MAX_LENGTH} characters."
+        return _("A password has at most %(max)s characters.", max=MAX_LENGTH)
     if password.strip().lower() == username.strip().lower():
-        return "A password must not be the username."
+        return _("A password must not be the username.")
     if password.strip().lower() in common_passwords():
-        return "This password is on the list of the most common passwords; choose another."
+        return _("This password is on the list of the most common passwords; choose another.")
     return None

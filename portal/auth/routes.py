@@ -21,7 +21,7 @@ from portal.auth.access import public, signed_in
 from portal.auth.forms import LoginForm, PasswordForm, TokenForm
 from portal.auth.passwords import MIN_LENGTH
 from portal.extensions import db
-from portal.i18n import COOKIE, ONE_YEAR, _, locale_tag
+from portal.i18n import COOKIE, ONE_YEAR, _, _n, locale_tag
 from portal.models import utcnow
 from portal.web.forms import int_or_none, options, show_errors
 
@@ -74,7 +74,7 @@ def logout():
         sessions.end_everywhere(current_user)
         db.session.commit()
     logout_user()
-    flash("You have been logged out.", "info")
+    flash(_("You have been logged out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -95,7 +95,7 @@ def profile():
             show_errors(form, {error.field: str(error)})
         else:
             db.session.commit()
-            flash("Token created. Copy it now: it is not shown again.", "success")
+            flash(_("Token created. Copy it now: it is not shown again."), "success")
             response = make_response(
                 _profile_page(form, PasswordForm(formdata=None), issued.secret))
             # The secret is on this page: no browser or proxy cache may keep a copy.
@@ -107,7 +107,7 @@ def profile():
 
 def _with_tenant_choices(form: TokenForm) -> TokenForm:
     form.tenant_id.choices = options(
-        [(None, "— any of my access —"),
+        [(None, _("— any of my access —")),
          *((t.id, t.name) for t in tokens.restrictable_tenants(current_user))])
     return form
 
@@ -136,7 +136,7 @@ def change_password():
         else:
             sessions.restart_here(current_user._get_current_object())
             db.session.commit()
-            flash("Password changed. Every other session of yours has ended.", "success")
+            flash(_("Password changed. Every other session of yours has ended."), "success")
             return redirect(url_for("auth.profile"))
     return _profile_page(TokenForm(formdata=None), form), 422
 
@@ -149,7 +149,8 @@ def revoke_token(token_id: int):
     except tokens.TokenError:
         abort(404)
     db.session.commit()
-    flash(f"Token {token.name} ({token.prefix}…) revoked.", "success")
+    flash(_("Token %(name)s (%(prefix)s…) revoked.", name=token.name, prefix=token.prefix),
+          "success")
     return redirect(url_for("auth.profile"))
 
 
@@ -158,7 +159,8 @@ def revoke_token(token_id: int):
 def revoke_all_tokens():
     revoked = tokens.revoke_all(current_user)
     db.session.commit()
-    flash(f"{revoked} token(s) revoked: none of your tokens works any more.", "success")
+    flash(_n("%(num)s token revoked: none of your tokens works any more.",
+             "%(num)s tokens revoked: none of your tokens works any more.", revoked), "success")
     return redirect(url_for("auth.profile"))
 
 

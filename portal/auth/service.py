@@ -9,13 +9,14 @@ from portal import text
 from portal.auth import throttle
 from portal.auth.passwords import password_problem
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import Maintainer, Tenant, TenantAdmin, User
 
 # A hash to compare against when the user does not exist, so that a wrong username takes
 # as long as a wrong password and does not reveal which accounts exist.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 # One answer for every refused login: it never tells which accounts exist.
-LOGIN_REFUSED = "Wrong username or password, or the account is disabled."
+LOGIN_REFUSED = _l("Wrong username or password, or the account is disabled.")
 LOCKED = {"user": "account", "addr": "address"}
 
 
@@ -46,7 +47,8 @@ def log_in(username: str, password: str, address: str | None) -> User:
     username = username.strip()
     wait = throttle.seconds_left(username, address)
     if wait:
-        raise LoginRefused(f"{LOGIN_REFUSED} Try again in {wait} s.", retry_after=wait)
+        raise LoginRefused(_("Wrong username or password, or the account is disabled. Try "
+                             "again in %(num)s s.", num=wait), retry_after=wait)
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
@@ -70,8 +72,9 @@ def log_in(username: str, password: str, address: str | None) -> User:
         event.username = "anonymous"  # whoever typed, not the account's owner
     if locks:
         wait = max(locks.values())
-        raise LoginRefused(f"{LOGIN_REFUSED} Try again in {wait} s.", retry_after=wait)
-    raise LoginRefused(LOGIN_REFUSED)
+        raise LoginRefused(_("Wrong username or password, or the account is disabled. Try "
+                             "again in %(num)s s.", num=wait), retry_after=wait)
+    raise LoginRefused(str(LOGIN_REFUSED))
 
 
 def set_password(user: User, password: str) -> None:
@@ -88,9 +91,9 @@ def change_password(user: User, current: str, new: str) -> None:
     from portal.audit.service import record
 
     if not check_password_hash(user.password_hash, current):
-        raise AccountError("The current password is wrong.")
+        raise AccountError(_("The current password is wrong."))
     if new == current:
-        raise AccountError("The new password is the current one.")
+        raise AccountError(_("The new password is the current one."))
     set_password(user, new)
     record("update", "user", user.id, user.username, {"password": "changed"}, user=user)
 
@@ -111,12 +114,12 @@ def create_user(
     if hidden := text.name_problem(username, "The username"):
         raise AccountError(hidden)
     if not username or len(username) > 64:
-        raise AccountError("A username is 1 to 64 characters.")
+        raise AccountError(_("A username is 1 to 64 characters."))
     problem = password_problem(password, username) if check_password else None
     if problem:
         raise AccountError(problem)
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise AccountError(f"User {username!r} already exists.")
+        raise AccountError(_("User %(name)s already exists.", name=repr(username)))
     user = User(
         username=username,
         password_hash=hash_password(password),
@@ -126,23 +129,26 @@ def create_user(
     for name in tenants:
         tenant = db.session.scalar(select(Tenant).where(Tenant.name == name))
         if tenant is None:
-            raise AccountError(f"No tenant named {name!r}.")
+            raise AccountError(_("No tenant named %(name)s.", name=repr(name)))
         user.tenant_links.append(TenantAdmin(tenant=tenant))
     if maintainer_account:
         maintainer = db.session.scalar(
             select(Maintainer).where(Maintainer.account == maintainer_account)
         )
         if maintainer is None:
-            raise AccountError(f"No maintainer with account {maintainer_account!r}.")
+            raise AccountError(_("No maintainer with account %(name)s.",
+                                 name=repr(maintainer_account)))
         if maintainer.user_id is not None:
-            raise AccountError(f"Maintainer {maintainer_account!r} is already linked to a user.")
+            raise AccountError(_("Maintainer %(name)s is already linked to a user.",
+                                 name=repr(maintainer_account)))
         maintainer.user = user
     db.session.add(user)
     db.session.flush()
     from portal.audit.service import record
 
-    roles = ["operator"] * operator + [f"admin of {t}" for t in tenants]
-    roles += [f"maintainer {maintainer_account}"] * bool(maintainer_account)
-    record("create", "user", user.id, user.username,
-           {"roles": {"from": None, "to": ", ".join(roles) or "none"}})
+    # Role codes, not sentences: the trail is read in the reader's language
+    # (portal.audit.presenter turns "tenant_admin:acme" into "Tenant admin · acme").
+    roles = ["operator"] * operator + [f"tenant_admin:{t}" for t in tenants]
+    roles += [f"maintainer:{maintainer_account}"] * bool(maintainer_account)
+    record("create", "user", user.id, user.username, {"roles": {"from": None, "to": roles}})
     return user

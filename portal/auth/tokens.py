@@ -20,6 +20,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.auth.service import AccountError
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import ApiToken, Tenant, User, utcnow
 
 TOKEN_PREFIX = "rp_"
@@ -59,7 +60,8 @@ def scope_string(scopes: Iterable[str]) -> str:
     asked = set(scopes)
     unknown = sorted(asked - set(SCOPES))
     if unknown or not asked:
-        raise TokenError(f"Scopes are {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}.",
+        raise TokenError(_("Scopes are %(scopes)s; got %(got)s.", scopes=", ".join(SCOPES),
+                           got=", ".join(unknown) or _("none")),
                          "scopes")
     top = max(SCOPES.index(s) for s in asked)
     return " ".join(SCOPES[: top + 1])
@@ -130,12 +132,13 @@ def _expiry(expires_at: datetime | None, now: datetime) -> datetime:
         try:
             expires_at = expires_at.astimezone(UTC).replace(tzinfo=None)
         except OverflowError:  # past year 9999 in UTC
-            raise TokenError(f"A token lives at most {MAX_LIFETIME.days} days.",
+            raise TokenError(_("A token lives at most %(num)s days.", num=MAX_LIFETIME.days),
                              "expires_at") from None
     if expires_at <= now:
-        raise TokenError("The expiry must be in the future.", "expires_at")
+        raise TokenError(_("The expiry must be in the future."), "expires_at")
     if expires_at > now + MAX_LIFETIME:
-        raise TokenError(f"A token lives at most {MAX_LIFETIME.days} days.", "expires_at")
+        raise TokenError(_("A token lives at most %(num)s days.", num=MAX_LIFETIME.days),
+                         "expires_at")
     return expires_at
 
 
@@ -151,13 +154,13 @@ def issue_token(
     stored form."""
     name = (name or "").strip() or "token"
     if len(name) > 64:
-        raise TokenError("A token name has at most 64 characters.", "name")
+        raise TokenError(_("A token name has at most 64 characters."), "name")
     scope = scope_string(scopes)
     now = utcnow()
     expiry = _expiry(expires_at, now)
     if tenant_id is not None and tenant_id not in {t.id for t in restrictable_tenants(user)}:
         # An unknown tenant and one the user may not act for get the same answer.
-        raise TokenError("Restrict the token to one of your tenants, or to none.", "tenant_id")
+        raise TokenError(_("Restrict the token to one of your tenants, or to none."), "tenant_id")
     # Serialise a user's token creations, so that two at once cannot pass the cap.
     db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     live = db.session.scalar(
@@ -165,8 +168,8 @@ def issue_token(
     )
     if live >= MAX_LIVE_TOKENS:
         raise TooManyTokens(
-            f"You have {live} live tokens, the most allowed: revoke tokens you no longer "
-            "use first.", "name"
+            _("You have %(num)s live tokens, the most allowed: revoke tokens you no longer "
+              "use first.", num=live), "name"
         )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -206,7 +209,7 @@ def _record_revoke(user: User, token: ApiToken) -> None:
 def revoke_token(user: User, token_id: int) -> ApiToken:
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
-        raise TokenError("No such token.")
+        raise TokenError(_("No such token."))
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         _record_revoke(user, token)

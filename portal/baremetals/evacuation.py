@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 
 from portal.audit.service import record
 from portal.extensions import begin_write, db
+from portal.i18n import _, _l, _n
 from portal.models import (
     HOLDING_STATUSES,
     LIVE_JOB_STATUSES,
@@ -59,9 +60,9 @@ DRAINABLE = ("active", "maintenance")
 CONTROL_PLANE = "control-plane"
 
 WAIT_REASONS = {
-    "provisioning": "is provisioning: drain again once it is active",
-    "pending": "is provisioning: drain again once it is active",
-    "deleting": "is being deleted: it leaves the server once the agent confirms",
+    "provisioning": _l("is provisioning: drain again once it is active"),
+    "pending": _l("is provisioning: drain again once it is active"),
+    "deleting": _l("is being deleted: it leaves the server once the agent confirms"),
 }
 
 
@@ -193,10 +194,10 @@ class _Planner:
     def place(self, vm: VirtualMachine, group_id: int | None) -> int | str:
         """The destination's id, or why there is none."""
         if group_id is None:
-            return "its server is in no group, so there is no server to move it to"
+            return _("its server is in no group, so there is no server to move it to")
         hosts = self._group_hosts(group_id)
         if not hosts:
-            return "no other active server in its group"
+            return _("no other active server in its group")
         demand = NodeDemand(vm.role, Resources(vm.cpu, vm.memory, vm.storage))
         members = Counter()
         cp_servers: set[int] = set()
@@ -208,8 +209,8 @@ class _Planner:
         if vm.role == CONTROL_PLANE:
             allowed = [h for h in hosts if h.id not in cp_servers]
             if not allowed:
-                return ("every other server of its group holds a control plane of its "
-                        "cluster; control planes stay on distinct servers")
+                return _("every other server of its group holds a control plane of its "
+                         "cluster; control planes stay on distinct servers")
             tiers = [allowed]
         else:  # soft anti-affinity: the fewest members of its cluster first
             by_count: dict[int, list[Host]] = {}
@@ -226,7 +227,7 @@ class _Planner:
             if len(tiers) > 1:  # explain against the whole group, not the last tier
                 result = plan(request, [h for tier in tiers for h in tier])
             if not isinstance(result, Plan):
-                return f"nowhere to go: {result.message}"
+                return _("nowhere to go: %(reason)s", reason=result.message)
         target = result.assignments[0]
         self.free[target] = self.free[target] - demand.resources
         if vm.k8s_cluster_id is not None:
@@ -246,13 +247,15 @@ def _plan(servers: Sequence[Baremetal], lock: bool = False) -> Evacuation:
     for vm in vms:
         if vm.status == "migrating":
             target = targets.get(vm.id)
-            shown.stuck.append(Stuck(vm.id, vm.name, f"is already migrating to "
-                                                      f"{names.get(target, target)}"))
+            shown.stuck.append(Stuck(vm.id, vm.name, _("is already migrating to %(server)s",
+                                                        server=names.get(target, target))))
         elif vm.status != "active":
-            shown.stuck.append(Stuck(vm.id, vm.name, WAIT_REASONS.get(vm.status, vm.status)))
+            shown.stuck.append(Stuck(vm.id, vm.name,
+                                     str(WAIT_REASONS.get(vm.status, vm.status))))
     for vm, target in _arriving(ids):
-        shown.stuck.append(Stuck(vm.id, vm.name, f"is migrating here, to {by_id[target].name}: "
-                                                  "drain again once it has arrived"))
+        shown.stuck.append(Stuck(vm.id, vm.name, _(
+            "is migrating here, to %(server)s: drain again once it has arrived",
+            server=by_id[target].name)))
     planner = _Planner(set(ids), {vm.id for vm in active},
                        {vm.k8s_cluster_id for vm in active if vm.k8s_cluster_id is not None})
     # Control planes first (the hardest to place), then the largest VMs.
@@ -288,8 +291,8 @@ def evacuate(servers: Sequence[Baremetal], user: User | None, *, label: tuple[st
     return retried_transaction(
         lambda: _evacuate_once(ids, user, label),
         EvacuationRefused,
-        lambda: EvacuationRefused("The group is too busy right now: other requests kept "
-                                  "taking the chosen servers. Try again in a moment."),
+        lambda: EvacuationRefused(_("The group is too busy right now: other requests kept "
+                                    "taking the chosen servers. Try again in a moment.")),
         attempts=MAX_ATTEMPTS,
     )
 
@@ -308,9 +311,10 @@ def _evacuate_once(ids: list[int], user: User | None, label: tuple[str, int, str
         .execution_options(populate_existing=True)))
     drained = [s for s in servers if s.status in DRAINABLE]
     if not drained:
-        states = ", ".join(sorted({s.status for s in servers})) or "gone"
-        raise EvacuationRefused(f"Nothing to drain: the servers are {states} (only active "
-                                "servers and servers in maintenance are drained).")
+        states = ", ".join(sorted({s.status for s in servers})) or _("gone")
+        raise EvacuationRefused(_("Nothing to drain: the servers are %(states)s (only active "
+                                  "servers and servers in maintenance are drained).",
+                                  states=states))
     # Lock order cluster → VM → servers → group, as agents' answers and cluster deletes
     # take them (a cluster delete locks its servers before its nodes: the cluster's lock
     # first keeps the two from deadlocking).
@@ -377,8 +381,8 @@ def return_to_service(servers: Sequence[Baremetal], user: User | None) -> list[B
     waiting = [s for s in locked.values() if s.status == "maintenance"]
     if not waiting:
         db.session.rollback()
-        raise EvacuationRefused("Nothing to return to service: no server here is in "
-                                "maintenance.")
+        raise EvacuationRefused(_("Nothing to return to service: no server here is in "
+                                  "maintenance."))
     leaving = db.session.execute(
         select(Baremetal.name, VirtualMachine.name)
         .join(VirtualMachine, VirtualMachine.baremetal_id == Baremetal.id)
@@ -387,12 +391,15 @@ def return_to_service(servers: Sequence[Baremetal], user: User | None) -> list[B
     ).all()
     if leaving:
         db.session.rollback()
-        names = ", ".join(f"{vm} (on {server})" for server, vm in leaving[:5])
-        more = f" and {len(leaving) - 5} more" if len(leaving) > 5 else ""
-        raise EvacuationRefused(
-            f"{len(leaving)} VM{'s are' if len(leaving) != 1 else ' is'} still migrating off: "
-            f"{names}{more}. Return the server to service once the agent has moved "
-            f"{'them' if len(leaving) != 1 else 'it'} (or failed to).")
+        names = ", ".join(_("%(vm)s (on %(server)s)", vm=vm, server=server)
+                          for server, vm in leaving[:5])
+        if len(leaving) > 5:
+            names = _("%(names)s and %(num)s more", names=names, num=len(leaving) - 5)
+        raise EvacuationRefused(_n(
+            "%(num)s VM is still migrating off: %(vms)s. Return the server to service once "
+            "the agent has moved it (or failed to).",
+            "%(num)s VMs are still migrating off: %(vms)s. Return the server to service once "
+            "the agent has moved them (or failed to).", len(leaving), vms=names))
     for server in waiting:
         db.session.execute(update(Baremetal).where(Baremetal.id == server.id)
                            .values(status="active"))

@@ -8,13 +8,15 @@ from portal.i18n import _l
 from portal.models import BAREMETAL_STATUSES
 from portal.web.forms import form_id, options
 
-STATUS_CHOICES = options((s, s) for s in BAREMETAL_STATUSES)
+# The stored statuses as a reader sees them (the glossary's "Statuses").
+STATUS_LABELS = {"active": _l("active"), "maintenance": _l("maintenance"),
+                 "offline": _l("offline"), "decommissioned": _l("decommissioned")}
+STATUS_CHOICES = options((s, STATUS_LABELS.get(s, s)) for s in BAREMETAL_STATUSES)
 
 
-def _capacity(label: str, unit: str) -> IntegerField:
-    return IntegerField(f"{label} ({unit})", default=0, validators=[
-        InputRequired(f"Say the server's {label.lower()}."),
-        NumberRange(0, None, "Zero or more."),
+def _capacity(label, missing) -> IntegerField:
+    return IntegerField(label, default=0, validators=[
+        InputRequired(missing), NumberRange(0, None, _l("Zero or more.")),
     ])
 
 
@@ -23,20 +25,22 @@ class ServerForm(FlaskForm):
     portal.baremetals.service. The group is set here on creation only: afterwards a
     server changes group through the move action, which keeps the counters exact."""
 
-    name = StringField("Name", validators=[InputRequired("Give the server a name.")])
-    serial = StringField("Serial", validators=[InputRequired("Give the serial number.")])
-    status = SelectField("Status", choices=STATUS_CHOICES, default="active")
-    rack_id = SelectField("Rack", coerce=form_id, validate_choice=False)
-    rack_unit = IntegerField("Lowest unit", validators=[Optional()],
-                             description="The lowest unit the server occupies (1 = bottom).")
-    size_u = IntegerField("Height (U)", default=1, validators=[
-        InputRequired("Say how many units."), NumberRange(1, 60, "1 to 60 U.")])
-    region = StringField("Region", description="Empty: the rack's.")
-    dc = StringField("DC", description="Empty: the rack's.")
-    group_id = SelectField("Group", coerce=form_id, validate_choice=False)
-    total_cpu = _capacity("CPU", "cores")
-    total_memory = _capacity("Memory", "GiB")
-    total_storage = _capacity("Storage", "GiB")
+    name = StringField(_l("Name"), validators=[InputRequired(_l("Give the server a name."))])
+    serial = StringField(_l("Serial"),
+                         validators=[InputRequired(_l("Give the serial number."))])
+    status = SelectField(_l("Status"), choices=STATUS_CHOICES, default="active")
+    rack_id = SelectField(_l("Rack"), coerce=form_id, validate_choice=False)
+    rack_unit = IntegerField(_l("Lowest unit"), validators=[Optional()],
+                             description=_l("The lowest unit the server occupies "
+                                            "(1 = bottom)."))
+    size_u = IntegerField(_l("Height (U)"), default=1, validators=[
+        InputRequired(_l("Say how many units.")), NumberRange(1, 60, _l("1 to 60 U."))])
+    region = StringField(_l("Region"), description=_l("Empty: the rack's."))
+    dc = StringField(_l("DC"), description=_l("Empty: the rack's."))
+    group_id = SelectField(_l("Group"), coerce=form_id, validate_choice=False)
+    total_cpu = _capacity(_l("CPU (cores)"), _l("Say the server's CPU cores."))
+    total_memory = _capacity(_l("Memory (GiB)"), _l("Say the server's memory."))
+    total_storage = _capacity(_l("Storage (GiB)"), _l("Say the server's storage."))
     hypervisor_uri = StringField(
         _l("Hypervisor URI"), render_kw={"maxlength": MAX_URI_LENGTH},
         description=_l("Where the libvirt driver reaches this server, e.g. "
@@ -56,13 +60,13 @@ class ServerForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("Status", choices=STATUS_CHOICES)
+    status = SelectField(_l("Status"), choices=STATUS_CHOICES)
 
 
 class MoveForm(FlaskForm):
-    group_id = SelectField("Move to group", coerce=form_id, validate_choice=False)
+    group_id = SelectField(_l("Move to group"), coerce=form_id, validate_choice=False)
 
 
 class ImportForm(FlaskForm):
-    file = FileField("CSV file")
-    text = TextAreaField("…or paste the CSV here", render_kw={"rows": 8})
+    file = FileField(_l("CSV file"))
+    text = TextAreaField(_l("…or paste the CSV here"), render_kw={"rows": 8})

@@ -10,67 +10,24 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation, service
-from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
+from portal.baremetals.forms import STATUS_LABELS, ImportForm, MoveForm, ServerForm, StatusForm
+from portal.baremetals.lists import baremetals
 from portal.extensions import db
+from portal.i18n import _, _l, _n
 from portal.metrics.panels import page_panel
-from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
+from portal.models import Baremetal, BaremetalGroup, Rack
 from portal.web import list_page
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import (
-    distinct_values,
-    enum_choices,
-    maintainer_filters,
-    named_choices,
-)
 
 bp = Blueprint("baremetals", __name__, url_prefix="/servers")
-
-baremetals = Listing(
-    name="servers",
-    statement=lambda: select(Baremetal)
-    .options(joinedload(Baremetal.rack), joinedload(Baremetal.group)),
-    columns=[
-        Column("name", "Name", Baremetal.name),
-        Column("serial", "Serial", Baremetal.serial),
-        Column("status", "Status", Baremetal.status),
-        Column("region", "Region", Baremetal.region),
-        Column("dc", "DC", Baremetal.dc),
-        Column("rack", "Rack", Rack.name, value=lambda b: b.rack.name if b.rack else "",
-               join=Baremetal.rack),
-        Column("rack_unit", "Unit", Baremetal.rack_unit, numeric=True),
-        Column("size_u", "Size (U)", Baremetal.size_u, numeric=True),
-        Column("group", "Group", BaremetalGroup.name,
-               value=lambda b: b.group.name if b.group else "", join=Baremetal.group),
-        Column("available_cpu", "Free CPU", Baremetal.available_cpu, numeric=True),
-        Column("total_cpu", "CPU", Baremetal.total_cpu, numeric=True),
-        Column("available_memory", "Free memory (GiB)", Baremetal.available_memory, numeric=True),
-        Column("total_memory", "Memory (GiB)", Baremetal.total_memory, numeric=True),
-        Column("available_storage", "Free storage (GiB)", Baremetal.available_storage,
-               numeric=True),
-        Column("total_storage", "Storage (GiB)", Baremetal.total_storage, numeric=True),
-    ],
-    search=[Baremetal.name, Baremetal.serial],
-    filters=[
-        Filter("status", "Status", lambda s, v: s.where(Baremetal.status == v),
-               lambda: enum_choices(BAREMETAL_STATUSES)),
-        Filter("region", "Region", lambda s, v: s.where(Baremetal.region == v),
-               lambda: distinct_values(Baremetal.region)),
-        Filter("dc", "DC", lambda s, v: s.where(Baremetal.dc == v),
-               lambda: distinct_values(Baremetal.dc)),
-        Filter("rack", "Rack", lambda s, v: s.where(Baremetal.rack_id == int(v)),
-               lambda: named_choices(Rack)),
-        Filter("group", "Group", lambda s, v: s.where(Baremetal.group_id == int(v)),
-               lambda: named_choices(BaremetalGroup)),
-        *maintainer_filters("baremetal", Baremetal.id),
-    ],
-)
-
+crud = Crud("server", _l("Servers"), "baremetals", "server_id", service.ServerInvalid,
+            new_title=_l("New server"), create_label=_l("Create server"),
+            flash_rest=True, refuse_on_page=True)
 
 @bp.route("/")
 @requires("baremetals")
@@ -80,14 +37,14 @@ def list():  # noqa: A001
 
 def _rack_choices():
     rows = db.session.execute(select(Rack.id, Rack.name, Rack.dc).order_by(Rack.name)).all()
-    return options([(None, "— not racked —"), *((r.id, f"{r.name} ({r.dc})") for r in rows)])
+    return options([(None, _("— not racked —")), *((r.id, f"{r.name} ({r.dc})") for r in rows)])
 
 
 def _group_choices():
     rows = db.session.execute(
         select(BaremetalGroup.id, BaremetalGroup.name).order_by(BaremetalGroup.name)
     ).all()
-    return options([(None, "— no group —"), *((r.id, r.name) for r in rows)])
+    return options([(None, _("— no group —")), *((r.id, r.name) for r in rows)])
 
 
 def _detail_page(server: Baremetal, status_form=None, move_form=None, code=200):
@@ -127,17 +84,8 @@ def _server_form(server: Baremetal | None = None) -> ServerForm:
 @requires("baremetals", "write")
 def new():
     form = _server_form()
-    if form.validate_on_submit():
-        try:
-            server = service.create_server(form.fields())
-        except service.ServerInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Server {server.name} created.", "success")
-            return redirect(url_for("baremetals.detail", server_id=server.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("baremetals/form.html", form=form, server=None), status
+    return crud.form_page(form, None, lambda: service.create_server(form.fields()),
+                          lambda server: _("Server %(name)s created.", name=server.name))
 
 
 @bp.route("/<int:server_id>/edit", methods=["GET", "POST"])
@@ -145,17 +93,9 @@ def new():
 def edit(server_id: int):
     server = get_or_404(Baremetal, server_id)
     form = _server_form(server)
-    if form.validate_on_submit():
-        try:
-            service.update_server(server, form.fields(server.group_id))
-        except service.ServerInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Server {server.name} saved.", "success")
-            return redirect(url_for("baremetals.detail", server_id=server.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("baremetals/form.html", form=form, server=server), status
+    return crud.form_page(
+        form, server, lambda: service.update_server(server, form.fields(server.group_id)),
+        lambda server: _("Server %(name)s saved.", name=server.name))
 
 
 @bp.route("/<int:server_id>/status", methods=["POST"])
@@ -163,7 +103,7 @@ def edit(server_id: int):
 def status(server_id: int):
     server = get_or_404(Baremetal, server_id)
     if not service.may_change_status(current_user, server):
-        abort(403, "Only operators and the server's maintainers change its status.")
+        abort(403, _("Only operators and the server's maintainers change its status."))
     form = StatusForm()
     if form.validate_on_submit():
         try:
@@ -172,7 +112,8 @@ def status(server_id: int):
             db.session.rollback()
             show_errors(form, invalid.errors, flash_rest=True)
         else:
-            flash(f"Server {server.name} is now {server.status}.", "success")
+            flash(_("Server %(name)s is now %(status)s.", name=server.name,
+                    status=STATUS_LABELS.get(server.status, server.status)), "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
     return _detail_page(server, status_form=form, code=422)
 
@@ -189,8 +130,11 @@ def move(server_id: int):
             db.session.rollback()
             show_errors(form, invalid.errors, flash_rest=True)
         else:
-            where = server.group.name if server.group else "no group"
-            flash(f"Server {server.name} moved to {where}.", "success")
+            if server.group:
+                flash(_("Server %(name)s moved to %(group)s.", name=server.name,
+                        group=server.group.name), "success")
+            else:
+                flash(_("Server %(name)s moved out of its group.", name=server.name), "success")
             return redirect(url_for("baremetals.detail", server_id=server.id))
     return _detail_page(server, move_form=form, code=422)
 
@@ -199,16 +143,8 @@ def move(server_id: int):
 @requires("baremetals", "write")
 def delete(server_id: int):
     server = get_or_404(Baremetal, server_id)
-    if request.method == "POST":
-        try:
-            service.delete_server(server)
-        except service.ServerInvalid as invalid:
-            db.session.rollback()
-            return render_template("baremetals/confirm_delete.html", server=server,
-                                   refusal=invalid.errors["server"]), 409
-        flash(f"Server {server.name} deleted.", "success")
-        return redirect(url_for("baremetals.list"))
-    return render_template("baremetals/confirm_delete.html", server=server, refusal=None)
+    return crud.delete_page(server, lambda: service.delete_server(server),
+                            _("Server %(name)s deleted.", name=server.name), "server")
 
 
 @bp.route("/<int:server_id>/drain", methods=["GET", "POST"])
@@ -220,8 +156,8 @@ def drain(server_id: int):
     if request.method == "POST":
         return drained(lambda: evacuation.evacuate(
             [server], current_user, label=("baremetal", server.id, server.name)), back)
-    crumbs = [("Dashboard", url_for("dashboard.index")), ("Servers", url_for("baremetals.list")),
-              (server.name, back), ("Drain", None)]
+    crumbs = [(_("Dashboard"), url_for("dashboard.index")),
+              (_("Servers"), url_for("baremetals.list")), (server.name, back), (_("Drain"), None)]
     return render_template("evacuation/preview.html", plan=evacuation.preview([server]),
                            subject=server.name, crumbs=crumbs, back=back,
                            action=url_for("baremetals.drain", server_id=server.id))
@@ -235,9 +171,13 @@ def drained(execute, back: str):
         db.session.rollback()
         flash(str(refused), "danger")
         return redirect(back)
-    stuck = f"; {len(done.stuck)} cannot move now" if done.stuck else ""
-    flash(f"Draining: {len(done.moves)} VM{'s' if len(done.moves) != 1 else ''} migrating"
-          f"{stuck}.", "warning" if done.stuck else "success")
+    if done.stuck:
+        flash(_n("Draining: %(num)s VM migrating; %(stuck)s cannot move now.",
+                 "Draining: %(num)s VMs migrating; %(stuck)s cannot move now.",
+                 len(done.moves), stuck=len(done.stuck)), "warning")
+    else:
+        flash(_n("Draining: %(num)s VM migrating.", "Draining: %(num)s VMs migrating.",
+                 len(done.moves)), "success")
     return redirect(back)
 
 
@@ -248,7 +188,7 @@ def returned(servers, back: str):
         db.session.rollback()
         flash(str(refused), "danger")
     else:
-        flash(f"Back in service: {', '.join(s.name for s in done)}.", "success")
+        flash(_("Back in service: %(names)s.", names=", ".join(s.name for s in done)), "success")
     return redirect(back)
 
 
@@ -276,8 +216,9 @@ def import_csv():
             db.session.rollback()
             problems = refused.problems
         else:
-            flash(f"Imported: {len(result.created)} created, {len(result.updated)} updated, "
-                  f"{result.unchanged} unchanged.", "success")
+            flash(_("Imported: %(created)s created, %(updated)s updated, %(unchanged)s "
+                    "unchanged.", created=len(result.created), updated=len(result.updated),
+                    unchanged=result.unchanged), "success")
             return redirect(url_for("baremetals.list"))
     status = 422 if problems else 200
     return render_template(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import joinedload
 from portal.audit.service import diff, record, snapshot
 from portal.auth.access import visible_only
 from portal.extensions import db
-from portal.i18n import _
+from portal.i18n import _, _l, _n
 from portal.models import (
     BAREMETAL_STATUSES,
     DIMENSIONS,
@@ -47,6 +47,12 @@ AUDITED = (
     "total_cpu", "total_memory", "total_storage", "hypervisor_uri",
 )
 UNIT_OF = {"cpu": "cores", "memory": "GiB memory", "storage": "GiB storage"}
+# "Total memory is a whole number of GiB, 0 or more." per dimension.
+TOTAL_PROBLEM = {
+    "cpu": _l("Total CPU is a whole number of cores, 0 or more."),
+    "memory": _l("Total memory is a whole number of GiB, 0 or more."),
+    "storage": _l("Total storage is a whole number of GiB, 0 or more."),
+}
 MAX_TOTAL = 10**9
 NAMED = 10  # how many blocking VMs a refusal names before it says "and N more"
 MAX_URI_LENGTH = 512
@@ -104,26 +110,27 @@ def field_problems(data: ServerFields) -> dict[str, str]:
     if problem:
         errors["name"] = problem
     if not data.serial:
-        errors["serial"] = "Give the server's serial number."
-    elif hidden := name_problem(data.serial, "The serial"):
+        errors["serial"] = _("Give the server's serial number.")
+    elif hidden := name_problem(data.serial, _("The serial")):
         errors["serial"] = hidden
     elif len(data.serial) > 64 or any(c.isspace() for c in data.serial):
-        errors["serial"] = "A serial has at most 64 characters and no spaces."
+        errors["serial"] = _("A serial has at most %(max)s characters and no spaces.", max=64)
     if data.status not in BAREMETAL_STATUSES:
-        errors["status"] = f"Status is one of {', '.join(BAREMETAL_STATUSES)}."
+        errors["status"] = _("Status is one of %(statuses)s.",
+                             statuses=", ".join(BAREMETAL_STATUSES))
     if not isinstance(data.size_u, int) or not 1 <= data.size_u <= 60:
-        errors["size_u"] = "A server is 1 to 60 U high."
+        errors["size_u"] = _("A server is 1 to 60 U high.")
     for d in DIMENSIONS:
         value = getattr(data, f"total_{d}")
         if not isinstance(value, int) or not 0 <= value <= MAX_TOTAL:
-            errors[f"total_{d}"] = f"Total {d} is a whole number of {UNIT_OF[d]}, 0 or more."
-    for key, label in (("region", "The region"), ("dc", "The DC")):
+            errors[f"total_{d}"] = str(TOTAL_PROBLEM[d])
+    for key, label in (("region", _("The region")), ("dc", _("The DC"))):
         if hidden := name_problem(getattr(data, key), label):
             errors[key] = hidden
         elif len(getattr(data, key)) > 64:
-            errors[key] = "At most 64 characters."
+            errors[key] = _("At most %(max)s characters.", max=64)
     if data.rack_id is None and data.rack_unit is not None:
-        errors["rack_unit"] = "Choose a rack for this unit, or leave the unit empty."
+        errors["rack_unit"] = _("Choose a rack for this unit, or leave the unit empty.")
     data.hypervisor_uri = clean(data.hypervisor_uri or "") or None
     if problem := hypervisor_uri_problem(data.hypervisor_uri):
         errors["hypervisor_uri"] = problem
@@ -149,15 +156,16 @@ def hypervisor_uri_problem(uri: str | None) -> str | None:
 def take_location_from_rack(data: ServerFields, rack: Rack) -> dict[str, str]:
     """Region and dc default from the rack; a different one is a mistake worth saying."""
     errors = {}
-    for key, label in (("region", "region"), ("dc", "DC")):
+    for key in ("region", "dc"):
         given, of_rack = getattr(data, key), getattr(rack, key)
         if not given:
             setattr(data, key, of_rack)
+        elif given != of_rack and key == "region":
+            errors[key] = _("Rack %(rack)s is in region %(value)s; leave region empty to take "
+                            "the rack's.", rack=rack.name, value=of_rack)
         elif given != of_rack:
-            errors[key] = (
-                f"Rack {rack.name} is in {label} {of_rack}; leave {label} empty to take the "
-                "rack's."
-            )
+            errors[key] = _("Rack %(rack)s is in DC %(value)s; leave DC empty to take the "
+                            "rack's.", rack=rack.name, value=of_rack)
     return errors
 
 
@@ -172,22 +180,24 @@ def position_problem(
 ) -> str | None:
     """Why a server cannot sit at `unit` given the occupants (label, unit, size_u)."""
     if unit is None:
-        return f"Choose the unit of rack {rack.name} the server sits in (1–{rack.height_u})."
+        return _("Choose the unit of rack %(rack)s the server sits in (1–%(height)s).",
+                 rack=rack.name, height=rack.height_u)
     if size_u < 1:
-        return "A server is at least 1 U high."
+        return _("A server is at least 1 U high.")
     top = unit + size_u - 1
     if unit < 1 or top > rack.height_u:
-        return (
-            f"Units {unit}–{top} do not fit in rack {rack.name}, which has units 1–{rack.height_u}."
-        )
+        return _("Units %(unit)s–%(top)s do not fit in rack %(rack)s, which has units "
+                 "1–%(height)s.", unit=unit, top=top, rack=rack.name, height=rack.height_u)
     clash = sorted(
         (u, label, s) for label, u, s in occupants if u <= top and u + s - 1 >= unit
     )
     if clash:
         taken = ", ".join(f"{label} ({unit_span(u, s)})" for u, label, s in clash)
-        where = f"Unit {unit}" if top == unit else f"Units {unit}–{top}"
-        verb = "is" if top == unit else "are"
-        return f"{where} of rack {rack.name} {verb} taken by {taken}."
+        if top == unit:
+            return _("Unit %(unit)s of rack %(rack)s is taken by %(taken)s.",
+                     unit=unit, rack=rack.name, taken=taken)
+        return _("Units %(unit)s–%(top)s of rack %(rack)s are taken by %(taken)s.",
+                 unit=unit, top=top, rack=rack.name, taken=taken)
     return None
 
 
@@ -210,19 +220,35 @@ def rack_position_problem(
 
 
 def _blocking(what: str, vm_names: list[str], count: int) -> str:
+    """"Server x cannot be deleted while 2 VMs hold resources on it: a, b." """
     named = ", ".join(vm_names[:NAMED])
-    more = f" and {count - NAMED} more" if count > NAMED else ""
-    vms = f"{count} VM holds" if count == 1 else f"{count} VMs hold"
-    return f"{what} while {vms} resources on it: {named}{more}."
+    if count > NAMED:
+        named = _("%(names)s and %(num)s more", names=named, num=count - NAMED)
+    return _n("%(what)s while %(num)s VM holds resources on it: %(vms)s.",
+              "%(what)s while %(num)s VMs hold resources on it: %(vms)s.",
+              count, what=what, vms=named)
+
+
+def _amount(dimension: str, value: int) -> str:
+    """4 cores, 16 GiB memory, 200 GiB storage."""
+    if dimension == "cpu":
+        return _n("%(num)s core", "%(num)s cores", value)
+    if dimension == "memory":
+        return _("%(num)s GiB memory", num=value)
+    return _("%(num)s GiB storage", num=value)
+
+
+def _status_word(status: str) -> str:
+    words = {"offline": _("offline"), "decommissioned": _("decommissioned"),
+             "maintenance": _("maintenance"), "active": _("active")}
+    return words.get(status, status)
 
 
 def capacity_problems(name: str, totals: dict[str, int], used: dict[str, int]) -> dict[str, str]:
     """A total may not go below what the server's VMs already use."""
     return {
-        f"total_{d}": (
-            f"Server {name} has {used[d]} {UNIT_OF[d]} allocated to its VMs: the total cannot go "
-            f"below {used[d]}."
-        )
+        f"total_{d}": _("Server %(name)s has %(used)s allocated to its VMs: the total cannot "
+                        "go below %(num)s.", name=name, used=_amount(d, used[d]), num=used[d])
         for d in DIMENSIONS
         if totals[d] < used.get(d, 0)
     }
@@ -231,14 +257,15 @@ def capacity_problems(name: str, totals: dict[str, int], used: dict[str, int]) -
 def status_problem(name: str, status: str, holding: tuple[list[str], int]) -> str | None:
     names, count = holding
     if status in EMPTY_ONLY_STATUSES and count:
-        return _blocking(f"Server {name} cannot go {status}", names, count)
+        return _blocking(_("Server %(name)s cannot go %(status)s", name=name,
+                           status=_status_word(status)), names, count)
     return None
 
 
 def group_problem(name: str, holding: tuple[list[str], int]) -> str | None:
     names, count = holding
     if count:
-        return _blocking(f"Server {name} cannot change group", names, count)
+        return _blocking(_("Server %(name)s cannot change group", name=name), names, count)
     return None
 
 
@@ -392,10 +419,10 @@ def _check(
     errors = field_problems(data)
     rack = _get(Rack, data.rack_id)
     if data.rack_id is not None and rack is None:
-        errors["rack_id"] = "Choose an existing rack."
+        errors["rack_id"] = _("Choose an existing rack.")
     group = _get(BaremetalGroup, data.group_id)
     if data.group_id is not None and group is None:
-        errors["group_id"] = "Choose an existing group."
+        errors["group_id"] = _("Choose an existing group.")
     if rack is not None:
         errors.update(take_location_from_rack(data, rack))
         if "size_u" not in errors and "rack_unit" not in errors:
@@ -411,8 +438,10 @@ def _check(
         other = db.session.scalar(select(Baremetal.name).where(column == getattr(data, key),
                                                                Baremetal.id != own_id))
         if other is not None:
-            errors[key] = (f"Server {other} already has this name." if key == "name"
-                           else f"Serial {data.serial} belongs to server {other}.")
+            errors[key] = (_("Server %(name)s already has this name.", name=other)
+                           if key == "name" else
+                           _("Serial %(serial)s belongs to server %(name)s.",
+                             serial=data.serial, name=other))
     if server is not None:
         holding = holding_vms([server.id]).get(server.id, ([], 0))
         if "status" not in errors and data.status != server.status:
@@ -495,7 +524,7 @@ def _apply(server: Baremetal, data: ServerFields, rack: Rack | None, action: str
 
 
 def create_server(data: ServerFields) -> Baremetal:
-    rack, _ = _check(data, None)
+    rack, _group = _check(data, None)
     server = _insert(data, rack)
     db.session.commit()
     return server
@@ -504,7 +533,7 @@ def create_server(data: ServerFields) -> Baremetal:
 def update_server(server: Baremetal, data: ServerFields) -> Baremetal:
     """Edit a server (its group changes only through move_server)."""
     data.group_id = server.group_id
-    rack, _ = _check(data, server)
+    rack, _group = _check(data, server)
     _apply(server, data, rack)
     db.session.commit()
     return server
@@ -513,7 +542,7 @@ def update_server(server: Baremetal, data: ServerFields) -> Baremetal:
 def change_status(server: Baremetal, status: str) -> Baremetal:
     data = ServerFields.of(server)
     data.status = status
-    rack, _ = _check(data, server)
+    rack, _group = _check(data, server)
     _apply(server, data, rack, action="status")
     db.session.commit()
     return server
@@ -523,7 +552,7 @@ def move_server(server: Baremetal, group_id: int | None) -> Baremetal:
     """Move a server to another group (or none); its counters move with it."""
     data = ServerFields.of(server)
     data.group_id = group_id
-    rack, _ = _check(data, server)
+    rack, _group = _check(data, server)
     _apply(server, data, rack, action="move")
     db.session.commit()
     return server
@@ -534,8 +563,8 @@ def delete_server(server: Baremetal) -> None:
     (database trigger); VMs kept for history lose their server."""
     names, count = holding_vms([server.id]).get(server.id, ([], 0))
     if count:
-        raise ServerInvalid({"server": _blocking(f"Server {server.name} cannot be deleted",
-                                                 names, count)})
+        what = _("Server %(name)s cannot be deleted", name=server.name)
+        raise ServerInvalid({"server": _blocking(what, names, count)})
     total, available = _locked_counters(server.id)
     _shift_group(server.group_id, total, available, -1)
     record("delete", "baremetal", server.id, server.name,
@@ -590,7 +619,8 @@ def decode_upload(raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ImportRefused([
-            f"The file is not UTF-8 text (byte {error.start + 1}): save it as \"CSV UTF-8\"."
+            _('The file is not UTF-8 text (byte %(byte)s): save it as "CSV UTF-8".',
+              byte=error.start + 1)
         ]) from None
 
 
@@ -606,30 +636,33 @@ def _parse(text: str) -> tuple[list[_Row], list[str]]:
     """The rows of the file, and the lines that are not rows at all (wrong cell count)."""
     if "\x00" in text:  # PostgreSQL cannot store it, and no CSV tool writes it
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ImportRefused([f"line {line}: a NUL character (U+0000); save the file as "
-                             "plain CSV text."])
+        raise ImportRefused([_line(line, _("a NUL character (U+0000); save the file as "
+                                           "plain CSV text."))])
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportRefused(["line 1: the file is empty; the first line names the columns."]
-                            ) from None
+        raise ImportRefused([_line(1, _("the file is empty; the first line names the "
+                                        "columns."))]) from None
     except csv.Error as error:
-        raise ImportRefused([f"line 1: {error}"]) from None
+        raise ImportRefused([_line(1, str(error))]) from None
     columns = [c.strip().lower() for c in header]
     problems = []
     unknown = [c for c in columns if c not in IMPORT_COLUMNS]
     if unknown:
-        problems.append(f"line 1: unknown column{'s' if len(unknown) > 1 else ''} "
-                        f"{', '.join(repr(c) for c in unknown)}; the columns are "
-                        f"{', '.join(IMPORT_COLUMNS)}.")
+        problems.append(_line(1, _n(
+            "unknown column %(names)s; the columns are %(columns)s.",
+            "unknown columns %(names)s; the columns are %(columns)s.", len(unknown),
+            names=", ".join(repr(c) for c in unknown), columns=", ".join(IMPORT_COLUMNS))))
     doubled = sorted({c for c in columns if columns.count(c) > 1})
     if doubled:
-        problems.append(f"line 1: column {', '.join(doubled)} appears twice.")
+        problems.append(_line(1, _("column %(names)s appears twice.",
+                                   names=", ".join(doubled))))
     missing = [c for c in ("name", "serial") if c not in columns]
     if missing:
-        problems.append(f"line 1: the header needs the column{'s' if len(missing) > 1 else ''} "
-                        f"{' and '.join(missing)}.")
+        problems.append(_line(1, _n("the header needs the column %(names)s.",
+                                    "the header needs the columns %(names)s.", len(missing),
+                                    names=_(" and ").join(missing))))
     if problems:
         raise ImportRefused(problems)
     rows: list[_Row] = []
@@ -639,17 +672,18 @@ def _parse(text: str) -> tuple[list[_Row], list[str]]:
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(columns):
-                problems.append(f"line {line}: {len(cells)} cells, but the header names "
-                                f"{len(columns)} columns.")
+                problems.append(_line(line, _("%(cells)s cells, but the header names "
+                                              "%(columns)s columns.", cells=len(cells),
+                                              columns=len(columns))))
                 continue
             rows.append(_Row(line, {c: v.strip() for c, v in zip(columns, cells, strict=True)}))
     except csv.Error as error:
-        problems.append(f"line {reader.line_num}: {error}")
+        problems.append(_line(reader.line_num, str(error)))
     if len(rows) > MAX_IMPORT_ROWS:
-        raise ImportRefused([f"The file has {len(rows)} rows; import at most {MAX_IMPORT_ROWS} "
-                             "at a time."])
+        raise ImportRefused([_("The file has %(rows)s rows; import at most %(max)s at a time.",
+                               rows=len(rows), max=MAX_IMPORT_ROWS)])
     if not rows and not problems:
-        raise ImportRefused(["The file has a header but no rows."])
+        raise ImportRefused([_("The file has a header but no rows.")])
     return rows, problems
 
 
@@ -670,13 +704,14 @@ def _row_fields(row: _Row, server: Baremetal | None, racks: dict[str, Rack],
             try:
                 setattr(data, key, int(value))
             except ValueError:
-                errors[key] = f"{key} {value!r} is not a whole number."
+                errors[key] = _("%(column)s %(value)s is not a whole number.", column=key,
+                                value=repr(value))
         elif server is None and key.startswith("total_"):
-            errors[key] = f"{key} is required for a new server."
+            errors[key] = _("%(column)s is required for a new server.", column=key)
     if cells.get("rack"):
         rack = racks.get(cells["rack"])
         if rack is None:
-            errors["rack"] = f"there is no rack named {cells['rack']}."
+            errors["rack"] = _("there is no rack named %(name)s.", name=cells["rack"])
         else:
             if rack.id != data.rack_id:
                 # A new rack: region and dc follow it unless the row says otherwise.
@@ -688,7 +723,7 @@ def _row_fields(row: _Row, server: Baremetal | None, racks: dict[str, Rack],
     if cells.get("group"):
         group = groups.get(cells["group"])
         if group is None:
-            errors["group"] = f"there is no group named {cells['group']}."
+            errors["group"] = _("there is no group named %(name)s.", name=cells["group"])
         else:
             data.group_id = group.id
     return data, errors
@@ -712,44 +747,47 @@ def _validate_import(rows: list[_Row], problems: list[str]) -> list[str]:
     ids = [s.id for s in existing.values()]
     holding, used = holding_vms(ids), used_resources(ids)
 
-    problems = list(problems)
-    bad_lines: set[int] = set()
+    # Every problem of a row, in the order of the checks; one entry per row.
+    found: dict[int, list[str]] = {row.line: [] for row in rows}
+    unplaceable: set[int] = set()  # rows whose position cannot be checked
     first_serial: dict[str, int] = {}
     first_name: dict[str, int] = {}
     for row in rows:
         server = existing.get(row.cells["serial"])
         data, errors = _row_fields(row, server, racks, groups)
+        # A cell that is no number, or an unknown rack, says all there is about its field.
         errors.update({k: v for k, v in field_problems(data).items() if k not in errors})
         if "rack" in errors:
             errors.pop("rack_unit", None)  # the unit of an unknown rack says nothing more
+        if errors.keys() & {"rack", "rack_unit", "size_u"}:
+            unplaceable.add(row.line)
+        said = found[row.line]
+        said.extend(errors.values())
         if row.rack is not None:
-            errors.update(take_location_from_rack(data, row.rack))
+            said.extend(take_location_from_rack(data, row.rack).values())
         serial_line = first_serial.setdefault(data.serial, row.line)
         if serial_line != row.line:
-            errors["serial"] = f"serial {data.serial} is also on line {serial_line}."
+            said.append(_("serial %(serial)s is also on line %(line)s.", serial=data.serial,
+                          line=serial_line))
         name_line = first_name.setdefault(data.name, row.line)
         if name_line != row.line:
-            errors["name"] = f"name {data.name} is also on line {name_line}."
+            said.append(_("name %(name)s is also on line %(line)s.", name=data.name,
+                          line=name_line))
         elif "name" not in errors and owners.get(data.name, data.serial) != data.serial:
-            errors["name"] = (f"server {data.name} already exists with serial "
-                              f"{owners[data.name]}.")
+            said.append(_("server %(name)s already exists with serial %(serial)s.",
+                          name=data.name, serial=owners[data.name]))
         if server is not None:
             blocking = holding.get(server.id, ([], 0))
             if "status" not in errors and data.status != server.status:
-                problem = status_problem(server.name, data.status, blocking)
-                if problem:
-                    errors["status"] = problem
+                if problem := status_problem(server.name, data.status, blocking):
+                    said.append(problem)
             if "group" not in errors and data.group_id != server.group_id:
-                problem = group_problem(server.name, blocking)
-                if problem:
-                    errors["group"] = problem
-            for key, message in capacity_problems(server.name, data.totals(),
-                                                  used.get(server.id, {})).items():
-                errors.setdefault(key, message)
+                if problem := group_problem(server.name, blocking):
+                    said.append(problem)
+            said.extend(message for key, message in capacity_problems(
+                server.name, data.totals(), used.get(server.id, {})).items()
+                if key not in errors)
         row.data, row.server = data, server
-        if errors:
-            bad_lines.add(row.line)
-            problems.append(f"line {row.line}: " + " ".join(_sentence(m) for m in errors.values()))
 
     # Positions: against the servers the file leaves where they are, and earlier rows.
     in_racks = {r.rack.id for r in rows if r.rack is not None}
@@ -760,25 +798,41 @@ def _validate_import(rows: list[_Row], problems: list[str]) -> list[str]:
     ):
         if serial not in serials:
             staying.setdefault(rack_id, []).append((name, unit, size))
+    # Rows with other problems are checked too, but take no units from the rows after them.
     placed: dict[int, list[tuple[str, int, int]]] = {}
     for row in rows:
         data = row.data
-        if row.rack is None or row.line in bad_lines:
+        if row.rack is None or row.line in unplaceable:
             continue
         occupants = staying.get(row.rack.id, []) + placed.get(row.rack.id, [])
         problem = position_problem(row.rack, data.rack_unit, data.size_u, occupants)
         if problem:
-            problems.append(f"line {row.line}: {problem}")
-        else:
+            found[row.line].append(problem)
+        elif not found[row.line]:
             placed.setdefault(row.rack.id, []).append(
-                (f"{data.name} on line {row.line}", data.rack_unit, data.size_u)
+                (_("%(name)s on line %(line)s", name=data.name, line=row.line),
+                 data.rack_unit, data.size_u)
             )
-    return sorted(problems, key=lambda p: int(p.split(":", 1)[0].removeprefix("line ")))
+    problems = [*problems, *(_line(line, " ".join(_sentence(m) for m in said))
+                             for line, said in found.items() if said)]
+    return sorted(problems, key=lambda p: p.line)
+
+
+class _Problem(str):
+    """One "line N: …" entry of an import refusal, which knows its line."""
+
+    line: int
+
+
+def _line(line: int, problem: str) -> _Problem:
+    entry = _Problem(_("line %(line)s: %(problem)s", line=line, problem=problem))
+    entry.line = line
+    return entry
 
 
 def _sentence(message: str) -> str:
     message = message.strip()
-    return message if message.endswith(".") else message + "."
+    return message if message.endswith((".", "。")) else message + "."
 
 
 def import_servers(text: str) -> ImportResult:

@@ -3,72 +3,28 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
-from portal.auth.access import (
-    administered_tenant_ids,
-    requires,
-    visible_only,
-    visible_or_404,
-)
+from portal.auth.access import administered_tenant_ids, requires, visible_or_404
 from portal.clusters import kubeconfig as kubeconfigs
 from portal.clusters import service
 from portal.clusters.forms import ClusterForm
+from portal.clusters.lists import clusters
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.metrics.panels import page_panel
-from portal.models import (
-    CLUSTER_STATUSES,
-    BaremetalGroup,
-    K8sCluster,
-    ServiceMesh,
-    Tenant,
-    VirtualMachine,
-)
+from portal.models import K8sCluster, ServiceMesh, VirtualMachine
 from portal.provisioning.jobs import JobError
+from portal.scheduler.messages import refusal_message
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms.forms import ANTI_AFFINITY_CHOICES
-from portal.vms.service import RequestInvalid, wizard_options
+from portal.vms.labels import enum_label
+from portal.vms.service import RequestInvalid, Unplaceable, wizard_options
 from portal.web import list_page, render
 from portal.web.forms import int_or_none, show_errors
 from portal.web.forms import options as choices
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, maintainer_filters, tenant_choices
 
 bp = Blueprint("clusters", __name__, url_prefix="/clusters")
-
-clusters = Listing(
-    name="clusters",
-    statement=lambda: visible_only(
-        select(K8sCluster)
-        .options(joinedload(K8sCluster.tenant), joinedload(K8sCluster.group)),
-        K8sCluster,
-    ),
-    columns=[
-        Column("name", "Name", K8sCluster.name),
-        Column("tenant", "Tenant", Tenant.name, value=lambda c: c.tenant.name,
-               join=K8sCluster.tenant),
-        Column("group", "Group", BaremetalGroup.name, value=lambda c: c.group.name,
-               join=K8sCluster.group),
-        Column("version", "Version", K8sCluster.version),
-        Column("status", "Status", K8sCluster.status),
-        Column("created_at", "Created", K8sCluster.created_at),
-    ],
-    search=[K8sCluster.name, K8sCluster.version],
-    filters=[
-        Filter(
-            "status",
-            "Status",
-            lambda s, v: s.where(K8sCluster.status == v),
-            lambda: enum_choices(CLUSTER_STATUSES),
-        ),
-        Filter(
-            "tenant", "Tenant", lambda s, v: s.where(K8sCluster.tenant_id == int(v)), tenant_choices
-        ),
-        *maintainer_filters("k8s_cluster", K8sCluster.id),
-    ],
-)
-
 
 @bp.route("/")
 @requires("clusters")
@@ -83,12 +39,12 @@ def _wizard_form() -> ClusterForm:
         form.tenant_id.data = opts.tenants[0][0]
         opts = wizard_options(current_user, form.tenant_id.data, form.group_id.data)
     form.tenant_id.choices = choices(opts.tenants)
-    form.group_id.choices = choices([(None, "— choose a group —"), *opts.groups])
+    form.group_id.choices = choices([(None, _("— choose a group —")), *opts.groups])
     versions = service.supported_versions()
     form.version.choices = choices((v, v) for v in versions)
     if not form.version.data:
         form.version.data = versions[0]
-    flavor_choices = choices([(None, "— choose a flavor —"), *opts.flavors])
+    flavor_choices = choices([(None, _("— choose a flavor —")), *opts.flavors])
     for field in (form.control_plane_flavor_id, form.worker_flavor_id, form.bastion_flavor_id):
         field.choices = flavor_choices
     meshes = db.session.execute(
@@ -97,7 +53,7 @@ def _wizard_form() -> ClusterForm:
         ).order_by(ServiceMesh.name)
     ).all()
     mesh_choices = choices(
-        [(None, "None"), *((m.id, f"{m.name} ({m.mesh_type} {m.version})") for m in meshes)]
+        [(None, _("None")), *((m.id, f"{m.name} ({m.mesh_type} {m.version})") for m in meshes)]
     )
     form.primary_mesh_id.choices = mesh_choices
     form.secondary_mesh_id.choices = mesh_choices
@@ -113,7 +69,7 @@ def _wizard_form() -> ClusterForm:
             .order_by(VirtualMachine.name)
         ).all()
     form.bastion_vm_id.choices = choices(
-        [(None, "— choose a VM —"), *((v.id, v.name) for v in vms)]
+        [(None, _("— choose a VM —")), *((v.id, v.name) for v in vms)]
     )
     return form
 
@@ -156,8 +112,9 @@ def _preview_for(form: ClusterForm):
         return None
     try:
         return service.preview_cluster(_cluster_request(form, check_names=False))
-    except RequestInvalid:
-        return None
+    except RequestInvalid as invalid:
+        # The reasons, live, rather than the starting hint.
+        return Unplaceable([*invalid.errors.values()])
 
 
 def _wizard_context(form: ClusterForm) -> dict:
@@ -184,9 +141,10 @@ def new():
             except RequestInvalid:
                 pass
             except PlacementRefused as refused:
-                flash(refused.refusal.message, "error")
+                flash(refusal_message(refused.refusal), "error")
             else:
-                flash(f"Cluster {cluster.name} placed; its nodes are provisioning.", "success")
+                flash(_("Cluster %(cluster)s placed; its nodes are provisioning.",
+                        cluster=cluster.name), "success")
                 return redirect(url_for("clusters.detail", cluster_id=cluster.id))
     return render("clusters/new.html", "wizard", **_wizard_context(form))
 
@@ -279,17 +237,17 @@ ACTIONS = {
     "retry": lambda c, f, u: service.retry_failed_nodes(c, u),
 }
 DONE = {
-    "add_plugin": "Plugin added.",
-    "plugin_version": "Plugin version changed.",
-    "plugin_status": "Plugin status changed.",
-    "remove_plugin": "Plugin removed.",
-    "bind_mesh": "Service mesh bound.",
-    "mesh_role": "Mesh role changed.",
-    "unbind_mesh": "Service mesh unbound.",
-    "add_bastion": "Bastion associated.",
-    "remove_bastion": "Bastion dissociated.",
-    "scale": "Scaling: workers are on their way.",
-    "retry": "Retrying the failed nodes.",
+    "add_plugin": _l("Plugin added."),
+    "plugin_version": _l("Plugin version changed."),
+    "plugin_status": _l("Plugin status changed."),
+    "remove_plugin": _l("Plugin removed."),
+    "bind_mesh": _l("Service mesh bound."),
+    "mesh_role": _l("Mesh role changed."),
+    "unbind_mesh": _l("Service mesh unbound."),
+    "add_bastion": _l("Bastion associated."),
+    "remove_bastion": _l("Bastion dissociated."),
+    "scale": _l("Scaling: workers are on their way."),
+    "retry": _l("Retrying the failed nodes."),
 }
 
 
@@ -302,7 +260,7 @@ def act(cluster_id: int):
     if not _may_manage(cluster):
         abort(404)
     if op not in ACTIONS:
-        abort(400, description=f"Unknown cluster action {op!r}.")
+        abort(400, description=_("Unknown cluster action %(op)s.", op=repr(op)))
     if op == "scale" and request.form.get("confirmed") != "yes":
         # A scale-down names the workers that go before any is deleted.
         try:
@@ -324,9 +282,9 @@ def act(cluster_id: int):
         db.session.rollback()
         flash(str(error), "error")
     except PlacementRefused as refused:
-        flash(refused.refusal.message, "error")
+        flash(refusal_message(refused.refusal), "error")
     else:
-        flash(DONE[op], "success")
+        flash(str(DONE[op]), "success")
     return redirect(url_for("clusters.detail", cluster_id=cluster_id))
 
 
@@ -336,13 +294,14 @@ def set_status(cluster_id: int):
     """Maintenance / offline / active: operators and the cluster's maintainers."""
     cluster = _cluster(cluster_id)
     if not service.may_set_status(cluster, current_user):
-        abort(403, description="Only operators and the cluster's maintainers set its status.")
+        abort(403, description=_("Only operators and the cluster's maintainers set its status."))
     try:
         service.set_status(cluster, request.form.get("status", ""), current_user)
     except service.ClusterError as error:
         flash(str(error), "error")
     else:
-        flash(f"Cluster {cluster.name} is now {cluster.status}.", "success")
+        flash(_("Cluster %(cluster)s is now %(status)s.", cluster=cluster.name,
+                status=enum_label("status", cluster.status)), "success")
     return redirect(url_for("clusters.detail", cluster_id=cluster_id))
 
 
@@ -366,8 +325,6 @@ def delete(cluster_id: int):
         db.session.rollback()
         flash(str(error), "error")
     else:
-        flash(
-            f"Cluster {cluster.name} is being deleted: every node goes through the agent.",
-            "success",
-        )
+        flash(_("Cluster %(cluster)s is being deleted: every node goes through the agent.",
+                cluster=cluster.name), "success")
     return redirect(url_for("clusters.detail", cluster_id=cluster_id))

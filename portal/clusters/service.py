@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal.audit.service import record
 from portal.auth.access import administered_tenant_ids, roles_of
 from portal.extensions import db
+from portal.i18n import _, _l, _n
 from portal.models import (
     PLUGIN_STATUSES,
     Baremetal,
@@ -42,6 +43,7 @@ from portal.scheduler.reservation import (
     reserve,
 )
 from portal.text import clean, too_long
+from portal.vms.labels import enum_label
 from portal.vms.service import (
     RequestInvalid,
     anti_affinity_problem,
@@ -69,16 +71,16 @@ class CataloguePlugin:
 CATALOGUE = {
     p.name: p
     for p in (
-        CataloguePlugin("calico", "network", "3.28.1", "Calico CNI with network policy"),
-        CataloguePlugin("cilium", "network", "1.16.1", "Cilium eBPF CNI"),
-        CataloguePlugin("flannel", "network", "0.25.6", "Flannel overlay CNI"),
-        CataloguePlugin("prometheus", "monitoring", "2.54.1", "Prometheus metrics"),
-        CataloguePlugin("loki", "monitoring", "3.1.1", "Loki log aggregation"),
-        CataloguePlugin("longhorn", "storage", "1.7.1", "Longhorn block storage"),
-        CataloguePlugin("rook-ceph", "storage", "1.15.3", "Rook Ceph storage"),
-        CataloguePlugin("ingress-nginx", "ingress", "1.11.2", "NGINX ingress controller"),
-        CataloguePlugin("traefik", "ingress", "3.1.4", "Traefik ingress"),
-        CataloguePlugin("cert-manager", "other", "1.15.3", "Certificates from ACME/CA"),
+        CataloguePlugin("calico", "network", "3.28.1", _l("Calico CNI with network policy")),
+        CataloguePlugin("cilium", "network", "1.16.1", _l("Cilium eBPF CNI")),
+        CataloguePlugin("flannel", "network", "0.25.6", _l("Flannel overlay CNI")),
+        CataloguePlugin("prometheus", "monitoring", "2.54.1", _l("Prometheus metrics")),
+        CataloguePlugin("loki", "monitoring", "3.1.1", _l("Loki log aggregation")),
+        CataloguePlugin("longhorn", "storage", "1.7.1", _l("Longhorn block storage")),
+        CataloguePlugin("rook-ceph", "storage", "1.15.3", _l("Rook Ceph storage")),
+        CataloguePlugin("ingress-nginx", "ingress", "1.11.2", _l("NGINX ingress controller")),
+        CataloguePlugin("traefik", "ingress", "3.1.4", _l("Traefik ingress")),
+        CataloguePlugin("cert-manager", "other", "1.15.3", _l("Certificates from ACME/CA")),
     )
 }
 
@@ -137,17 +139,19 @@ def _flavor(flavor_id, field_name, errors, required=True):
     )
     if flavor is None:
         if required:
-            errors[field_name] = "Choose a flavor."
+            errors[field_name] = _("Choose a flavor.")
         return None
     if not flavor.is_active:
-        errors[field_name] = f"Flavor {flavor.name} is retired: choose an active flavor."
+        errors[field_name] = _("Flavor %(flavor)s is retired: choose an active flavor.",
+                                flavor=flavor.name)
         return None
     return flavor
 
 
 def plugin_version_problem(version: str) -> str | None:
     if not version or len(version) > 32 or not VERSION_PATTERN.match(version):
-        return f"{version or '(empty)'} is not a version (expected e.g. 1.16.1)."
+        return _("%(version)s is not a version (expected e.g. 1.16.1).",
+                 version=version or _("(empty)"))
     return None
 
 
@@ -156,16 +160,18 @@ def check_plugins(plugins: list[tuple[str, str]]) -> str | None:
     seen: dict[str, str] = {}
     for name, version in plugins:
         if name not in CATALOGUE:
-            return f"Unknown plugin {name!r}; the catalogue has {', '.join(sorted(CATALOGUE))}."
+            return _("Unknown plugin %(name)s; the catalogue has %(known)s.", name=repr(name),
+                     known=", ".join(sorted(CATALOGUE)))
         problem = plugin_version_problem(version)
         if problem:
             return f"{name}: {problem}"
         category = CATALOGUE[name].category
         if category == "network" and "network" in seen.values():
             other = next(n for n, c in seen.items() if c == "network")
-            return f"One network plugin per cluster: {other} and {name} would both be the CNI."
+            return _("One network plugin per cluster: %(other)s and %(name)s would both be the "
+                     "CNI.", other=other, name=name)
         if name in seen:
-            return f"{name} is listed twice."
+            return _("%(name)s is listed twice.", name=name)
         seen[name] = category
     return None
 
@@ -197,16 +203,17 @@ def build_request(
     allowed = administered_tenant_ids(user)
     tenant = db.session.get(Tenant, tenant_id) if isinstance(tenant_id, int) else None
     if tenant is None or (allowed is not None and tenant.id not in allowed):
-        errors["tenant_id"] = "Choose one of your tenants."
+        errors["tenant_id"] = _("Choose one of your tenants.")
         tenant = None
     group = db.session.get(BaremetalGroup, group_id) if isinstance(group_id, int) else None
     if group is None:
-        errors["group_id"] = "Choose a group."
+        errors["group_id"] = _("Choose a group.")
     elif tenant is not None and not has_quota(tenant.id, group.id):
-        errors["group_id"] = f"Tenant {tenant.name} has no quota in this group."
+        errors["group_id"] = _("Tenant %(tenant)s has no quota in this group.",
+                               tenant=tenant.name)
     name = clean(name)
     problem = validate_name(name, "cluster") or (
-        "A cluster name has at most 40 characters (its nodes are named after it)."
+        _("A cluster name has at most 40 characters (its nodes are named after it).")
         if len(name) > 40
         else None
     )
@@ -216,12 +223,13 @@ def build_request(
     if problem := too_long(description, MAX_DESCRIPTION):
         errors["description"] = problem
     if version not in supported_versions():
-        errors["version"] = f"Choose a supported version: {', '.join(supported_versions())}."
+        errors["version"] = _("Choose a supported version: %(versions)s.",
+                              versions=", ".join(supported_versions()))
     if control_planes not in CONTROL_PLANE_COUNTS:
-        errors["control_planes"] = "A cluster has 1, 3 or 5 control planes."
+        errors["control_planes"] = _("A cluster has 1, 3 or 5 control planes.")
     cp_flavor = _flavor(control_plane_flavor_id, "control_plane_flavor_id", errors)
     if not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
-        errors["workers"] = f"Ask for 0 to {MAX_WORKERS} workers."
+        errors["workers"] = _("Ask for 0 to %(max)s workers.", max=MAX_WORKERS)
         workers = 0
     worker_flavor = _flavor(worker_flavor_id, "worker_flavor_id", errors, required=workers > 0)
     plugins = [
@@ -244,13 +252,13 @@ def build_request(
         else None
     )
     if primary_mesh_id not in (None, "") and primary is None:
-        errors["primary_mesh_id"] = "Choose an existing service mesh."
+        errors["primary_mesh_id"] = _("Choose an existing service mesh.")
     if secondary_mesh_id not in (None, "") and secondary is None:
-        errors["secondary_mesh_id"] = "Choose an existing service mesh."
+        errors["secondary_mesh_id"] = _("Choose an existing service mesh.")
     if secondary is not None and primary is None:
-        errors["secondary_mesh_id"] = "Choose a primary mesh before a secondary one."
+        errors["secondary_mesh_id"] = _("Choose a primary mesh before a secondary one.")
     if secondary is not None and primary is not None and secondary.id == primary.id:
-        errors["secondary_mesh_id"] = "The secondary mesh must differ from the primary."
+        errors["secondary_mesh_id"] = _("The secondary mesh must differ from the primary.")
     bastion_vm = bastion_flavor = None
     if bastion == "existing":
         bastion_vm = (
@@ -263,15 +271,16 @@ def build_request(
             or bastion_vm.status == "deleted"
             or (tenant is not None and bastion_vm.tenant_id != tenant.id)
         ):
-            errors["bastion_vm_id"] = "Choose a live VM of the same tenant as the bastion."
+            errors["bastion_vm_id"] = _("Choose a live VM of the same tenant as the bastion.")
             bastion_vm = None
     elif bastion == "new":
         bastion_flavor = _flavor(bastion_flavor_id, "bastion_flavor_id", errors)
     elif bastion != "none":
-        errors["bastion"] = "Choose none, an existing VM, or a new bastion."
+        errors["bastion"] = _("Choose none, an existing VM, or a new bastion.")
     strategy = strategy or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
-        errors["strategy"] = f"Unknown strategy; choose one of {', '.join(sorted(STRATEGIES))}."
+        errors["strategy"] = _("Unknown strategy; choose one of %(known)s.",
+                               known=", ".join(sorted(STRATEGIES)))
     anti_affinity = anti_affinity or DEFAULT_ANTI_AFFINITY
     if problem := anti_affinity_problem(anti_affinity):
         errors["anti_affinity"] = problem
@@ -298,17 +307,16 @@ def build_request(
     if check_names:
         if _live_cluster_named(tenant.id, name):
             raise RequestInvalid(
-                {"name": f"Tenant {tenant.name} already has a cluster named {name}."}
+                {"name": _("Tenant %(tenant)s already has a cluster named %(name)s.",
+                           tenant=tenant.name, name=name)}
             )
         taken = taken_names(tenant.id, [n.name for n in request.nodes])
         if taken:
             raise RequestInvalid(
                 {
-                    "name": (
-                        f"Tenant {tenant.name} already has VMs named "
-                        f"{', '.join(sorted(taken)[:5])}: "
-                        "choose another cluster name."
-                    )
+                    "name": _("Tenant %(tenant)s already has VMs named %(names)s: choose "
+                              "another cluster name.", tenant=tenant.name,
+                              names=", ".join(sorted(taken)[:5]))
                 }
             )
     return request
@@ -437,34 +445,37 @@ def progress(cluster: K8sCluster, nodes: list[VirtualMachine]) -> str:
     count = {status: sum(1 for vm in nodes if vm.status == status)
              for status in ("active", "provisioning", "error", "deleting", "migrating")}
 
-    def nodes_word(n: int) -> str:
-        return f"{n} node{'s' if n != 1 else ''}"
-
     if cluster.status == "deleted":
-        return "Deleted: every node is gone."
+        return _("Deleted: every node is gone.")
     if cluster.status == "deleting":
-        return f"Deleting: {nodes_word(total)} left." if total else "Deleting: no node left."
+        return (_n("Deleting: %(num)s node left.", "Deleting: %(num)s nodes left.", total)
+                if total else _("Deleting: no node left."))
     parts = []
     if count["active"] == total and total:
-        parts.append(f"All {nodes_word(total)} ready.")
+        parts.append(_n("All %(num)s node ready.", "All %(num)s nodes ready.", total))
     else:
-        parts.append(f"{count['active']} of {nodes_word(total)} ready.")
+        parts.append(_n("%(active)s of %(num)s node ready.", "%(active)s of %(num)s nodes ready.",
+                        total, active=count["active"]))
     if count["provisioning"]:
-        parts.append(f"{count['provisioning']} being built.")
+        parts.append(_("%(n)s being built.", n=count["provisioning"]))
     if count["error"]:
-        parts.append(f"{nodes_word(count['error'])} failed: retry them or delete the cluster.")
+        parts.append(_n("%(num)s node failed: retry them or delete the cluster.",
+                        "%(num)s nodes failed: retry them or delete the cluster.", count["error"]))
     if count["deleting"]:
-        parts.append(f"{nodes_word(count['deleting'])} being removed.")
+        parts.append(_n("%(num)s node being removed.", "%(num)s nodes being removed.",
+                        count["deleting"]))
     if count["migrating"]:
-        parts.append(f"{nodes_word(count['migrating'])} moving to other servers.")
+        parts.append(_n("%(num)s node moving to other servers.",
+                        "%(num)s nodes moving to other servers.", count["migrating"]))
     if cluster.status in ("maintenance", "offline"):
-        parts.append(f"The cluster is {cluster.status}.")
+        parts.append(_("The cluster is %(status)s.", status=enum_label("status", cluster.status)))
     return " ".join(parts)
 
 
 def _require_live(cluster: K8sCluster) -> None:
     if cluster.status in ("deleting", "deleted"):
-        raise ClusterError(f"Cluster {cluster.name} is {cluster.status}.")
+        raise ClusterError(_("Cluster %(cluster)s is %(status)s.", cluster=cluster.name,
+                             status=enum_label("status", cluster.status)))
 
 
 def _lock_live(cluster: K8sCluster) -> None:
@@ -487,14 +498,16 @@ def scale_workers(
     same transaction (the autoscaler records its decision there)."""
     _require_live(cluster)
     if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
-        raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
+        raise ClusterError(_("A cluster has 0 to %(max)s workers.", max=MAX_WORKERS))
     if problem := anti_affinity_problem(anti_affinity):
         raise ClusterError(problem)
     _lock_live(cluster)  # its nodes cannot change under the count below
     workers = [vm for vm in live_nodes(cluster) if vm.role == "worker" and vm.status != "deleting"]
     current = len(workers)
     if target == current:
-        raise ClusterError(f"Cluster {cluster.name} already has {current} workers.")
+        raise ClusterError(_n("Cluster %(cluster)s already has %(num)s worker.",
+                              "Cluster %(cluster)s already has %(num)s workers.", current,
+                              cluster=cluster.name))
     if target < current:
         chosen = _workers_going(workers, target, remove)
         jobs.request_deletes(chosen, user)
@@ -513,7 +526,7 @@ def scale_workers(
     flavor = workers[0].spec if workers else _last_worker_flavor(cluster)
     if flavor is None or not flavor.is_active:
         raise ClusterError(
-            "No active worker flavor to scale with: this cluster's flavor is retired."
+            _("No active worker flavor to scale with: this cluster's flavor is retired.")
         )
     numbers = [
         int(m.group(1))
@@ -557,13 +570,15 @@ def _workers_going(
     by_id = {vm.id: vm for vm in workers}
     chosen = [by_id[i] for i in (remove or []) if i in by_id]
     if remove and len(chosen) != len(remove):
-        raise ClusterError("Choose workers of this cluster that are not already being deleted.")
+        raise ClusterError(_("Choose workers of this cluster that are not already being "
+                             "deleted."))
     if not chosen:
         chosen = sorted(workers, key=lambda vm: vm.id)[target:]
     if len(chosen) != current - target:
         raise ClusterError(
-            f"Scaling from {current} to {target} removes {current - target} workers; "
-            f"{len(chosen)} were chosen."
+            _("Scaling from %(current)s to %(target)s removes %(going)s workers; %(chosen)s "
+              "were chosen.", current=current, target=target, going=current - target,
+              chosen=len(chosen))
         )
     return chosen
 
@@ -575,7 +590,7 @@ def workers_going(
     same refusals as scale_workers for a request it would refuse. Changes nothing."""
     _require_live(cluster)
     if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
-        raise ClusterError(f"A cluster has 0 to {MAX_WORKERS} workers.")
+        raise ClusterError(_("A cluster has 0 to %(max)s workers.", max=MAX_WORKERS))
     workers = [vm for vm in live_nodes(cluster) if vm.role == "worker" and vm.status != "deleting"]
     if target >= len(workers):
         return []
@@ -597,7 +612,8 @@ def retry_failed_nodes(cluster: K8sCluster, user: User) -> list[VirtualMachine]:
     _require_live(cluster)
     failed = [vm for vm in live_nodes(cluster) if vm.status == "error"]
     if not failed:
-        raise ClusterError(f"Cluster {cluster.name} has no failed nodes to retry.")
+        raise ClusterError(_("Cluster %(cluster)s has no failed nodes to retry.",
+                             cluster=cluster.name))
     nodes = [NodeSpec(vm.name, vm.role, vm.spec) for vm in failed]
     ids = [vm.id for vm in failed]
     tenant, group, cluster_id = cluster.tenant, cluster.group, cluster.id
@@ -648,12 +664,13 @@ def bastion_offers(cluster: K8sCluster) -> list[BastionOffer]:
         )
         reason = None
         if not link.created_with_cluster:
-            reason = (f"{vm.name} was an existing VM when it became this cluster's bastion: "
-                      "it stays.")
+            reason = _("%(vm)s was an existing VM when it became this cluster's bastion: it "
+                       "stays.", vm=vm.name)
         elif others:
-            reason = f"{vm.name} also serves {', '.join(others)}: it stays."
+            reason = _("%(vm)s also serves %(clusters)s: it stays.", vm=vm.name,
+                       clusters=", ".join(others))
         elif vm.status == "migrating":
-            reason = f"{vm.name} is moving to another server: delete it once it has."
+            reason = _("%(vm)s is moving to another server: delete it once it has.", vm=vm.name)
         offers.append(BastionOffer(vm, reason))
     return offers
 
@@ -670,8 +687,8 @@ def delete_cluster(cluster: K8sCluster, user: User, delete_bastion: bool = True)
     moving = [vm.name for vm in nodes if vm.status == "migrating"]
     if moving:
         raise ClusterError(
-            f"Nodes of cluster {cluster.name} are moving to other servers ({', '.join(moving)}): "
-            "delete it once they have."
+            _("Nodes of cluster %(cluster)s are moving to other servers (%(nodes)s): delete it "
+              "once they have.", cluster=cluster.name, nodes=", ".join(moving))
         )
     before = cluster.status
     db.session.execute(
@@ -725,13 +742,16 @@ def may_set_status(cluster: K8sCluster, user: User) -> bool:
 def set_status(cluster: K8sCluster, status: str, user: User) -> None:
     _require_live(cluster)
     if status not in OPERATOR_STATUSES:
-        raise ClusterError(f"Set the status to one of {', '.join(OPERATOR_STATUSES)}.")
+        raise ClusterError(_("Set the status to one of %(statuses)s.",
+                             statuses=", ".join(OPERATOR_STATUSES)))
     if cluster.status in ("provisioning", "error") and status == "active":
         raise ClusterError(
-            f"Cluster {cluster.name} is {cluster.status}: it becomes active when all its nodes are."
+            _("Cluster %(cluster)s is %(status)s: it becomes active when all its nodes are.",
+              cluster=cluster.name, status=enum_label("status", cluster.status))
         )
     if status == cluster.status:
-        raise ClusterError(f"Cluster {cluster.name} is already {status}.")
+        raise ClusterError(_("Cluster %(cluster)s is already %(status)s.", cluster=cluster.name,
+                             status=enum_label("status", status)))
     record(
         "status",
         "k8s_cluster",
@@ -755,7 +775,8 @@ def add_plugin(cluster: K8sCluster, name: str, version: str, user: User) -> K8sC
         version = CATALOGUE[name].default_version
     existing = [(p.name, p.version) for p in cluster.plugins]
     if any(n == name for n, _ in existing):
-        raise ClusterError(f"{name} is already installed on {cluster.name}: change its version.")
+        raise ClusterError(_("%(plugin)s is already installed on %(cluster)s: change its "
+                             "version.", plugin=name, cluster=cluster.name))
     problem = check_plugins(existing + [(name, version)])
     if problem:
         raise ClusterError(problem)
@@ -783,12 +804,12 @@ def update_plugin(
         version = version.strip()
         problem = plugin_version_problem(version)
         if problem:
-            raise ClusterError(f"{plugin.name}: {problem}")
+            raise ClusterError(_("%(plugin)s: %(problem)s", plugin=plugin.name, problem=problem))
         changes[f"plugin {plugin.name} version"] = {"from": plugin.version, "to": version}
         plugin.version = version
     if status is not None:
         if status not in PLUGIN_STATUSES:
-            raise ClusterError(f"A plugin is {', '.join(PLUGIN_STATUSES)}.")
+            raise ClusterError(_("A plugin is %(statuses)s.", statuses=", ".join(PLUGIN_STATUSES)))
         changes[f"plugin {plugin.name} status"] = {"from": plugin.status, "to": status}
         plugin.status = status
     _record_change(cluster, changes, user)
@@ -813,7 +834,11 @@ def _part(model, part_id, cluster: K8sCluster, what: str):
     """A plugin, mesh binding or bastion link of this cluster, or ClusterError."""
     part = db.session.get(model, part_id) if isinstance(part_id, int) else None
     if part is None or part.cluster_id != cluster.id:
-        raise ClusterError(f"No such {what} on this cluster.")
+        raise ClusterError({
+            "plugin": _("No such plugin on this cluster."),
+            "service mesh binding": _("No such service mesh binding on this cluster."),
+            "bastion": _("No such bastion on this cluster."),
+        }.get(what) or _("No such part on this cluster."))
     return part
 
 
@@ -825,11 +850,12 @@ def bind_mesh(cluster: K8sCluster, mesh_id, role: str, user: User) -> K8sCluster
     _require_live(cluster)
     mesh = db.session.get(ServiceMesh, mesh_id) if isinstance(mesh_id, int) else None
     if mesh is None:
-        raise ClusterError("Choose an existing service mesh.")
+        raise ClusterError(_("Choose an existing service mesh."))
     if role not in ("primary", "secondary"):
-        raise ClusterError("A mesh is bound as primary or secondary.")
+        raise ClusterError(_("A mesh is bound as primary or secondary."))
     if any(link.service_mesh_id == mesh.id for link in cluster.mesh_links):
-        raise ClusterError(f"{mesh.name} is already bound to {cluster.name}.")
+        raise ClusterError(_("%(mesh)s is already bound to %(cluster)s.", mesh=mesh.name,
+                             cluster=cluster.name))
     if role == "primary":
         _refuse_second_primary(cluster)
     link = K8sClusterToServiceMesh(cluster_id=cluster.id, service_mesh_id=mesh.id, role=role)
@@ -846,8 +872,8 @@ def _refuse_second_primary(cluster: K8sCluster, except_link: int | None = None) 
     )
     if primary is not None:
         raise ClusterError(
-            f"{cluster.name} already has {primary.service_mesh.name} as its primary mesh: make it "
-            "secondary or unbind it first."
+            _("%(cluster)s already has %(mesh)s as its primary mesh: make it secondary or unbind "
+              "it first.", cluster=cluster.name, mesh=primary.service_mesh.name)
         )
 
 
@@ -855,7 +881,7 @@ def change_mesh_role(cluster: K8sCluster, link_id: int, role: str, user: User) -
     _require_live(cluster)
     link = _mesh_link(cluster, link_id)
     if role not in ("primary", "secondary"):
-        raise ClusterError("A mesh is bound as primary or secondary.")
+        raise ClusterError(_("A mesh is bound as primary or secondary."))
     if role == "primary":
         _refuse_second_primary(cluster, except_link=link.id)
     _record_change(
@@ -890,11 +916,12 @@ def add_bastion(cluster: K8sCluster, vm_id, user: User) -> BastionClusterAssocia
         # Missing, deleted, a node, or another tenant's: one answer, so that the names of
         # other tenants' VMs cannot be probed by id.
         raise ClusterError(
-            f"Choose a live VM of {cluster.tenant.name} that is not a cluster node as the "
-            "bastion."
+            _("Choose a live VM of %(tenant)s that is not a cluster node as the bastion.",
+              tenant=cluster.tenant.name)
         )
     if any(link.vm_id == vm.id for link in cluster.bastion_links):
-        raise ClusterError(f"{vm.name} is already a bastion of {cluster.name}.")
+        raise ClusterError(_("%(vm)s is already a bastion of %(cluster)s.", vm=vm.name,
+                             cluster=cluster.name))
     link = BastionClusterAssociation(
         vm_id=vm.id, cluster_id=cluster.id, tenant_id=cluster.tenant_id
     )

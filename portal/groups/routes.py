@@ -1,83 +1,23 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.audit.presenter import detail_url
 from portal.auth.access import STAFF, can, get_or_404, requires, roles_of, tenant_ids
-from portal.extensions import db
 from portal.groups import service
 from portal.groups.forms import GroupForm
+from portal.groups.lists import groups, visible_group_or_404
+from portal.i18n import _, _l
 from portal.metrics.panels import page_panel
-from portal.models import BaremetalGroup, BaremetalGroupTenantQuota
+from portal.models import BaremetalGroup
 from portal.tenants import quotas
 from portal.tenants.forms import GroupQuotaForm
 from portal.web import list_page
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
-from portal.web.listing import Column, Filter, Listing
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
-
-
-def _quota_groups():
-    """Groups the current user's tenants hold quota in; None: every group."""
-    ids = tenant_ids()
-    if ids is None:
-        return None
-    return select(BaremetalGroupTenantQuota.group_id).where(
-        BaremetalGroupTenantQuota.tenant_id.in_(ids)
-    )
-
-
-def _visible_groups():
-    """Tenant admins see only the groups their tenants hold quota in."""
-    stmt = select(BaremetalGroup)
-    held = _quota_groups()
-    if held is not None:
-        stmt = stmt.where(BaremetalGroup.id.in_(held))
-    return stmt
-
-
-def _allocated(d: str):
-    return getattr(BaremetalGroup, f"total_{d}") - getattr(BaremetalGroup, f"available_{d}")
-
-
-groups = Listing(
-    name="groups",
-    statement=_visible_groups,
-    columns=[
-        Column("name", "Name", BaremetalGroup.name),
-        Column("dimension", "Dimension", BaremetalGroup.dimension),
-        Column("total_cpu", "CPU", BaremetalGroup.total_cpu, numeric=True),
-        Column("allocated_cpu", "Allocated CPU", _allocated("cpu"), numeric=True,
-               value=lambda g: g.total_cpu - g.available_cpu),
-        Column("available_cpu", "Free CPU", BaremetalGroup.available_cpu, numeric=True),
-        Column("total_memory", "Memory (GiB)", BaremetalGroup.total_memory, numeric=True),
-        Column("allocated_memory", "Allocated memory (GiB)", _allocated("memory"), numeric=True,
-               value=lambda g: g.total_memory - g.available_memory),
-        Column("available_memory", "Free memory (GiB)", BaremetalGroup.available_memory,
-               numeric=True),
-        Column("total_storage", "Storage (GiB)", BaremetalGroup.total_storage, numeric=True),
-        Column("allocated_storage", "Allocated storage (GiB)", _allocated("storage"),
-               numeric=True, value=lambda g: g.total_storage - g.available_storage),
-        Column("available_storage", "Free storage (GiB)", BaremetalGroup.available_storage,
-               numeric=True),
-        Column("description", "Description", BaremetalGroup.description),
-    ],
-    search=[BaremetalGroup.name, BaremetalGroup.dimension, BaremetalGroup.description],
-    filters=[
-        Filter("dimension", "Dimension", lambda s, v: s.where(BaremetalGroup.dimension == v),
-               lambda: _dimensions()),
-    ],
-)
-
-
-def _dimensions() -> list[tuple[str, str]]:
-    """The dimension labels of the groups the user may see."""
-    rows = db.session.scalars(
-        _visible_groups().with_only_columns(BaremetalGroup.dimension).distinct()
-        .order_by(BaremetalGroup.dimension)
-    )
-    return [(d, d) for d in rows if d]
+crud = Crud("group", _l("Groups"), "groups", "group_id", service.GroupInvalid,
+            new_title=_l("New group"), create_label=_l("Create group"))
 
 
 @bp.route("/")
@@ -86,21 +26,11 @@ def list():  # noqa: A001
     return list_page(groups, "groups/list.html")
 
 
-def visible_group_or_404(group_id: int) -> BaremetalGroup:
-    """The group, or 404 for a tenant admin whose tenants hold no quota in it."""
-    group = get_or_404(BaremetalGroup, group_id)
-    held = _quota_groups()
-    if held is not None and db.session.scalar(
-        held.where(BaremetalGroupTenantQuota.group_id == group.id).limit(1)
-    ) is None:
-        abort(404)
-    return group
-
-
 def _detail_page(group: BaremetalGroup, add_form: GroupQuotaForm, status: int = 200):
     staff = bool(roles_of(current_user) & STAFF)
     detail = service.group_detail(group, tenant_ids(), show_servers=staff)
-    add_form.tenant_id.choices = options([(None, "— tenant —"), *detail["tenants_without_quota"]])
+    add_form.tenant_id.choices = options([(None, _("— tenant —")),
+                                          *detail["tenants_without_quota"]])
     return render_template(
         "groups/detail.html", group=group, add_form=add_form, staff=staff,
         editable=can("tenants", "write"), can_edit_group=can("groups", "write"),
@@ -137,17 +67,10 @@ def add_quota(group_id: int):
 @requires("groups", "write")
 def new():
     form = GroupForm()
-    if form.validate_on_submit():
-        try:
-            group = service.create_group(form.data, current_user)
-        except service.GroupInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Group {group.name} created. Add servers to it from their pages, and give "
-                  "tenants a quota here.", "success")
-            return redirect(url_for("groups.detail", group_id=group.id))
-    return render_template("groups/form.html", form=form, group=None), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, None, lambda: service.create_group(form.data, current_user),
+        lambda group: _("Group %(name)s created. Add servers to it from their pages, and give "
+                        "tenants a quota here.", name=group.name))
 
 
 @bp.route("/<int:group_id>/edit", methods=["GET", "POST"])
@@ -155,29 +78,14 @@ def new():
 def edit(group_id: int):
     group = get_or_404(BaremetalGroup, group_id)
     form = GroupForm(obj=group)
-    if form.validate_on_submit():
-        try:
-            service.update_group(group, form.data, current_user)
-        except service.GroupInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Group {group.name} saved.", "success")
-            return redirect(url_for("groups.detail", group_id=group.id))
-    return render_template("groups/form.html", form=form, group=group), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(form, group, lambda: service.update_group(group, form.data, current_user),
+                          lambda group: _("Group %(name)s saved.", name=group.name))
 
 
 @bp.route("/<int:group_id>/delete", methods=["GET", "POST"])
 @requires("groups", "write")
 def delete(group_id: int):
     group = get_or_404(BaremetalGroup, group_id)
-    if request.method == "POST":
-        name = group.name
-        try:
-            service.delete_group(group, current_user)
-        except service.GroupInvalid as invalid:
-            flash(invalid.errors["group"], "error")
-            return redirect(url_for("groups.detail", group_id=group.id))
-        flash(f"Group {name} deleted, with its quotas.", "success")
-        return redirect(url_for("groups.list"))
-    return render_template("groups/confirm_delete.html", group=group)
+    return crud.delete_page(group, lambda: service.delete_group(group, current_user),
+                            _("Group %(name)s deleted, with its quotas.", name=group.name),
+                            "group")

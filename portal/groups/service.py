@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import format_decimal as format_number
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -14,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from portal import text
 from portal.audit.service import created, diff, history_of, record, removed, snapshot
 from portal.extensions import db
+from portal.i18n import _, _l, _n
 from portal.models import (
     Baremetal,
     BaremetalGroup,
@@ -38,6 +40,17 @@ class GroupInvalid(ValueError):
         self.errors = errors
 
 
+DIMENSIONS = ("cpu", "memory", "storage")
+DIMENSION_NAMES = {"cpu": _l("CPU"), "memory": _l("memory"), "storage": _l("storage")}
+
+
+def amount(dimension: str, value: int) -> str:
+    """12 cores, 96 GiB."""
+    if dimension == "cpu":
+        return _n("%(num)s core", "%(num)s cores", value)
+    return _("%(num)s GiB", num=format_number(value))
+
+
 @dataclass(frozen=True)
 class FlavorHeadroom:
     flavor_id: int
@@ -47,12 +60,61 @@ class FlavorHeadroom:
     storage: int
     generation: int
     fits: int  # more single VMs of this flavor that fit on the group's active servers now
+    # Free capacity of the group's active servers, per dimension.
+    free_cpu: int = 0
+    free_memory: int = 0
+    free_storage: int = 0
+
+    def free(self, dimension: str) -> int:
+        return getattr(self, f"free_{dimension}")
+
+    @property
+    def limit(self) -> str | None:
+        """The dimension that runs out first over the whole group (a flavor without
+        storage is not limited by storage); None without active servers."""
+        if not (self.free_cpu or self.free_memory or self.free_storage):
+            return None
+        needed = [d for d in DIMENSIONS if getattr(self, d) > 0]
+        return min(needed, key=lambda d: (self.free(d) // getattr(self, d),
+                                          DIMENSIONS.index(d)))
+
+    @property
+    def pooled(self) -> int:
+        """How many would fit if the free capacity were on one server."""
+        if self.limit is None:
+            return 0
+        return self.free(self.limit) // getattr(self, self.limit)
+
+    def explain(self) -> str:
+        """The figure in words: "Room for 12 more Standard-4C8G: memory is the limit,
+        96 GiB left." """
+        if self.limit is None:
+            return _("No room: the group has no active server with free capacity.")
+        limit = DIMENSION_NAMES[self.limit]
+        left = amount(self.limit, self.free(self.limit))
+        if self.fits:
+            words = _n("Room for %(num)s more %(flavor)s: %(dimension)s is the limit, "
+                       "%(left)s left.",
+                       "Room for %(num)s more %(flavor)s: %(dimension)s is the limit, "
+                       "%(left)s left.", self.fits,
+                       flavor=self.name, dimension=limit, left=left)
+        else:
+            words = _("No room for another %(flavor)s: %(dimension)s is the limit, "
+                      "%(left)s left.", flavor=self.name, dimension=limit, left=left)
+        if self.pooled > self.fits:
+            words += " " + _n(
+                "The free capacity is spread over several servers: on one server it would "
+                "hold %(num)s.",
+                "The free capacity is spread over several servers: on one server it would "
+                "hold %(num)s.", self.pooled)
+        return words
 
 
 def headroom(group: BaremetalGroup) -> list[FlavorHeadroom]:
     """For each active flavor, Σ over the group's active servers of
     min_d floor(available_d / flavor_d): how many more single VMs of it fit right now,
-    quotas aside. One query."""
+    quotas aside; and the servers' free capacity, to say which dimension is the limit.
+    One query."""
     per_cpu = Baremetal.available_cpu // Flavor.cpu
     per_memory = Baremetal.available_memory // Flavor.memory
     # A flavor without storage is not limited by storage.
@@ -68,6 +130,8 @@ def headroom(group: BaremetalGroup) -> list[FlavorHeadroom]:
         select(
             Flavor.id, Flavor.name, Flavor.cpu, Flavor.memory, Flavor.storage,
             Flavor.generation, func.coalesce(func.sum(fits), 0),
+            *(func.coalesce(func.sum(getattr(Baremetal, f"available_{d}")), 0)
+              for d in DIMENSIONS),
         )
         .outerjoin(
             Baremetal, (Baremetal.group_id == group.id) & (Baremetal.status == "active")
@@ -179,19 +243,19 @@ def _check(clean: dict[str, str], group: BaremetalGroup | None = None) -> None:
     errors = {}
     name = clean["name"]
     if not name:
-        errors["name"] = "Give the group a name."
-    elif hidden := text.name_problem(name, "The group name"):
+        errors["name"] = _("Give the group a name.")
+    elif hidden := text.name_problem(name, _("The group name")):
         errors["name"] = hidden
     elif len(name) > MAX_NAME:
-        errors["name"] = f"A group name has at most {MAX_NAME} characters."
+        errors["name"] = _("A group name has at most %(max)s characters.", max=MAX_NAME)
     else:
         clash = db.session.scalar(select(BaremetalGroup.id).where(BaremetalGroup.name == name))
         if clash is not None and (group is None or clash != group.id):
-            errors["name"] = f"A group named {name} already exists."
-    if hidden := text.name_problem(clean["dimension"], "The dimension"):
+            errors["name"] = _("A group named %(name)s already exists.", name=name)
+    if hidden := text.name_problem(clean["dimension"], _("The dimension")):
         errors["dimension"] = hidden
     elif len(clean["dimension"]) > 64:
-        errors["dimension"] = "A dimension has at most 64 characters."
+        errors["dimension"] = _("A dimension has at most %(max)s characters.", max=64)
     if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
         errors["description"] = problem
     if errors:
@@ -203,7 +267,7 @@ def _commit() -> None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise GroupInvalid({"name": "A group with this name already exists."}) from None
+        raise GroupInvalid({"name": _("A group with this name already exists.")}) from None
 
 
 def create_group(values: Mapping[str, Any], user: User | None) -> BaremetalGroup:
@@ -234,7 +298,9 @@ def update_group(group: BaremetalGroup, values: Mapping[str, Any], user: User | 
 
 def _names(names: list[str], total: int) -> str:
     listed = ", ".join(names[:NAMES_SHOWN])
-    return listed + (f" and {total - NAMES_SHOWN} more" if total > NAMES_SHOWN else "")
+    if total > NAMES_SHOWN:
+        return _("%(names)s and %(num)s more", names=listed, num=total - NAMES_SHOWN)
+    return listed
 
 
 def delete_group(group: BaremetalGroup, user: User | None) -> None:
@@ -248,15 +314,17 @@ def delete_group(group: BaremetalGroup, user: User | None) -> None:
     ))
     problems = []
     if servers:
-        problems.append(f"{len(servers)} server{'s' if len(servers) != 1 else ''} "
-                        f"({_names(servers, len(servers))}): move them to another group first")
+        problems.append(_n("%(num)s server (%(names)s): move it to another group first",
+                           "%(num)s servers (%(names)s): move them to another group first",
+                           len(servers), names=_names(servers, len(servers))))
     if clusters:
-        problems.append(f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''} "
-                        f"({_names(clusters, len(clusters))}), deleted ones kept for history "
-                        "included")
+        problems.append(_n("%(num)s cluster (%(names)s), deleted ones kept for history "
+                           "included",
+                           "%(num)s clusters (%(names)s), deleted ones kept for history "
+                           "included", len(clusters), names=_names(clusters, len(clusters))))
     if problems:
-        raise GroupInvalid({"group": f"Group {group.name} still has " + "; and ".join(problems)
-                            + "."})
+        raise GroupInvalid({"group": _("Group %(name)s still has %(problems)s.",
+                                       name=group.name, problems=_("; and ").join(problems))})
     record("delete", "baremetal_group", group.id, group.name,
            removed(snapshot(group, GROUP_FIELDS)), user=user)
     db.session.delete(group)

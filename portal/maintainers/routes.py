@@ -17,43 +17,47 @@ from portal.audit.service import history
 from portal.auth.access import can, requires, signed_in, tenant_ids
 from portal.auth.routes import safe_next
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.maintainers import service
 from portal.maintainers.forms import GroupForm, MaintainerForm
+from portal.maintainers.lists import groups as group_list
+from portal.maintainers.lists import maintainers
 from portal.models import (
     MAINTAINER_STATUSES,
     BaremetalGroupTenantQuota,
     Maintainer,
     MaintainerGroup,
 )
+from portal.vms.labels import LABELS
 from portal.web import list_page, render
-from portal.web.forms import int_or_none, show_errors
+from portal.web.crud import Crud
+from portal.web.forms import int_or_none
 from portal.web.forms import options as choices
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices
 
 bp = Blueprint("maintainers", __name__, url_prefix="/maintainers")
+crud = Crud("person", _l("Maintainers"), "maintainers", "maintainer_id", service.MaintainerError,
+            new_title=_l("New maintainer"), create_label=_l("Save"))
 
-maintainers = Listing(
-    name="maintainers",
-    statement=lambda: select(Maintainer),
-    columns=[
-        Column("name", "Name", Maintainer.name),
-        Column("account", "Account", Maintainer.account),
-        Column("email", "Email", Maintainer.email),
-        Column("phone", "Phone", Maintainer.phone),
-        Column("status", "Status", Maintainer.status),
-    ],
-    search=[Maintainer.name, Maintainer.account, Maintainer.email],
-    filters=[
-        Filter(
-            "status",
-            "Status",
-            lambda s, v: s.where(Maintainer.status == v),
-            lambda: enum_choices(MAINTAINER_STATUSES),
-        ),
-    ],
-)
 
+class GroupCrud(Crud):
+    """Maintainer groups live under the maintainers blueprint: their own list and page."""
+
+    def list_url(self) -> str:
+        return url_for("maintainers.groups")
+
+    def url(self, obj) -> str:
+        if obj is None:
+            return self.list_url()
+        return url_for("maintainers.group_detail", group_id=obj.id)
+
+    def render(self, page: str, obj, **context) -> str:
+        return render_template(f"maintainers/group_{page}", crud=self, obj=obj, group=obj,
+                               **context)
+
+
+group_crud = GroupCrud("group", _l("Maintainer groups"), "maintainers", "group_id",
+                       service.MaintainerError, new_title=_l("New maintainer group"),
+                       create_label=_l("Save"))
 
 @bp.route("/")
 @requires("maintainers")
@@ -76,38 +80,24 @@ def my_assignments():
 # --- maintainers ---------------------------------------------------------------------------
 
 
-def _form_errors(form, error: service.MaintainerError) -> None:
-    show_errors(form, {error.field: str(error)})
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @bp.route("/<int:maintainer_id>/edit", methods=["GET", "POST"])
 @requires("maintainers", "write")
 def edit(maintainer_id: int | None = None):
     person = db.get_or_404(Maintainer, maintainer_id) if maintainer_id else None
     form = MaintainerForm(obj=person)
-    form.status.choices = choices((s, s) for s in MAINTAINER_STATUSES)
+    form.status.choices = choices((s, LABELS["switched"][s]) for s in MAINTAINER_STATUSES)
     if request.method == "GET" and person is not None and person.user is not None:
         form.username.data = person.user.username
-    if form.validate_on_submit():
-        try:
-            person = service.save_maintainer(
-                person,
-                user=current_user,
-                name=form.name.data,
-                account=form.account.data,
-                email=form.email.data,
-                phone=form.phone.data,
-                status=form.status.data,
-                username=form.username.data,
-            )
-        except service.MaintainerError as error:
-            db.session.rollback()
-            _form_errors(form, error)
-        else:
-            flash(f"Maintainer {person.name} saved.", "success")
-            return redirect(url_for("maintainers.detail", maintainer_id=person.id))
-    return render_template("maintainers/form.html", form=form, person=person)
+    return crud.form_page(
+        form, person,
+        lambda: service.save_maintainer(
+            person, user=current_user, name=form.name.data, account=form.account.data,
+            email=form.email.data, phone=form.phone.data, status=form.status.data,
+            username=form.username.data,
+        ),
+        lambda saved: _("Maintainer %(name)s saved.", name=saved.name),
+    )
 
 
 @bp.route("/<int:maintainer_id>")
@@ -140,10 +130,8 @@ def delete(maintainer_id: int):
         except service.MaintainerError as error:
             flash(str(error), "error")
         else:
-            flash(
-                f"Maintainer {person.name} deleted, with their memberships and assignments.",
-                "success",
-            )
+            flash(_("Maintainer %(name)s deleted, with their memberships and assignments.",
+                    name=person.name), "success")
             return redirect(url_for("maintainers.list"))
     return render_template("maintainers/confirm_delete.html", person=person, managed=managed)
 
@@ -167,14 +155,15 @@ def search():
 @bp.route("/groups/")
 @requires("maintainers")
 def groups():
-    return render_template("maintainers/groups.html", groups=service.groups_with_counts())
+    return list_page(group_list, "maintainers/groups.html")
 
 
 def _manager_choices():
     people = db.session.execute(
         select(Maintainer.id, Maintainer.name, Maintainer.account).order_by(Maintainer.name)
     ).all()
-    return choices([(None, "— no manager —"), *((p.id, f"{p.name} ({p.account})") for p in people)])
+    return choices([(None, _("— no manager —")),
+                    *((p.id, f"{p.name} ({p.account})") for p in people)])
 
 
 @bp.route("/groups/new", methods=["GET", "POST"])
@@ -184,22 +173,13 @@ def group_edit(group_id: int | None = None):
     group = db.get_or_404(MaintainerGroup, group_id) if group_id else None
     form = GroupForm(obj=group)
     form.manager_id.choices = _manager_choices()
-    if form.validate_on_submit():
-        try:
-            group = service.save_group(
-                group,
-                user=current_user,
-                name=form.name.data,
-                description=form.description.data,
-                manager_id=form.manager_id.data,
-            )
-        except service.MaintainerError as error:
-            db.session.rollback()
-            _form_errors(form, error)
-        else:
-            flash(f"Group {group.name} saved.", "success")
-            return redirect(url_for("maintainers.group_detail", group_id=group.id))
-    return render_template("maintainers/group_form.html", form=form, group=group)
+    return group_crud.form_page(
+        form, group,
+        lambda: service.save_group(group, user=current_user, name=form.name.data,
+                                   description=form.description.data,
+                                   manager_id=form.manager_id.data),
+        lambda saved: _("Group %(name)s saved.", name=saved.name),
+    )
 
 
 @bp.route("/groups/<int:group_id>")
@@ -254,11 +234,10 @@ def group_members(group_id: int):
 @requires("maintainers", "write")
 def group_delete(group_id: int):
     group = db.get_or_404(MaintainerGroup, group_id)
-    if request.method == "POST":
-        service.delete_group(group, user=current_user)
-        flash(f"Group {group.name} deleted, with its memberships and assignments.", "success")
-        return redirect(url_for("maintainers.groups"))
-    return render_template("maintainers/group_confirm_delete.html", group=group)
+    return group_crud.delete_page(
+        group, lambda: service.delete_group(group, user=current_user),
+        _("Group %(name)s deleted, with its memberships and assignments.", name=group.name),
+        "group")
 
 
 # --- the Maintainers panel of every resource page ------------------------------------------

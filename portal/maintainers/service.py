@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from portal import text
 from portal.audit.service import record
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import (
     ASSIGNABLE_TYPES,
     Baremetal,
@@ -44,22 +45,23 @@ RESOURCE_MODELS: dict[str, Any] = {
     "service_mesh": ServiceMesh,
 }
 RESOURCE_LABELS = {
-    "rack": "Racks",
-    "baremetal": "Servers",
-    "baremetal_group": "Groups",
-    "tenant": "Tenants",
-    "virtual_machine": "VMs",
-    "k8s_cluster": "Clusters",
-    "service_mesh": "Service meshes",
+    "rack": _l("Racks"),
+    "baremetal": _l("Servers"),
+    "baremetal_group": _l("Groups"),
+    "tenant": _l("Tenants"),
+    "virtual_machine": _l("VMs"),
+    "k8s_cluster": _l("Clusters"),
+    "service_mesh": _l("Service meshes"),
 }
+# A noun before a name ("rack tpe1-r01"); the reader's language, when shown.
 RESOURCE_NOUNS = {
-    "rack": "rack",
-    "baremetal": "server",
-    "baremetal_group": "group",
-    "tenant": "tenant",
-    "virtual_machine": "VM",
-    "k8s_cluster": "cluster",
-    "service_mesh": "service mesh",
+    "rack": _l("rack"),
+    "baremetal": _l("server"),
+    "baremetal_group": _l("group"),
+    "tenant": _l("tenant"),
+    "virtual_machine": _l("VM"),
+    "k8s_cluster": _l("cluster"),
+    "service_mesh": _l("service mesh"),
 }
 # The detail page of each type: endpoint and its URL argument.
 RESOURCE_ENDPOINTS = {
@@ -83,6 +85,11 @@ class MaintainerError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+    @property
+    def errors(self) -> dict[str | None, str]:
+        """Field -> message, as forms take them (portal.web.crud)."""
+        return {self.field: str(self)}
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -223,7 +230,8 @@ def maintainers_panel(resource_type: str, resource: Any, inherit: bool = True) -
     rows = _rows_for([(t, obj.id) for t, obj in chain])
     panel: list[PanelRow] = []
     for t, obj in chain:
-        inherited = None if obj is resource else f"{RESOURCE_NOUNS[t]} {obj.name}"
+        inherited = None if obj is resource else _("%(noun)s %(name)s",
+                                                      noun=RESOURCE_NOUNS[t], name=obj.name)
         panel += [_panel_row(row, inherited) for row in rows.get((t, obj.id), [])]
     return panel
 
@@ -327,10 +335,11 @@ def maintained_by(model: Any, maintainer_id: int) -> Any:
 
 def resource_or_error(resource_type: str, resource_id: int) -> Any:
     if resource_type not in ASSIGNABLE_TYPES:
-        raise MaintainerError(f"{resource_type!r} cannot have maintainers.")
+        raise MaintainerError(_("%(type)s cannot have maintainers.", type=repr(resource_type)))
     resource = db.session.get(RESOURCE_MODELS[resource_type], resource_id)
     if resource is None:
-        raise MaintainerError(f"No {RESOURCE_NOUNS[resource_type]} {resource_id}.")
+        raise MaintainerError(_("No %(noun)s %(id)s.", noun=RESOURCE_NOUNS[resource_type],
+                                id=resource_id))
     return resource
 
 
@@ -346,20 +355,22 @@ def assign(
     """Assign a person or a group (exactly one) to a resource; a duplicate is refused."""
     resource = resource_or_error(resource_type, resource_id)
     if (maintainer_id is None) == (group_id is None):
-        raise MaintainerError("Choose a person or a group (one of them).", "assignee")
+        raise MaintainerError(_("Choose a person or a group (one of them)."), "assignee")
     responsibility = (responsibility or "").strip()
     if len(responsibility) > 255:
-        raise MaintainerError("A responsibility has at most 255 characters.", "responsibility")
+        raise MaintainerError(_("A responsibility has at most 255 characters."),
+                              "responsibility")
     if maintainer_id is not None:
         person = db.session.get(Maintainer, maintainer_id)
         if person is None:
-            raise MaintainerError("No such maintainer.", "assignee")
+            raise MaintainerError(_("No such maintainer."), "assignee")
         who, column, value = person.name, ResourceMaintainer.maintainer_id, person.id
     else:
         group = db.session.get(MaintainerGroup, group_id)
         if group is None:
-            raise MaintainerError("No such maintainer group.", "assignee")
-        who, column, value = f"group {group.name}", ResourceMaintainer.maintainer_group_id, group.id
+            raise MaintainerError(_("No such maintainer group."), "assignee")
+        who, column, value = (_("group %(name)s", name=group.name),
+                              ResourceMaintainer.maintainer_group_id, group.id)
     duplicate = db.session.scalar(
         select(ResourceMaintainer.id).where(
             ResourceMaintainer.resource_type == resource_type,
@@ -369,7 +380,8 @@ def assign(
     )
     if duplicate is not None:
         raise MaintainerError(
-            f"{who} is already assigned to {RESOURCE_NOUNS[resource_type]} {resource.name}.",
+            _("%(who)s is already assigned to %(noun)s %(name)s.", who=who,
+              noun=RESOURCE_NOUNS[resource_type], name=resource.name),
             "assignee",
         )
     row = ResourceMaintainer(
@@ -406,7 +418,7 @@ def unassign(
         resource_type is not None
         and (row.resource_type != resource_type or row.resource_id != resource_id)
     ):
-        raise MaintainerError("No such assignment.")
+        raise MaintainerError(_("No such assignment."))
     resource = resource_or_error(row.resource_type, row.resource_id)
     who = row.maintainer.name if row.maintainer else f"group {row.maintainer_group.name}"
     record(
@@ -471,34 +483,37 @@ def save_maintainer(
     from portal.audit.service import diff, snapshot
 
     name, account = text.clean(name), text.clean(account).lower()
-    for value, key, what in ((name, "name", "The name"), (account, "account", "The account")):
+    for value, key, what in ((name, "name", _("The name")),
+                            (account, "account", _("The account"))):
         if hidden := text.name_problem(value, what):
             raise MaintainerError(hidden, key)
     if not name or len(name) > 128:
-        raise MaintainerError("A name is 1 to 128 characters.", "name")
+        raise MaintainerError(_("A name is 1 to 128 characters."), "name")
     if not ACCOUNT_PATTERN.match(account):
         raise MaintainerError(
-            "An account is lowercase letters, digits, '.', '_' or '-' (up to "
-            "64), starting with a letter or digit.",
+            _("An account is lowercase letters, digits, '.', '_' or '-' (up to 64), starting "
+              "with a letter or digit."),
             "account",
         )
     if status not in ("active", "inactive"):
-        raise MaintainerError("A maintainer is active or inactive.", "status")
+        raise MaintainerError(_("A maintainer is active or inactive."), "status")
     email = (email or "").strip()
     if email and not re.match(r"^[^@\s]+@[^@\s]+$", email):
-        raise MaintainerError(f"{email} is not an email address.", "email")
+        raise MaintainerError(_("%(email)s is not an email address.", email=email), "email")
     taken = db.session.scalar(select(Maintainer.id).where(Maintainer.account == account))
     if taken is not None and (maintainer is None or taken != maintainer.id):
-        raise MaintainerError(f"Account {account} is taken.", "account")
+        raise MaintainerError(_("Account %(account)s is taken.", account=account), "account")
     user_id = None
     if (username or "").strip():
         linked = db.session.scalar(select(User).where(User.username == username.strip()))
         if linked is None:
-            raise MaintainerError(f"No login account {username.strip()}.", "username")
+            raise MaintainerError(_("No login account %(username)s.", username=username.strip()),
+                                  "username")
         other = db.session.scalar(select(Maintainer.id).where(Maintainer.user_id == linked.id))
         if other is not None and (maintainer is None or other != maintainer.id):
             raise MaintainerError(
-                f"{linked.username} is already linked to another maintainer.", "username"
+                _("%(username)s is already linked to another maintainer.",
+                  username=linked.username), "username"
             )
         user_id = linked.id
     before = snapshot(maintainer, MAINTAINER_FIELDS) if maintainer is not None else {}
@@ -539,8 +554,8 @@ def delete_maintainer(
     if managed and not leave_groups_without_manager:
         names = ", ".join(g.name for g in managed)
         raise MaintainerError(
-            f"{maintainer.name} manages {names}: confirm that these groups are left without a "
-            "manager, or give them another manager first."
+            _("%(name)s manages %(groups)s: confirm that these groups are left without a "
+              "manager, or give them another manager first.", name=maintainer.name, groups=names)
         )
     assignments = db.session.scalar(
         select(func.count(ResourceMaintainer.id)).where(
@@ -577,20 +592,20 @@ def save_group(
 
     fields = ("name", "description", "manager_id")
     name = text.clean(name)
-    if hidden := text.name_problem(name, "The group name"):
+    if hidden := text.name_problem(name, _("The group name")):
         raise MaintainerError(hidden, "name")
     if not name or len(name) > 128:
-        raise MaintainerError("A group name is 1 to 128 characters.", "name")
+        raise MaintainerError(_("A group name is 1 to 128 characters."), "name")
     if problem := text.too_long(text.clean(description), text.MAX_DESCRIPTION):
         raise MaintainerError(problem, "description")
     taken = db.session.scalar(select(MaintainerGroup.id).where(MaintainerGroup.name == name))
     if taken is not None and (group is None or taken != group.id):
-        raise MaintainerError(f"A group named {name} exists.", "name")
+        raise MaintainerError(_("A group named %(name)s exists.", name=name), "name")
     manager = None
     if manager_id is not None:
         manager = db.session.get(Maintainer, manager_id)
         if manager is None:
-            raise MaintainerError("No such maintainer.", "manager_id")
+            raise MaintainerError(_("No such maintainer."), "manager_id")
     before = snapshot(group, fields) if group is not None else {}
     if group is None:
         group = MaintainerGroup()
@@ -646,9 +661,10 @@ def is_member(maintainer_id: int, group_id: int) -> bool:
 def add_member(group: MaintainerGroup, maintainer_id: int | None, *, user: User | None) -> None:
     person = db.session.get(Maintainer, maintainer_id) if maintainer_id is not None else None
     if person is None:
-        raise MaintainerError("Choose a maintainer.", "maintainer_id")
+        raise MaintainerError(_("Choose a maintainer."), "maintainer_id")
     if is_member(person.id, group.id):
-        raise MaintainerError(f"{person.name} is already in {group.name}.", "maintainer_id")
+        raise MaintainerError(_("%(person)s is already in %(group)s.", person=person.name,
+                                group=group.name), "maintainer_id")
     db.session.add(MaintainerToMaintainerGroup(maintainer_id=person.id, group_id=group.id))
     record(
         "update",
@@ -669,11 +685,11 @@ def remove_member(group: MaintainerGroup, maintainer_id: int | None, *, user: Us
         )
     )
     if link is None:
-        raise MaintainerError("Not a member of this group.")
+        raise MaintainerError(_("Not a member of this group."))
     if group.manager_id == maintainer_id:
         raise MaintainerError(
-            f"{link.maintainer.name} manages {group.name}: choose another "
-            "manager before removing them."
+            _("%(person)s manages %(group)s: choose another manager before removing them.",
+              person=link.maintainer.name, group=group.name)
         )
     record(
         "update",

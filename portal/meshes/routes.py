@@ -1,36 +1,18 @@
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.auth.access import can, get_or_404, requires
+from portal.i18n import _, _l
 from portal.meshes import service
 from portal.meshes.forms import MeshForm
-from portal.models import MESH_STATUSES, MESH_TYPES, ServiceMesh
+from portal.meshes.lists import meshes
+from portal.models import ServiceMesh
 from portal.web import list_page
-from portal.web.forms import show_errors
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices
+from portal.web.crud import Crud
 
 bp = Blueprint("meshes", __name__, url_prefix="/meshes")
-
-meshes = Listing(
-    name="service-meshes",
-    statement=lambda: select(ServiceMesh),
-    columns=[
-        Column("name", "Name", ServiceMesh.name),
-        Column("mesh_type", "Type", ServiceMesh.mesh_type),
-        Column("version", "Version", ServiceMesh.version),
-        Column("status", "Status", ServiceMesh.status),
-        Column("description", "Description", ServiceMesh.description),
-    ],
-    search=[ServiceMesh.name, ServiceMesh.version],
-    filters=[
-        Filter("mesh_type", "Type", lambda s, v: s.where(ServiceMesh.mesh_type == v),
-               lambda: enum_choices(MESH_TYPES)),
-        Filter("status", "Status", lambda s, v: s.where(ServiceMesh.status == v),
-               lambda: enum_choices(MESH_STATUSES)),
-    ],
-)
+crud = Crud("mesh", _l("Service meshes"), "meshes", "mesh_id", service.MeshInvalid,
+            new_title=_l("New service mesh"), create_label=_l("Create mesh"))
 
 
 @bp.route("/")
@@ -47,24 +29,12 @@ def detail(mesh_id: int):
                            **service.mesh_overview(mesh))
 
 
-def _form_page(form: MeshForm, mesh: ServiceMesh | None):
-    return render_template("meshes/form.html", form=form, mesh=mesh), (
-        422 if form.errors or form.form_errors else 200)
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @requires("meshes", "write")
 def new():
     form = MeshForm()
-    if form.validate_on_submit():
-        try:
-            mesh = service.create_mesh(form.data, current_user)
-        except service.MeshInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Service mesh {mesh.name} created.", "success")
-            return redirect(url_for("meshes.detail", mesh_id=mesh.id))
-    return _form_page(form, None)
+    return crud.form_page(form, None, lambda: service.create_mesh(form.data, current_user),
+                          lambda mesh: _("Service mesh %(name)s created.", name=mesh.name))
 
 
 @bp.route("/<int:mesh_id>/edit", methods=["GET", "POST"])
@@ -72,28 +42,13 @@ def new():
 def edit(mesh_id: int):
     mesh = get_or_404(ServiceMesh, mesh_id)
     form = MeshForm(obj=mesh)
-    if form.validate_on_submit():
-        try:
-            service.update_mesh(mesh, form.data, current_user)
-        except service.MeshInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Service mesh {mesh.name} saved.", "success")
-            return redirect(url_for("meshes.detail", mesh_id=mesh.id))
-    return _form_page(form, mesh)
+    return crud.form_page(form, mesh, lambda: service.update_mesh(mesh, form.data, current_user),
+                          lambda mesh: _("Service mesh %(name)s saved.", name=mesh.name))
 
 
 @bp.route("/<int:mesh_id>/delete", methods=["GET", "POST"])
 @requires("meshes", "write")
 def delete(mesh_id: int):
     mesh = get_or_404(ServiceMesh, mesh_id)
-    if request.method == "POST":
-        name = mesh.name
-        try:
-            service.delete_mesh(mesh, current_user)
-        except service.MeshInvalid as invalid:
-            flash(invalid.errors["mesh"], "error")
-            return redirect(url_for("meshes.detail", mesh_id=mesh.id))
-        flash(f"Service mesh {name} deleted.", "success")
-        return redirect(url_for("meshes.list"))
-    return render_template("meshes/confirm_delete.html", mesh=mesh)
+    return crud.delete_page(mesh, lambda: service.delete_mesh(mesh, current_user),
+                            _("Service mesh %(name)s deleted.", name=mesh.name), "mesh")

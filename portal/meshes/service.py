@@ -19,6 +19,7 @@ from portal.audit.service import (
     snapshot,
 )
 from portal.extensions import db
+from portal.i18n import _, _n
 from portal.models import (
     MESH_STATUSES,
     MESH_TYPES,
@@ -27,6 +28,7 @@ from portal.models import (
     ServiceMesh,
     User,
 )
+from portal.vms.labels import enum_label
 
 MESH_FIELDS = ("name", "mesh_type", "version", "status", "description")
 MAX_NAME = 64
@@ -45,25 +47,26 @@ def _clean(values: Mapping[str, Any], mesh: ServiceMesh | None = None) -> dict[s
     clean = {name: text.clean(values.get(name)) for name in MESH_FIELDS}
     errors = {}
     if not clean["name"]:
-        errors["name"] = "Give the mesh a name."
-    elif hidden := text.name_problem(clean["name"], "The mesh name"):
+        errors["name"] = _("Give the mesh a name.")
+    elif hidden := text.name_problem(clean["name"], _("The mesh name")):
         errors["name"] = hidden
     elif len(clean["name"]) > MAX_NAME:
-        errors["name"] = f"A mesh name has at most {MAX_NAME} characters."
+        errors["name"] = _("A mesh name has at most %(max)s characters.", max=MAX_NAME)
     else:
         clash = db.session.scalar(select(ServiceMesh.id).where(ServiceMesh.name == clean["name"]))
         if clash is not None and (mesh is None or clash != mesh.id):
-            errors["name"] = f"A mesh named {clean['name']} already exists."
+            errors["name"] = _("A mesh named %(name)s already exists.", name=clean["name"])
     if clean["mesh_type"] not in MESH_TYPES:
-        errors["mesh_type"] = f"Choose one of {', '.join(MESH_TYPES)}."
+        errors["mesh_type"] = _("Choose one of %(choices)s.", choices=", ".join(MESH_TYPES))
     if clean["status"] not in MESH_STATUSES:
-        errors["status"] = f"Choose one of {', '.join(MESH_STATUSES)}."
+        errors["status"] = _("Choose one of %(choices)s.", choices=", ".join(
+            enum_label("switched", s) for s in MESH_STATUSES))
     if not clean["version"]:
-        errors["version"] = "Give the version, e.g. 1.23.2."
-    elif hidden := text.name_problem(clean["version"], "The version"):
+        errors["version"] = _("Give the version, e.g. 1.23.2.")
+    elif hidden := text.name_problem(clean["version"], _("The version")):
         errors["version"] = hidden
     elif len(clean["version"]) > MAX_VERSION:
-        errors["version"] = f"A version has at most {MAX_VERSION} characters."
+        errors["version"] = _("A version has at most %(max)s characters.", max=MAX_VERSION)
     if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
         errors["description"] = problem
     if errors:
@@ -76,7 +79,7 @@ def _commit() -> None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise MeshInvalid({"name": "A mesh with this name already exists."}) from None
+        raise MeshInvalid({"name": _("A mesh with this name already exists.")}) from None
 
 
 def create_mesh(values: Mapping[str, Any], user: User | None) -> ServiceMesh:
@@ -98,10 +101,10 @@ def delete_mesh(mesh: ServiceMesh, user: User | None) -> None:
         select(func.count()).where(K8sClusterToServiceMesh.service_mesh_id == mesh.id)
     )
     if users:
-        raise MeshInvalid({"mesh": (
-            f"Mesh {mesh.name} is used by {users} cluster{'s' if users != 1 else ''}: "
-            "unlink it from them first."
-        )})
+        raise MeshInvalid({"mesh": _n(
+            "Mesh %(mesh)s is used by %(num)s cluster: unlink it from them first.",
+            "Mesh %(mesh)s is used by %(num)s clusters: unlink it from them first.",
+            users, mesh=mesh.name)})
     record("delete", "service_mesh", mesh.id, mesh.name, removed(snapshot(mesh, MESH_FIELDS)),
            user=user)
     db.session.delete(mesh)

@@ -95,11 +95,3 @@ class LoginThrottle(db.Model):
     last_failure_at: Mapped[datetime | None] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
-
-def _role_label(self: User) -> str:
-    from portal.auth.access import role_label
-
-    return role_label(self)
-
-
-User.role_label = property(_role_label)  # type: ignore[attr-defined]

@@ -1,57 +1,23 @@
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation
 from portal.baremetals import routes as server_pages
-from portal.extensions import db
+from portal.i18n import _, _l
 from portal.metrics.panels import page_panel
 from portal.models import Rack
 from portal.racks import service
 from portal.racks.forms import RackForm
+from portal.racks.lists import racks
 from portal.web import list_page
-from portal.web.forms import show_errors
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import distinct_values, maintainer_filters
+from portal.web.crud import Crud
 
 bp = Blueprint("racks", __name__, url_prefix="/racks")
-
-
-def _usage(rack: Rack) -> service.RackUsage:
-    """Usage for the CSV export: every rack's, read once per request."""
-    if "_rack_usage" not in g:
-        g._rack_usage = service.rack_usage(db.session.scalars(select(Rack)).all())
-    return g._rack_usage[rack.id]
-
-
-racks = Listing(
-    name="racks",
-    statement=lambda: select(Rack),
-    columns=[
-        Column("name", "Name", Rack.name),
-        Column("region", "Region", Rack.region),
-        Column("dc", "DC", Rack.dc),
-        Column("location", "Location", Rack.location),
-        Column("bgp_asn", "ASN", Rack.bgp_asn, numeric=True),
-        Column("height_u", "Height (U)", Rack.height_u, numeric=True),
-        Column("servers", "Servers", None, numeric=True, value=lambda r: _usage(r).servers),
-        Column("units_used", "Units used", service.units_used_sort(), numeric=True,
-               value=lambda r: round(_usage(r).units_pct, 1)),
-        Column("cpu_allocated", "CPU allocated", service.allocated_sort("cpu"), numeric=True,
-               value=lambda r: round(_usage(r).pct("cpu"), 1)),
-        Column("memory_allocated", "Memory allocated", service.allocated_sort("memory"),
-               numeric=True, value=lambda r: round(_usage(r).pct("memory"), 1)),
-    ],
-    search=[Rack.name, Rack.location, Rack.region, Rack.dc],
-    filters=[
-        Filter("region", "Region", lambda s, v: s.where(Rack.region == v),
-               lambda: distinct_values(Rack.region)),
-        Filter("dc", "DC", lambda s, v: s.where(Rack.dc == v), lambda: distinct_values(Rack.dc)),
-        *maintainer_filters("rack", Rack.id),
-    ],
-)
+crud = Crud("rack", _l("Racks"), "racks", "rack_id", service.RackInvalid,
+            new_title=_l("New rack"), create_label=_l("Create rack"),
+            flash_rest=True, refuse_on_page=True)
 
 
 @bp.route("/")
@@ -80,10 +46,10 @@ def drain(rack_id: int):
     if request.method == "POST":
         return server_pages.drained(lambda: evacuation.evacuate(
             servers, current_user, label=("rack", rack.id, rack.name)), back)
-    crumbs = [("Dashboard", url_for("dashboard.index")), ("Racks", url_for("racks.list")),
-              (rack.name, back), ("Drain", None)]
+    crumbs = [(_("Dashboard"), url_for("dashboard.index")), (_("Racks"), url_for("racks.list")),
+              (rack.name, back), (_("Drain"), None)]
     return render_template("evacuation/preview.html", plan=evacuation.preview(servers),
-                           subject=f"rack {rack.name}", crumbs=crumbs, back=back,
+                           subject=_("rack %(name)s", name=rack.name), crumbs=crumbs, back=back,
                            action=url_for("racks.drain", rack_id=rack.id))
 
 
@@ -99,16 +65,8 @@ def return_to_service(rack_id: int):
 @requires("racks", "write")
 def new():
     form = RackForm()
-    if form.validate_on_submit():
-        try:
-            rack = service.create_rack(form.fields())
-        except service.RackInvalid as invalid:
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Rack {rack.name} created.", "success")
-            return redirect(url_for("racks.detail", rack_id=rack.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("racks/form.html", form=form, rack=None), status
+    return crud.form_page(form, None, lambda: service.create_rack(form.fields()),
+                          lambda rack: _("Rack %(name)s created.", name=rack.name))
 
 
 @bp.route("/<int:rack_id>/edit", methods=["GET", "POST"])
@@ -116,29 +74,13 @@ def new():
 def edit(rack_id: int):
     rack = get_or_404(Rack, rack_id)
     form = RackForm(obj=rack)
-    if form.validate_on_submit():
-        try:
-            service.update_rack(rack, form.fields())
-        except service.RackInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors, flash_rest=True)
-        else:
-            flash(f"Rack {rack.name} saved.", "success")
-            return redirect(url_for("racks.detail", rack_id=rack.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("racks/form.html", form=form, rack=rack), status
+    return crud.form_page(form, rack, lambda: service.update_rack(rack, form.fields()),
+                          lambda rack: _("Rack %(name)s saved.", name=rack.name))
 
 
 @bp.route("/<int:rack_id>/delete", methods=["GET", "POST"])
 @requires("racks", "write")
 def delete(rack_id: int):
     rack = get_or_404(Rack, rack_id)
-    if request.method == "POST":
-        try:
-            service.delete_rack(rack)
-        except service.RackInvalid as invalid:
-            return render_template("racks/confirm_delete.html", rack=rack,
-                                   refusal=invalid.errors["rack"]), 409
-        flash(f"Rack {rack.name} deleted.", "success")
-        return redirect(url_for("racks.list"))
-    return render_template("racks/confirm_delete.html", rack=rack, refusal=None)
+    return crud.delete_page(rack, lambda: service.delete_rack(rack),
+                            _("Rack %(name)s deleted.", name=rack.name), "rack")

@@ -11,6 +11,7 @@ from portal.audit.service import diff, record, snapshot
 from portal.auth.access import visible_only
 from portal.baremetals.service import unit_span
 from portal.extensions import db
+from portal.i18n import _, _n
 from portal.models import (
     DIMENSIONS,
     HOLDING_STATUSES,
@@ -235,37 +236,48 @@ def rack_overview(rack: Rack) -> RackOverview:
 # ---- Writes ---------------------------------------------------------------------------------
 
 
+def _names(names: list[str]) -> str:
+    """The first NAMED names, and how many more."""
+    shown = _(", ").join(names[:NAMED])
+    if len(names) > NAMED:
+        return _("%(names)s and %(num)s more", names=shown, num=len(names) - NAMED)
+    return shown
+
+
 def _check(data: RackFields, rack: Rack | None) -> dict[str, str]:
     """Every rule for one rack (its text tidied first: trimmed, NFC)."""
     data.name, data.region, data.dc, data.location, data.network_notes = (
         clean(v) for v in (data.name, data.region, data.dc, data.location, data.network_notes))
     errors: dict[str, str] = {}
     if not data.name:
-        errors["name"] = "Give the rack a name."
-    elif hidden := name_problem(data.name, "The rack name"):
+        errors["name"] = _("Give the rack a name.")
+    elif hidden := name_problem(data.name, _("The rack name")):
         errors["name"] = hidden
     elif len(data.name) > 64:
-        errors["name"] = "A rack name has at most 64 characters."
+        errors["name"] = _("A rack name has at most %(max)s characters.", max=64)
     else:
         other = db.session.scalar(
             select(Rack.id).where(Rack.name == data.name, Rack.id != (rack.id if rack else 0))
         )
         if other is not None:
-            errors["name"] = f"Rack {data.name} already exists."
-    for key, label in (("region", "region"), ("dc", "DC")):
+            errors["name"] = _("Rack %(name)s already exists.", name=data.name)
+    for key, missing, label in (
+        ("region", _("Say which region the rack is in."), _("The region")),
+        ("dc", _("Say which DC the rack is in."), _("The DC")),
+    ):
         value = getattr(data, key)
         if not value:
-            errors[key] = f"Say which {label} the rack is in."
-        elif hidden := name_problem(value, f"The {label}"):
+            errors[key] = missing
+        elif hidden := name_problem(value, label):
             errors[key] = hidden
         elif len(value) > 64:
-            errors[key] = "At most 64 characters."
+            errors[key] = _("At most %(max)s characters.", max=64)
     if len(data.location) > 255:
-        errors["location"] = "At most 255 characters."
-    if problem := too_long(data.network_notes, MAX_NOTES, "The network notes"):
+        errors["location"] = _("At most %(max)s characters.", max=255)
+    if problem := too_long(data.network_notes, MAX_NOTES, _("The network notes")):
         errors["network_notes"] = problem
     if not isinstance(data.height_u, int) or not 1 <= data.height_u <= 60:
-        errors["height_u"] = "A rack is 1 to 60 U high."
+        errors["height_u"] = _("A rack is 1 to 60 U high.")
     elif rack is not None and data.height_u < rack.height_u:
         above = db.session.execute(
             select(Baremetal.name, Baremetal.rack_unit, Baremetal.size_u)
@@ -274,14 +286,12 @@ def _check(data: RackFields, rack: Rack | None) -> dict[str, str]:
             .order_by(Baremetal.rack_unit.desc())
         ).all()
         if above:
-            named = ", ".join(f"{n} ({unit_span(u, s)})" for n, u, s in above[:NAMED])
-            more = f" and {len(above) - NAMED} more" if len(above) > NAMED else ""
-            errors["height_u"] = (
-                f"At {data.height_u} U these servers would stick out of the rack: "
-                f"{named}{more}. Move them down first."
-            )
+            named = _names([f"{n} ({unit_span(u, s)})" for n, u, s in above])
+            errors["height_u"] = _(
+                "At %(height)s U these servers would stick out of the rack: %(servers)s. "
+                "Move them down first.", height=data.height_u, servers=named)
     if data.bgp_asn is not None and not 1 <= data.bgp_asn <= MAX_ASN:
-        errors["bgp_asn"] = f"An ASN is between 1 and {MAX_ASN}."
+        errors["bgp_asn"] = _("An ASN is between 1 and %(max)s.", max=MAX_ASN)
     return errors
 
 
@@ -326,11 +336,10 @@ def delete_rack(rack: Rack) -> None:
         .order_by(Baremetal.rack_unit.desc())
     ).all()
     if names:
-        more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
-        raise RackInvalid({"rack": (
-            f"Rack {rack.name} still holds {len(names)} server{'s' if len(names) != 1 else ''}: "
-            f"{', '.join(names[:NAMED])}{more}. Move or delete them first."
-        )})
+        raise RackInvalid({"rack": _n(
+            "Rack %(name)s still holds %(num)s server: %(servers)s. Move or delete it first.",
+            "Rack %(name)s still holds %(num)s servers: %(servers)s. Move or delete them first.",
+            len(names), name=rack.name, servers=_names(names))})
     record("delete", "rack", rack.id, rack.name,
            diff(snapshot(rack, AUDITED), dict.fromkeys(AUDITED)))
     db.session.delete(rack)

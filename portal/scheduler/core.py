@@ -107,6 +107,7 @@ def plan(
     nodes = request.nodes
     chosen: list[int] = [-1] * len(nodes)  # indices into ``allowed``
     explanations: list[str] = [""] * len(nodes)
+    left_free: list[dict[str, int]] = [{}] * len(nodes)  # the chosen server's, after the node
 
     def refuse(headline: str, failed: NodeDemand, extra: dict) -> Refusal:
         return capacity_refusal(
@@ -129,6 +130,7 @@ def plan(
         for i, host_index in zip(control_planes, placed, strict=True):
             chosen[i] = host_index
             explanations[i] = pool.explain(host_index)
+            left_free[i] = pool.free_after(host_index)
 
     for i, node in enumerate(nodes):
         if node.role == CONTROL_PLANE:
@@ -144,24 +146,35 @@ def plan(
                     f"{len(nodes) + sum(request.occupied.values())} members need as many "
                     "servers with room. Nothing was reserved."
                 )
+                kind = "hard_anti_affinity"
             elif len(nodes) == 1:
                 headline = f"No server in this group has room for {node.resources}."
+                kind = "no_room"
             else:
                 headline = (
                     f"No server has room for node {i + 1} of {len(nodes)} ({node.role}, "
                     f"{node.resources}) once the nodes placed before it are counted; "
                     "nothing was reserved."
                 )
-            return refuse(headline, node, {"failed_node": i})
+                kind = "no_room_after_earlier"
+            # The headline as data too: portal.scheduler.messages words it per language.
+            said = {"kind": kind, "node": i + 1, "nodes": len(nodes), "role": node.role,
+                    "demand": node.resources.as_dict(),
+                    "members": len(nodes) + sum(request.occupied.values())}
+            return refuse(headline, node, {"failed_node": i, "headline": said})
         pool.take(host_index, demand, node.role)
         chosen[i] = host_index
         explanations[i] = pool.explain(host_index)
+        left_free[i] = pool.free_after(host_index)
 
+    placed = [allowed[h] for h in chosen]
     return Plan(
         assignments=tuple(allowed.id_list[h] for h in chosen),
-        spread=_describe_spread(nodes, [allowed[h] for h in chosen], request.occupied),
+        spread=_describe_spread(nodes, placed, request.occupied),
         explanations=tuple(explanations),
         strategy=strategy.name,
+        spread_parts=tuple(spread_parts(nodes, placed, request.occupied)),
+        left_free=tuple(left_free),
     )
 
 
@@ -357,6 +370,9 @@ class _Pool:
             for i in np.flatnonzero(self.members).tolist()
         }
 
+    def free_after(self, i: int) -> dict[str, int]:
+        return Resources(*self.free[i].tolist()).as_dict()
+
     def explain(self, i: int) -> str:
         free = Resources(*self.free[i].tolist())
         return f"{self.hosts.names[i]} ({self.strategy}): leaves {free} free"
@@ -443,59 +459,76 @@ def _describe_spread(
     """What was achieved for every role, in request order of roles: "3 control planes on 3
     racks; 12 workers on 5 servers, at most 3 on one; bastion apart from the control
     planes". "" for a single VM: there is nothing to spread."""
+    return "; ".join(_spread_english(part) for part in spread_parts(nodes, chosen, occupied))
+
+
+def spread_parts(
+    nodes: tuple[NodeDemand, ...], chosen: list[Host], occupied: Mapping[int, int]
+) -> list[dict]:
+    """The spread as data, one part per role (and one for the set's existing members):
+    what portal.scheduler.messages words in the reader's language. [] for a single VM."""
     by_role: dict[str, list[Host]] = {}
     for node, host in zip(nodes, chosen, strict=True):
         by_role.setdefault(node.role, []).append(host)
     if len(nodes) == 1 and not occupied and nodes[0].role != CONTROL_PLANE:
-        return ""
+        return []
     cp_ids = {h.id for h in by_role.get(CONTROL_PLANE, [])}
-    parts = []
+    parts: list[dict] = []
     for role, hosts in by_role.items():
         if role == CONTROL_PLANE:
-            parts.append(_spread([h.rack for h in hosts]))
+            racks = [h.rack for h in hosts]
+            per_rack = Counter(racks)
+            parts.append({"kind": "control_planes", "n": len(racks),
+                          "unknown": racks.count(None), "racks": len(per_rack),
+                          "worst": max(per_rack.values())})
         elif role == BASTION and cp_ids:
-            shared = sum(h.id in cp_ids for h in hosts)
-            noun = "bastion" if len(hosts) == 1 else "bastions"
-            parts.append(
-                f"{noun} on a control plane's server (no other server had room)"
-                if shared
-                else f"{noun} apart from the control planes"
-            )
+            parts.append({"kind": "bastion", "n": len(hosts),
+                          "shared": sum(h.id in cp_ids for h in hosts)})
         else:
-            n, per_server = len(hosts), Counter(h.id for h in hosts)
-            phrase = f"{plural(n, _NOUNS.get(role, role))} on {plural(len(per_server), 'server')}"
-            if len(per_server) < n:
-                phrase += f", at most {max(per_server.values())} on one"
-            parts.append(phrase)
+            per_server = Counter(h.id for h in hosts)
+            parts.append({"kind": "role", "role": role, "n": len(hosts),
+                          "servers": len(per_server), "most": max(per_server.values())})
     existing = sum(occupied.values())
     if existing:
-        shared = sum(1 for h in chosen if occupied.get(h.id))
-        parts.append(
-            f"{shared} of {plural(len(nodes), 'new node')} beside the set's "
-            f"{plural(existing, 'existing member')}"
-            if shared
-            else f"none beside the set's {plural(existing, 'existing member')}"
-        )
-    return "; ".join(parts)
+        parts.append({"kind": "existing", "new": len(nodes), "existing": existing,
+                      "shared": sum(1 for h in chosen if occupied.get(h.id))})
+    return parts
 
 
-def _spread(racks: list[str | None]) -> str:
+def _spread_english(part: dict) -> str:
+    kind, n = part["kind"], part.get("n", 0)
+    if kind == "control_planes":
+        return _spread(n, part["unknown"], part["racks"], part["worst"])
+    if kind == "bastion":
+        noun = "bastion" if n == 1 else "bastions"
+        return (f"{noun} on a control plane's server (no other server had room)"
+                if part["shared"] else f"{noun} apart from the control planes")
+    if kind == "role":
+        role = part["role"]
+        phrase = f"{plural(n, _NOUNS.get(role, role))} on {plural(part['servers'], 'server')}"
+        if part["servers"] < n:
+            phrase += f", at most {part['most']} on one"
+        return phrase
+    existing = plural(part["existing"], "existing member")
+    if part["shared"]:
+        return f"{part['shared']} of {plural(part['new'], 'new node')} beside the set's {existing}"
+    return f"none beside the set's {existing}"
+
+
+def _spread(n: int, unknown: int, racks: int, worst: int) -> str:
     """How far the control planes are spread, in words an operator reads as risk."""
-    n = len(racks)
     if n == 1:
         return "1 control plane on 1 server"
-    unknown = racks.count(None)
     if unknown:
         return (
             f"{n} control planes on {n} servers; rack spread unknown: "
             f"{plural(unknown, 'server')} with no rack recorded"
         )
-    per_rack = Counter(racks)
-    if len(per_rack) == n:
+    if racks == n:
         return f"{n} control planes on {n} racks"
     return (
-        f"{n} control planes on {n} servers, {plural(len(per_rack), 'rack')} — "
-        f"a rack failure would take down {max(per_rack.values())} of {n}"
+        f"{n} control planes on {n} servers, {plural(racks, 'rack')} — "
+        f"a rack failure would take down {worst} of {n}"
     )
 
 
@@ -516,14 +549,19 @@ def _control_plane_refusal(
     ]
     if n == 1:
         headline = f"No server in this group has room for the control plane ({failed.resources})."
+        kind = "no_room_control_plane"
     elif len({nodes[i].resources for i in control_planes}) == 1:
         headline = (
             f"{n} control planes need {n} distinct servers; only "
             f"{plural(fit, 'server')} {'has' if fit == 1 else 'have'} room for {failed.resources}."
         )
+        kind = "control_planes_same"
     else:
         headline = (
             f"{n} control planes need {n} distinct servers; at most {fit} of them fit on "
             "distinct servers at once."
         )
-    return refuse(headline, failed, {"control_planes": n, "distinct_servers_with_room": fit})
+        kind = "control_planes_mixed"
+    said = {"kind": kind, "control_planes": n, "fit": fit, "demand": failed.resources.as_dict()}
+    return refuse(headline, failed, {"control_planes": n, "distinct_servers_with_room": fit,
+                                     "headline": said})

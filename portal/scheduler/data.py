@@ -124,6 +124,10 @@ class Plan:
     spread: str
     explanations: tuple[str, ...] = ()
     strategy: str = ""
+    # The same as data, for wording in the reader's language (portal.scheduler.messages):
+    # the spread's parts, and what each chosen server has left once its node is placed.
+    spread_parts: tuple[dict, ...] = ()
+    left_free: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,9 @@ def capacity_refusal(
         message += f" {hints[0].upper()}{hints[1:]}."
     details = {
         "reasons": dict(reasons.most_common()),
+        # The hints as numbers: the most free on an allowed server, and what was needed.
+        "short": {d: {"most_free": most_free(hosts, free, constraints, d),
+                      "needed": getattr(failed.resources, d)} for d in short},
         "hosts_considered": sum(reasons.values()),
         "demand": failed.resources.as_dict(),
         "role": failed.role,

@@ -33,6 +33,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import begin_write, db
+from portal.i18n import _, _n
 from portal.models import (
     DIMENSIONS,
     Baremetal,
@@ -60,6 +61,7 @@ from portal.scheduler import (
     statements,
 )
 from portal.signals import placement_decided
+from portal.vms.labels import enum_label
 
 # SPEC 8.2: replicas spread by default; a single VM is a set of one, so it changes nothing.
 DEFAULT_ANTI_AFFINITY = "soft"
@@ -191,8 +193,8 @@ def _no_quota(tenant: Tenant, group: BaremetalGroup) -> Refusal:
     return Refusal(
         NO_QUOTA,
         # The group is not named: a tenant admin may not know of groups without its quota.
-        f"Tenant {tenant.name} has no quota in this group, so nothing can be placed there. "
-        "Ask an operator for a quota, or choose a group where the tenant has one.",
+        _("Tenant %(tenant)s has no quota in this group, so nothing can be placed there. Ask an "
+          "operator for a quota, or choose a group where the tenant has one.", tenant=tenant.name),
         {"tenant": tenant.name, "group_id": group.id},
     )
 
@@ -390,7 +392,7 @@ def suggestions(
             _request(nodes, strategy, Constraints(), anti_affinity), other.hosts, other.headroom()
         )
         if isinstance(result, Plan):
-            found.append(f"The same request fits in group {quota.group.name}.")
+            found.append(_("The same request fits in group %(group)s.", group=quota.group.name))
             break
     if placement.has_quota and len({n.flavor.id for n in nodes}) == 1:
         role = nodes[0].role
@@ -413,11 +415,11 @@ def suggestions(
                 placement.headroom(),
             )
             if isinstance(result, Plan):
-                count = f"{len(nodes)} × " if len(nodes) > 1 else ""
-                found.append(
-                    f"{count}{flavor.name} ({flavor.cpu} CPU, {flavor.memory} GiB) fits in "
-                    f"group {group.name} right now."
-                )
+                found.append(_n(
+                    "%(flavor)s (%(cpu)s CPU, %(memory)s GiB) fits in group %(group)s right now.",
+                    "%(num)s × %(flavor)s (%(cpu)s CPU, %(memory)s GiB) fit in group %(group)s "
+                    "right now.", len(nodes), flavor=flavor.name, cpu=flavor.cpu,
+                    memory=flavor.memory, group=group.name))
                 break
     return found
 
@@ -461,8 +463,8 @@ def reserve(
     try:
         vms = retried_transaction(once, PlacementRefused, lambda: PlacementRefused(Refusal(
             "conflict",
-            "The group is too busy right now: other requests kept taking the chosen servers. "
-            "Try again in a moment.",
+            _("The group is too busy right now: other requests kept taking the chosen servers. "
+              "Try again in a moment."),
             {"attempts": MAX_ATTEMPTS},
         )))
     except PlacementRefused as refused:
@@ -525,7 +527,8 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
         )
         if status in ("deleting", "deleted"):
             raise PlacementRefused(Refusal(
-                "conflict", f"Cluster {cluster.name} is {status}: nothing more is placed in it.", {}
+                "conflict", _("Cluster %(cluster)s is %(status)s: nothing more is placed in it.",
+                              cluster=cluster.name, status=enum_label("status", status)), {}
             ))
         occupied = dict(Counter(occupied or {}) + Counter(cluster_occupancy(cluster.id)))
     request = _request(nodes, strategy, constraints, anti_affinity, occupied)
@@ -573,8 +576,8 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
             if moved != 1:
                 raise PlacementRefused(Refusal(
                     "conflict",
-                    f"VM {vm.name} is no longer failed (deleted or retried meanwhile): "
-                    "nothing to retry.",
+                    _("VM %(vm)s is no longer failed (deleted or retried meanwhile): "
+                      "nothing to retry.", vm=vm.name),
                     {},
                 ))
             for name, value in placed.items():

@@ -1,8 +1,7 @@
 from flask import Blueprint, render_template, request
 
 from portal.auth.access import requires
-from portal.maintainers.service import RESOURCE_ENDPOINTS
-from portal.search.service import SEARCH_TYPES, search
+from portal.search.service import ALL_LIMIT, readable_types, search
 
 bp = Blueprint("search", __name__, url_prefix="/search")
 
@@ -11,10 +10,11 @@ bp = Blueprint("search", __name__, url_prefix="/search")
 @requires("search")
 def index():
     q = (request.args.get("q") or "").strip()[:200]
+    types = readable_types()
     kind = request.args.get("type") or ""
-    if kind not in SEARCH_TYPES:
+    if kind not in types:
         kind = ""
     return render_template(
-        "search/index.html", q=q, kind=kind, types=SEARCH_TYPES, results=search(q, kind),
-        endpoints=RESOURCE_ENDPOINTS,
+        "search/index.html", q=q, kind=kind, types=types, results=search(q, kind),
+        all_limit=ALL_LIMIT,
     )

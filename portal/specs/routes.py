@@ -1,42 +1,18 @@
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.auth.access import can, get_or_404, requires
+from portal.i18n import _, _l
 from portal.models import VirtualMachineSpecification as Flavor
 from portal.specs import service
 from portal.specs.forms import FlavorForm
+from portal.specs.lists import flavors
 from portal.web import list_page
-from portal.web.forms import show_errors
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import distinct_values
+from portal.web.crud import Crud
 
 bp = Blueprint("specs", __name__, url_prefix="/flavors")
-
-flavors = Listing(
-    name="flavors",
-    statement=lambda: select(Flavor),
-    columns=[
-        Column("name", "Name", Flavor.name),
-        Column("cpu", "CPU", Flavor.cpu, numeric=True),
-        Column("memory", "Memory (GiB)", Flavor.memory, numeric=True),
-        Column("storage", "Storage (GiB)", Flavor.storage, numeric=True),
-        Column("generation", "Generation", Flavor.generation, numeric=True),
-        Column("is_active", "Active", Flavor.is_active),
-        Column("description", "Description", Flavor.description),
-    ],
-    search=[Flavor.name, Flavor.description],
-    filters=[
-        Filter("active", "Availability",
-               lambda s, v: s.where(Flavor.is_active.is_(v == "yes")),
-               lambda: [("yes", "Active"), ("no", "Retired")]),
-        Filter("generation", "Generation",
-               lambda s, v: s.where(Flavor.generation == int(v)),
-               lambda: distinct_values(Flavor.generation)),
-    ],
-    default_sort="cpu",
-)
-
+crud = Crud("flavor", _l("Flavors"), "specs", "spec_id", service.FlavorInvalid,
+            new_title=_l("New flavor"), create_label=_l("Create flavor"))
 
 @bp.route("/")
 @requires("specs")
@@ -56,16 +32,8 @@ def detail(spec_id: int):
 @requires("specs", "write")
 def new():
     form = FlavorForm()
-    if form.validate_on_submit():
-        try:
-            flavor = service.create_flavor(form.data, current_user)
-        except service.FlavorInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Flavor {flavor.name} created.", "success")
-            return redirect(url_for("specs.detail", spec_id=flavor.id))
-    return render_template("specs/form.html", form=form, flavor=None), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(form, None, lambda: service.create_flavor(form.data, current_user),
+                          lambda flavor: _("Flavor %(name)s created.", name=flavor.name))
 
 
 @bp.route("/<int:spec_id>/edit", methods=["GET", "POST"])
@@ -73,17 +41,10 @@ def new():
 def edit(spec_id: int):
     flavor = get_or_404(Flavor, spec_id)
     form = FlavorForm(obj=flavor)
-    if form.validate_on_submit():
-        try:
-            service.update_flavor(flavor, form.data, current_user)
-        except service.FlavorInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Flavor {flavor.name} saved. Existing VMs keep the resources they were "
-                  "placed with.", "success")
-            return redirect(url_for("specs.detail", spec_id=flavor.id))
-    return render_template("specs/form.html", form=form, flavor=flavor), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, flavor, lambda: service.update_flavor(flavor, form.data, current_user),
+        lambda flavor: _("Flavor %(name)s saved. Existing VMs keep the resources they were "
+                         "placed with.", name=flavor.name))
 
 
 @bp.route("/<int:spec_id>/retire", methods=["POST"])
@@ -91,8 +52,8 @@ def edit(spec_id: int):
 def retire(spec_id: int):
     flavor = get_or_404(Flavor, spec_id)
     if service.set_active(flavor, False, current_user):
-        flash(f"Flavor {flavor.name} retired: it stays for history and can no longer be "
-              "chosen.", "success")
+        flash(_("Flavor %(name)s retired: it stays for history and can no longer be "
+                "chosen.", name=flavor.name), "success")
     return redirect(url_for("specs.detail", spec_id=flavor.id))
 
 
@@ -101,5 +62,5 @@ def retire(spec_id: int):
 def restore(spec_id: int):
     flavor = get_or_404(Flavor, spec_id)
     if service.set_active(flavor, True, current_user):
-        flash(f"Flavor {flavor.name} is offered again.", "success")
+        flash(_("Flavor %(name)s is offered again.", name=flavor.name), "success")
     return redirect(url_for("specs.detail", spec_id=flavor.id))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from portal import text
 from portal.audit.service import audited_create, audited_update, history, record
 from portal.extensions import db
+from portal.i18n import _, _l, _n
 from portal.models import User, VirtualMachine
 from portal.models import VirtualMachineSpecification as Flavor
 
@@ -19,7 +20,9 @@ FLAVOR_FIELDS = ("name", "cpu", "memory", "storage", "generation", "description"
 MAX_NAME = 64
 MAX_FIGURE = 2_147_483_647
 MINIMUM = {"cpu": 1, "memory": 1, "storage": 0, "generation": 1}
-NOUN = {"cpu": "CPU", "memory": "Memory", "storage": "Storage", "generation": "Generation"}
+AT_LEAST = {"cpu": _l("CPU is at least %(min)s."), "memory": _l("Memory is at least %(min)s."),
+            "storage": _l("Storage is at least %(min)s."),
+            "generation": _l("Generation is at least %(min)s.")}
 
 
 class FlavorInvalid(ValueError):
@@ -39,23 +42,23 @@ def _clean(values: Mapping[str, Any], flavor: Flavor | None = None) -> dict[str,
     }
     name = clean["name"]
     if not name:
-        errors["name"] = "Give the flavor a name."
-    elif hidden := text.name_problem(name, "The flavor name"):
+        errors["name"] = _("Give the flavor a name.")
+    elif hidden := text.name_problem(name, _("The flavor name")):
         errors["name"] = hidden
     elif len(name) > MAX_NAME:
-        errors["name"] = f"A flavor name has at most {MAX_NAME} characters."
+        errors["name"] = _("A flavor name has at most %(max)s characters.", max=MAX_NAME)
     else:
         clash = db.session.scalar(select(Flavor.id).where(Flavor.name == name))
         if clash is not None and (flavor is None or clash != flavor.id):
-            errors["name"] = f"A flavor named {name} already exists."
+            errors["name"] = _("A flavor named %(name)s already exists.", name=name)
     if problem := text.too_long(clean["description"], text.MAX_DESCRIPTION):
         errors["description"] = problem
     for field, minimum in MINIMUM.items():
         value = values.get(field)
         if not isinstance(value, int) or isinstance(value, bool):
-            errors[field] = "Enter a whole number."
+            errors[field] = _("Enter a whole number.")
         elif not minimum <= value <= MAX_FIGURE:
-            errors[field] = f"{NOUN[field]} is at least {minimum}."
+            errors[field] = AT_LEAST[field] % {"min": minimum}
         else:
             clean[field] = value
     if errors:
@@ -68,7 +71,7 @@ def _commit() -> None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise FlavorInvalid({"name": "A flavor with this name already exists."}) from None
+        raise FlavorInvalid({"name": _("A flavor with this name already exists.")}) from None
 
 
 def create_flavor(values: Mapping[str, Any], user: User | None) -> Flavor:
@@ -118,9 +121,11 @@ def delete_flavor(flavor: Flavor, user: User | None) -> None:
     used = db.session.scalar(select(func.count(VirtualMachine.id))
                              .where(VirtualMachine.spec_id == flavor.id))
     if used:
-        raise FlavorInvalid({"name": (
-            f"Flavor {flavor.name} was used by {used} VM{'s' if used != 1 else ''}: retire it "
-            "instead (is_active false), so their history keeps it.")})
+        raise FlavorInvalid({"name": _n(
+            "Flavor %(name)s was used by %(num)s VM: retire it instead (is_active false), so "
+            "their history keeps it.",
+            "Flavor %(name)s was used by %(num)s VMs: retire it instead (is_active false), so "
+            "their history keeps it.", used, name=flavor.name)})
     record("delete", "flavor", flavor.id, flavor.name, removed(snapshot(flavor, FLAVOR_FIELDS)),
            user=user)
     db.session.delete(flavor)

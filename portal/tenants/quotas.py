@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.audit.service import created, diff, record, removed, snapshot
 from portal.extensions import begin_write, db
+from portal.i18n import _, _l
 from portal.models import (
     DIMENSIONS,
     HOLDING_STATUSES,
@@ -107,7 +108,7 @@ def quota_usages(quotas: list[BaremetalGroupTenantQuota]) -> list[QuotaUsage]:
 # here with messages a person can act on; the database's CHECK constraints stay behind them.
 
 QUOTA_FIELDS = tuple(f"{d}_{kind}" for d in DIMENSIONS for kind in ("limit", "percent"))
-DIMENSION_NOUNS = {"cpu": "CPU", "memory": "memory", "storage": "storage"}
+DIMENSION_NOUNS = {"cpu": _l("CPU"), "memory": _l("memory"), "storage": _l("storage")}
 UNITS = {"cpu": "", "memory": " GiB", "storage": " GiB"}
 MAX_LIMIT = 2_147_483_647  # a PostgreSQL integer
 
@@ -137,11 +138,15 @@ def change_messages(change: QuotaChange, verb: str = "saved") -> list[tuple[str,
     """What to tell the operator after an edit: (message, category) pairs."""
     from portal.audit.presenter import change_text
 
-    label = quota_label(change.quota)
+    names = {"tenant": change.quota.tenant.name, "group": change.quota.group.name}
     if not change.changes:
-        return [(f"Quota of {label}: nothing changed.", "info")]
+        return [(_("Quota of %(tenant)s in %(group)s: nothing changed.", **names), "info")]
     texts = ", ".join(change_text(k, v) for k, v in change.changes.items())
-    return [(f"Quota of {label} {verb}: {texts}.", "success"),
+    if verb == "added":
+        said = _("Quota of %(tenant)s in %(group)s added: %(changes)s.", changes=texts, **names)
+    else:
+        said = _("Quota of %(tenant)s in %(group)s saved: %(changes)s.", changes=texts, **names)
+    return [(said, "success"),
             *((warning, "warning") for warning in change.warnings)]
 
 
@@ -152,22 +157,24 @@ def check_values(values: Mapping[str, Any]) -> dict[str, int | None]:
     for name in QUOTA_FIELDS:
         value = values.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            errors[name] = "Enter a whole number."
+            errors[name] = _("Enter a whole number.")
             continue
         clean[name] = value
     for d in DIMENSIONS:
         noun = DIMENSION_NOUNS[d]
         limit, percent = clean.get(f"{d}_limit"), clean.get(f"{d}_percent")
         if limit is not None and limit < 0:
-            errors[f"{d}_limit"] = f"A {noun} limit cannot be negative."
+            errors[f"{d}_limit"] = _("A %(noun)s limit cannot be negative.", noun=noun)
         elif limit is not None and limit > MAX_LIMIT:
-            errors[f"{d}_limit"] = f"A {noun} limit is at most {MAX_LIMIT:,}."
+            most = f"{MAX_LIMIT:,}"
+            errors[f"{d}_limit"] = _("A %(noun)s limit is at most %(max)s.", noun=noun,
+                                     max=most)
         if percent is not None and not 0 <= percent <= 100:
-            errors[f"{d}_percent"] = f"A {noun} percentage is between 0 and 100."
+            errors[f"{d}_percent"] = _("A %(noun)s percentage is between 0 and 100.",
+                                       noun=noun)
         if limit is not None and percent is not None:
-            errors.setdefault(
-                f"{d}_limit", f"Set an absolute {noun} limit or a percentage, not both."
-            )
+            errors.setdefault(f"{d}_limit", _(
+                "Set an absolute %(noun)s limit or a percentage, not both.", noun=noun))
     if errors:
         raise QuotaInvalid(errors)
     return clean
@@ -185,10 +192,11 @@ def below_usage_warnings(quota: BaremetalGroupTenantQuota, dimensions: Iterable[
         limit = quota.effective_limit(d)
         if limit is not None and used[d] > limit:
             unit, noun = UNITS[d], DIMENSION_NOUNS[d]
-            warnings.append(
-                f"{quota.tenant.name} already uses {used[d]:,}{unit} {noun} in this group; the "
-                f"new limit {limit:,}{unit} stops new VMs but keeps the existing ones."
-            )
+            now, new = f"{used[d]:,}{unit}", f"{limit:,}{unit}"
+            warnings.append(_(
+                "%(tenant)s already uses %(used)s %(noun)s in this group; the new limit "
+                "%(limit)s stops new VMs but keeps the existing ones.", tenant=quota.tenant.name,
+                used=now, noun=noun, limit=new))
     return warnings
 
 
@@ -213,7 +221,7 @@ def update_quota(quota_id: int, values: Mapping[str, Any], user: User | None) ->
     quota = _locked_quota(quota_id)
     if quota is None:
         db.session.rollback()
-        raise QuotaInvalid({"quota": "This quota no longer exists."})
+        raise QuotaInvalid({"quota": _("This quota no longer exists.")})
     before = snapshot(quota, QUOTA_FIELDS)
     for name, value in clean.items():
         setattr(quota, name, value)
@@ -237,17 +245,16 @@ def create_quota(
     tenant = db.session.get(Tenant, tenant_id) if isinstance(tenant_id, int) else None
     group = db.session.get(BaremetalGroup, group_id) if isinstance(group_id, int) else None
     if tenant is None:
-        errors["tenant_id"] = "Choose an existing tenant."
+        errors["tenant_id"] = _("Choose an existing tenant.")
     if group is None:
-        errors["group_id"] = "Choose an existing group."
+        errors["group_id"] = _("Choose an existing group.")
     try:
         clean = check_values(values)
     except QuotaInvalid as invalid:
         errors.update(invalid.errors)
     if not errors and has_quota(tenant.id, group.id):
-        errors["tenant_id"] = (
-            f"{tenant.name} already has a quota in group {group.name}: edit that row instead."
-        )
+        errors["tenant_id"] = _("%(tenant)s already has a quota in group %(group)s: edit that "
+                                "row instead.", tenant=tenant.name, group=group.name)
     if errors:
         raise QuotaInvalid(errors)
     quota = BaremetalGroupTenantQuota(
@@ -260,7 +267,7 @@ def create_quota(
         # Another operator added the same pair a moment ago.
         db.session.rollback()
         raise QuotaInvalid(
-            {"tenant_id": "This tenant already has a quota in this group."}
+            {"tenant_id": _("This tenant already has a quota in this group.")}
         ) from None
     changes = created(clean)
     record("create", "quota", quota.id, quota_label(quota), changes, user=user)
@@ -275,7 +282,7 @@ def delete_quota(quota_id: int, user: User | None) -> str:
     quota = _locked_quota(quota_id)
     if quota is None:
         db.session.rollback()
-        raise QuotaInvalid({"quota": "This quota no longer exists."})
+        raise QuotaInvalid({"quota": _("This quota no longer exists.")})
     label = quota_label(quota)
     record("delete", "quota", quota.id, label, removed(snapshot(quota, QUOTA_FIELDS)), user=user)
     db.session.delete(quota)

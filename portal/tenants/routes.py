@@ -13,63 +13,29 @@ from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.access import can, get_or_404, requires, scoped, tenant_ids
+from portal.auth.access import can, get_or_404, requires, tenant_ids
 from portal.extensions import db
 from portal.groups.service import group_history, group_totals
+from portal.i18n import _, _l
 from portal.models import BaremetalGroupTenantQuota, Tenant
 from portal.tenants import quotas
 from portal.tenants import service as tenants_service
 from portal.tenants.forms import QuotaForm, TenantForm, TenantQuotaForm
-from portal.tenants.service import EMPTY_STATS, STAT_COLUMNS, TenantInvalid, tenant_overview
+from portal.tenants.lists import stats_for, tenants
+from portal.tenants.service import TenantInvalid, tenant_overview
 from portal.web import is_partial, list_page, render
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
-from portal.web.listing import Column, Listing
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
-
-
-def _export_stat(key: str):
-    """CSV value of a per-tenant total: all tenants' totals read once per export."""
-    from flask import g
-
-    def value(tenant: Tenant) -> int:
-        if "_tenant_stats" not in g:
-            g._tenant_stats = tenants_service.tenant_stats()
-        return g._tenant_stats.get(tenant.id, EMPTY_STATS)[key]
-
-    return value
-
-
-_TOTALS = tenants_service.with_totals  # what a sort by a per-tenant total joins in
-
-tenants = Listing(
-    name="tenants",
-    statement=lambda: scoped(select(Tenant), Tenant.id),
-    columns=[
-        Column("name", "Name", Tenant.name),
-        Column("contact", "Contact", Tenant.contact),
-        Column("vms", "VMs", STAT_COLUMNS["vms"], value=_export_stat("vms"), numeric=True,
-               join=_TOTALS),
-        Column("clusters", "Clusters", STAT_COLUMNS["clusters"], value=_export_stat("clusters"),
-               numeric=True, join=_TOTALS),
-        Column("cpu", "CPU in use", STAT_COLUMNS["cpu"], value=_export_stat("cpu"), numeric=True,
-               join=_TOTALS),
-        Column("memory", "Memory in use (GiB)", STAT_COLUMNS["memory"],
-               value=_export_stat("memory"), numeric=True, join=_TOTALS),
-        Column("description", "Description", Tenant.description),
-    ],
-    search=[Tenant.name, Tenant.contact, Tenant.description],
-)
-
-
-def _stats_for(rows) -> dict:
-    return tenants_service.tenant_stats(row.id for row in rows)
+crud = Crud("tenant", _l("Tenants"), "tenants", "tenant_id", TenantInvalid,
+            new_title=_l("New tenant"), create_label=_l("Create tenant"))
 
 
 @bp.route("/")
 @requires("tenants")
 def list():  # noqa: A001
-    return list_page(tenants, "tenants/list.html", stats_for=_stats_for)
+    return list_page(tenants, "tenants/list.html", stats_for=stats_for)
 
 
 @bp.route("/<int:tenant_id>")
@@ -82,7 +48,7 @@ def detail(tenant_id: int):
 def _detail_page(tenant: Tenant, add_form: TenantQuotaForm, status: int = 200):
     overview = tenant_overview(tenant)
     add_form.group_id.choices = options(
-        [(None, "— group —"), *overview["groups_without_quota"]]
+        [(None, _("— group —")), *overview["groups_without_quota"]]
     )
     return render_template(
         "tenants/detail.html", tenant=tenant, add_form=add_form,
@@ -114,17 +80,10 @@ def add_quota(tenant_id: int):
 @requires("tenants", "write")
 def new():
     form = TenantForm()
-    if form.validate_on_submit():
-        try:
-            tenant = tenants_service.create_tenant(form.data, current_user)
-        except TenantInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Tenant {tenant.name} created. Give it a quota in a group so that it can "
-                  "place VMs.", "success")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-    return render_template("tenants/form.html", form=form, tenant=None), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, None, lambda: tenants_service.create_tenant(form.data, current_user),
+        lambda tenant: _("Tenant %(name)s created. Give it a quota in a group so that it can "
+                         "place VMs.", name=tenant.name))
 
 
 @bp.route("/<int:tenant_id>/edit", methods=["GET", "POST"])
@@ -132,32 +91,17 @@ def new():
 def edit(tenant_id: int):
     tenant = get_or_404(Tenant, tenant_id)
     form = TenantForm(obj=tenant)
-    if form.validate_on_submit():
-        try:
-            tenants_service.update_tenant(tenant, form.data, current_user)
-        except TenantInvalid as invalid:
-            show_errors(form, invalid.errors)
-        else:
-            flash(f"Tenant {tenant.name} saved.", "success")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-    return render_template("tenants/form.html", form=form, tenant=tenant), (
-        422 if form.errors or form.form_errors else 200)
+    return crud.form_page(
+        form, tenant, lambda: tenants_service.update_tenant(tenant, form.data, current_user),
+        lambda tenant: _("Tenant %(name)s saved.", name=tenant.name))
 
 
 @bp.route("/<int:tenant_id>/delete", methods=["GET", "POST"])
 @requires("tenants", "write")
 def delete(tenant_id: int):
     tenant = get_or_404(Tenant, tenant_id)
-    if request.method == "POST":
-        name = tenant.name
-        try:
-            tenants_service.delete_tenant(tenant, current_user)
-        except TenantInvalid as invalid:
-            flash(invalid.errors["tenant"], "error")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-        flash(f"Tenant {name} deleted.", "success")
-        return redirect(url_for("tenants.list"))
-    return render_template("tenants/confirm_delete.html", tenant=tenant)
+    return crud.delete_page(tenant, lambda: tenants_service.delete_tenant(tenant, current_user),
+                            _("Tenant %(name)s deleted.", name=tenant.name), "tenant")
 
 
 # ---- Quotas: one row, edited in place --------------------------------------------------
@@ -243,7 +187,7 @@ def quota_edit(quota_id: int):
 def _saved_row(quota: BaremetalGroupTenantQuota, on: str):
     """The display row, the page's alerts, and (on the group page) the group's totals, the
     last two swapped out of band."""
-    row, _ = _row(quota, on)
+    row, _status = _row(quota, on)
     parts = [row, render_template("tenants/_flash_oob.html")]
     if on == "group":
         parts.append(render_block("groups/detail.html", "totals", group=quota.group, oob=True,
@@ -266,11 +210,12 @@ def quota_delete(quota_id: int):
                                usage=quotas.quota_usages([quota])[0], back=_back(quota, on))
     back = (url_for("tenants.detail", tenant_id=quota.tenant_id) if on == "tenant"
             else url_for("groups.detail", group_id=quota.group_id))
+    names = {"tenant": quota.tenant.name, "group": quota.group.name}
     try:
-        label = quotas.delete_quota(quota.id, current_user)
+        quotas.delete_quota(quota.id, current_user)
     except quotas.QuotaInvalid as invalid:
         flash(invalid.errors["quota"], "error")
     else:
-        flash(f"Quota of {label} deleted: the tenant can no longer place anything in this "
-              "group (its existing VMs stay).", "success")
+        flash(_("Quota of %(tenant)s in %(group)s deleted: the tenant can no longer place "
+                "anything in this group (its existing VMs stay).", **names), "success")
     return redirect(back)

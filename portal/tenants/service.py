@@ -13,6 +13,7 @@ from portal import text
 from portal.audit.service import created, diff, history_of, record, removed, snapshot
 from portal.auth.access import visible_only
 from portal.extensions import db
+from portal.i18n import _, _n
 from portal.models import (
     HOLDING_STATUSES,
     BaremetalGroup,
@@ -152,17 +153,17 @@ def _check(values: Mapping[str, Any], tenant: Tenant | None = None) -> dict[str,
     name, contact = text.clean(values.get("name")), text.clean(values.get("contact"))
     errors = {}
     if not name:
-        errors["name"] = "Give the tenant a name."
-    elif hidden := text.name_problem(name, "The tenant name"):
+        errors["name"] = _("Give the tenant a name.")
+    elif hidden := text.name_problem(name, _("The tenant name")):
         errors["name"] = hidden
     elif len(name) > MAX_NAME:
-        errors["name"] = f"A tenant name has at most {MAX_NAME} characters."
+        errors["name"] = _("A tenant name has at most %(max)s characters.", max=MAX_NAME)
     else:
         clash = db.session.scalar(select(Tenant.id).where(Tenant.name == name))
         if clash is not None and (tenant is None or clash != tenant.id):
-            errors["name"] = f"A tenant named {name} already exists."
+            errors["name"] = _("A tenant named %(name)s already exists.", name=name)
     if len(contact) > MAX_CONTACT:
-        errors["contact"] = f"A contact has at most {MAX_CONTACT} characters."
+        errors["contact"] = _("A contact has at most %(max)s characters.", max=MAX_CONTACT)
     if problem := text.too_long(text.clean(values.get("description")), text.MAX_DESCRIPTION):
         errors["description"] = problem
     return errors
@@ -177,7 +178,7 @@ def _commit_or_name_clash() -> None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise TenantInvalid({"name": "A tenant with this name already exists."}) from None
+        raise TenantInvalid({"name": _("A tenant with this name already exists.")}) from None
 
 
 def create_tenant(values: Mapping[str, Any], user: User | None) -> Tenant:
@@ -215,11 +216,11 @@ def delete_tenant(tenant: Tenant, user: User | None) -> None:
     )
     clusters = db.session.scalar(select(func.count()).where(K8sCluster.tenant_id == tenant.id))
     if vms or clusters:
-        raise TenantInvalid({"tenant": (
-            f"Tenant {tenant.name} still has {vms} VM{'s' if vms != 1 else ''} and "
-            f"{clusters} cluster{'s' if clusters != 1 else ''} (deleted ones are kept for "
-            "history and count too). It cannot be deleted while they refer to it."
-        )})
+        raise TenantInvalid({"tenant": _(
+            "Tenant %(name)s still has %(vms)s and %(clusters)s (deleted ones are kept for "
+            "history and count too). It cannot be deleted while they refer to it.",
+            name=tenant.name, vms=_n("%(num)s VM", "%(num)s VMs", vms),
+            clusters=_n("%(num)s cluster", "%(num)s clusters", clusters))})
     record("delete", "tenant", tenant.id, tenant.name,
            removed(snapshot(tenant, TENANT_FIELDS)), user=user)
     db.session.delete(tenant)

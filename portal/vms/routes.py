@@ -1,80 +1,45 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from portal.audit.service import history
 from portal.auth.access import (
     administered_tenant_ids,
     requires,
-    visible_only,
     visible_or_404,
 )
+from portal.i18n import _, _n
 from portal.metrics.panels import page_panel
-from portal.models import VM_ROLES, VM_STATUSES, Baremetal, Tenant, VirtualMachine
-from portal.models import VirtualMachineSpecification as Flavor
+from portal.models import VirtualMachine
 from portal.provisioning.jobs import JobError
 from portal.scheduler import Constraints
+from portal.scheduler.messages import (
+    explanation_text,
+    refusal_message,
+    refusal_text,
+    spread_text,
+    strategy_name,
+)
 from portal.scheduler.reservation import PlacementRefused
 from portal.vms import service
 from portal.vms.forms import VmForm
+from portal.vms.labels import enum_label
+from portal.vms.lists import vm_page
 from portal.web import list_page, render
 from portal.web.forms import options as choices
 from portal.web.forms import show_errors
-from portal.web.listing import Column, Filter, Listing
-from portal.web.options import enum_choices, maintainer_filters, tenant_choices
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
-
-vms = Listing(
-    name="vms",
-    statement=lambda: visible_only(
-        # No joins: the COUNT and the id query read only virtual_machine; a sort by a
-        # related name joins just that table (Column.join).
-        select(VirtualMachine)
-        .options(
-            joinedload(VirtualMachine.tenant),
-            joinedload(VirtualMachine.spec),
-            joinedload(VirtualMachine.baremetal),
-            joinedload(VirtualMachine.cluster),
-        ),
-        VirtualMachine,
-    ),
-    columns=[
-        Column("name", "Name", VirtualMachine.name),
-        Column("tenant", "Tenant", Tenant.name, value=lambda v: v.tenant.name,
-               join=VirtualMachine.tenant),
-        Column("status", "Status", VirtualMachine.status),
-        Column("role", "Role", VirtualMachine.role),
-        Column("flavor", "Flavor", Flavor.name, value=lambda v: v.spec.name,
-               join=VirtualMachine.spec),
-        Column("server", "Server", Baremetal.name,
-               value=lambda v: v.baremetal.name if v.baremetal else "",
-               join=VirtualMachine.baremetal),
-        Column("cluster", "Cluster", None, value=lambda v: v.cluster.name if v.cluster else ""),
-        Column("cpu", "CPU", VirtualMachine.cpu, numeric=True),
-        Column("memory", "Memory (GiB)", VirtualMachine.memory, numeric=True),
-        Column("storage", "Storage (GiB)", VirtualMachine.storage, numeric=True),
-        Column("created_at", "Created", VirtualMachine.created_at),
-    ],
-    search=[VirtualMachine.name],
-    filters=[
-        Filter("status", "Status", lambda s, v: s.where(VirtualMachine.status == v),
-               lambda: enum_choices(VM_STATUSES)),
-        Filter("role", "Role", lambda s, v: s.where(VirtualMachine.role == v),
-               lambda: enum_choices(VM_ROLES)),
-        Filter("tenant", "Tenant", lambda s, v: s.where(VirtualMachine.tenant_id == int(v)),
-               tenant_choices),
-        *maintainer_filters("virtual_machine", VirtualMachine.id),
-    ],
-    default_sort="-created_at",
-)
-
+# The workloads' enum values in the reader's language, for every template.
+bp.add_app_template_global(enum_label, "enum_label")
+bp.add_app_template_global(refusal_text, "refusal_text")
+bp.add_app_template_global(spread_text, "spread_text")
+bp.add_app_template_global(explanation_text, "explanation_text")
+bp.add_app_template_global(strategy_name, "strategy_name")
 
 @bp.route("/")
 @requires("vms")
 def list():  # noqa: A001
-    return list_page(vms, "vms/list.html")
+    return list_page(vm_page, "vms/list.html")
 
 
 def _wizard_form() -> VmForm:
@@ -85,8 +50,8 @@ def _wizard_form() -> VmForm:
         form.tenant_id.data = options.tenants[0][0]
         options = service.wizard_options(current_user, form.tenant_id.data, form.group_id.data)
     form.tenant_id.choices = choices(options.tenants)
-    form.group_id.choices = choices([(None, "— choose a group —"), *options.groups])
-    form.spec_id.choices = choices([(None, "— choose a flavor —"), *options.flavors])
+    form.group_id.choices = choices([(None, _("— choose a group —")), *options.groups])
+    form.spec_id.choices = choices([(None, _("— choose a flavor —")), *options.flavors])
     form.regions.choices = choices((r, r) for r in options.regions)
     form.dcs.choices = choices((d, d) for d in options.dcs)
     form.racks.choices = choices((r, r) for r in options.racks)
@@ -120,13 +85,15 @@ def _vm_request(form: VmForm, check_names: bool = True) -> service.VmRequest:
 
 
 def _preview_for(form: VmForm):
-    """A preview when enough is chosen to place something; None until then."""
+    """A preview when enough is chosen to place something; None until then; once a group
+    and a flavor are chosen, what is wrong with the request (the reasons, live) rather
+    than the starting hint."""
     if form.group_id.data is None or form.spec_id.data is None:
         return None
     try:
         req = _vm_request(form, check_names=False)
-    except service.RequestInvalid:
-        return None
+    except service.RequestInvalid as invalid:
+        return service.Unplaceable([*invalid.errors.values()])
     return service.preview_vms(req)
 
 
@@ -142,13 +109,14 @@ def new():
             except service.RequestInvalid:
                 pass
             except PlacementRefused as refused:
-                flash(refused.refusal.message, "error")
+                flash(refusal_message(refused.refusal), "error")
             else:
                 if len(vms) == 1:
-                    flash(f"VM {vms[0].name} placed on {vms[0].baremetal.name}; provisioning.",
-                          "success")
+                    flash(_("VM %(vm)s placed on %(server)s; provisioning.",
+                            vm=vms[0].name, server=vms[0].baremetal.name), "success")
                     return redirect(url_for("vms.detail", vm_id=vms[0].id))
-                flash(f"{len(vms)} VMs placed; provisioning.", "success")
+                flash(_n("%(num)s VM placed; provisioning.", "%(num)s VMs placed; provisioning.",
+                         len(vms)), "success")
                 return redirect(url_for("vms.list", q=form.name.data.strip()))
     return render("vms/new.html", "wizard", form=form, preview=_preview_for(form))
 
@@ -194,8 +162,8 @@ def delete(vm_id: int):
     except JobError as error:
         flash(str(error), "error")
     else:
-        flash(f"VM {vm.name} is being deleted; its resources are released once the agent "
-              "confirms.", "success")
+        flash(_("VM %(vm)s is being deleted; its resources are released once the agent "
+                "confirms.", vm=vm.name), "success")
     return redirect(url_for("vms.detail", vm_id=vm.id))
 
 
@@ -210,7 +178,7 @@ def retry(vm_id: int):
     except JobError as error:
         flash(str(error), "error")
     except PlacementRefused as refused:
-        flash(refused.refusal.message, "error")
+        flash(refusal_message(refused.refusal), "error")
     else:
-        flash(f"Retrying {placed.name}.", "success")
+        flash(_("Retrying %(vm)s.", vm=placed.name), "success")
     return redirect(url_for("vms.detail", vm_id=vm_id))

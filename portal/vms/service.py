@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from flask_babel import format_decimal
 from sqlalchemy import select
 
 from portal.auth.access import administered_tenant_ids
 from portal.extensions import db
+from portal.i18n import _, _n
 from portal.models import (
     BaremetalGroup,
     BaremetalGroupTenantQuota,
@@ -31,6 +33,7 @@ from portal.scheduler.reservation import (
     reserve,
 )
 from portal.text import clean, name_problem
+from portal.vms.labels import enum_label
 
 # Letters of any script (so 資料庫-01 is fine), digits, '.', '-' and '_'; starts with a
 # letter or digit; short enough to be a host name.
@@ -45,6 +48,16 @@ class RequestInvalid(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+@dataclass
+class Unplaceable:
+    """What a wizard's live preview shows for a request that is not valid yet: the reasons,
+    so the reader sees what to fix instead of the starting hint."""
+
+    reasons: list[str]
+    ok = False
+    invalid = True
 
 
 @dataclass
@@ -70,19 +83,42 @@ class VmRequest:
         return [NodeSpec(name, "standalone", self.flavor) for name in self.names]
 
 
+def _name_sentences(what: str) -> tuple[str, str, str, str]:
+    """Empty, "the name", too long, bad characters — whole sentences per kind of object, so
+    that each language words them its own way."""
+    if what == "cluster":
+        return (_("Give the cluster a name."), _("The cluster name"),
+                _("A cluster name has at most %(max)s characters (this one has %(n)s)."),
+                _("A cluster name starts with a letter or digit and holds only letters, "
+                  "digits, '.', '-' and '_' (no spaces)."))
+    if what == "server":
+        return (_("Give the server a name."), _("The server name"),
+                _("A server name has at most %(max)s characters (this one has %(n)s)."),
+                _("A server name starts with a letter or digit and holds only letters, "
+                  "digits, '.', '-' and '_' (no spaces)."))
+    if what == "VM group":
+        return (_("Give the VM group a name."), _("The VM group name"),
+                _("A VM group name has at most %(max)s characters (this one has %(n)s)."),
+                _("A VM group name starts with a letter or digit and holds only letters, "
+                  "digits, '.', '-' and '_' (no spaces)."))
+    return (_("Give the VM a name."), _("The VM name"),
+            _("A VM name has at most %(max)s characters (this one has %(n)s)."),
+            _("A VM name starts with a letter or digit and holds only letters, digits, "
+              "'.', '-' and '_' (no spaces)."))
+
+
 def validate_name(name: str, what: str = "VM") -> str | None:
-    """Why the name is not acceptable, or None."""
+    """Why the name is not acceptable, or None. ``what``: "VM", "cluster", "server" or
+    "VM group"."""
+    empty, the_name, too_long, pattern = _name_sentences(what)
     if not name:
-        return f"Give the {what} a name."
-    if hidden := name_problem(name, f"The {what} name"):
+        return empty
+    if hidden := name_problem(name, the_name):
         return hidden
     if len(name) > MAX_NAME_LENGTH:
-        return f"A {what} name has at most {MAX_NAME_LENGTH} characters (this one has {len(name)})."
+        return too_long % {"max": MAX_NAME_LENGTH, "n": len(name)}
     if not NAME_PATTERN.match(name):
-        return (
-            f"A {what} name starts with a letter or digit and holds only letters, digits, "
-            "'.', '-' and '_' (no spaces)."
-        )
+        return pattern
     return None
 
 
@@ -109,30 +145,33 @@ def build_request(
     allowed = administered_tenant_ids(user)
     tenant = _get(Tenant, tenant_id)
     if tenant is None or (allowed is not None and tenant.id not in allowed):
-        errors["tenant_id"] = "Choose one of your tenants."
+        errors["tenant_id"] = _("Choose one of your tenants.")
         tenant = None
     group = _get(BaremetalGroup, group_id)
     if group is None:
-        errors["group_id"] = "Choose a group."
+        errors["group_id"] = _("Choose a group.")
     elif tenant is not None and not has_quota(tenant.id, group.id):
         # Not naming the group: a tenant admin may not know of groups without its quota.
         errors["group_id"] = (
-            f"Tenant {tenant.name} has no quota in this group: choose a group where it has one."
+            _("Tenant %(tenant)s has no quota in this group: choose a group where it has one.",
+              tenant=tenant.name)
         )
     flavor = _get(VirtualMachineSpecification, spec_id)
     if flavor is None:
-        errors["spec_id"] = "Choose a flavor."
+        errors["spec_id"] = _("Choose a flavor.")
     elif not flavor.is_active:
-        errors["spec_id"] = f"Flavor {flavor.name} is retired: choose an active flavor."
+        errors["spec_id"] = _("Flavor %(flavor)s is retired: choose an active flavor.",
+                              flavor=flavor.name)
     name = clean(name)
     problem = validate_name(name)
     if problem:
         errors["name"] = problem
     if count is None or not 1 <= count <= MAX_COUNT:
-        errors["count"] = f"Ask for 1 to {MAX_COUNT} VMs at a time."
+        errors["count"] = _("Ask for 1 to %(max)s VMs at a time.", max=MAX_COUNT)
     strategy = strategy or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
-        errors["strategy"] = f"Unknown strategy; choose one of {', '.join(sorted(STRATEGIES))}."
+        errors["strategy"] = _("Unknown strategy; choose one of %(known)s.",
+                               known=", ".join(sorted(STRATEGIES)))
     anti_affinity = anti_affinity or DEFAULT_ANTI_AFFINITY
     if problem := anti_affinity_problem(anti_affinity):
         errors["anti_affinity"] = problem
@@ -143,7 +182,9 @@ def build_request(
         taken = taken_names(tenant.id, request.names)
         if taken:
             errors["name"] = (
-                f"Tenant {tenant.name} already has a VM named {', '.join(sorted(taken))}."
+                _n("Tenant %(tenant)s already has a VM named %(names)s.",
+                   "Tenant %(tenant)s already has VMs named %(names)s.", len(taken),
+                   tenant=tenant.name, names=", ".join(sorted(taken)))
             )
             raise RequestInvalid(errors)
     return request
@@ -151,10 +192,8 @@ def build_request(
 
 def anti_affinity_problem(value: str) -> str | None:
     if value not in ANTI_AFFINITY:
-        return (
-            "Choose how the VMs share servers: soft (spread when room allows), "
-            "hard (strictly one per server) or none (pack densely)."
-        )
+        return _("Choose how the VMs share servers: soft (spread when room allows), "
+                 "hard (strictly one per server) or none (pack densely).")
     return None
 
 
@@ -208,17 +247,15 @@ def create_vms(request: VmRequest, user: User) -> list[VirtualMachine]:
 
 def delete_vm(vm: VirtualMachine, user: User) -> None:
     if vm.k8s_cluster_id is not None:
-        raise jobs.JobError(
-            f"VM {vm.name} is a node of cluster {vm.cluster.name}: scale or delete the cluster "
-            "instead."
-        )
+        raise jobs.JobError(_(
+            "VM %(vm)s is a node of cluster %(cluster)s: scale or delete the cluster instead.",
+            vm=vm.name, cluster=vm.cluster.name))
     from portal.vm_groups.service import group_of_vm
 
     if (vm_group := group_of_vm(vm.id)) is not None:
-        raise jobs.JobError(
-            f"VM {vm.name} is a member of VM group {vm_group.name}: resize or delete the group "
-            "instead."
-        )
+        raise jobs.JobError(_(
+            "VM %(vm)s is a member of VM group %(group)s: resize or delete the group instead.",
+            vm=vm.name, group=vm_group.name))
     jobs.request_delete(vm, user)
     db.session.commit()
 
@@ -230,12 +267,13 @@ def retry_vm(vm: VirtualMachine, user: User) -> VirtualMachine:
         db.session.commit()
         return vm
     if vm.status != "error":
-        raise jobs.JobError(f"VM {vm.name} is {vm.status}: only a failed VM can be retried.")
+        raise jobs.JobError(_("VM %(vm)s is %(status)s: only a failed VM can be retried.",
+                               vm=vm.name, status=enum_label("status", vm.status)))
     group = vm.baremetal.group if vm.baremetal is not None else None
     if group is None and vm.cluster is not None:
         group = vm.cluster.group
     if group is None:
-        raise jobs.JobError(f"VM {vm.name} has no group left to place it in.")
+        raise jobs.JobError(_("VM %(vm)s has no group left to place it in.", vm=vm.name))
     node = NodeSpec(vm.name, vm.role, vm.spec)
     tenant, vm_id, cluster = vm.tenant, vm.id, vm.cluster
     db.session.commit()
@@ -294,15 +332,16 @@ def wizard_options(user: User, tenant_id: int | None, group_id: int | None) -> W
             )
         ).all()
         for usage in sorted(quota_usages(list(quotas)), key=lambda u: u.quota.group.name):
-            left = []
-            for d, unit in (("cpu", "CPU"), ("memory", "GiB memory")):
-                remaining = usage.dimensions[d].remaining
-                left.append(f"{'no limit' if remaining is None else remaining} {unit}")
-            groups.append(
-                (usage.quota.group_id, f"{usage.quota.group.name} — left: {', '.join(left)}")
-            )
+            cpu, memory = (usage.dimensions[d].remaining for d in ("cpu", "memory"))
+            left = _("%(group)s — left: %(cpu)s CPU, %(memory)s GiB memory",
+                     group=usage.quota.group.name,
+                     cpu=_("no limit") if cpu is None else format_decimal(cpu),
+                     memory=_("no limit") if memory is None else format_decimal(memory))
+            groups.append((usage.quota.group_id, left))
     flavors = [
-        (f.id, f"{f.name} — {f.cpu} CPU, {f.memory} GiB, {f.storage} GiB disk (gen {f.generation})")
+        (f.id, _("%(name)s — %(cpu)s CPU, %(memory)s GiB, %(storage)s GiB disk "
+                 "(gen %(generation)s)", name=f.name, cpu=f.cpu, memory=f.memory,
+                 storage=f.storage, generation=f.generation))
         for f in db.session.scalars(
             select(VirtualMachineSpecification)
             .where(VirtualMachineSpecification.is_active.is_(True))

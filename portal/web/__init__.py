@@ -55,8 +55,10 @@ def my_assignment_count() -> int | None:
 
 def init_web(app: Flask) -> None:
     from portal.web.guard import init_guard
+    from portal.web.labels import init_labels
 
     init_guard(app)
+    init_labels(app)
 
     @app.before_request
     def _sqlite_writers_queue() -> None:

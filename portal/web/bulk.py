@@ -19,6 +19,7 @@ from flask_login import current_user
 
 from portal.auth.access import administered_tenant_ids, can, signed_in
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.web.forms import int_or_none
 from portal.web.guard import MAX_ID
 
@@ -72,7 +73,8 @@ class BulkList:
     def action(self, name: str) -> Action:
         found = next((a for a in self.actions if a.name == name), None)
         if found is None:
-            abort(400, description=f"Unknown bulk action {name!r} for {self.plural}.")
+            abort(400, description=_("Unknown bulk action %(action)s for %(things)s.", action=repr(name),
+                                     things=self.plural))
         if not found.allowed():
             abort(403)
         return found
@@ -83,39 +85,43 @@ class BulkList:
 
 def _status_params(form: Mapping[str, str]) -> dict[str, Any]:
     from portal.models import BAREMETAL_STATUSES
+    from portal.web.labels import status_label
 
     status = (form.get("status") or "").strip()
     if status not in BAREMETAL_STATUSES:
-        raise ParamsInvalid(f"Choose the new status: one of {', '.join(BAREMETAL_STATUSES)}.")
+        raise ParamsInvalid(_("Choose the new status: one of %(statuses)s.",
+                              statuses=", ".join(status_label(s) for s in BAREMETAL_STATUSES)))
     return {"status": status}
 
 
 def _set_server_status(server: Any, params: dict[str, Any], user: Any) -> str:
     from portal.baremetals import service
+    from portal.web.labels import status_label
 
     if server.status == params["status"]:
-        raise Refused(f"Server {server.name} is already {server.status}.")
+        raise Refused(_("Server %(name)s is already %(status)s.", name=server.name,
+                        status=status_label(server.status)))
     before = server.status
     try:
         service.change_status(server, params["status"])
     except service.ServerInvalid as invalid:
         raise Refused(" ".join(invalid.errors.values())) from None
-    return f"{before} → {server.status}"
+    return f"{status_label(before)} → {status_label(server.status)}"
 
 
 def _assignee_params(form: Mapping[str, str]) -> dict[str, Any]:
     from portal.models import Maintainer, MaintainerGroup
 
-    kind, _, raw = (form.get("assignee") or "").partition(":")
+    kind, _colon, raw = (form.get("assignee") or "").partition(":")
     assignee_id = int_or_none(raw)
     model = {"person": Maintainer, "group": MaintainerGroup}.get(kind)
     assignee = db.session.get(model, assignee_id) if model and assignee_id else None
     if assignee is None:
-        raise ParamsInvalid("Choose a maintainer or a maintainer group to assign.")
+        raise ParamsInvalid(_("Choose a maintainer or a maintainer group to assign."))
     responsibility = (form.get("responsibility") or "").strip()
     if len(responsibility) > 255:
-        raise ParamsInvalid("A responsibility has at most 255 characters.")
-    who = assignee.name if kind == "person" else f"group {assignee.name}"
+        raise ParamsInvalid(_("A responsibility has at most 255 characters."))
+    who = assignee.name if kind == "person" else _("group %(name)s", name=assignee.name)
     return {
         "maintainer_id": assignee.id if kind == "person" else None,
         "group_id": assignee.id if kind == "group" else None,
@@ -135,17 +141,21 @@ def _assigner(resource_type: str) -> Callable[[Any, dict[str, Any], Any], str]:
             )
         except service.MaintainerError as error:
             raise Refused(str(error)) from None
-        return f"{params['who']} assigned"
+        return _("%(who)s assigned", who=params["who"])
 
     return assign
 
 
 def _assign_summary(params: dict[str, Any] | None, plural: str) -> str:
     if params is None:
-        return (f"The maintainer or group you choose is assigned to each of these {plural}, "
-                "with the responsibility you give; a row that already has them is refused.")
-    role = f" as {params['responsibility']}" if params["responsibility"] else ""
-    return f"{params['who']} is assigned to each of these {plural}{role}."
+        return _("The maintainer or group you choose is assigned to each of these %(things)s, "
+                 "with the responsibility you give; a row that already has them is refused.",
+                 things=plural)
+    if params["responsibility"]:
+        return _("%(who)s is assigned to each of these %(things)s as %(responsibility)s.",
+                 who=params["who"], things=plural, responsibility=params["responsibility"])
+    return _("%(who)s is assigned to each of these %(things)s.", who=params["who"],
+             things=plural)
 
 
 def _delete_vm(vm: Any, params: dict[str, Any], user: Any) -> str:
@@ -157,8 +167,8 @@ def _delete_vm(vm: Any, params: dict[str, Any], user: Any) -> str:
     except JobError as error:
         raise Refused(str(error)) from None
     db.session.refresh(vm)
-    return ("deleted" if vm.status == "deleted"
-            else "being deleted: resources are released once the agent confirms")
+    return (_("deleted") if vm.status == "deleted"
+            else _("being deleted: resources are released once the agent confirms"))
 
 
 def _administered_vms(model: Any) -> Any:
@@ -171,9 +181,19 @@ def _no_params(form: Mapping[str, str]) -> dict[str, Any]:
     return {}
 
 
+def _status_summary(params: dict[str, Any] | None, plural: str) -> str:
+    from portal.web.labels import status_label
+
+    if params:
+        return _("Each of these %(things)s is set to %(status)s; a server whose VMs forbid it "
+                 "is refused.", things=plural, status=status_label(params["status"]))
+    return _("Each of these %(things)s is set to the status you choose; a server whose VMs "
+             "forbid it is refused.", things=plural)
+
+
 def _assign_action(resource_type: str) -> Action:
     return Action(
-        "assign", "Assign maintainer", ("maintainers", "write"), _assignee_params,
+        "assign", _l("Assign maintainer"), ("maintainers", "write"), _assignee_params,
         _assign_summary, _assigner(resource_type), fields="_assignee_fields.html",
     )
 
@@ -191,9 +211,9 @@ def _racks():
 
 
 def _vms():
-    from portal.vms.routes import vms
+    from portal.vms.lists import vm_page  # the page's view: deleted VMs unless asked
 
-    return vms
+    return vm_page
 
 
 def _lists() -> dict[str, BulkList]:
@@ -203,36 +223,33 @@ def _lists() -> dict[str, BulkList]:
         bulk.name: bulk
         for bulk in (
             BulkList(
-                "servers", "Servers", "server", "servers", Baremetal, _servers, "baremetals.list",
+                "servers", _l("Servers"), _l("server"), _l("servers"), Baremetal, _servers, "baremetals.list",
                 lambda row: url_for("baremetals.detail", server_id=row.id),
                 actions=(
                     Action(
-                        "status", "Set status", ("baremetals", "write"), _status_params,
-                        lambda p, plural: (
-                            f"Each of these {plural} is set to {p['status']}" if p else
-                            f"Each of these {plural} is set to the status you choose"
-                        ) + "; a server whose VMs forbid it is refused.",
+                        "status", _l("Set status"), ("baremetals", "write"), _status_params,
+                        _status_summary,
                         _set_server_status, fields="_status_fields.html",
                     ),
                     _assign_action("baremetal"),
                 ),
             ),
             BulkList(
-                "racks", "Racks", "rack", "racks", Rack, _racks, "racks.list",
+                "racks", _l("Racks"), _l("rack"), _l("racks"), Rack, _racks, "racks.list",
                 lambda row: url_for("racks.detail", rack_id=row.id),
                 actions=(_assign_action("rack"),),
             ),
             BulkList(
-                "vms", "Virtual machines", "VM", "VMs", VirtualMachine, _vms, "vms.list",
+                "vms", _l("Virtual machines"), _l("VM"), _l("VMs"), VirtualMachine, _vms, "vms.list",
                 lambda row: url_for("vms.detail", vm_id=row.id),
                 actions=(
                     Action(
-                        "delete", "Delete", ("vms", "delete"), _no_params,
-                        lambda p, plural: (
-                            f"Each of these {plural} is deleted through the agent; its "
+                        "delete", _l("Delete"), ("vms", "delete"), _no_params,
+                        lambda p, plural: _(
+                            "Each of these %(things)s is deleted through the agent; its "
                             "resources return to the quota as the agent confirms. Cluster "
-                            "nodes are refused: scale or delete their cluster instead."
-                        ),
+                            "nodes are refused: scale or delete their cluster instead.",
+                            things=plural),
                         _delete_vm, scope=_administered_vms, danger=True,
                     ),
                 ),
@@ -266,14 +283,15 @@ def selected_ids(form: Any) -> list[int]:
     """The ticked rows' ids, in order, without repeats; bad ids refuse the whole request."""
     raw = form.getlist("id")
     if len(raw) > MAX_ROWS:
-        abort(400, description=f"Bulk actions take at most {MAX_ROWS:,} rows at a time; "
-                               f"{len(raw):,} were selected.")
+        abort(400, description=_("Bulk actions take at most %(max)s rows at a time; "
+                                 "%(count)s were selected.", max=format(MAX_ROWS, ","),
+                                 count=format(len(raw), ",")))
     ids: dict[int, None] = {}  # ordered, without repeats
     for value in raw:
         number = int_or_none(value)
         if number is None:
-            abort(400, description=f"{str(value)[:40]!r} is no row id: ids are whole numbers "
-                                   f"from 1 to {MAX_ID}.")
+            abort(400, description=_("%(value)s is no row id: ids are whole numbers from 1 "
+                                     "to %(max)s.", value=repr(str(value)[:40]), max=MAX_ID))
         ids[number] = None
     return list(ids)
 
@@ -284,8 +302,10 @@ def _matching_ids(bulk: BulkList, args: Any) -> list[int]:
     stmt = prepared[0]
     total = db.session.scalar(bulk.listing().count_statement(prepared[-1])) or 0
     if total > MAX_ROWS:
-        abort(400, description=f"{total:,} {bulk.plural} match this view; bulk actions take at "
-                               f"most {MAX_ROWS:,} at a time: narrow the filters first.")
+        abort(400, description=_("%(count)s %(things)s match this view; bulk actions take at "
+                                 "most %(max)s at a time: narrow the filters first.",
+                                 count=format(total, ","), things=bulk.plural,
+                                 max=format(MAX_ROWS, ",")))
     # The view's order, so the confirmation lists the rows as the page did.
     return list(db.session.scalars(
         stmt.with_only_columns(bulk.model.id, maintain_column_froms=True)
@@ -338,7 +358,7 @@ def confirm(list_name: str):
     else:
         ids = selected_ids(request.form)
     if not ids:
-        flash(f"Select the {bulk.plural} to act on first.", "error")
+        flash(_("Select the %(things)s to act on first.", things=bulk.plural), "error")
         return redirect(_back(bulk))
     return _confirmation(bulk, action, ids)
 
@@ -351,7 +371,7 @@ def run(list_name: str, action_name: str):
     action = bulk.action(action_name)
     ids = selected_ids(request.form)
     if not ids:
-        flash(f"Select the {bulk.plural} to act on first.", "error")
+        flash(_("Select the %(things)s to act on first.", things=bulk.plural), "error")
         return redirect(_back(bulk))
     try:
         params = action.params(request.form)
@@ -368,9 +388,10 @@ def run(list_name: str, action_name: str):
             results.append((row, "refused", str(refused)))
         else:
             results.append((row, "done", done))
-    results += [(row_id, "not found", f"No {bulk.noun} {row_id} you may act on.")
+    results += [(row_id, "not found", _("No %(thing)s %(id)s you may act on.",
+                                        thing=bulk.noun, id=row_id))
                 for row_id in missing]
-    done = sum(1 for _, outcome, _ in results if outcome == "done")
+    done = sum(1 for _row, outcome, _message in results if outcome == "done")
     return render_template(
         "bulk/result.html", bulk=bulk, action=action, results=results, done=done,
         summary=action.summary(params, bulk.plural), back=_back(bulk),

@@ -10,6 +10,7 @@ from flask import has_request_context, request
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import _l
 
 
 def per_request(fn: Callable[..., list]) -> Callable[..., list]:
@@ -97,7 +98,7 @@ def maintainer_filters(resource_type: str, id_column) -> list:
     return [
         Filter(
             "maintainer",
-            "Maintainer",
+            _l("Maintainer"),
             lambda s, v: s.where(
                 id_column.in_(maintained_ids(resource_type, maintainer_id=int(v)))
             ),
@@ -105,7 +106,7 @@ def maintainer_filters(resource_type: str, id_column) -> list:
         ),
         Filter(
             "maintainer_group",
-            "Maintainer group",
+            _l("Maintainer group"),
             lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, group_id=int(v)))),
             maintainer_group_choices,
         ),

@@ -1,21 +1,35 @@
 """The webhooks pages: list, create, edit, delete, delivery log with resend (SPEC 8.6)."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.auth.access import administered_tenant_ids, can, requires
 from portal.extensions import db
+from portal.i18n import _, _l
 from portal.models import Tenant, Webhook, WebhookDelivery
 from portal.web import list_page
+from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
-from portal.web.listing import Column, Filter, Listing
 from portal.webhooks import service
 from portal.webhooks.forms import WebhookForm
+from portal.webhooks.lists import hooks
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 LOG_ROWS = 50
 FORM_FIELDS = {"secret": "new_secret", "allow_private": None}
+
+
+class HookInvalid(ValueError):
+    """A refused hook as the form sees it: form field -> message (for portal.web.crud)."""
+
+    def __init__(self, error: service.HookError) -> None:
+        super().__init__(str(error))
+        self.errors = {FORM_FIELDS.get(error.field, error.field): str(error)}
+
+
+crud = Crud("hook", _l("Webhooks"), "webhooks", "hook_id", HookInvalid,
+            new_title=_l("New webhook"), create_label=_l("Create webhook"))
 
 
 def _hook_or_404(hook_id: int):
@@ -23,24 +37,6 @@ def _hook_or_404(hook_id: int):
     if hook is None:
         abort(404)
     return hook
-
-
-hooks = Listing(
-    name="webhooks",
-    statement=lambda: service.hooks_of(current_user).order_by(None),
-    columns=[
-        Column("name", "Name", Webhook.name),
-        Column("url", "URL", Webhook.url),
-        Column("events", "Events", value=lambda hook: " ".join(hook.events)),
-        Column("tenant_id", "Tenant", Webhook.tenant_id),
-        Column("enabled", "Enabled", Webhook.enabled),
-    ],
-    search=[Webhook.name, Webhook.url],
-    filters=[
-        Filter("enabled", "Enabled", lambda s, v: s.where(Webhook.enabled.is_(v == "yes")),
-               lambda: [("yes", "yes"), ("no", "no")]),
-    ],
-)
 
 
 @bp.route("/")
@@ -75,7 +71,7 @@ def _form(hook=None) -> WebhookForm:
     stmt = select(Tenant.id, Tenant.name).order_by(Tenant.name)
     if tenants is not None:
         stmt = stmt.where(Tenant.id.in_(tenants))
-    every = [] if tenants is not None else [(None, "Every tenant")]
+    every = [] if tenants is not None else [(None, _("Every tenant"))]
     form.tenant_id.choices = options(every + [tuple(row) for row in db.session.execute(stmt)])
     if tenants is not None:
         del form.allow_private
@@ -93,9 +89,14 @@ def _save(form: WebhookForm, hook):
         secret=form.new_secret.data or None)
 
 
-def _form_page(form, hook):
-    return render_template("webhooks/form.html", form=form, hook=hook), (
-        422 if form.errors or form.form_errors else 200)
+def _saved(form: WebhookForm, hook):
+    """Save and commit, or HookInvalid (nothing changed)."""
+    try:
+        saved = _save(form, hook)
+    except service.HookError as error:
+        raise HookInvalid(error) from None
+    db.session.commit()
+    return saved
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -103,17 +104,17 @@ def _form_page(form, hook):
 def new():
     form = _form()
     if form.validate_on_submit():
+        # Not crud.form_page: the new hook's secret is shown once, on the page answered here.
         try:
-            hook, secret = _save(form, None)
-        except service.HookError as error:
+            hook, secret = _saved(form, None)
+        except HookInvalid as invalid:
             db.session.rollback()
-            show_errors(form, {FORM_FIELDS.get(error.field, error.field): str(error)})
+            show_errors(form, invalid.errors)
         else:
-            db.session.commit()
-            flash(f"Webhook {hook.name or hook.url} created. Copy its secret now: it is not "
-                  "shown again.", "success")
+            flash(_("Webhook %(name)s created. Copy its secret now: it is not shown again.",
+                    name=hook.name or hook.url), "success")
             return detail(hook.id, new_secret=secret)
-    return _form_page(form, None)
+    return crud.render("form.html", None, form=form), 422 if form.errors else 200
 
 
 @bp.route("/<int:hook_id>/edit", methods=["GET", "POST"])
@@ -121,29 +122,19 @@ def new():
 def edit(hook_id: int):
     hook = _hook_or_404(hook_id)
     form = _form(hook)
-    if form.validate_on_submit():
-        try:
-            _, secret = _save(form, hook)
-        except service.HookError as error:
-            db.session.rollback()
-            show_errors(form, {FORM_FIELDS.get(error.field, error.field): str(error)})
-        else:
-            db.session.commit()
-            flash("Webhook saved.", "success")
-            return redirect(url_for("webhooks.detail", hook_id=hook_id))
-    return _form_page(form, hook)
+    return crud.form_page(form, hook, lambda: _saved(form, hook), lambda _hook: _("Webhook saved."))
 
 
 @bp.route("/<int:hook_id>/delete", methods=["GET", "POST"])
 @requires("webhooks", "write")
 def delete(hook_id: int):
     hook = _hook_or_404(hook_id)
-    if request.method == "POST":
+
+    def delete_it():
         service.delete_hook(hook, current_user._get_current_object())
         db.session.commit()
-        flash("Webhook deleted, with its delivery log.", "success")
-        return redirect(url_for("webhooks.list"))
-    return render_template("webhooks/confirm_delete.html", hook=hook)
+
+    return crud.delete_page(hook, delete_it, _("Webhook deleted, with its delivery log."), "hook")
 
 
 @bp.route("/deliveries/<int:delivery_id>/resend", methods=["POST"])
@@ -158,5 +149,5 @@ def resend(delivery_id: int):
         flash(str(error), "error")
     else:
         db.session.commit()
-        flash("The delivery goes out again with the controller's next pass.", "success")
+        flash(_("The delivery goes out again with the controller's next pass."), "success")
     return redirect(url_for("webhooks.detail", hook_id=delivery.webhook_id))

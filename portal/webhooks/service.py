@@ -33,6 +33,7 @@ from sqlalchemy import delete as sa_delete
 from portal.audit.service import record
 from portal.auth.access import administered_tenant_ids
 from portal.extensions import begin_write, db
+from portal.i18n import _
 from portal.models import WEBHOOK_EVENTS, Tenant, Webhook, WebhookDelivery, utcnow
 
 # Seconds to wait after the 1st, 2nd, … failed attempt; after the last, the delivery fails.
@@ -236,8 +237,8 @@ def resend(delivery: WebhookDelivery) -> WebhookDelivery:
     """Send a delivery again as soon as the controller runs: same event id, so a receiver
     that already has it can tell. The caller commits."""
     if delivery.status == "pending" and delivery.attempts == 0:
-        raise WebhookError(f"Delivery {delivery.id} has not been attempted yet: it goes out "
-                           "with the controller's next pass.")
+        raise WebhookError(_("Delivery %(id)s has not been attempted yet: it goes out with "
+                             "the controller's next pass.", id=delivery.id))
     delivery.status = "pending"
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
@@ -252,7 +253,8 @@ def _resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as error:
-        raise WebhookError(f"The host {host} does not resolve ({error}).") from None
+        raise WebhookError(_("The host %(host)s does not resolve (%(error)s).", host=host,
+                             error=error)) from None
     return [info[4][0] for info in infos]
 
 
@@ -260,10 +262,11 @@ def _forbidden(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for test, what in ((ip.is_loopback, "a loopback"),
-                       (ip.is_link_local, "a link-local (cloud metadata)"),
-                       (ip.is_unspecified, "an unspecified"), (ip.is_multicast, "a multicast"),
-                       (ip.is_private, "a private"), (ip.is_reserved, "a reserved")):
+    for test, what in ((ip.is_loopback, _("a loopback")),
+                       (ip.is_link_local, _("a link-local (cloud metadata)")),
+                       (ip.is_unspecified, _("an unspecified")),
+                       (ip.is_multicast, _("a multicast")),
+                       (ip.is_private, _("a private")), (ip.is_reserved, _("a reserved"))):
         if test:
             return what
     return None
@@ -280,15 +283,15 @@ def _checked(url: str, allow_private: bool,
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as error:
-        raise WebhookError(f"The URL is not valid: {error}.") from None
+        raise WebhookError(_("The URL is not valid: %(error)s.", error=error)) from None
     if parts.scheme not in ("http", "https"):
-        raise WebhookError("The URL must start with http:// or https://.")
+        raise WebhookError(_("The URL must start with http:// or https://."))
     host = parts.hostname
     if not host:
-        raise WebhookError("The URL has no host.")
+        raise WebhookError(_("The URL has no host."))
     if parts.username or parts.password:
-        raise WebhookError("The URL must not carry a user name or password; sign with the "
-                           "secret instead.")
+        raise WebhookError(_("The URL must not carry a user name or password; sign with the "
+                             "secret instead."))
     if allow_private:
         return url, None
     addresses = resolve(host) if resolve else _resolve(host, port)
@@ -296,11 +299,12 @@ def _checked(url: str, allow_private: bool,
         what = _forbidden(address)
         if what:
             raise WebhookError(
-                f"The host {host} resolves to {address}, {what} address: hooks may not call "
-                "into the portal's own network unless an operator allows private addresses."
+                _("The host %(host)s resolves to %(address)s, %(what)s address: hooks may not "
+                  "call into the portal's own network unless an operator allows private "
+                  "addresses.", host=host, address=address, what=what)
             )
     if not addresses:
-        raise WebhookError(f"The host {host} does not resolve.")
+        raise WebhookError(_("The host %(host)s does not resolve.", host=host))
     return url, addresses[0]
 
 
@@ -321,10 +325,11 @@ def check_events(events: Iterable[str]) -> list[str]:
     events = list(dict.fromkeys(events))
     unknown = [e for e in events if e not in WEBHOOK_EVENTS]
     if unknown:
-        raise WebhookError(f"Unknown event {', '.join(unknown)}: choose from "
-                           f"{', '.join(WEBHOOK_EVENTS)}.")
+        raise WebhookError(_("Unknown event %(events)s: choose from %(known)s.",
+                             events=", ".join(unknown), known=", ".join(WEBHOOK_EVENTS)))
     if not events:
-        raise WebhookError(f"Choose at least one event out of {', '.join(WEBHOOK_EVENTS)}.")
+        raise WebhookError(_("Choose at least one event out of %(known)s.",
+                             known=", ".join(WEBHOOK_EVENTS)))
     return events
 
 
@@ -367,14 +372,14 @@ def save_hook(user, hook: Webhook | None, *, name: str, url: str, events: Iterab
     caller commits."""
     operator = administered_tenant_ids(user) is None
     if allow_private and not operator:
-        raise HookError("allow_private", "Only operators may allow private, loopback or "
-                                         "link-local addresses.")
+        raise HookError("allow_private", _("Only operators may allow private, loopback or "
+                                           "link-local addresses."))
     if tenant_id is None and not operator:
-        raise HookError("tenant_id", "Choose the tenant whose events this hook receives.")
+        raise HookError("tenant_id", _("Choose the tenant whose events this hook receives."))
     if tenant_id is not None and (
             (not operator and tenant_id not in administered_tenant_ids(user))
             or db.session.get(Tenant, tenant_id) is None):
-        raise HookError("tenant_id", f"No tenant {tenant_id} that you administer.")
+        raise HookError("tenant_id", _("No tenant %(id)s that you administer.", id=tenant_id))
     try:
         url = check_url(url, allow_private)
     except WebhookError as error:
@@ -384,8 +389,8 @@ def save_hook(user, hook: Webhook | None, *, name: str, url: str, events: Iterab
     except WebhookError as error:
         raise HookError("events", str(error)) from None
     if secret is not None and not 16 <= len(secret) <= 255:
-        raise HookError("secret", "A secret has 16 to 255 characters; leave it out to get a "
-                                  "random one.")
+        raise HookError("secret", _("A secret has 16 to 255 characters; leave it out to get a "
+                                    "random one."))
     created = hook is None
     if created:
         secret = secret or secrets.token_urlsafe(32)

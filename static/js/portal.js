@@ -52,6 +52,30 @@
     window.htmx.trigger(field.form, "preview-change");
   });
 
+  // Focus across an in-place swap (the inline quota editor): an element swapped in with
+  // data-swap-focus takes the focus (its first field to fix, or its first field); one that
+  // replaces an element holding the focus gives it to its [data-return-focus] control.
+  var focusWasIn = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    focusWasIn = target && target.id && target.contains(document.activeElement) ? target.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    var id = target && target.id;
+    var swapped = id ? document.getElementById(id) : null;
+    if (!swapped) return;
+    var into = null;
+    if (swapped.hasAttribute("data-swap-focus")) {
+      into = swapped.querySelector("[aria-invalid=true]") ||
+        swapped.querySelector("input:not([type=hidden]), select, textarea");
+    } else if (focusWasIn === id) {
+      into = swapped.querySelector("[data-return-focus]");
+    }
+    focusWasIn = null;
+    if (into) into.focus();
+  });
+
   // <select data-autosubmit> submits its form on change; without JS a button does it.
   document.addEventListener("change", function (event) {
     var field = event.target;

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 import io
 import re
 from datetime import datetime
 
 import pytest
+from flask import g
+from flask_babel import refresh
 from sqlalchemy import delete
 
 from portal.audit import presenter
@@ -56,16 +59,34 @@ def labels(client, url):
                                    html)]
 
 
-def test_changes_read_as_sentences():
+@contextmanager
+def reading(app, language):
+    """A request in ``language``; the fixture's app context outlives one request, so the
+    language chosen for the previous one is forgotten first."""
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        g.pop("locale_tag", None)
+        refresh()
+        yield
+    g.pop("locale_tag", None)
+    refresh()
+
+
+def test_changes_read_as_sentences(app):
     event = AuditEvent(username="ops-admin", action="update", object_type="quota",
                        changes={"cpu_limit": {"from": 40, "to": 64},
                                 "memory_percent": {"from": None, "to": 50}},
                        created_at=datetime(2026, 3, 1, 14, 2))
-    assert presenter.sentence(event) == (
-        "CPU limit 40 → 64, Memory % set to 50, by user ops-admin, at 2026-03-01 14:02 UTC")
-    assert presenter.change_text("is_active", {"from": True, "to": False}) == "Active yes → no"
-    assert presenter.change_text("storage_limit", {"from": 10, "to": None}) == (
-        "Storage limit 10 → none")
+    # Stored in UTC, read in the site's zone (Asia/Taipei, UTC+8).
+    with reading(app, "zh-TW"):
+        assert presenter.sentence(event) == (
+            "CPU 上限 40 → 64，記憶體 % 設為 50，由 ops-admin 於 2026/3/1\u2009晚上10:02")
+    with reading(app, "en"):
+        assert presenter.sentence(event) == (
+            "CPU limit 40 → 64, Memory % set to 50, by ops-admin, at 3/1/26, 10:02\u202fPM")
+        assert presenter.change_text("is_active", {"from": True, "to": False}) == (
+            "Active yes → no")
+        assert presenter.change_text("storage_limit", {"from": 10, "to": None}) == (
+            "Storage limit 10 → none")
 
 
 def test_filters_by_type_action_user_and_dates(app, trail):

@@ -118,6 +118,31 @@ def test_every_bad_row_is_reported(app, estate):
     assert server_count() == 1
 
 
+def test_every_problem_of_a_row_is_reported_not_only_the_first(app, estate):
+    """A row with a bad status that also sits on another server, and a row whose serial
+    has a space and repeats an earlier one: each problem of each row is said."""
+    csv_text = "\n".join([
+        HEADER,
+        "ok-01,SN-OK1,active,,,,,,,8,8,8",
+        "x-03,SN-3,sleeping,,,tpe1-r01,11,1,north,8,8,8",       # bad status AND on busy-01
+        "x-04,SN OK1,active,,,,,,,8,8,8",                          # a space, and...
+        "x-05,SN OK1,active,,khh1,tpe1-r01,41,3,,8,8,8",           # ...repeated; DC; U41-43
+    ])
+    with pytest.raises(service.ImportRefused) as refused:
+        service.import_servers(csv_text)
+    assert refused.value.problems == [
+        "line 3: Status is one of active, maintenance, offline, decommissioned. "
+        "Unit 11 of rack tpe1-r01 is taken by busy-01 (U10–U11).",
+        "line 4: A serial has at most 64 characters and no spaces.",
+        "line 5: A serial has at most 64 characters and no spaces. "
+        "Rack tpe1-r01 is in DC tpe1; leave DC empty to take the rack's. "
+        "serial SN OK1 is also on line 4. "
+        "Units 41–43 do not fit in rack tpe1-r01, which has units 1–42.",
+    ]
+    db.session.rollback()
+    assert server_count() == 1
+
+
 def test_reimport_updates_by_serial_with_the_rules_of_edit(ops, estate):
     assert run(ops, GOOD).status_code == 302
     update = "\n".join([

@@ -50,3 +50,27 @@ def test_create_watch_and_scale_a_cluster(page, shoot, live_agent):
     )
     expect(page.locator("#nodes-worker [data-status='active']")).to_have_count(5)
     shoot(page, "cluster-scaled")
+
+
+def test_the_plan_shows_why_a_request_is_invalid_while_it_is_filled_in(page):
+    """Two network plugins, the same mesh twice: the reasons show live (issue 14)."""
+    log_in(page, "acme-admin", "acme-admin-demo")
+    page.goto("/clusters/new")
+    page.select_option("#tenant_id", label="acme")
+    choose(page, "#group_id", "tw-north-general")
+    page.fill("#name", "lab")
+    choose(page, "#control_plane_flavor_id", "Standard-4C8G")
+    choose(page, "#worker_flavor_id", "Standard-4C8G")
+    preview = page.locator("#cluster-preview")
+    page.uncheck("#plugin-calico") if page.is_checked("#plugin-calico") else None
+    page.check("#plugin-calico")
+    page.check("#plugin-cilium")
+    expect(preview.locator("#preview-invalid")).to_contain_text("One network plugin per cluster")
+    page.uncheck("#plugin-cilium")
+    expect(preview.locator("#preview-invalid")).to_have_count(0)
+    choose(page, "#primary_mesh_id", "istio-prod")
+    choose(page, "#secondary_mesh_id", "istio-prod")
+    expect(preview.locator("#preview-invalid")).to_contain_text(
+        "The secondary mesh must differ from the primary.")
+    page.select_option("#secondary_mesh_id", value="")
+    expect(preview).to_contain_text("Fits: all")

@@ -84,3 +84,36 @@ def test_tenant_flavor_mesh_and_audit_pages_read_well(page, shoot):
     page.goto("/audit/?object_type=quota")
     expect(page.locator("#list-table")).to_contain_text("globex in tw-north-general")
     shoot(page, "audit-quota-events")
+
+
+def test_the_inline_quota_editor_takes_the_focus_and_gives_it_back(page):
+    """Keyboard users: opening the editor moves the focus into it, a refused save puts it
+    on the field to fix, and closing it (Cancel or Save) returns it to the row's Edit."""
+    log_in(page, "ops-admin", "ops-admin-demo")
+    page.goto("/groups/")
+    page.get_by_role("link", name="tw-north-general").click()
+    row_id = page.locator("tr.quota-row", has=page.get_by_role("link", name="globex")
+                          ).get_attribute("id")
+    row = page.locator(f"#{row_id}")
+    focused = "() => document.activeElement && (document.activeElement.name || " \
+              "document.activeElement.textContent.trim())"
+
+    row.get_by_role("link", name="Edit").focus()
+    page.keyboard.press("Enter")
+    expect(row).to_have_class(re.compile("is-editing"))
+    page.wait_for_function("() => document.activeElement.tagName === 'INPUT'")
+    assert page.evaluate(focused).endswith("-cpu_limit")
+
+    page.keyboard.type("64")  # with the 25 % already there: refused, both set
+    row.get_by_role("button", name="Save").focus()
+    page.keyboard.press("Enter")
+    expect(row.locator(".invalid-feedback")).to_contain_text("not both")
+    page.wait_for_function("() => document.activeElement.getAttribute('aria-invalid')")
+    assert page.evaluate(focused).endswith("-cpu_limit")
+
+    row.get_by_role("link", name="Cancel").focus()
+    page.keyboard.press("Enter")
+    expect(row).not_to_have_class(re.compile("is-editing"))
+    page.wait_for_function("() => document.activeElement.tagName === 'A'")
+    assert page.evaluate(focused) == "Edit"
+    assert page.evaluate("() => document.activeElement.closest('tr').id") == row_id

@@ -61,3 +61,23 @@ def test_tenant_admin_requests_a_vm_and_watches_it_become_active(page, shoot, li
     )
     assert page.evaluate("window.__marker") == "still here"  # updated in place by polling
     shoot(page, "vm-active")
+
+
+def test_the_preview_says_what_is_wrong_instead_of_the_starting_hint(page):
+    """Invalid input shows its reasons live (issue 14): an empty name, then a fix."""
+    log_in(page, "acme-admin", "acme-admin-demo")
+    page.goto("/vms/new")
+    page.select_option("#tenant_id", label="acme")
+    choose(page, "#group_id", "tw-north-general")
+    choose(page, "#spec_id", "Standard-4C8G")
+    preview = page.locator("#placement-preview")
+    page.fill("#name", "x")
+    expect(preview).to_contain_text("Fits: 1 VM")
+    page.fill("#name", "")
+    expect(preview.locator("#preview-invalid")).to_contain_text("Give the VM a name.")
+    expect(preview).not_to_contain_text("Choose a group and a flavor")
+    page.fill("#name", "bad name")
+    expect(preview.locator("#preview-invalid")).to_contain_text("no spaces")
+    page.fill("#name", "good-name")
+    expect(preview).to_contain_text("Fits: 1 VM")
+    expect(preview.locator("#preview-invalid")).to_have_count(0)

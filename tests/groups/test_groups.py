@@ -60,6 +60,26 @@ def test_headroom_counts_single_vms_per_flavor_on_active_servers(app, estate):
     assert {h.name: h.fits for h in headroom(estate.other)} == {"d.2": 0, "s.4": 0}
 
 
+def test_headroom_is_explained_in_words(app, estate):
+    """"Room for 4 more s.4" says which resource runs out first and how much of it is
+    left, and when the free capacity is spread too thin to be used whole."""
+    from portal.groups.service import headroom
+
+    with app.test_request_context():
+        said = {h.name: h.explain() for h in headroom(estate.grp)}
+        assert said["s.4"] == (
+            "Room for 4 more s.4: memory is the limit, 80 GiB left. The free capacity is "
+            "spread over several servers: on one server it would hold 10.")
+        assert said["d.2"].startswith("Room for 9 more d.2: memory is the limit, 80 GiB left.")
+        assert {h.explain() for h in headroom(estate.other)} == {
+            "No room: the group has no active server with free capacity."}
+    html = client_for(app, "ops").get(f"/groups/{estate.grp.id}").get_data(as_text=True)
+    assert "Room for 4 more s.4: memory is the limit, 80 GiB left." in html
+    chinese = client_for(app, "ops").get(f"/groups/{estate.grp.id}",
+                                         headers={"Accept-Language": "zh-TW"})
+    assert "還能再容納 4 台 s.4：記憶體 是瓶頸，剩餘 80 GiB。" in chinese.get_data(as_text=True)
+
+
 def test_operator_sees_servers_quotas_headroom_and_totals(app, estate):
     html = client_for(app, "ops").get(f"/groups/{estate.grp.id}").get_data(as_text=True)
     assert "s-a" in html and "s-maint" in html and "r-01 U3" in html

@@ -37,6 +37,10 @@ ALLOWED = {
     "scarcity_fit",
     "dry_run", "Idempotency", "Key", "Enter", "Tab", "Esc", "Ctrl", "Shift", "OK",
     "English", "Chen", "Mei", "ling",
+    # The cluster wizard's plugin catalogue: product names (portal/clusters/service.py).
+    "flannel", "Flannel", "prometheus", "loki", "Loki", "rook-ceph", "Rook", "Ceph",
+    "ingress-nginx", "NGINX", "Ingress", "traefik", "Traefik", "cert-manager", "CNI", "eBPF",
+    "ACME", "CA",
 }
 READ_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt", "aria-description")
 SKIP_ELEMENTS = {"script", "style", "code", "pre", "kbd", "samp", "textarea", "template"}
@@ -61,6 +65,8 @@ class _Reader(HTMLParser):
             self.skipping.append(tag)
             return
         if self.skipping:
+            if tag == self.skipping[-1] and tag not in VOID:
+                self.skipping.append(tag)  # a <span> in a hidden <span>: count the depth
             return
         for name in READ_ATTRIBUTES:
             if attributes.get(name):

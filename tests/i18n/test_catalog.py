@@ -25,17 +25,17 @@ def test_pybabel_compiles_the_catalog(tmp_path):
 
 def test_a_translation_that_drops_a_placeholder_is_reported(tmp_path, monkeypatch):
     catalog = i18n_catalog.read(i18n_catalog.ZH_TW)
-    catalog.add("Rack %(name)s created.", "已建立機架。")
+    catalog.add("Widget %(name)s made.", "已建立元件。")
     broken = tmp_path / "messages.po"
     i18n_catalog.write(catalog, broken)
     template = i18n_catalog.read(i18n_catalog.TEMPLATE)
-    template.add("Rack %(name)s created.")
+    template.add("Widget %(name)s made.")
     pot = tmp_path / "messages.pot"
     i18n_catalog.write(template, pot)
     monkeypatch.setattr(i18n_catalog, "ZH_TW", broken)
     monkeypatch.setattr(i18n_catalog, "TEMPLATE", pot)
     found = i18n_catalog.problems()
-    assert "placeholders differ: 'Rack %(name)s created.' -> '已建立機架。'" in found
+    assert "placeholders differ: 'Widget %(name)s made.' -> '已建立元件。'" in found
 
 
 def test_merging_two_branches_catalogs_keeps_both_translations(tmp_path):

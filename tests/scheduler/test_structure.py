@@ -11,7 +11,8 @@ import portal.scheduler
 
 PACKAGE = Path(portal.scheduler.__file__).parent
 # The reservation layer (and its SQL) reads the database; everything else is the pure core.
-IMPURE = {"reservation", "statements"}
+# messages words the core's refusals with the translation layer: outside the pure core.
+IMPURE = {"reservation", "statements", "messages"}
 FORBIDDEN_IN_CORE = ("flask", "sqlalchemy", "psycopg", "portal.models", "portal.extensions")
 
 
