@@ -64,6 +64,7 @@ ACTION_LABELS = {
     "migrate": _l("migration"),
     "assign": _l("assignment"),
     "unassign": _l("unassignment"),
+    "seed": _l("seed"),
 }
 
 OBJECT_LABELS = {
@@ -86,6 +87,7 @@ OBJECT_LABELS = {
     "webhook": _l("webhook"),
     "provision_job": _l("provisioning job"),
     "plugin": _l("plugin"),
+    "estate": _l("estate"),
 }
 
 # API token scopes (SPEC 8.6).

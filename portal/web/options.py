@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import _l
 
 
 def distinct_values(column: Any) -> list[tuple[str, str]]:
@@ -14,8 +15,12 @@ def distinct_values(column: Any) -> list[tuple[str, str]]:
     return [(str(v), str(v)) for v in values if v not in (None, "")]
 
 
-def enum_choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(v, v) for v in values]
+def enum_choices(values: tuple[str, ...], kind: str | None = None) -> list[tuple[str, str]]:
+    """Stored values with their readings: statuses translated (portal.web.labels), any
+    other value (a mesh type, a role code) as it is, until its area gives it a label."""
+    from portal.web.labels import status_label
+
+    return [(v, status_label(v, kind)) for v in values]
 
 
 def named_choices(model: Any) -> list[tuple[str, str]]:
@@ -68,7 +73,7 @@ def maintainer_filters(resource_type: str, id_column) -> list:
     return [
         Filter(
             "maintainer",
-            "Maintainer",
+            _l("Maintainer"),
             lambda s, v: s.where(
                 id_column.in_(maintained_ids(resource_type, maintainer_id=int(v)))
             ),
@@ -76,7 +81,7 @@ def maintainer_filters(resource_type: str, id_column) -> list:
         ),
         Filter(
             "maintainer_group",
-            "Maintainer group",
+            _l("Maintainer group"),
             lambda s, v: s.where(id_column.in_(maintained_ids(resource_type, group_id=int(v)))),
             maintainer_group_choices,
         ),
