@@ -101,6 +101,10 @@ def pages_of(client, estate, role, language):
             "csrf_token": token, "action": "status", "id": "x"})
         # Under /api/ the language is Accept-Language's alone (SPEC 8.3), not the cookie's.
         yield "api-docs", get("/api/v1/docs", headers={"Accept-Language": language})
+        limit = client.application.config["MAX_CONTENT_LENGTH"]
+        too_large = client.post("/profile", data={"name": "x" * (limit + 1)})
+        assert too_large.status_code == 413
+        yield "413", too_large
     else:
         yield "403", get("/audit/")
 
