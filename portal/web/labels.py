@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-
 from flask_babel import lazy_pgettext
 
 from portal.i18n import _l

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
-from contextlib import contextmanager
 import io
 import re
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
