@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.api.problems import CONFLICT, VALIDATION_ERROR, ApiError
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -45,9 +46,11 @@ def request_key() -> str | None:
     if key is None:
         return None
     if not KEY_PATTERN.fullmatch(key):
-        raise ApiError(VALIDATION_ERROR, f"The {HEADER} header must be 1–{MAX_KEY} printable "
-                       "ASCII characters without spaces.",
-                       errors={f"header.{HEADER}": "1–255 printable ASCII characters."})
+        raise ApiError(VALIDATION_ERROR, _("The %(header)s header must be 1–%(max)s printable "
+                                           "ASCII characters without spaces.", header=HEADER,
+                                           max=MAX_KEY),
+                       errors={f"header.{HEADER}": _("1–%(max)s printable ASCII characters.",
+                                                     max=MAX_KEY)})
     return key
 
 
@@ -66,12 +69,14 @@ def fingerprint() -> str:
 
 def _replay(row: IdempotencyKey, digest: str, key: str) -> Response:
     if row.fingerprint != digest:
-        raise ApiError(VALIDATION_ERROR, f"The {HEADER} '{key}' was already used for another "
-                       "request (another method, path or body); use a new key.",
-                       errors={f"header.{HEADER}": "Already used for another request."})
+        raise ApiError(VALIDATION_ERROR, _("The %(header)s '%(key)s' was already used for "
+                                           "another request (another method, path or body); "
+                                           "use a new key.", header=HEADER, key=key),
+                       errors={f"header.{HEADER}": _("Already used for another request.")})
     if row.state != "done":
-        raise ApiError(CONFLICT, f"A request with the {HEADER} '{key}' is still in progress; "
-                       "retry once it has finished.", headers={"Retry-After": "1"})
+        raise ApiError(CONFLICT, _("A request with the %(header)s '%(key)s' is still in "
+                                   "progress; retry once it has finished.", header=HEADER,
+                                   key=key), headers={"Retry-After": "1"})
     response = Response(row.response_body or "", status=row.response_status)
     for name, value in (row.response_headers or {}).items():
         response.headers[name] = value
@@ -96,8 +101,9 @@ def _claim(user_id: int, key: str, digest: str) -> Response | None:
             row = db.session.scalar(select(IdempotencyKey).where(
                 IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
             if row is None:  # it failed and released the key meanwhile
-                raise ApiError(CONFLICT, f"A request with the {HEADER} '{key}' was running; "
-                               "retry.", headers={"Retry-After": "1"}) from None
+                raise ApiError(CONFLICT, _("A request with the %(header)s '%(key)s' was "
+                                           "running; retry.", header=HEADER, key=key),
+                               headers={"Retry-After": "1"}) from None
     return _replay(row, digest, key)
 
 

@@ -1,4 +1,4 @@
-"""Audit events in words: "CPU limit 40 → 64, by ops-admin, at 2026-03-01 22:02".
+"""Audit events in words: "CPU limit 40 → 64, by user ops-admin, at 2026-03-01 22:02".
 
 The trail stores field names and raw values; this is the one place that turns them into
 what a person reads, on the audit page and in every history panel, in the reader's
@@ -72,6 +72,8 @@ FIELD_LABELS = {
     "mode": _l("Mode"),
     "scale_down_stabilization_seconds": _l("Scale-down stabilisation window (s)"),
     "warmup_seconds": _l("Warm-up (s)"),
+    "servers": _l("Servers"),
+    "token": _l("Token"),
     "user_locked_for": _l("Account locked for"),
     "addr_locked_for": _l("Address locked for"),
     "account_locked_for": _l("Account locked for"),
@@ -171,7 +173,7 @@ def _value(name: str, value: Any, links: Links | None) -> Markup:
         label = VALUE_LABELS[name].get(value)
         return escape(str(label) if label is not None else value)
     if ref is None and name == "roles" and isinstance(value, list):
-        return escape(", ".join(role_text(item) for item in value))
+        return escape(_(", ").join(role_text(item) for item in value))
     if ref is None:
         return escape(value_text(value))
     if links is not None and ref in links:
@@ -212,7 +214,9 @@ def when_text(event: AuditEvent) -> str:
     """The event's time in the site's zone, the reader's way (a stored naive UTC time)."""
     from flask_babel import format_datetime
 
-    return format_datetime(event.created_at, "short")
+    # The same pattern in every language (numbers read the same in both), Babel's all the
+    # same: it converts to the site's zone.
+    return format_datetime(event.created_at, "yyyy-MM-dd HH:mm")
 
 
 def sentence(event: AuditEvent, links: Links | None = None) -> Markup:
@@ -222,7 +226,7 @@ def sentence(event: AuditEvent, links: Links | None = None) -> Markup:
     # TRANSLATORS: between the changes of one event ("CPU limit 40 → 64, Memory % set to 50")
     what = Markup(escape(_(", "))).join(change_texts(event, links)) or escape(
         action_label(event.action).capitalize())
-    return _format(_("%(what)s, by %(user)s, at %(when)s"), what=what, user=event.username,
+    return _format(_("%(what)s, by user %(user)s, at %(when)s"), what=what, user=event.username,
                    when=when_text(event))
 
 

@@ -73,8 +73,8 @@ class BulkList:
     def action(self, name: str) -> Action:
         found = next((a for a in self.actions if a.name == name), None)
         if found is None:
-            abort(400, description=_("Unknown bulk action %(action)s for %(things)s.", action=repr(name),
-                                     things=self.plural))
+            abort(400, description=_("Unknown bulk action %(action)s for %(things)s.",
+                                     action=repr(name), things=self.plural))
         if not found.allowed():
             abort(403)
         return found
@@ -223,7 +223,8 @@ def _lists() -> dict[str, BulkList]:
         bulk.name: bulk
         for bulk in (
             BulkList(
-                "servers", _l("Servers"), _l("server"), _l("servers"), Baremetal, _servers, "baremetals.list",
+                "servers", _l("Servers"), _l("server"), _l("servers"), Baremetal, _servers,
+                "baremetals.list",
                 lambda row: url_for("baremetals.detail", server_id=row.id),
                 actions=(
                     Action(
@@ -240,7 +241,8 @@ def _lists() -> dict[str, BulkList]:
                 actions=(_assign_action("rack"),),
             ),
             BulkList(
-                "vms", _l("Virtual machines"), _l("VM"), _l("VMs"), VirtualMachine, _vms, "vms.list",
+                "vms", _l("Virtual machines"), _l("VM"), _l("VMs"), VirtualMachine, _vms,
+                "vms.list",
                 lambda row: url_for("vms.detail", vm_id=row.id),
                 actions=(
                     Action(

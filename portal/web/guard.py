@@ -35,11 +35,17 @@ class IdConverter(IntegerConverter):
 
 def refuse_nul() -> None:
     """400 when the query string or a form field holds a NUL."""
-    for where, fields in (("query string", request.args), ("form", request.form)):
+    from portal.i18n import _
+
+    for where, fields in (("query", request.args), ("form", request.form)):
         for name, values in fields.lists():
             if "\x00" in name or any("\x00" in value for value in values):
-                abort(400, description=f"The {where} field {_shown(name)} contains a NUL "
-                                       "character (U+0000), which no field accepts.")
+                message = (_("The query string field %(name)s contains a NUL character "
+                             "(U+0000), which no field accepts.", name=_shown(name))
+                           if where == "query" else
+                           _("The form field %(name)s contains a NUL character (U+0000), "
+                             "which no field accepts.", name=_shown(name)))
+                abort(400, description=message)
 
 
 def _shown(name: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-
 from flask_babel import lazy_pgettext
 
 from portal.i18n import _l
@@ -64,6 +63,7 @@ ACTION_LABELS = {
     "migrate": _l("migration"),
     "assign": _l("assignment"),
     "unassign": _l("unassignment"),
+    "seed": _l("seed"),
 }
 
 OBJECT_LABELS = {
@@ -86,6 +86,7 @@ OBJECT_LABELS = {
     "webhook": _l("webhook"),
     "provision_job": _l("provisioning job"),
     "plugin": _l("plugin"),
+    "estate": _l("estate"),
 }
 
 # API token scopes (SPEC 8.6).

@@ -40,8 +40,12 @@ def distinct_values(column: Any) -> list[tuple[str, str]]:
     return [(str(v), str(v)) for v in values if v not in (None, "")]
 
 
-def enum_choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(v, v) for v in values]
+def enum_choices(values: tuple[str, ...], kind: str | None = None) -> list[tuple[str, str]]:
+    """Stored values with their readings: statuses translated (portal.web.labels), any
+    other value (a mesh type, a role code) as it is, until its area gives it a label."""
+    from portal.web.labels import status_label
+
+    return [(v, status_label(v, kind)) for v in values]
 
 
 @per_request

@@ -101,6 +101,10 @@ def pages_of(client, estate, role, language):
             "csrf_token": token, "action": "status", "id": "x"})
         # Under /api/ the language is Accept-Language's alone (SPEC 8.3), not the cookie's.
         yield "api-docs", get("/api/v1/docs", headers={"Accept-Language": language})
+        limit = client.application.config["MAX_CONTENT_LENGTH"]
+        too_large = client.post("/profile", data={"name": "x" * (limit + 1)})
+        assert too_large.status_code == 413
+        yield "413", too_large
     else:
         yield "403", get("/audit/")
 
@@ -182,3 +186,41 @@ def test_audit_ids_read_as_linked_names_in_one_query(app, estate):
         assert len(statements) == before
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+ZH = {"Accept-Language": "zh-TW"}
+
+
+def test_generic_api_problems_follow_accept_language_and_keep_their_codes(app):
+    from tests.api.conftest import token_for
+
+    operator = f.user("api-ops", operator=True)
+    tenant_admin = f.user("api-admin", tenants=(f.tenant(name="acme").name,))
+    db.session.commit()
+    token, weak = token_for(operator), token_for(tenant_admin)
+    client = app.test_client()
+    cases = [
+        (client.get("/api/v1/vms", headers=ZH), 401, "unauthorized", "請以"),
+        (client.get("/api/v1/vms", headers={**ZH, "Authorization": "Bearer nope"}), 401,
+         "unauthorized", "權杖不存在"),
+        (client.get("/api/v1/no-such-thing", headers={**ZH, "Authorization": f"Bearer {token}"}),
+         404, "not_found", "沒有 API 資源"),
+        (client.post("/api/v1/tenants", data="{not json", content_type="application/json",
+                     headers={**ZH, "Authorization": f"Bearer {token}"}), 422,
+         "validation_error", "不是有效的 JSON"),
+        (client.get("/api/v1/audit-events", headers={**ZH, "Authorization": f"Bearer {weak}"}),
+         403, "forbidden", "只有維運人員可以執行此操作"),
+        (client.get("/api/v1/audit-events/999999",
+                    headers={**ZH, "Authorization": f"Bearer {token}"}), 404, "not_found",
+         "沒有這個物件"),
+    ]
+    for answer, status, code, words in cases:
+        body = answer.get_json()
+        assert (answer.status_code, body["code"]) == (status, code), body
+        assert words in body["detail"], body
+        # Header names stay as HTTP spells them.
+        text = (f"<p>{body['title']}</p><p>{body['detail']}</p>"
+                .replace("Authorization", "").replace("/api/v1/no-such-thing", ""))
+        assert english_left(text) == [], body
+    english = client.get("/api/v1/no-such-thing", headers={"Authorization": f"Bearer {token}"})
+    assert english.get_json()["detail"] == "No API resource at /api/v1/no-such-thing."

@@ -88,6 +88,19 @@ def test_dashboard_group_names_open_the_group_page(ops):
     assert f'<a href="/groups/{group.id}">tw-north-general</a>' in html
 
 
+def test_a_tenant_admins_quota_rows_open_their_tenant_and_group(app):
+    acme, group = f.tenant(name="acme"), f.group(name="tw-north")
+    f.quota(acme, group, cpu_limit=8)
+    f.user("boss", tenants=("acme",))
+    db.session.commit()
+    client = app.test_client()
+    log_in(client, "boss", f.PASSWORD)
+    html = client.get("/").get_data(as_text=True)
+    assert f'<a href="/tenants/{acme.id}">acme</a>' in html
+    assert f'<a href="/groups/{group.id}">tw-north</a>' in html
+    assert client.get(f"/groups/{group.id}").status_code == 200
+
+
 def test_a_stored_utc_time_shows_in_taipei_time(ops):
     event = record("update", "rack", 1, "tpe1-r01", {"name": {"from": "a", "to": "b"}})
     event.created_at = datetime(2026, 3, 1, 14, 2, 5)  # stored naive UTC
