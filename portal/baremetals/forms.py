@@ -3,14 +3,12 @@ from flask_wtf.file import FileField
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
+from portal.baremetals.lists import STATUS_LABELS
 from portal.baremetals.service import MAX_URI_LENGTH, ServerFields
 from portal.i18n import _l
 from portal.models import BAREMETAL_STATUSES
 from portal.web.forms import form_id, options
 
-# The stored statuses as a reader sees them (the glossary's "Statuses").
-STATUS_LABELS = {"active": _l("active"), "maintenance": _l("maintenance"),
-                 "offline": _l("offline"), "decommissioned": _l("decommissioned")}
 STATUS_CHOICES = options((s, STATUS_LABELS.get(s, s)) for s in BAREMETAL_STATUSES)
 
 

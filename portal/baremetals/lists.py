@@ -6,7 +6,11 @@ from sqlalchemy.orm import joinedload
 from portal.i18n import _l
 from portal.models import BAREMETAL_STATUSES, Baremetal, BaremetalGroup, Rack
 from portal.web.listing import Column, Filter, Listing
-from portal.web.options import distinct_values, enum_choices, maintainer_filters, named_choices
+from portal.web.options import distinct_values, maintainer_filters, named_choices
+
+# The stored statuses as a reader sees them (the glossary's "Statuses").
+STATUS_LABELS = {"active": _l("active"), "maintenance": _l("maintenance"),
+                 "offline": _l("offline"), "decommissioned": _l("decommissioned")}
 
 baremetals = Listing(
     name="servers",
@@ -36,7 +40,7 @@ baremetals = Listing(
     search=[Baremetal.name, Baremetal.serial],
     filters=[
         Filter("status", _l("Status"), lambda s, v: s.where(Baremetal.status == v),
-               lambda: enum_choices(BAREMETAL_STATUSES)),
+               lambda: [(s, str(STATUS_LABELS.get(s, s))) for s in BAREMETAL_STATUSES]),
         Filter("region", _l("Region"), lambda s, v: s.where(Baremetal.region == v),
                lambda: distinct_values(Baremetal.region)),
         Filter("dc", _l("DC"), lambda s, v: s.where(Baremetal.dc == v),

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from portal.audit.service import history
 from portal.auth.access import get_or_404, requires
 from portal.baremetals import evacuation, service
-from portal.baremetals.forms import STATUS_LABELS, ImportForm, MoveForm, ServerForm, StatusForm
-from portal.baremetals.lists import baremetals
+from portal.baremetals.forms import ImportForm, MoveForm, ServerForm, StatusForm
+from portal.baremetals.lists import STATUS_LABELS, baremetals
 from portal.extensions import db
 from portal.i18n import _, _l, _n
 from portal.metrics.panels import page_panel

@@ -110,6 +110,20 @@ class FlavorHeadroom:
         return words
 
 
+def quota_room(room: FlavorHeadroom, usage: QuotaUsage) -> str:
+    """What a tenant's own quota leaves for one more VM of a flavor, in words: "Your quota
+    allows 6 more: its CPU limit leaves 24 cores." """
+    left = {d: max(usage.dimensions[d].remaining, 0) for d in DIMENSIONS
+            if usage.dimensions[d].limit is not None and getattr(room, d) > 0}
+    if not left:
+        return _("Your quota sets no limit here: the group's room is yours.")
+    limit = min(left, key=lambda d: (left[d] // getattr(room, d), DIMENSIONS.index(d)))
+    allows = left[limit] // getattr(room, limit)
+    return _n("Your quota allows %(num)s more: its %(dimension)s limit leaves %(left)s.",
+              "Your quota allows %(num)s more: its %(dimension)s limit leaves %(left)s.",
+              allows, dimension=DIMENSION_NAMES[limit], left=amount(limit, left[limit]))
+
+
 def headroom(group: BaremetalGroup) -> list[FlavorHeadroom]:
     """For each active flavor, Σ over the group's active servers of
     min_d floor(available_d / flavor_d): how many more single VMs of it fit right now,
@@ -223,10 +237,16 @@ def group_detail(
                 .order_by(Tenant.name)
             )
         ]
+    rooms = headroom(group)
+    # A tenant admin's own quota may leave less than the group: said per flavor.
+    quota_words = {}
+    if tenant_scope is not None and len(usages) == 1:
+        quota_words = {room.flavor_id: quota_room(room, usages[0]) for room in rooms}
     return {
         "quotas": usages,
         "servers": servers,
-        "headroom": headroom(group),
+        "headroom": rooms,
+        "quota_words": quota_words,
         "tenants_without_quota": tenants_without_quota,
         "events": group_history(group, tenant_scope),
         **group_totals(group, usages if tenant_scope is None else None),

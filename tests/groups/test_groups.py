@@ -80,6 +80,17 @@ def test_headroom_is_explained_in_words(app, estate):
     assert "還能再容納 4 台 s.4：記憶體 是瓶頸，剩餘 80 GiB。" in chinese.get_data(as_text=True)
 
 
+def test_a_tenant_admin_is_told_what_their_own_quota_leaves(app, estate):
+    # acme: a 40-core limit, 16 cores used by its big VM: 24 left, room for 6 s.4.
+    html = client_for(app, "acme-admin").get(f"/groups/{estate.grp.id}").get_data(
+        as_text=True)
+    assert "Room for 4 more s.4: memory is the limit, 80 GiB left." in html
+    assert "Your quota allows 6 more: its CPU limit leaves 24 cores." in html
+    assert "Your quota allows 12 more: its CPU limit leaves 24 cores." in html  # d.2
+    operator = client_for(app, "ops").get(f"/groups/{estate.grp.id}").get_data(as_text=True)
+    assert "Your quota" not in operator.split('id="headroom"')[1]
+
+
 def test_operator_sees_servers_quotas_headroom_and_totals(app, estate):
     html = client_for(app, "ops").get(f"/groups/{estate.grp.id}").get_data(as_text=True)
     assert "s-a" in html and "s-maint" in html and "r-01 U3" in html
