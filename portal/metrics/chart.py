@@ -230,13 +230,15 @@ def svg(chart: Chart) -> Markup:
                      f'text-anchor="{anchor}">{escape(_time_label(chart, at))}</text>')
     if chart.capacity is not None:
         y = _f(_y(chart.capacity, top))
+        line_label = _("Capacity")  # outside the f-string: Babel does not extract from inside one
         parts.append(f'<line class="chart-capacity" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
-                     f'y1="{y}" y2="{y}"><title>{escape(_("Capacity"))} '
+                     f'y1="{y}" y2="{y}"><title>{escape(line_label)} '
                      f'{escape(number(chart.capacity, chart.unit))}</title></line>')
     if chart.allocated is not None:
         y = _f(_y(chart.allocated, top))
+        line_label = chart.allocated_label or _("Allocated")
         parts.append(f'<line class="chart-allocated" x1="{LEFT}" x2="{LEFT + PLOT_W}" '
-                     f'y1="{y}" y2="{y}"><title>{escape(chart.allocated_label or _("Allocated"))} '
+                     f'y1="{y}" y2="{y}"><title>{escape(line_label)} '
                      f'{escape(number(chart.allocated, chart.unit))}</title></line>')
     # The measured line, broken where nothing was measured for longer than a few of the
     # series' usual intervals; a lone point is a dot.

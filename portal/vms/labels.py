@@ -37,7 +37,8 @@ LABELS = {
         "secondary": pgettext("mesh role", "secondary"),
     },
     "strategy": {
-        "shape_fit": _l("shape fit (default)"),
+        "scarcity_fit": _l("scarcity fit (default)"),
+        "shape_fit": _l("shape fit"),
         "best_fit": _l("best fit"),
         "worst_fit": _l("worst fit"),
     },

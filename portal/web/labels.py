@@ -35,6 +35,7 @@ STATUS_LABELS = {
     "live": lazy_pgettext("status", "live"),
     "expired": lazy_pgettext("status", "expired"),
     "revoked": lazy_pgettext("status", "revoked"),
+    "retired": lazy_pgettext("status", "retired"),
 }
 # "active" of things switched on and off (a plugin, a mesh, a maintainer, a flavor) reads
 # 啟用, not 運作中 (the glossary).

@@ -22,19 +22,6 @@ EN = {"Accept-Language": "en"}
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 SWITCH = {"繁體中文"}
 AREA = ("/racks", "/servers", "/groups", "/tenants", "/flavors")
-# The pieces of other areas inside the content, translated on their branches: the shared
-# macros' list toolbar, pager, bulk bar and history panel (area a), the maintainer panels
-# (area c); and words of shared macros and enums (NOT_YET_OURS). Once the branches of
-# areas a and c are merged, empty both and this test reads the whole page.
-SHARED = re.compile(r'<(\w+)([^>]*(?:class="[^"]*\b(?:list-toolbar|list-footer|list-export|'
-                    r'bulk-bar|bulk-select|history-panel|who-to-call|status-badge|'
-                    r'breadcrumb|progress)\b|aria-label="Maintainers"))')
-# The words of the form, capacity and quota bar macros and the breadcrumb's label (area a:
-# "Cancel", "12 free / 64 cores (81% used)", "4 of 8 cores", "No limit"); VM roles (area c).
-NOT_YET_OURS = {"Cancel", "Breadcrumb", "free", "used", "of", "No", "limit", "over", "by",
-                "standalone", "control-plane"}
-
-
 @pytest.fixture
 def estate(app):
     """A small demo-like estate: a rack with servers of two groups, tenants with quotas,
@@ -138,27 +125,17 @@ def refused(e):
     ]
 
 
-def main_of(html: str) -> str:
-    """The page's content: the shell around it (header, sidebar, footer) is area a's, and
-    so are the shared pieces in SHARED, set aside here (hidden) until they are merged."""
-    start = html.find('<div class="portal-content">')
-    if start >= 0:
-        html = html[start:html.index('<footer class="portal-footer">', start)]
-    return SHARED.sub(r"<\1 hidden\2", html)
-
-
 # The CSV import's column names, status values and encoding: the file format's own words
 # (like `best_fit`), which its refusals quote as they are in every language.
 IMPORT_WORDS = {c for c in IMPORT_COLUMNS if "_" in c} | set(BAREMETAL_STATUSES) | {"UTF-8"}
 
 
 def left(url: str, html: str, data: set[str]) -> list[str]:
-    return english_left(main_of(html), data | IMPORT_WORDS if "/import" in url else data)
+    return english_left(html, data | IMPORT_WORDS if "/import" in url else data)
 
 
 def leaks(found):
-    found = {url: sorted(set(words) - NOT_YET_OURS) for url, words in found}
-    return {url: words for url, words in found.items() if words}
+    return {url: sorted(set(words)) for url, words in found if words}
 
 
 def test_every_page_of_the_area_is_chinese_in_zh_tw_as_an_operator(app, estate):
@@ -167,8 +144,7 @@ def test_every_page_of_the_area_is_chinese_in_zh_tw_as_an_operator(app, estate):
     found, statuses = [], {}
     for url, status, html in visit(client, estate):
         statuses[url] = status
-        if url not in MISSING:  # the 404 page is area a's (templates/errors)
-            found.append((url, left(url, html, data)))
+        found.append((url, left(url, html, data)))
     for url, html in crawl(client, "/racks/", within=AREA, limit=120):
         found.append((url, left(url, html, data)))
     assert leaks(found) == {}
