@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from portal.i18n import _
+
 MAX_DESCRIPTION = 10_000  # descriptions of groups, tenants, flavors, meshes, people groups
 
 # Control, format (bidi overrides and isolates, zero-width space and joiners, byte-order
@@ -30,15 +32,18 @@ def hidden_character(value: str) -> str | None:
     return None
 
 
-def name_problem(value: str, what: str = "The name") -> str | None:
-    """Why ``value`` cannot be a name because of the characters in it, or None."""
+def name_problem(value: str, what: str | None = None) -> str | None:
+    """Why ``value`` cannot be a name because of the characters in it, or None; ``what``
+    is the field as the reader calls it, already translated (default: the name)."""
     code = hidden_character(value)
     if code is None:
         return None
-    return f"{what} contains an invisible or control character ({code}); retype it without."
+    return _("%(what)s contains an invisible or control character (%(code)s); retype it "
+             "without.", what=what or _("The name"), code=code)
 
 
-def too_long(value: str, limit: int, what: str = "The description") -> str | None:
+def too_long(value: str, limit: int, what: str | None = None) -> str | None:
     if len(value) <= limit:
         return None
-    return f"{what} has at most {limit:,} characters (this one has {len(value):,})."
+    return _("%(what)s has at most %(limit)s characters (this one has %(length)s).",
+             what=what or _("The description"), limit=f"{limit:,}", length=f"{len(value):,}")

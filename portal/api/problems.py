@@ -119,12 +119,62 @@ def validation_problem(errors: dict[str, str], detail: str | None = None) -> Res
     )
 
 
+# Pydantic's messages by error type, for readers of another language than English (in
+# English pydantic's own wording stays, as clients have seen it); a type not listed here
+# keeps pydantic's message. The placeholders are the error's context.
+PYDANTIC_MESSAGES = {
+    "missing": _l("Required."),
+    "string_too_long": _l("At most %(max_length)s characters."),
+    "string_too_short": _l("At least %(min_length)s characters."),
+    "string_type": _l("Must be a string."),
+    "string_pattern_mismatch": _l("Does not match the pattern %(pattern)s."),
+    "int_type": _l("Must be a whole number."),
+    "int_parsing": _l("Must be a whole number."),
+    "int_from_float": _l("Must be a whole number."),
+    "float_type": _l("Must be a number."),
+    "float_parsing": _l("Must be a number."),
+    "bool_type": _l("Must be true or false."),
+    "bool_parsing": _l("Must be true or false."),
+    "greater_than": _l("Must be greater than %(gt)s."),
+    "greater_than_equal": _l("Must be at least %(ge)s."),
+    "less_than": _l("Must be less than %(lt)s."),
+    "less_than_equal": _l("Must be at most %(le)s."),
+    "literal_error": _l("Must be one of %(expected)s."),
+    "enum": _l("Must be one of %(expected)s."),
+    "too_long": _l("At most %(max_length)s items."),
+    "too_short": _l("At least %(min_length)s items."),
+    "list_type": _l("Must be a list."),
+    "dict_type": _l("Must be an object."),
+    "model_type": _l("Must be an object."),
+    "extra_forbidden": _l("Not a field of this request."),
+    "datetime_type": _l("Must be an ISO 8601 date and time."),
+    "datetime_parsing": _l("Must be an ISO 8601 date and time."),
+    "datetime_from_date_parsing": _l("Must be an ISO 8601 date and time."),
+    "json_invalid": _l("Not valid JSON."),
+}
+
+
+def pydantic_message(item: dict) -> str:
+    from flask_babel import get_locale
+
+    template = PYDANTIC_MESSAGES.get(item["type"])
+    locale = get_locale()
+    if template is None or locale is None or locale.language == "en":
+        return item["msg"]
+    context = {key: str(value) for key, value in (item.get("ctx") or {}).items()}
+    try:
+        return str(template) % context if "%(" in str(template) else str(template)
+    except KeyError:  # a context this type does not always carry
+        return item["msg"]
+
+
 def pydantic_errors(error: ValidationError, prefix: str = "") -> dict[str, str]:
-    """Field path → message, e.g. {"constraints.racks.0": "Input should be a valid string"}."""
+    """Field path → message, e.g. {"constraints.racks.0": "Input should be a valid string"}
+    (in the reader's language, see PYDANTIC_MESSAGES)."""
     errors: dict[str, str] = {}
     for item in error.errors(include_url=False):
         path = ".".join(str(part) for part in item["loc"]) or "body"
-        errors.setdefault(prefix + path, item["msg"])
+        errors.setdefault(prefix + path, pydantic_message(item))
     return errors
 
 

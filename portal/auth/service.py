@@ -111,7 +111,7 @@ def create_user(
     """A new account. ``check_password=False`` is for the demo seed only, whose passwords
     are published anyway; every password a person chooses passes the policy."""
     username = text.clean(username)
-    if hidden := text.name_problem(username, "The username"):
+    if hidden := text.name_problem(username, _("The username")):
         raise AccountError(hidden)
     if not username or len(username) > 64:
         raise AccountError(_("A username is 1 to 64 characters."))

@@ -147,3 +147,34 @@ def test_text_beyond_the_api_limit_is_refused_on_the_page(app, url, data, field,
     assert response.status_code in (200, 422)
     assert f"at most {limit:,} characters (this one has {limit + 1:,})" in text(response)
     assert snapshot() == before
+
+
+def test_the_character_and_length_refusals_read_chinese_in_zh_tw(app):
+    """portal/text.py's two sentences, which every name-like field shares, in the reader's
+    language: the field's own word, the code point, the limit with grouping."""
+    token = token_for(f.user("ops", operator=True))
+    api = Api(app.test_client())
+    zh = {"Accept-Language": "zh-TW"}
+    before = snapshot()
+    hidden = api.post("/tenants", token, {"name": f"acme{RLO}-prod"}, headers=zh)
+    long = api.post("/tenants", token, {"name": "acme", "description": "x" * 10_001},
+                    headers=zh)
+    assert hidden.status_code == long.status_code == 422
+    assert hidden.get_json()["errors"]["name"] == (
+        "租戶名稱含有看不見的字元或控制字元（U+202E）；請去掉後重新輸入。")
+    # The API's own length check (pydantic) answers in the reader's language as well.
+    assert long.get_json()["errors"]["description"] == "最多 10000 個字元。"
+    assert snapshot() == before
+    english = api.post("/tenants", token, {"name": "acme", "description": "x" * 10_001})
+    assert english.get_json()["errors"]["description"] == (
+        "String should have at most 10000 characters")
+
+
+def test_the_length_refusal_on_a_page_reads_chinese_in_zh_tw(app):
+    client = client_for(app, "ops", operator=True)
+    before = snapshot()
+    response = post(client, "/tenants/new", {"name": "acme", "description": "x" * 10_001},
+                    headers={"Accept-Language": "zh-TW"})
+    assert response.status_code in (200, 422)
+    assert "說明最多 10,000 個字元（目前有 10,001 個）。" in text(response)
+    assert snapshot() == before
