@@ -16,6 +16,7 @@ from portal.autoscaling.forms import PolicyForm
 from portal.autoscaling.lists import policies
 from portal.extensions import db
 from portal.i18n import _
+from portal.metrics.panels import page_panel
 from portal.models import K8sCluster, ScalingPolicy, VirtualMachine, VmGroup, utcnow
 from portal.web import list_page, render
 from portal.web.forms import int_or_none, options, show_errors
@@ -143,7 +144,8 @@ def detail(policy_id: int):
                   vm_names=vm_names,
                   page=page, pages=pages, total=total, editable=service.may_change(policy),
                   backing_off=service.backing_off(policy, utcnow()),
-                  events=history("scaling_policy", policy.id))
+                  events=history("scaling_policy", policy.id),
+                  utilisation=page_panel("policy", policy))
 
 
 @bp.route("/<int:policy_id>/delete", methods=["GET", "POST"])

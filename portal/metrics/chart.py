@@ -53,6 +53,8 @@ class Chart:
     scale: float = 1.0
     reason: str | None = None
     allocated_label: str = ""
+    # The allocated line is a policy's target rather than an allocation (the summary says so).
+    allocated_is_target: bool = False
     ident: str = field(default="", compare=False)
 
     @property
@@ -109,7 +111,9 @@ def describe(chart: Chart) -> str:
         title=chart.title, latest=number(s.latest, chart.unit),
         mean=number(s.mean, chart.unit), maximum=number(s.maximum, chart.unit),
     )
-    if chart.allocated is not None:
+    if chart.allocated is not None and chart.allocated_is_target:
+        text += "; " + _("target %(target)s", target=number(chart.allocated, chart.unit))
+    elif chart.allocated is not None:
         text += "; " + _("allocated %(allocated)s", allocated=number(chart.allocated, chart.unit))
     if chart.capacity is not None:
         text += "; " + _("capacity %(capacity)s", capacity=number(chart.capacity, chart.unit))

@@ -267,6 +267,8 @@ def utilisation_panel(kind: str, obj, range_key: str | None = None,
     elif kind == "cluster":
         series, reason = _measured(lambda: _one("cluster", obj.id, CLUSTER, start, end, step))
         built = _cluster_charts(obj, series, start, end, reason, ident)
+    elif kind == "policy":
+        built, reason = _policy_charts(obj, start, end, step, ident)
     else:
         raise ValueError(f"unknown utilisation panel {kind!r}")
     return Panel(
@@ -299,6 +301,57 @@ def _cluster_charts(cluster, series, start, end, reason, ident) -> list[charts.C
                      points=series.get("memory_requested_gib", ()), allocated=float(memory),
                      ident=f"{ident}-memory", **common),
     ]
+
+
+POLICY_UNITS = {"cpu_util": ("%", 100.0), "memory_used_gib": ("GiB", 1.0),
+                "storage_used_gib": ("GiB", 1.0)}
+
+
+def _members_mean(vm_ids: list[int], metric: str, start, end, step: int
+                  ) -> list[tuple[datetime, float]]:
+    """The members' mean of ``metric`` per step-long bucket: what the policy compares with
+    its target (each member's samples averaged in the bucket first, then across members)."""
+    if not vm_ids:
+        return []
+    found = query.series("vm", vm_ids, [metric], start, end,
+                         step if _prometheus_configured() else None)
+    buckets: dict[int, dict[int, list[float]]] = {}
+    for (vm_id, _metric), points in found.items():
+        for at, value in points:
+            index = int((at - start).total_seconds() // step)
+            buckets.setdefault(index, {}).setdefault(vm_id, []).append(value)
+    return [(start + timedelta(seconds=index * step),
+             sum(sum(v) / len(v) for v in members.values()) / len(members))
+            for index, members in sorted(buckets.items())]
+
+
+def _policy_charts(policy, start, end, step, ident) -> tuple[list[charts.Chart], str | None]:
+    """A scaling policy's page: the series it decides on, with its target as a line — a VM
+    group's members' mean of the policy's metric; a worker pool's pending pods."""
+    from portal.models import VirtualMachine, VmGroupMember
+    from portal.models.autoscaling import MEMBER_STATUSES
+
+    common = {"start": start, "end": end}
+    if policy.target_type == "cluster":
+        series, reason = _measured(
+            lambda: _one("cluster", policy.k8s_cluster_id, ("pods_pending", "nodes_ready"),
+                         start, end, step))
+        return [charts.Chart("pods_pending", _("Pending pods"), _("pods"),
+                             points=series.get("pods_pending", ()), reason=reason,
+                             ident=f"{ident}-pending", **common),
+                charts.Chart("nodes_ready", _("Nodes ready"), _("nodes"),
+                             points=series.get("nodes_ready", ()), reason=reason,
+                             ident=f"{ident}-nodes", **common)], reason
+    vm_ids = list(db.session.scalars(
+        select(VmGroupMember.vm_id).join(VirtualMachine, VirtualMachine.id == VmGroupMember.vm_id)
+        .where(VmGroupMember.vm_group_id == policy.vm_group_id,
+               VirtualMachine.status.in_(MEMBER_STATUSES))))
+    unit, scale = POLICY_UNITS.get(policy.metric, ("", 1.0))
+    points, reason = _measured(lambda: _members_mean(vm_ids, policy.metric, start, end, step))
+    return [charts.Chart(policy.metric, _("Members' mean %(metric)s", metric=policy.metric),
+                         unit, points=points or (), scale=scale,
+                         allocated=float(policy.target) * scale, allocated_label=_("Target value"), allocated_is_target=True,
+                         reason=reason, ident=f"{ident}-metric", **common)], reason
 
 
 def page_panel(kind: str, obj) -> Panel | None:

@@ -233,3 +233,37 @@ def test_group_charts_beyond_six_hours_read_rollups_and_the_raw_tail(ops, estate
     mean = float(re.search(r"mean (\d+) %", label).group(1))
     assert 60 < mean < 100
     assert "maximum 100 %" in label
+
+
+def test_a_policy_page_charts_the_members_mean_beside_the_target(app):
+    """The scaling policy's page (issue 13): the metric it decides on — its VM group's
+    members' mean — with the target as the line, from the same store; only members count."""
+    from portal.autoscaling import service as autoscaling
+    from portal.autoscaling.service import PolicyFields
+    from portal.vm_groups import service as vm_groups
+
+    group = f.group(name="pool-p")
+    rack = f.rack(name="rack-p")
+    servers = [f.server(group=group, rack=rack, rack_unit=unit, cpu=32, memory=128,
+                        storage=1000) for unit in (1, 3)]
+    tenant = f.tenant(name="shop-p")
+    f.quota(tenant, group)
+    flavor = f.flavor(cpu=4, memory=8, storage=50, name="std-4p")
+    operator = f.user("ops-p", operator=True)
+    outsider = f.vm(tenant, servers[0], flavor, name="not-a-member")
+    db.session.commit()
+    web = vm_groups.create_group(vm_groups.build_request(
+        operator, name="web", tenant_id=tenant.id, group_id=group.id, spec_id=flavor.id,
+        size=2), operator)
+    policy = autoscaling.create_policy(operator, PolicyFields(
+        target_type="vm_group", target_id=web.id, min=1, max=4, metric="cpu_util",
+        target=0.5, mode="dry_run"))
+    first, second = (vm.id for vm in vm_groups.members(web))
+    store.write(samples("vm", first, 60, cpu_util=0.8) + samples("vm", second, 60, cpu_util=0.4)
+                + samples("vm", outsider.id, 60, cpu_util=0.0))
+    db.session.commit()
+    client = client_for(app, "ops-view", operator=True)
+    html = text(client.get(f"/autoscaling/{policy.id}"))
+    assert labels(html) == {"cpu_util": "Members&#39; mean cpu_util: latest 60 %, mean 60 %, "
+                                        "maximum 60 %; target 50 %"}
+    assert 'id="timeline"' in html and 'id="utilisation"' in html
