@@ -391,6 +391,9 @@ def report(outcomes: list[Outcome], names: list[str]) -> None:
 
     by_family: dict[str, list[Outcome]] = {}
     for o in outcomes:
+        if o.bound.feasible == 0:  # not even the first VM can be placed: no ratio
+            print(f"{o.family} seed {o.seed}: left out, its first VM fits nowhere")
+            continue
         by_family.setdefault(o.family, []).append(o)
     means = {
         family: {n: sum(o.placed[n] / o.bound.feasible for o in group) / len(group)

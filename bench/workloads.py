@@ -164,7 +164,9 @@ FAMILIES: dict[str, Family] = {
     # third wave, held out: written before any strategy was measured on them
     "cpu-heavy/2-gen/busy": Family("cpu-heavy", "two-generations", "busy", held_out=True),
     "memory-dense/mixed/fresh": Family("memory-dense", "mixed", "fresh", held_out=True),
-    "large-only/purpose-built": Family("large-only", "purpose-built", held_out=True),
+    # (large-only on purpose-built servers was here: none of them has room for b.4xlarge
+    # under any background, so every prefix with one is unplaceable and the ratio undefined)
+    "large-only/2-gen": Family("large-only", "two-generations", held_out=True),
     "web-tier/mixed/busy": Family("web-tier", "mixed", "busy", held_out=True),
     "mem+storage-heavy/2-gen": Family(
         "memory-storage-heavy", "two-generations", held_out=True
