@@ -88,10 +88,37 @@ def step_for(span: timedelta) -> int:
 # ---- measured series ------------------------------------------------------------------------
 
 
-# Above this span a group's or rack's chart reads the 15-minute rollups (plus the raw
-# samples not rolled up yet): a day of raw samples of 250 servers is 360,000 rows, of
-# rollups 24,000.
+# A group's or rack's chart reads the raw samples within 6 hours, the 15-minute rollups
+# within 48 hours and the daily ones beyond — each completed by the finer levels where it
+# is not rolled up yet. Its servers' rows lie apart (every server reports each minute), so
+# each row read is about a page read: a week of 250 servers' 15-minute rollups is 168,000.
 AGGREGATE_RAW_SPAN = timedelta(hours=6)
+AGGREGATE_15M_SPAN = timedelta(hours=48)
+
+
+def _aggregate_sources(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(level, since, until) ranges covering [start, end]: the coarsest level the span
+    allows up to where the controller has rolled it up, then the finer ones."""
+    from portal.metrics import store
+    from portal.models import MetricRollup
+
+    span = end - start
+    chain = ["raw"] if span <= AGGREGATE_RAW_SPAN else (
+        ["15m", "raw"] if span <= AGGREGATE_15M_SPAN else ["1d", "15m", "raw"])
+    marks = {}
+    for level, fallback in (("15m", store.floor_bucket(end - store.RAW_RETENTION)),
+                            ("1d", store.floor_bucket(end - store.ROLLUP_RETENTION,
+                                                      store.DAY))):
+        mark = db.session.get(MetricRollup, level)
+        marks[level] = mark.done_until if mark is not None else fallback
+    sources = []
+    since = start
+    for level in chain:
+        until = end if level == "raw" else min(marks[level], end)
+        if until > since or level == "raw":
+            sources.append((level, since, until))
+            since = max(since, until)
+    return sources
 
 
 def _aggregate_embedded(condition, start: datetime, end: datetime, step: int
@@ -100,27 +127,17 @@ def _aggregate_embedded(condition, start: datetime, end: datetime, step: int
     step-long bucket, in one statement over the store: each server's mean in the bucket
     first (rollups weighted by the samples they hold), then across the servers."""
     from portal.metrics import store
-    from portal.models import MetricRollup
 
-    level = "raw" if end - start <= AGGREGATE_RAW_SPAN else store.level_for(start, end, 900)
-    step = max(step, store.RESOLUTION[level])
+    sources = _aggregate_sources(start, end)
+    step = max(step, store.RESOLUTION[sources[0][0]])
     servers = select(Baremetal.id).where(condition)
     parts = []
-    tail = None
-    if level != "raw":
-        # The buckets the controller has not rolled up yet come from the raw samples.
-        mark = db.session.get(MetricRollup, "15m")
-        tail = mark.done_until if mark is not None else store.floor_bucket(
-            end - store.RAW_RETENTION)
-    sources = [(store.TABLES[level], start, tail)] if level != "raw" else []
-    if level == "raw" or (tail is not None and tail < end):
-        sources.append((store.metric_raw, max(start, tail) if tail else start, None))
-    for table, since, until in sources:
-        weight = table.c.samples if "samples" in table.c else literal_column("1")
+    for level, since, until in sources:
+        table = store.TABLES[level]
+        weight = table.c.samples if level != "raw" else literal_column("1")
         where = [table.c.object_type == "baremetal", table.c.object_id.in_(servers),
-                 table.c.ts >= since, table.c.ts <= end]
-        if until is not None:
-            where.append(table.c.ts < until)
+                 table.c.ts >= since,
+                 table.c.ts <= until if level == "raw" else table.c.ts < until]
         parts.append(select(table.c.object_id.label("object_id"), table.c.ts.label("ts"),
                             *(table.c[m].label(m) for m in MACHINE),
                             weight.label("weight")).where(*where))
