@@ -43,18 +43,19 @@ def list():  # noqa: A001
 def _targets() -> list[tuple[str, str]]:
     """VM groups and clusters the user may give a policy, that have none yet."""
     allowed = administered_tenant_ids(current_user)
-    groups = select(VmGroup).where(VmGroup.status == "active", ~select(ScalingPolicy.id).where(
+    # Ids and names only: a select of 2,000 clusters need not load 2,000 objects.
+    groups = select(VmGroup.id, VmGroup.name).where(VmGroup.status == "active", ~select(ScalingPolicy.id).where(
         ScalingPolicy.vm_group_id == VmGroup.id).exists()).order_by(VmGroup.name)
-    clusters = select(K8sCluster).where(
+    clusters = select(K8sCluster.id, K8sCluster.name).where(
         K8sCluster.status.not_in(("deleting", "deleted")), ~select(ScalingPolicy.id).where(
             ScalingPolicy.k8s_cluster_id == K8sCluster.id).exists()).order_by(K8sCluster.name)
     if allowed is not None:
         groups = groups.where(VmGroup.tenant_id.in_(allowed))
         clusters = clusters.where(K8sCluster.tenant_id.in_(allowed))
     return ([(f"vm_group:{g.id}", _("VM group %(name)s", name=g.name))
-             for g in db.session.scalars(groups)]
+             for g in db.session.execute(groups)]
             + [(f"cluster:{c.id}", _("Cluster %(name)s (worker pool)", name=c.name))
-               for c in db.session.scalars(clusters)])
+               for c in db.session.execute(clusters)])
 
 
 def _fields(form: PolicyForm, new: bool) -> service.PolicyFields:
