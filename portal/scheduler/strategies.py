@@ -68,6 +68,25 @@ def normalised_remaining(free: Resources, total: Resources, demand: Resources) -
     return score
 
 
+def _slices_array(free: tuple[np.ndarray, ...], inverse: tuple[float, ...]) -> np.ndarray:
+    """Per server, the fewest slices any resource's free capacity makes (a resource whose
+    inverse slice is 0 does not count): ``score``'s slices, over every server at once."""
+    parts = [v * i for v, i in zip(free, inverse, strict=True) if i]
+    smallest = parts[0]
+    for part in parts[1:]:
+        smallest = np.minimum(smallest, part)
+    return smallest
+
+
+def _copies_array(left: tuple[np.ndarray, ...], demand: tuple[float, ...]) -> np.ndarray | float:
+    """Per server, how many more copies of ``demand`` what is left would hold (fractional)."""
+    ratios = [r / x for r, x in zip(left, demand, strict=True) if x]
+    copies = ratios[0] if ratios else 0.0
+    for ratio in ratios[1:]:
+        copies = np.minimum(copies, ratio)
+    return copies
+
+
 def _per_total(values: np.ndarray, total: np.ndarray) -> np.ndarray:
     """values / total, 0 where the total is 0 (the scalar functions skip that term)."""
     return np.divide(values, total, out=np.zeros(len(values)), where=total != 0)
@@ -210,24 +229,15 @@ def shape_fit_scorer(
                 result += (rs + mix * (lost * u_storage - xs)) / total.storage
             return result
 
-        def slices_array(cpu: np.ndarray, memory: np.ndarray, storage: np.ndarray) -> np.ndarray:
-            weighted = ((cpu, i_cpu), (memory, i_memory), (storage, i_storage))
-            parts = [v * i for v, i in weighted if i]
-            smallest = parts[0]
-            for part in parts[1:]:
-                smallest = np.minimum(smallest, part)
-            return smallest
-
         def array(free: np.ndarray, total: np.ndarray, demand: Resources) -> np.ndarray:
             # score() above, operation for operation, over every server at once.
             xc, xm, xs = demand.cpu, demand.memory, demand.storage
             fc, fm, fs = free[:, 0], free[:, 1], free[:, 2]
             rc, rm, rs = fc - xc, fm - xm, fs - xs
-            lost = slices_array(fc, fm, fs) - slices_array(rc, rm, rs) if mix else 0.0
-            ratios = [r / x for r, x in ((rc, xc), (rm, xm), (rs, xs)) if x]
-            copies = ratios[0] if ratios else 0.0
-            for ratio in ratios[1:]:
-                copies = np.minimum(copies, ratio)
+            inverse = (i_cpu, i_memory, i_storage)
+            lost = (_slices_array((fc, fm, fs), inverse) - _slices_array((rc, rm, rs), inverse)
+                    if mix else 0.0)
+            copies = _copies_array((rc, rm, rs), (xc, xm, xs))
             result = (
                 w_cpu * (rc - copies * xc)
                 + w_memory * (rm - copies * xm)
@@ -342,24 +352,15 @@ def scarcity_fit_scorer(
                 result += b_storage * (rs + mix * (lost * u_storage - xs)) / total.storage
             return result
 
-        def slices_array(cpu: np.ndarray, memory: np.ndarray, storage: np.ndarray) -> np.ndarray:
-            weighted = ((cpu, i_cpu), (memory, i_memory), (storage, i_storage))
-            parts = [v * i for v, i in weighted if i]
-            smallest = parts[0]
-            for part in parts[1:]:
-                smallest = np.minimum(smallest, part)
-            return smallest
-
         def array(free: np.ndarray, total: np.ndarray, demand: Resources) -> np.ndarray:
             # score() above, operation for operation, over every server at once.
             xc, xm, xs = demand.cpu, demand.memory, demand.storage
             fc, fm, fs = free[:, 0], free[:, 1], free[:, 2]
             rc, rm, rs = fc - xc, fm - xm, fs - xs
-            lost = slices_array(fc, fm, fs) - slices_array(rc, rm, rs) if mix else 0.0
-            ratios = [r / x for r, x in ((rc, xc), (rm, xm), (rs, xs)) if x]
-            copies = ratios[0] if ratios else 0.0
-            for ratio in ratios[1:]:
-                copies = np.minimum(copies, ratio)
+            inverse = (i_cpu, i_memory, i_storage)
+            lost = (_slices_array((fc, fm, fs), inverse) - _slices_array((rc, rm, rs), inverse)
+                    if mix else 0.0)
+            copies = _copies_array((rc, rm, rs), (xc, xm, xs))
             result = (
                 l_cpu * (rc - copies * xc)
                 + l_memory * (rm - copies * xm)
