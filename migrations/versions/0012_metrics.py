@@ -85,6 +85,29 @@ def upgrade():
     with op.batch_alter_table('metric_1d', schema=None) as batch_op:
         batch_op.create_index('ix_metric_1d_ts', ['ts'], unique=False, postgresql_using='brin')
 
+    op.create_table('metric_latest',
+    sa.Column('object_type', sa.String(length=16), nullable=False),
+    sa.Column('object_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('ts', sa.DateTime(), nullable=False),
+    sa.Column('cpu_util', sa.REAL(), nullable=True),
+    sa.Column('cpu_util_ts', sa.DateTime(), nullable=True),
+    sa.Column('memory_used_gib', sa.REAL(), nullable=True),
+    sa.Column('memory_used_gib_ts', sa.DateTime(), nullable=True),
+    sa.Column('storage_used_gib', sa.REAL(), nullable=True),
+    sa.Column('storage_used_gib_ts', sa.DateTime(), nullable=True),
+    sa.Column('nodes_ready', sa.REAL(), nullable=True),
+    sa.Column('nodes_ready_ts', sa.DateTime(), nullable=True),
+    sa.Column('nodes_total', sa.REAL(), nullable=True),
+    sa.Column('nodes_total_ts', sa.DateTime(), nullable=True),
+    sa.Column('pods_pending', sa.REAL(), nullable=True),
+    sa.Column('pods_pending_ts', sa.DateTime(), nullable=True),
+    sa.Column('cpu_requested', sa.REAL(), nullable=True),
+    sa.Column('cpu_requested_ts', sa.DateTime(), nullable=True),
+    sa.Column('memory_requested_gib', sa.REAL(), nullable=True),
+    sa.Column('memory_requested_gib_ts', sa.DateTime(), nullable=True),
+    sa.CheckConstraint("object_type IN ('baremetal', 'vm', 'cluster')", name=op.f('ck_metric_latest_object_type_enum')),
+    sa.PrimaryKeyConstraint('object_type', 'object_id', name=op.f('pk_metric_latest'))
+    )
     op.create_table('metric_raw',
     sa.Column('object_type', sa.String(length=16), nullable=False),
     sa.Column('object_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -112,6 +135,7 @@ def downgrade():
         batch_op.drop_index('ix_metric_raw_ts', postgresql_using='brin')
 
     op.drop_table('metric_raw')
+    op.drop_table('metric_latest')
     with op.batch_alter_table('metric_1d', schema=None) as batch_op:
         batch_op.drop_index('ix_metric_1d_ts', postgresql_using='brin')
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Table, and_, bindparam, delete, func, select, text
+from sqlalchemy import DateTime, Table, and_, bindparam, case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portal.extensions import db
@@ -21,6 +21,7 @@ from portal.models import (
     MetricRollup,
     metric_1d,
     metric_15m,
+    metric_latest,
     metric_raw,
 )
 
@@ -80,8 +81,20 @@ def write(rows: Sequence[dict]) -> int:
             merged[key] = row
     if not merged:
         return 0
+    # Per object, each metric's newest value in the batch and its time.
+    newest: dict[tuple[str, int], dict] = {}
+    for (object_type, object_id, ts), row in merged.items():
+        kept = newest.setdefault((object_type, object_id), {
+            "object_type": object_type, "object_id": object_id, "ts": ts})
+        kept["ts"] = max(kept["ts"], ts)
+        for name in ALL_METRICS:
+            if row.get(name) is not None and (kept.get(f"{name}_ts") is None
+                                              or ts >= kept[f"{name}_ts"]):
+                kept[name], kept[f"{name}_ts"] = row[name], ts
     if _dialect() == "postgresql":
-        return _write_postgresql(list(merged.values()))
+        _write_postgresql(_UPSERT_UNNEST, list(merged.values()))
+        _write_postgresql(_LATEST_UNNEST, list(newest.values()))
+        return len(merged)
     statement = _insert(metric_raw)
     statement = statement.on_conflict_do_update(
         index_elements=["object_type", "object_id", "ts"],
@@ -90,6 +103,17 @@ def write(rows: Sequence[dict]) -> int:
     )
     db.session.execute(statement, [{name: None for name in ALL_METRICS} | row
                                    for row in merged.values()])
+    latest_row = _insert(metric_latest)
+    updates: dict = {"ts": func.max(metric_latest.c.ts, latest_row.excluded.ts)}
+    for name in ALL_METRICS:
+        at, new_at = metric_latest.c[f"{name}_ts"], latest_row.excluded[f"{name}_ts"]
+        newer = and_(new_at.is_not(None), (at.is_(None)) | (new_at >= at))
+        updates[name] = case((newer, latest_row.excluded[name]), else_=metric_latest.c[name])
+        updates[f"{name}_ts"] = case((newer, new_at), else_=at)
+    latest_row = latest_row.on_conflict_do_update(
+        index_elements=["object_type", "object_id"], set_=updates)
+    empty = {column: None for name in ALL_METRICS for column in (name, f"{name}_ts")}
+    db.session.execute(latest_row, [empty | row for row in newest.values()])
     return len(merged)
 
 
@@ -106,7 +130,28 @@ _UPSERT_UNNEST = (
 )
 
 
-def _write_postgresql(rows: list[dict]) -> int:
+# Each object's newest sample of the batch replaces its latest row unless that row is newer;
+# a sample at the same time merges into it metric by metric, as in metric_raw.
+_LATEST_UNNEST = (
+    "INSERT INTO metric_latest (object_type, object_id, ts, {names}) "
+    "SELECT * FROM unnest(CAST(CAST(:object_type AS text) AS varchar[]), "
+    "CAST(CAST(:object_id AS text) AS integer[]), CAST(CAST(:ts AS text) AS timestamp[]), "
+    "{arrays}) "
+    "ON CONFLICT (object_type, object_id) DO UPDATE SET "
+    "ts = greatest(metric_latest.ts, excluded.ts), {updates}"
+).format(
+    names=", ".join(f"{m}, {m}_ts" for m in ALL_METRICS),
+    arrays=", ".join(f"CAST(CAST(:{m} AS text) AS real[]), "
+                     f"CAST(CAST(:{m}_ts AS text) AS timestamp[])" for m in ALL_METRICS),
+    updates=", ".join(
+        f"{column} = CASE WHEN excluded.{m}_ts IS NOT NULL AND (metric_latest.{m}_ts IS NULL "
+        f"OR excluded.{m}_ts >= metric_latest.{m}_ts) THEN excluded.{column} "
+        f"ELSE metric_latest.{column} END"
+        for m in ALL_METRICS for column in (m, f"{m}_ts")),
+)
+
+
+def _write_postgresql(statement: str, rows: list[dict]) -> int:
     """One statement whatever the batch's size: each column one array literal, unnested —
     no per-row parameters to bind, plan or send. The values are validated numbers, ids,
     object types and datetimes, so the literals need no quoting."""
@@ -117,7 +162,11 @@ def _write_postgresql(rows: list[dict]) -> int:
     }
     for name in ALL_METRICS:
         columns[name] = _array(row.get(name) for row in rows)
-    db.session.execute(text(_UPSERT_UNNEST), columns)
+        if statement is _LATEST_UNNEST:
+            columns[f"{name}_ts"] = _array(
+                f'"{row[f"{name}_ts"].isoformat(" ")}"' if row.get(f"{name}_ts") else None
+                for row in rows)
+    db.session.execute(text(statement), columns)
     return len(rows)
 
 
@@ -139,22 +188,15 @@ def ids_present(table: str, ids: list[int], extra: str = "") -> set[int]:
 
 def latest(object_type: str, ids: Sequence[int], metric: str,
            since: datetime) -> dict[int, tuple[datetime, float]]:
-    """Each object's newest raw sample of ``metric`` at or after ``since``."""
-    column = metric_raw.c[metric]
+    """Each object's newest sample of ``metric`` at or after ``since`` (metric_latest: one
+    row an object, each metric with its own time)."""
+    column, at = metric_latest.c[metric], metric_latest.c[f"{metric}_ts"]
     found: dict[int, tuple[datetime, float]] = {}
     for chunk in _chunks(ids):
-        newest = (
-            select(metric_raw.c.object_id, func.max(metric_raw.c.ts).label("ts"))
-            .where(metric_raw.c.object_type == object_type,
-                   metric_raw.c.object_id.in_(chunk), metric_raw.c.ts >= since,
-                   column.is_not(None))
-            .group_by(metric_raw.c.object_id)
-        ).subquery()
         rows = db.session.execute(
-            select(metric_raw.c.object_id, metric_raw.c.ts, column)
-            .join(newest, and_(metric_raw.c.object_id == newest.c.object_id,
-                               metric_raw.c.ts == newest.c.ts))
-            .where(metric_raw.c.object_type == object_type)
+            select(metric_latest.c.object_id, at, column)
+            .where(metric_latest.c.object_type == object_type,
+                   metric_latest.c.object_id.in_(chunk), at >= since, column.is_not(None))
         ).all()
         found.update({object_id: (ts, float(value)) for object_id, ts, value in rows})
     return found
@@ -322,7 +364,8 @@ def prune(now: datetime) -> dict[str, int]:
     removed = {}
     for name, table, keep in (("raw", metric_raw, RAW_RETENTION),
                               ("15m", metric_15m, ROLLUP_RETENTION),
-                              ("1d", metric_1d, DAILY_RETENTION)):
+                              ("1d", metric_1d, DAILY_RETENTION),
+                              ("latest", metric_latest, RAW_RETENTION)):
         removed[name] = db.session.execute(delete(table).where(table.c.ts < now - keep)
                                            ).rowcount
     db.session.commit()

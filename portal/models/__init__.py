@@ -66,6 +66,7 @@ from portal.models.metrics import (
     MetricRollup,
     metric_1d,
     metric_15m,
+    metric_latest,
     metric_raw,
 )
 from portal.models.operations import (
@@ -91,7 +92,7 @@ __all__ = [
     "PLUGIN_STATUSES", "VM_ROLES", "VM_STATUSES",
     "ALL_METRICS", "METRIC_OBJECT_TYPES", "METRICS_BY_TYPE", "AgentPresence", "MetricRollup",
     "metric_1d",
-    "metric_15m", "metric_raw",
+    "metric_15m", "metric_latest", "metric_raw",
     "ApiToken", "AuditEvent", "Baremetal", "BaremetalGroup", "BaremetalGroupTenantQuota",
     "BastionClusterAssociation", "K8sCluster", "K8sClusterPlugin", "K8sClusterToServiceMesh",
     "LoginThrottle", "Maintainer", "MaintainerGroup", "MaintainerToMaintainerGroup",

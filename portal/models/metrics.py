@@ -12,6 +12,9 @@ time-range scans.
 - ``metric_15m``: 15-minute buckets (bucket start), mean and maximum of each metric and the
   number of samples rolled up, kept 30 days.
 - ``metric_1d``: daily buckets (UTC days) of the same shape, kept a year.
+- ``metric_latest``: each object's newest value of each metric (one row an object), kept
+  in step by every write: the dashboard's hot spots and the autoscaler read "the latest value of 10,000
+  servers" from 10,000 rows, not from the 48 h of raw samples.
 Values are REAL (4 bytes): utilisation needs no more precision.
 """
 
@@ -50,6 +53,18 @@ metric_raw = Table(
     *(Column(name, REAL) for name in ALL_METRICS),
     one_of("object_type", METRIC_OBJECT_TYPES),
     Index("ix_metric_raw_ts", "ts", postgresql_using="brin"),
+)
+
+
+# Each metric with the time of its own newest sample: an agent may report a metric alone.
+metric_latest = Table(
+    "metric_latest", db.metadata,
+    Column("object_type", String(16), primary_key=True),
+    Column("object_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", DateTime, nullable=False),  # the newest sample of any metric (pruning)
+    *(column for name in ALL_METRICS
+      for column in (Column(name, REAL), Column(f"{name}_ts", DateTime))),
+    one_of("object_type", METRIC_OBJECT_TYPES),
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.metrics import query, store
-from portal.models import MetricRollup, metric_1d, metric_15m, metric_raw, utcnow
+from portal.models import MetricRollup, metric_1d, metric_15m, metric_latest, metric_raw, utcnow
 from tests import factories as f
 from tests.metrics.conftest import rows
 
@@ -117,8 +117,12 @@ def test_retention_prunes_raw_after_48_h_rollups_after_30_days_daily_after_a_yea
     db.session.execute(metric_1d.insert(), [{**key, "ts": now - timedelta(days=366)},
                                             {**key, "ts": now - timedelta(days=364)}])
     db.session.commit()
-    assert store.prune(now) == {"raw": 1, "15m": 1, "1d": 1}
+    gone = f.vm(vm.tenant, vm.baremetal, vm.spec)  # silent for 50 h: its latest row goes too
+    db.session.commit()
+    write(gone.id, [(now - timedelta(hours=50), 0.9)])
+    assert store.prune(now) == {"raw": 2, "15m": 1, "1d": 1, "latest": 1}
     assert [r[2] for r in table_rows(metric_raw)] == [now - timedelta(hours=47)]
+    assert [r[1] for r in table_rows(metric_latest)] == [vm.id]
     assert [r[2] for r in table_rows(metric_15m)] == [now - timedelta(days=29)]
     assert [r[2] for r in table_rows(metric_1d)] == [now - timedelta(days=364)]
 
@@ -204,3 +208,24 @@ def test_buckets_not_rolled_up_yet_come_from_the_raw_samples(vm):
     store.rollup(now + timedelta(seconds=30))
     again = query.series("vm", [vm.id], ["cpu_util"], now - timedelta(days=7), now)
     assert [v for _, v in again[(vm.id, "cpu_util")]] == pytest.approx([0.3, 0.3, 0.8, 0.7])
+
+
+def test_the_latest_table_agrees_with_the_raw_samples_whatever_the_order_of_writes(vm):
+    """metric_latest (what latest() reads) against the raw samples it summarises: samples
+    written late, out of order, metric by metric, duplicated within a batch — each metric's
+    newest value wins, an older one never overwrites it."""
+    now = utcnow().replace(microsecond=0)
+    minutes = lambda m: now - timedelta(minutes=m)  # noqa: E731
+    write(vm.id, [(minutes(1), 0.7)])
+    write(vm.id, [(minutes(4), 0.2), (minutes(3), 0.3)])  # late: older than what is there
+    write(vm.id, [(minutes(2), 12.0)], metric="memory_used_gib")
+    store.write([{"object_type": "vm", "object_id": vm.id, "ts": minutes(0), "cpu_util": 0.5},
+                 {"object_type": "vm", "object_id": vm.id, "ts": minutes(0), "cpu_util": 0.6}])
+    db.session.commit()
+    since = minutes(10)
+    assert store.latest("vm", [vm.id], "cpu_util", since) == {
+        vm.id: (minutes(0), pytest.approx(0.6))}
+    assert store.latest("vm", [vm.id], "memory_used_gib", since) == {
+        vm.id: (minutes(2), pytest.approx(12.0))}
+    assert store.latest("vm", [vm.id], "memory_used_gib", minutes(1)) == {}
+    assert store.latest("vm", [vm.id], "storage_used_gib", since) == {}
