@@ -88,7 +88,7 @@ def test_create_edit_delete_audited(app, ops):
     assert post(ops, f"/meshes/{mesh.id}/edit", name="cilium-edge", mesh_type="cilium",
                 version="1.16.3", status="active", description="").status_code == 302
     page = ops.get(f"/meshes/{mesh.id}").get_data(as_text=True)
-    assert "Version 1.16.1 → 1.16.3, by ops" in page
+    assert "Version 1.16.1 → 1.16.3, by user ops" in page
     mesh_id = mesh.id
     assert post(ops, f"/meshes/{mesh_id}/delete").status_code == 302
     assert db.session.get(ServiceMesh, mesh_id) is None
