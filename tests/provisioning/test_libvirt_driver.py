@@ -462,3 +462,27 @@ def test_a_claimed_job_carries_the_servers_hypervisor_uris(app, tmp_path):
     assert replace(move, cluster_nodes=()).document()["cluster"] is None
     assert db.session.scalar(select(ProvisionJob.status).where(
         ProvisionJob.id == move.id)) == "claimed"
+
+
+def test_the_agent_posts_libvirt_measurements_into_the_metrics_store(app, driver, tmp_path):
+    """SPEC 8.8 with 8.4: a VM the driver built is measured from its domain by the agent's
+    metrics step (targets named as the domains are) and lands in the store, as does its
+    server; a second round adds the VM's CPU (it needs two readings)."""
+    from datetime import timedelta
+
+    from portal.metrics import query
+
+    uri = hypervisor_node(tmp_path, "m", cpus=16, memory_gib=64)
+    estate = build_estate([uri])
+    (vm,) = place(estate, "api-01")
+    agent = agent_for(app, driver)
+    drain(agent)
+    assert agent.measure_once() >= 2
+    assert agent.measure_once() >= 2
+    db.session.rollback()
+    since = utcnow() - timedelta(minutes=1)
+    memory = query.latest("vm", [vm.id], "memory_used_gib", since)
+    assert 0 < memory[vm.id][1] <= 8
+    assert 0 <= query.latest("vm", [vm.id], "cpu_util", since)[vm.id][1] <= 1
+    server = estate.servers[0].id
+    assert query.latest("baremetal", [server], "storage_used_gib", since)[server][1] > 0
