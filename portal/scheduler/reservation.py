@@ -416,7 +416,10 @@ def suggestions(
             )
             if isinstance(result, Plan):
                 found.append(_n(
-                    "%(flavor)s (%(cpu)s CPU, %(memory)s GiB) fits in group %(group)s right now.",
+                    # The count in the singular too: a language of one plural form (Chinese)
+                    # says it in every case, and pybabel checks against the singular.
+                    "%(num)s × %(flavor)s (%(cpu)s CPU, %(memory)s GiB) fits in group "
+                    "%(group)s right now.",
                     "%(num)s × %(flavor)s (%(cpu)s CPU, %(memory)s GiB) fit in group %(group)s "
                     "right now.", len(nodes), flavor=flavor.name, cpu=flavor.cpu,
                     memory=flavor.memory, group=group.name))
