@@ -68,6 +68,19 @@ def normalised_remaining(free: Resources, total: Resources, demand: Resources) -
     return score
 
 
+def _slices(free: tuple[float, ...], inverse: tuple[float, ...]) -> float:
+    """The fewest slices any resource's free capacity makes (a resource whose inverse slice
+    is 0 does not count)."""
+    return min((v * i if i else _INF for v, i in zip(free, inverse, strict=True)))
+
+
+def _copies(left: tuple[float, ...], demand: tuple[float, ...]) -> float:
+    """How many more copies of ``demand`` what is left would hold (fractional; 0 for an
+    empty demand)."""
+    copies = min((r / x if x else _INF for r, x in zip(left, demand, strict=True)))
+    return 0.0 if copies == _INF else copies
+
+
 def _slices_array(free: tuple[np.ndarray, ...], inverse: tuple[float, ...]) -> np.ndarray:
     """Per server, the fewest slices any resource's free capacity makes (a resource whose
     inverse slice is 0 does not count): ``score``'s slices, over every server at once."""
@@ -202,20 +215,13 @@ def shape_fit_scorer(
             for p, t in zip(scarcity, (total_cpu, total_memory, total_storage), strict=True)
         )
 
-        def slices(cpu: int, memory: int, storage: int) -> float:
-            return min(
-                cpu * i_cpu if i_cpu else _INF,
-                memory * i_memory if i_memory else _INF,
-                storage * i_storage if i_storage else _INF,
-            )
-
         def score(free: Resources, total: Resources, demand: Resources) -> float:
             xc, xm, xs = demand.cpu, demand.memory, demand.storage
             rc, rm, rs = free.cpu - xc, free.memory - xm, free.storage - xs
-            lost = slices(free.cpu, free.memory, free.storage) - slices(rc, rm, rs) if mix else 0.0
-            copies = min(rc / xc if xc else _INF, rm / xm if xm else _INF, rs / xs if xs else _INF)
-            if copies == _INF:
-                copies = 0.0
+            inverse = (i_cpu, i_memory, i_storage)
+            lost = (_slices((free.cpu, free.memory, free.storage), inverse)
+                    - _slices((rc, rm, rs), inverse) if mix else 0.0)
+            copies = _copies((rc, rm, rs), (xc, xm, xs))
             result = (
                 w_cpu * (rc - copies * xc)
                 + w_memory * (rm - copies * xm)
@@ -325,20 +331,13 @@ def scarcity_fit_scorer(
             for b, t in zip((b_cpu, b_memory, b_storage), totals, strict=True)
         )
 
-        def slices(cpu: int, memory: int, storage: int) -> float:
-            return min(
-                cpu * i_cpu if i_cpu else _INF,
-                memory * i_memory if i_memory else _INF,
-                storage * i_storage if i_storage else _INF,
-            )
-
         def score(free: Resources, total: Resources, demand: Resources) -> float:
             xc, xm, xs = demand.cpu, demand.memory, demand.storage
             rc, rm, rs = free.cpu - xc, free.memory - xm, free.storage - xs
-            lost = slices(free.cpu, free.memory, free.storage) - slices(rc, rm, rs) if mix else 0.0
-            copies = min(rc / xc if xc else _INF, rm / xm if xm else _INF, rs / xs if xs else _INF)
-            if copies == _INF:
-                copies = 0.0
+            inverse = (i_cpu, i_memory, i_storage)
+            lost = (_slices((free.cpu, free.memory, free.storage), inverse)
+                    - _slices((rc, rm, rs), inverse) if mix else 0.0)
+            copies = _copies((rc, rm, rs), (xc, xm, xs))
             result = (
                 l_cpu * (rc - copies * xc)
                 + l_memory * (rm - copies * xm)
