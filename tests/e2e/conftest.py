@@ -45,9 +45,29 @@ def live_agent(live_app):
     agent.stop()
 
 
+def closed_bodies(app):
+    """Read each response whole and close it before the server writes it.
+
+    Werkzeug's development server closes a response only after draining the request socket,
+    and that drain raises when the browser has reset the connection (a cancelled favicon or
+    stylesheet during navigation): the static file's handle is then left to the garbage
+    collector, whose ResourceWarning fails whichever test happens to be running. Buffering
+    here closes every file at once; the pages are small."""
+
+    def wrapped(environ, start_response):
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wrapped
+
+
 @pytest.fixture(scope="session")
 def live_server(live_app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    server = make_server("127.0.0.1", 0, closed_bodies(live_app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
