@@ -9,7 +9,6 @@ from flask import url_for
 from flask_login import current_user
 from pydantic import Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from portal.api import api, listing
 from portal.api.core import ANY_ROLE, Access
@@ -20,6 +19,7 @@ from portal.audit.service import snapshot
 from portal.auth.access import get_or_404, tenant_ids
 from portal.extensions import db
 from portal.maintainers import service
+from portal.maintainers.lists import groups as group_list
 from portal.maintainers.lists import maintainers as maintainer_list
 from portal.models import (
     ASSIGNABLE_TYPES,
@@ -172,6 +172,8 @@ class MemberIn(Input):
 
 
 GroupPage = page_of(MaintainerGroupOut, "MaintainerGroupPage")
+GroupQuery = list_query("MaintainerGroupQuery", group_list, (
+    ApiFilter("managed", "managed", bool, "true: with a manager; false: without one."),))
 
 
 def group_out(group: MaintainerGroup) -> MaintainerGroupOut:
@@ -188,20 +190,10 @@ def _save_group(group: MaintainerGroup | None, values: dict) -> MaintainerGroup:
 
 
 @api.operation("GET", "/maintainer-groups", summary="List maintainer groups", tags=GROUP_TAGS,
-               access=Access("maintainers"), query=Paging, response=GroupPage)
-def list_maintainer_groups(query: Paging):
-    stmt = select(MaintainerGroup)
-    if query.q:
-        from portal.web.listing import escape_like
-
-        stmt = stmt.where(MaintainerGroup.name.ilike(f"%{escape_like(query.q)}%", escape="\\"))
-    total = listing.total(stmt)
-    rows = db.session.scalars(
-        stmt.options(selectinload(MaintainerGroup.memberships))
-        .order_by(MaintainerGroup.name, MaintainerGroup.id).limit(query.limit)
-        .offset(query.offset)
-    ).all()
-    return {"items": [group_out(g) for g in rows], "total": total}
+               access=Access("maintainers"), query=GroupQuery, response=GroupPage)
+def list_maintainer_groups(query):
+    page = run(group_list, query)
+    return {**page, "items": [group_out(g) for g in page["items"]]}
 
 
 @api.operation("GET", "/maintainer-groups/{group_id}", summary="Get a maintainer group",

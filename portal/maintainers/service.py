@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal import text
-from portal.audit.service import record
+from portal.audit.service import audited_create, audited_update, record
 from portal.extensions import db
 from portal.i18n import _, _l
 from portal.models import (
@@ -480,8 +480,6 @@ def save_maintainer(
     username: str = "",
 ) -> Maintainer:
     """Create (maintainer None) or update a maintainer; link a login by username."""
-    from portal.audit.service import diff, snapshot
-
     name, account = text.clean(name), text.clean(account).lower()
     for value, key, what in ((name, "name", _("The name")),
                             (account, "account", _("The account"))):
@@ -516,21 +514,12 @@ def save_maintainer(
                   username=linked.username), "username"
             )
         user_id = linked.id
-    before = snapshot(maintainer, MAINTAINER_FIELDS) if maintainer is not None else {}
+    values = {"name": name, "account": account, "email": email,
+              "phone": (phone or "").strip(), "status": status, "user_id": user_id}
     if maintainer is None:
-        maintainer = Maintainer()
-        db.session.add(maintainer)
-    maintainer.name, maintainer.account, maintainer.email = name, account, email
-    maintainer.phone, maintainer.status, maintainer.user_id = (phone or "").strip(), status, user_id
-    db.session.flush()
-    record(
-        "create" if not before else "update",
-        "maintainer",
-        maintainer.id,
-        maintainer.name,
-        diff(before, snapshot(maintainer, MAINTAINER_FIELDS)),
-        user=user,
-    )
+        maintainer = audited_create(Maintainer(**values), "maintainer", MAINTAINER_FIELDS, user)
+    else:
+        audited_update(maintainer, "maintainer", MAINTAINER_FIELDS, values, user)
     db.session.commit()
     return maintainer
 
@@ -588,8 +577,6 @@ def save_group(
     description: str = "",
     manager_id: int | None = None,
 ) -> MaintainerGroup:
-    from portal.audit.service import diff, snapshot
-
     fields = ("name", "description", "manager_id")
     name = text.clean(name)
     if hidden := text.name_problem(name, _("The group name")):
@@ -606,24 +593,16 @@ def save_group(
         manager = db.session.get(Maintainer, manager_id)
         if manager is None:
             raise MaintainerError(_("No such maintainer."), "manager_id")
-    before = snapshot(group, fields) if group is not None else {}
+    values = {"name": name, "description": (description or "").strip(),
+              "manager_id": manager.id if manager else None}
     if group is None:
-        group = MaintainerGroup()
-        db.session.add(group)
-    group.name, group.description = name, (description or "").strip()
-    group.manager_id = manager.id if manager else None
-    db.session.flush()
+        group = audited_create(MaintainerGroup(**values), "maintainer_group", fields, user)
+    else:
+        audited_update(group, "maintainer_group", fields, values, user)
+        db.session.flush()
     if manager is not None and not is_member(manager.id, group.id):
         # The manager is a member: making someone manager adds them.
         db.session.add(MaintainerToMaintainerGroup(maintainer_id=manager.id, group_id=group.id))
-    record(
-        "create" if not before else "update",
-        "maintainer_group",
-        group.id,
-        group.name,
-        diff(before, snapshot(group, fields)),
-        user=user,
-    )
     db.session.commit()
     return group
 
