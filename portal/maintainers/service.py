@@ -399,11 +399,25 @@ def assign(
         resource_type,
         resource.id,
         resource.name,
-        {"maintainer": {"from": None, "to": f"{who} ({responsibility or 'no responsibility'})"}},
+        _assignee_change(row, "to", person.name if maintainer_id is not None else group.name,
+                         responsibility),
         user=user,
     )
     db.session.commit()
     return row
+
+
+def _assignee_change(row: ResourceMaintainer, side: str, name: str,
+                     responsibility: str) -> dict[str, Any]:
+    """An assignment's audit changes: the person's or the group's name under its own
+    field, and the responsibility when there is one (names and data only: the audit page
+    words them in the reader's language)."""
+    key = "maintainer" if row.maintainer_id is not None else "maintainer_group"
+    other = "to" if side == "from" else "from"
+    changes = {key: {side: name, other: None}}
+    if responsibility:
+        changes["responsibility"] = {side: responsibility, other: None}
+    return changes
 
 
 def unassign(
@@ -420,13 +434,13 @@ def unassign(
     ):
         raise MaintainerError(_("No such assignment."))
     resource = resource_or_error(row.resource_type, row.resource_id)
-    who = row.maintainer.name if row.maintainer else f"group {row.maintainer_group.name}"
     record(
         "unassign",
         row.resource_type,
         row.resource_id,
         resource.name,
-        {"maintainer": {"from": who, "to": None}},
+        _assignee_change(row, "from", (row.maintainer or row.maintainer_group).name,
+                         row.responsibility),
         user=user,
     )
     db.session.delete(row)
