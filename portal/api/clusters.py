@@ -20,6 +20,7 @@ from portal.clusters import kubeconfig as kubeconfigs
 from portal.clusters import service
 from portal.clusters.lists import clusters as cluster_list
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import (
     CLUSTER_STATUSES,
     MESH_ROLES,
@@ -224,7 +225,7 @@ def set_cluster_status(cluster_id: int, body: ClusterStatusIn):
     """Maintenance, offline or active again: operators and the cluster's maintainers."""
     cluster = visible_cluster(cluster_id)
     if not service.may_set_status(cluster, _user()):
-        raise ApiError(FORBIDDEN, "Only operators and the cluster's maintainers set its status.")
+        raise ApiError(FORBIDDEN, _("Only operators and the cluster's maintainers set its status."))
     service.set_status(cluster, body.status, _user())
     return detail(cluster)
 
@@ -279,12 +280,12 @@ def get_kubeconfig(cluster_id: int):
     operators and the tenant's admins only (403 for maintainers); 404 while there is none."""
     cluster = visible_cluster(cluster_id)
     if not kubeconfigs.may_download(cluster, _user()):
-        raise ApiError(FORBIDDEN, "Only operators and the tenant's admins download a "
-                                  "cluster's kubeconfig.")
+        raise ApiError(FORBIDDEN, _("Only operators and the tenant's admins download a "
+                                    "cluster's kubeconfig."))
     text = kubeconfigs.download(cluster, _user())
     if text is None:
-        raise not_found(f"Cluster {cluster.name} has no kubeconfig yet: the agent returns it "
-                        "when the control plane is built.")
+        raise not_found(_("Cluster %(name)s has no kubeconfig yet: the agent returns it "
+                          "when the control plane is built.", name=cluster.name))
     return kubeconfigs.attachment(cluster, text)
 
 
@@ -293,7 +294,7 @@ def get_kubeconfig(cluster_id: int):
 def _plugin(cluster: K8sCluster, plugin_id: int) -> K8sClusterPlugin:
     plugin = db.session.get(K8sClusterPlugin, plugin_id)
     if plugin is None or plugin.cluster_id != cluster.id:
-        raise not_found("No such plugin on this cluster.")
+        raise not_found(_("No such plugin on this cluster."))
     return plugin
 
 
@@ -336,7 +337,7 @@ def remove_plugin(cluster_id: int, plugin_id: int):
 def _mesh_link(cluster: K8sCluster, link_id: int) -> K8sClusterToServiceMesh:
     link = db.session.get(K8sClusterToServiceMesh, link_id)
     if link is None or link.cluster_id != cluster.id:
-        raise not_found("No such service-mesh link on this cluster.")
+        raise not_found(_("No such service-mesh link on this cluster."))
     return link
 
 
@@ -354,7 +355,7 @@ def list_mesh_links(cluster_id: int):
 def bind_mesh(cluster_id: int, body: MeshLinkIn):
     """At most one primary mesh per cluster."""
     if db.session.get(ServiceMesh, body.service_mesh_id) is None:
-        raise invalid("service_mesh_id", "Choose an existing service mesh.")
+        raise invalid("service_mesh_id", _("Choose an existing service mesh."))
     return service.bind_mesh(managed_cluster(cluster_id), body.service_mesh_id, body.role,
                              _user())
 
@@ -395,7 +396,7 @@ def add_bastion(cluster_id: int, body: BastionIn):
     cluster = managed_cluster(cluster_id)
     vm = db.session.get(VirtualMachine, body.vm_id)
     if vm is None or vm.tenant_id != cluster.tenant_id or vm.status == "deleted":
-        raise invalid("vm_id", "Choose a live VM of the cluster's tenant.")
+        raise invalid("vm_id", _("Choose a live VM of the cluster's tenant."))
     return service.add_bastion(cluster, vm.id, _user())
 
 
@@ -406,5 +407,5 @@ def remove_bastion(cluster_id: int, link_id: int):
     cluster = managed_cluster(cluster_id)
     link = db.session.get(BastionClusterAssociation, link_id)
     if link is None or link.cluster_id != cluster.id:
-        raise not_found("No such bastion on this cluster.")
+        raise not_found(_("No such bastion on this cluster."))
     service.remove_bastion(cluster, link.id, _user())

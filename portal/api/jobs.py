@@ -14,6 +14,7 @@ from portal.api.problems import not_found
 from portal.api.schemas import INT32, Input, Output, Paging, Stamped, UtcDatetime, page_of
 from portal.clusters import kubeconfig as kubeconfigs
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import JOB_ACTIONS, JOB_STATUSES, ProvisionJob
 from portal.provisioning import jobs
 
@@ -179,7 +180,7 @@ def complete_job(job_id: int, body: CompleteIn):
     released; a failed delete keeps it ``deleting``. 409 when the job is not claimed by
     this agent (its lease expired and another agent took it)."""
     if db.session.get(ProvisionJob, job_id) is None:
-        raise not_found(f"No provisioning job {job_id}.")
+        raise not_found(_("No provisioning job %(id)s.", id=job_id))
     db.session.rollback()
     return jobs.complete(job_id, body.agent, body.succeeded, body.message, body.kubeconfig,
                          body.output)
@@ -194,7 +195,7 @@ def heartbeat_job(job_id: int, body: HeartbeatIn):
     (answered, cancelled, or taken by another agent after the lease expired): stop
     working on it, its answer will be refused."""
     if db.session.get(ProvisionJob, job_id) is None:
-        raise not_found(f"No provisioning job {job_id}.")
+        raise not_found(_("No provisioning job %(id)s.", id=job_id))
     db.session.rollback()
     jobs.heartbeat(job_id, body.agent, body.lease_seconds, body.message)
     return db.session.get(ProvisionJob, job_id)

@@ -9,7 +9,6 @@ from flask import url_for
 from flask_login import current_user
 from pydantic import Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from portal.api import api, listing
 from portal.api.core import ANY_ROLE, Access
@@ -19,7 +18,9 @@ from portal.api.schemas import INT32, Id, Input, Paging, Query, Stamped, page_of
 from portal.audit.service import snapshot
 from portal.auth.access import get_or_404, tenant_ids
 from portal.extensions import db
+from portal.i18n import _
 from portal.maintainers import service
+from portal.maintainers.lists import groups as group_list
 from portal.maintainers.lists import maintainers as maintainer_list
 from portal.models import (
     ASSIGNABLE_TYPES,
@@ -95,7 +96,7 @@ def _save_maintainer(maintainer: Maintainer | None, values: dict) -> Maintainer:
     if values.get("user_id") is not None:
         linked = db.session.get(User, values["user_id"])
         if linked is None:
-            raise invalid("user_id", "No such user.")
+            raise invalid("user_id", _("No such user."))
         username = linked.username
     return _call(service.save_maintainer, maintainer, user=_user(), name=values["name"],
                  account=values["account"], email=values["email"], phone=values["phone"],
@@ -172,6 +173,8 @@ class MemberIn(Input):
 
 
 GroupPage = page_of(MaintainerGroupOut, "MaintainerGroupPage")
+GroupQuery = list_query("MaintainerGroupQuery", group_list, (
+    ApiFilter("managed", "managed", bool, "true: with a manager; false: without one."),))
 
 
 def group_out(group: MaintainerGroup) -> MaintainerGroupOut:
@@ -188,20 +191,10 @@ def _save_group(group: MaintainerGroup | None, values: dict) -> MaintainerGroup:
 
 
 @api.operation("GET", "/maintainer-groups", summary="List maintainer groups", tags=GROUP_TAGS,
-               access=Access("maintainers"), query=Paging, response=GroupPage)
-def list_maintainer_groups(query: Paging):
-    stmt = select(MaintainerGroup)
-    if query.q:
-        from portal.web.listing import escape_like
-
-        stmt = stmt.where(MaintainerGroup.name.ilike(f"%{escape_like(query.q)}%", escape="\\"))
-    total = listing.total(stmt)
-    rows = db.session.scalars(
-        stmt.options(selectinload(MaintainerGroup.memberships))
-        .order_by(MaintainerGroup.name, MaintainerGroup.id).limit(query.limit)
-        .offset(query.offset)
-    ).all()
-    return {"items": [group_out(g) for g in rows], "total": total}
+               access=Access("maintainers"), query=GroupQuery, response=GroupPage)
+def list_maintainer_groups(query):
+    page = run(group_list, query)
+    return {**page, "items": [group_out(g) for g in page["items"]]}
 
 
 @api.operation("GET", "/maintainer-groups/{group_id}", summary="Get a maintainer group",
@@ -242,9 +235,9 @@ def delete_maintainer_group(group_id: int):
 def add_group_member(group_id: int, body: MemberIn):
     group = get_or_404(MaintainerGroup, group_id)
     if db.session.get(Maintainer, body.maintainer_id) is None:
-        raise invalid("maintainer_id", "No such maintainer.")
+        raise invalid("maintainer_id", _("No such maintainer."))
     if service.is_member(body.maintainer_id, group.id):
-        raise ApiError(CONFLICT, "Already a member of this group.")
+        raise ApiError(CONFLICT, _("Already a member of this group."))
     _call(service.add_member, group, body.maintainer_id, user=_user())
     return group_out(group)
 
@@ -256,7 +249,7 @@ def remove_group_member(group_id: int, maintainer_id: int):
     """Refused (409) for the group's manager: choose another manager first."""
     group = get_or_404(MaintainerGroup, group_id)
     if not service.is_member(maintainer_id, group.id):
-        raise not_found("Not a member of this group.")
+        raise not_found(_("Not a member of this group."))
     try:
         service.remove_member(group, maintainer_id, user=_user())
     except service.MaintainerError as error:
@@ -352,7 +345,7 @@ def create_assignment(body: AssignmentIn):
         ResourceMaintainer.resource_type == body.resource_type,
         ResourceMaintainer.resource_id == body.resource_id, column == value))
     if duplicate is not None:
-        raise ApiError(CONFLICT, "This assignee is already assigned to this resource.")
+        raise ApiError(CONFLICT, _("This assignee is already assigned to this resource."))
     row = _call(service.assign, body.resource_type, body.resource_id, user=_user(),
                 maintainer_id=body.maintainer_id, group_id=body.maintainer_group_id,
                 responsibility=body.responsibility)

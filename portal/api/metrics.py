@@ -17,6 +17,7 @@ from portal.api.problems import VALIDATION_ERROR, ApiError, not_found, unavailab
 from portal.api.schemas import INT32, Id, Input, Output, Query, UtcDatetime
 from portal.auth.access import can, visible_only
 from portal.extensions import db
+from portal.i18n import _
 from portal.metrics import ingest
 from portal.metrics import query as metrics_query
 from portal.metrics.ingest import MAX_SAMPLES, BatchInvalid, parse_ts
@@ -182,12 +183,13 @@ def _readable(object_type: str, object_id: int) -> None:
     their tenants' (and staff's)."""
     if object_type == "baremetal":
         if not can("baremetals") or db.session.get(Baremetal, object_id) is None:
-            raise not_found(f"No server {object_id}.")
+            raise not_found(_("No server %(id)s.", id=object_id))
         return
     model = VirtualMachine if object_type == "vm" else K8sCluster
     if db.session.scalar(visible_only(select(model.id).where(model.id == object_id),
                                       model)) is None:
-        raise not_found(f"No {'VM' if object_type == 'vm' else 'cluster'} {object_id}.")
+        raise not_found(_("No VM %(id)s.", id=object_id) if object_type == "vm"
+                        else _("No cluster %(id)s.", id=object_id))
 
 
 @api.operation("GET", "/metrics", summary="A measured series", tags=TAGS,
@@ -203,17 +205,18 @@ def get_metrics(query: MetricsQuery):
                else [wanted] if isinstance(wanted, str) else list(dict.fromkeys(wanted)))
     unknown = [m for m in metrics if m not in METRICS_BY_TYPE[query.object_type]]
     if unknown:
-        raise ApiError(VALIDATION_ERROR, f"A {query.object_type} has no metric {unknown[0]}.",
-                       errors={"query.metric": f"One of "
-                               f"{', '.join(METRICS_BY_TYPE[query.object_type])}."})
+        raise ApiError(VALIDATION_ERROR, _("A %(type)s has no metric %(metric)s.",
+                                                 type=query.object_type, metric=unknown[0]),
+                       errors={"query.metric": _("One of %(metrics)s.", metrics=", ".join(
+                           METRICS_BY_TYPE[query.object_type]))})
     end = parse_ts(query.to) if query.to else utcnow()
     start = parse_ts(query.from_) if query.from_ else end - DEFAULT_RANGE
     if start > end:
-        raise ApiError(VALIDATION_ERROR, "The range ends before it starts.",
-                       errors={"query.from": "Before `to`."})
+        raise ApiError(VALIDATION_ERROR, _("The range ends before it starts."),
+                       errors={"query.from": _("Before `to`.")})
     if end - start > MAX_RANGE:
-        raise ApiError(VALIDATION_ERROR, "At most 366 days at a time.",
-                       errors={"query.from": "At most 366 days before `to`."})
+        raise ApiError(VALIDATION_ERROR, _("At most 366 days at a time."),
+                       errors={"query.from": _("At most 366 days before `to`.")})
     _readable(query.object_type, query.object_id)
     try:
         found = metrics_query.series(query.object_type, [query.object_id], metrics, start,

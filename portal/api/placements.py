@@ -14,7 +14,7 @@ from portal.api.schemas import Output
 from portal.api.vms import VmCreate
 from portal.clusters import service as clusters
 from portal.scheduler import Plan
-from portal.scheduler.messages import refusal_message
+from portal.scheduler.messages import explanation_text, refusal_message, spread_text
 from portal.scheduler.reservation import Preview
 from portal.vms import service as vms
 
@@ -75,10 +75,10 @@ def preview_out(preview: Preview, strategy: str, anti_affinity: str) -> PreviewO
     result = preview.result
     nodes: list[PlacedNode] = []
     if isinstance(result, Plan):
-        explanations = list(result.explanations) + [""] * len(preview.nodes)
         nodes = [
             PlacedNode(name=node.name, role=node.role, baremetal_id=host.id,
-                       baremetal_name=host.name, rack=host.rack, explanation=explanations[i])
+                       baremetal_name=host.name, rack=host.rack,
+                       explanation=explanation_text(result, i, host.name))
             for i, (node, host) in enumerate(preview.chosen())
         ]
     refusal = None if preview.ok else RefusalOut(
@@ -91,7 +91,8 @@ def preview_out(preview: Preview, strategy: str, anti_affinity: str) -> PreviewO
     return PreviewOut(
         ok=preview.ok, strategy=getattr(result, "strategy", "") or strategy,
         anti_affinity=anti_affinity,
-        spread=result.spread if isinstance(result, Plan) else "", nodes=nodes, quota=quota,
+        spread=spread_text(result) if isinstance(result, Plan) else "", nodes=nodes,
+        quota=quota,
         refusal=refusal, suggestions=preview.suggestions,
     )
 

@@ -17,6 +17,7 @@ from portal.api.schemas import Id, Input, Output, Stamped, UtcDatetime, page_of
 from portal.auth import tokens
 from portal.auth.access import administered_tenant_ids, roles_of
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import ApiToken
 
 TAGS = ("account",)
@@ -128,7 +129,7 @@ def revoke_token(token_id: int):
     try:
         token = tokens.revoke_token(current_user._get_current_object(), token_id)
     except tokens.TokenError:
-        raise not_found("No such token of yours.") from None
+        raise not_found(_("No such token of yours.")) from None
     db.session.commit()
     return token_out(token)
 

@@ -106,7 +106,9 @@ def acted_on_vm(vm_id: int) -> VirtualMachine:
 @api.operation("GET", "/vms", summary="List VMs", tags=TAGS, access=Access("vms"),
                query=VmQuery, response=VmPage)
 def list_vms(query):
-    """VMs the token may see, newest first by default; filters as on the VM list page."""
+    """VMs the token may see, newest first by default; filters as on the VM list page.
+    Deleted VMs are listed too (a client follows what it deleted; ``status`` narrows), where
+    the page and the dashboard leave them out unless asked."""
     return run(vm_list, query)
 
 

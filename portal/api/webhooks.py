@@ -18,6 +18,7 @@ from portal.api.core import Access
 from portal.api.problems import invalid, not_found
 from portal.api.schemas import Id, Input, Paging, Stamped, UtcDatetime, page_of
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import DELIVERY_STATUSES, WEBHOOK_EVENTS, WebhookDelivery
 from portal.webhooks import service
 
@@ -84,7 +85,7 @@ def _save(hook, body: WebhookIn):
 def _hook_or_404(webhook_id: int):
     hook = service.hook_of(current_user, webhook_id)
     if hook is None:
-        raise not_found(f"No webhook {webhook_id}.")
+        raise not_found(_("No webhook %(id)s.", id=webhook_id))
     return hook
 
 
@@ -148,7 +149,7 @@ def resend_delivery(delivery_id: int):
     """Queues the delivery for the controller's next pass, same event id."""
     delivery = service.delivery_of(current_user, delivery_id)
     if delivery is None:
-        raise not_found(f"No delivery {delivery_id}.")
+        raise not_found(_("No delivery %(id)s.", id=delivery_id))
     try:
         service.resend(delivery)
     except service.WebhookError as error:

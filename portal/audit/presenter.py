@@ -10,6 +10,7 @@ row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +19,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import literal, select, union_all
 
 from portal.extensions import db
-from portal.i18n import _, _l
+from portal.i18n import _, _l, _n
 from portal.models import AuditEvent
 
 FIELD_LABELS = {
@@ -78,6 +79,37 @@ FIELD_LABELS = {
     "addr_locked_for": _l("Address locked for"),
     "account_locked_for": _l("Account locked for"),
     "address_locked_for": _l("Address locked for"),
+    # Maintainers and their assignments (portal/maintainers/service.py).
+    "account": _l("Account"),
+    "email": _l("Email"),
+    "phone": _l("Phone"),
+    "user_id": _l("Portal login"),
+    "maintainer": _l("Maintainer"),
+    "maintainer_group": _l("Maintainer group"),
+    "responsibility": _l("Responsibility"),
+    "member": _l("Member"),
+    "manages": _l("Manages"),
+    "assignments": _l("Assignments"),
+    # Clusters, VM groups, jobs and evacuations.
+    "control_planes": _l("Control planes"),
+    "workers": _l("Workers"),
+    "nodes": _l("Nodes"),
+    "plugins": _l("Plugins"),
+    "flavor": _l("Flavor"),
+    "kubeconfig": "kubeconfig",
+    "job": _l("Job"),
+    "outcome": _l("Outcome"),
+    "migrations": _l("Migrations"),
+    "stuck": _l("VMs left in place"),
+    "jobs": _l("Jobs"),
+    # API tokens and webhooks.
+    "scopes": _l("Scopes"),
+    "expires_at": _l("Expires"),
+    "url": "URL",
+    "events": _l("Events"),
+    "enabled": _l("Enabled"),
+    "allow_private": _l("Private addresses allowed"),
+    "secret": _l("Secret"),
 }
 
 # A field holding another object's id → (that object's type, its model's name).
@@ -112,13 +144,24 @@ OBJECT_PAGES = {
 }
 
 # Fields whose values are statuses (shown translated, stored in English).
-STATUS_FIELDS = {"status", "token"}
+STATUS_FIELDS = {"status", "token", "outcome"}
 # Fields whose stored values are codes with a reading of their own.
 VALUE_LABELS = {
     "reason": {"unknown user": _l("unknown user"), "wrong password": _l("wrong password"),
                "account disabled": _l("account disabled")},
     "password": {"changed": _l("changed")},
+    "kubeconfig": {"downloaded": _l("downloaded")},
+    "secret": {"(new secret)": _l("a new secret")},
+    "plugins": {"none": _l("none")},  # clusters created before plugins were a list
 }
+# Fields whose values are codes of the API, shown as code (webhook event names).
+CODE_FIELDS = {"events"}
+# Events stored before their numbers were stored apart: their English, read again.
+CLUSTER_NODES = re.compile(r"^(\d+) control planes \+ (\d+) workers$")
+TOKEN_WORDS = re.compile(
+    r"^(?P<prefix>\S+…) \((?P<scopes>[a-z ]+?)(?:, tenant (?P<tenant>.+))?, until "
+    r"(?P<until>\d{4}-\d\d-\d\d)\)$")
+ASSIGNEE = re.compile(r"^(?P<who>.+) \((?P<what>.*)\)$")
 
 
 def role_text(code: str) -> str:
@@ -161,10 +204,53 @@ def _referenced(name: str, value: Any) -> tuple[str, int] | None:
     return None
 
 
+def _stored_words(name: str, value: str) -> str | None:
+    """Values older events stored as English sentences, in the reader's language."""
+    from portal.web.labels import scope_label, status_label
+
+    if name == "nodes" and (match := CLUSTER_NODES.match(value)):
+        control_planes, workers = (int(n) for n in match.groups())
+        return _("%(control_planes)s + %(workers)s",
+                 control_planes=_n("%(num)s control plane", "%(num)s control planes",
+                                   control_planes),
+                 workers=_n("%(num)s worker", "%(num)s workers", workers))
+    if name == "token" and (match := TOKEN_WORDS.match(value)):
+        scopes = " ".join(scope_label(s) for s in match["scopes"].split())
+        if match["tenant"]:
+            return _("%(token)s (%(scopes)s, tenant %(tenant)s, until %(until)s)",
+                     token=match["prefix"], scopes=scopes, tenant=match["tenant"],
+                     until=match["until"])
+        return _("%(token)s (%(scopes)s, until %(until)s)", token=match["prefix"],
+                 scopes=scopes, until=match["until"])
+    if name == "maintainer" and (match := ASSIGNEE.match(value)):
+        what = (_("no responsibility") if match["what"] == "no responsibility"
+                else match["what"])
+        return _("%(who)s (%(what)s)", who=_stored_words(name, match["who"]) or match["who"],
+                 what=what)
+    if name == "maintainer" and value.startswith("group "):
+        return _("group %(name)s", name=value.removeprefix("group "))
+    if name == "bastion" and value == "deleting":
+        return status_label(value)
+    return None
+
+
 def _value(name: str, value: Any, links: Links | None) -> Markup:
     """A value as markup: a referenced object by its name (linked when it has a page), an
     object that is gone (or not looked up) by its number."""
     ref = _referenced(name, value)
+    if ref is None and name in CODE_FIELDS and value not in (None, "", []):
+        items = value if isinstance(value, list | tuple) else [value]
+        return Markup(", ").join(Markup("<code>{}</code>").format(item) for item in items)
+    if ref is None and name == "scopes" and isinstance(value, list):
+        from portal.web.labels import scope_label
+
+        return escape(" ".join(scope_label(item) for item in value))
+    if ref is None and name == "job" and isinstance(value, str):
+        from portal.web.labels import action_label
+
+        return escape(action_label(value))
+    if ref is None and isinstance(value, str) and (words := _stored_words(name, value)):
+        return escape(words)
     if ref is None and name in STATUS_FIELDS and isinstance(value, str) and value:
         from portal.web.labels import status_label
 

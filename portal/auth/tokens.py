@@ -180,10 +180,14 @@ def issue_token(
     db.session.flush()
     from portal.audit.service import record
 
-    restricted = f", tenant {token.tenant.name}" if token.tenant is not None else ""
-    record("create", "api_token", token.id, f"{user.username}: {token.name}",
-           {"token": {"from": None, "to": f"{token.prefix}… ({scope}{restricted}, until "
-                                           f"{expiry:%Y-%m-%d})"}}, user=user)
+    # Codes, names and a date: portal/audit/presenter.py words them in the reader's language.
+    changes = {"token": {"from": None, "to": f"{token.prefix}…"},
+               "scopes": {"from": None, "to": scope.split()},
+               "expires_at": {"from": None, "to": f"{expiry:%Y-%m-%d}"}}
+    if token.tenant is not None:
+        changes["tenant"] = {"from": None, "to": token.tenant.name}
+    record("create", "api_token", token.id, f"{user.username}: {token.name}", changes,
+           user=user)
     return IssuedToken(token, secret)
 
 

@@ -387,21 +387,16 @@ def create_cluster(request: ClusterRequest, user: User) -> K8sCluster:
                     created_with_cluster=request.bastion_vm is None,
                 )
             )
-        record(
-            "create",
-            "k8s_cluster",
-            cluster.id,
-            cluster.name,
-            {
-                "version": {"from": None, "to": cluster.version},
-                "nodes": {
-                    "from": None,
-                    "to": f"{request.control_planes} control planes + {request.workers} workers",
-                },
-                "plugins": {"from": None, "to": ", ".join(n for n, _ in request.plugins) or "none"},
-            },
-            user=user,
-        )
+        # Numbers and names only: portal/audit/presenter.py words them in the reader's
+        # language.
+        changes = {
+            "version": {"from": None, "to": cluster.version},
+            "control_planes": {"from": None, "to": request.control_planes},
+            "workers": {"from": None, "to": request.workers},
+        }
+        if request.plugins:
+            changes["plugins"] = {"from": None, "to": [n for n, _ in request.plugins]}
+        record("create", "k8s_cluster", cluster.id, cluster.name, changes, user=user)
 
     reserve(
         request.tenant,

@@ -27,19 +27,22 @@ from portal.models.base import utcnow
 from portal.tenants.quotas import quota_usages
 
 
-def count_by_status(model, condition=None) -> dict[str, int]:
+def count_by_status(model, *conditions) -> dict[str, int]:
+    """Rows per status, where every condition that is not None holds."""
     stmt = select(model.status, func.count()).group_by(model.status)
-    if condition is not None:
-        stmt = stmt.where(condition)
+    for condition in conditions:
+        if condition is not None:
+            stmt = stmt.where(condition)
     return dict(db.session.execute(stmt).all())
 
 
 def estate_summary(tenant_ids=None, operator: bool = True) -> dict:
-    """Counts of the VMs and clusters the current user may read (portal.auth.access.visible);
-    servers and groups for staff (tenant_ids None); the audit trail and the job queue for
-    operators."""
+    """Counts of the VMs and clusters the current user may read (portal.auth.access.visible),
+    deleted VMs left out as on the VM list (a link lists them); servers and groups for staff
+    (tenant_ids None); the audit trail and the job queue for operators."""
     summary = {
-        "vms": count_by_status(VirtualMachine, visible(VirtualMachine)),
+        "vms": count_by_status(VirtualMachine, visible(VirtualMachine),
+                               VirtualMachine.status != "deleted"),
         "clusters": count_by_status(K8sCluster, visible(K8sCluster)),
     }
     if tenant_ids is None:

@@ -36,7 +36,7 @@ from portal.web.forms import options as choices
 
 bp = Blueprint("maintainers", __name__, url_prefix="/maintainers")
 crud = Crud("person", _l("Maintainers"), "maintainers", "maintainer_id", service.MaintainerError,
-            new_title=_l("New maintainer"), create_label=_l("Save"))
+            new_title=_l("New maintainer"), create_label=_l("Save"), refuse_on_page=True)
 
 
 class GroupCrud(Crud):
@@ -119,21 +119,14 @@ def detail(maintainer_id: int):
 @requires("maintainers", "write")
 def delete(maintainer_id: int):
     person = db.get_or_404(Maintainer, maintainer_id)
-    managed = service.managed_groups(person)
-    if request.method == "POST":
-        try:
-            service.delete_maintainer(
-                person,
-                user=current_user,
-                leave_groups_without_manager=request.form.get("confirm_groups") == "yes",
-            )
-        except service.MaintainerError as error:
-            flash(str(error), "error")
-        else:
-            flash(_("Maintainer %(name)s deleted, with their memberships and assignments.",
-                    name=person.name), "success")
-            return redirect(url_for("maintainers.list"))
-    return render_template("maintainers/confirm_delete.html", person=person, managed=managed)
+    return crud.delete_page(
+        person,
+        lambda: service.delete_maintainer(
+            person, user=current_user,
+            leave_groups_without_manager=request.form.get("confirm_groups") == "yes"),
+        _("Maintainer %(name)s deleted, with their memberships and assignments.",
+          name=person.name),
+        None, managed=service.managed_groups(person))
 
 
 @bp.route("/search")

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from portal import text
-from portal.audit.service import record
+from portal.audit.service import audited_create, audited_update, record
 from portal.extensions import db
 from portal.i18n import _, _l
 from portal.models import (
@@ -399,11 +399,25 @@ def assign(
         resource_type,
         resource.id,
         resource.name,
-        {"maintainer": {"from": None, "to": f"{who} ({responsibility or 'no responsibility'})"}},
+        _assignee_change(row, "to", person.name if maintainer_id is not None else group.name,
+                         responsibility),
         user=user,
     )
     db.session.commit()
     return row
+
+
+def _assignee_change(row: ResourceMaintainer, side: str, name: str,
+                     responsibility: str) -> dict[str, Any]:
+    """An assignment's audit changes: the person's or the group's name under its own
+    field, and the responsibility when there is one (names and data only: the audit page
+    words them in the reader's language)."""
+    key = "maintainer" if row.maintainer_id is not None else "maintainer_group"
+    other = "to" if side == "from" else "from"
+    changes = {key: {side: name, other: None}}
+    if responsibility:
+        changes["responsibility"] = {side: responsibility, other: None}
+    return changes
 
 
 def unassign(
@@ -420,13 +434,13 @@ def unassign(
     ):
         raise MaintainerError(_("No such assignment."))
     resource = resource_or_error(row.resource_type, row.resource_id)
-    who = row.maintainer.name if row.maintainer else f"group {row.maintainer_group.name}"
     record(
         "unassign",
         row.resource_type,
         row.resource_id,
         resource.name,
-        {"maintainer": {"from": who, "to": None}},
+        _assignee_change(row, "from", (row.maintainer or row.maintainer_group).name,
+                         row.responsibility),
         user=user,
     )
     db.session.delete(row)
@@ -480,8 +494,6 @@ def save_maintainer(
     username: str = "",
 ) -> Maintainer:
     """Create (maintainer None) or update a maintainer; link a login by username."""
-    from portal.audit.service import diff, snapshot
-
     name, account = text.clean(name), text.clean(account).lower()
     for value, key, what in ((name, "name", _("The name")),
                             (account, "account", _("The account"))):
@@ -516,21 +528,12 @@ def save_maintainer(
                   username=linked.username), "username"
             )
         user_id = linked.id
-    before = snapshot(maintainer, MAINTAINER_FIELDS) if maintainer is not None else {}
+    values = {"name": name, "account": account, "email": email,
+              "phone": (phone or "").strip(), "status": status, "user_id": user_id}
     if maintainer is None:
-        maintainer = Maintainer()
-        db.session.add(maintainer)
-    maintainer.name, maintainer.account, maintainer.email = name, account, email
-    maintainer.phone, maintainer.status, maintainer.user_id = (phone or "").strip(), status, user_id
-    db.session.flush()
-    record(
-        "create" if not before else "update",
-        "maintainer",
-        maintainer.id,
-        maintainer.name,
-        diff(before, snapshot(maintainer, MAINTAINER_FIELDS)),
-        user=user,
-    )
+        maintainer = audited_create(Maintainer(**values), "maintainer", MAINTAINER_FIELDS, user)
+    else:
+        audited_update(maintainer, "maintainer", MAINTAINER_FIELDS, values, user)
     db.session.commit()
     return maintainer
 
@@ -588,8 +591,6 @@ def save_group(
     description: str = "",
     manager_id: int | None = None,
 ) -> MaintainerGroup:
-    from portal.audit.service import diff, snapshot
-
     fields = ("name", "description", "manager_id")
     name = text.clean(name)
     if hidden := text.name_problem(name, _("The group name")):
@@ -606,24 +607,16 @@ def save_group(
         manager = db.session.get(Maintainer, manager_id)
         if manager is None:
             raise MaintainerError(_("No such maintainer."), "manager_id")
-    before = snapshot(group, fields) if group is not None else {}
+    values = {"name": name, "description": (description or "").strip(),
+              "manager_id": manager.id if manager else None}
     if group is None:
-        group = MaintainerGroup()
-        db.session.add(group)
-    group.name, group.description = name, (description or "").strip()
-    group.manager_id = manager.id if manager else None
-    db.session.flush()
+        group = audited_create(MaintainerGroup(**values), "maintainer_group", fields, user)
+    else:
+        audited_update(group, "maintainer_group", fields, values, user)
+        db.session.flush()
     if manager is not None and not is_member(manager.id, group.id):
         # The manager is a member: making someone manager adds them.
         db.session.add(MaintainerToMaintainerGroup(maintainer_id=manager.id, group_id=group.id))
-    record(
-        "create" if not before else "update",
-        "maintainer_group",
-        group.id,
-        group.name,
-        diff(before, snapshot(group, fields)),
-        user=user,
-    )
     db.session.commit()
     return group
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal.audit.service import record
 from portal.clusters import kubeconfig as kubeconfigs
 from portal.extensions import begin_write, db
+from portal.i18n import _
 from portal.metrics import presence
 from portal.models import (
     LIVE_JOB_STATUSES,
@@ -49,6 +50,7 @@ from portal.models import (
 )
 from portal.scheduler import Resources
 from portal.scheduler.reservation import adjust_capacity
+from portal.web.labels import action_label, status_label
 from portal.webhooks import service as webhooks
 
 DEFAULT_LEASE_SECONDS = 60
@@ -509,9 +511,11 @@ def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None
     fresh = lock_vm(vm.id)
     status = fresh.status
     if status in ("deleting", "deleted"):
-        raise JobError(f"VM {vm.name} is already {status}.")
+        raise JobError(_("VM %(vm)s is already %(status)s.", vm=vm.name,
+                           status=status_label(status)))
     if status == "migrating":
-        raise JobError(f"VM {vm.name} is moving to another server: delete it once it has.")
+        raise JobError(_("VM %(vm)s is moving to another server: delete it once it has.",
+                           vm=vm.name))
     job = None
     if status == "error":
         moved = transition(fresh, ("error",), "deleted")
@@ -529,7 +533,7 @@ def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None
             moved = transition(fresh, (status,), "deleting",
                                "Deleting once the agent finishes building it")
     if not moved:  # pragma: no cover - the row lock makes this unreachable
-        raise JobError(f"VM {vm.name} changed meanwhile; reload and try again.")
+        raise JobError(_("VM %(vm)s changed meanwhile; reload and try again.", vm=vm.name))
     record(
         "delete",
         "virtual_machine",
@@ -549,19 +553,21 @@ def request_migrate(
     already reserved the target's room (under the target server's row lock) and commits."""
     fresh = lock_vm(vm.id)
     if fresh.status != "active":
-        raise JobError(f"VM {vm.name} is {fresh.status}: only an active VM can move.")
+        raise JobError(_("VM %(vm)s is %(status)s: only an active VM can move.", vm=vm.name,
+                           status=status_label(fresh.status)))
     if fresh.baremetal_id == target_baremetal_id:
-        raise JobError(f"VM {vm.name} is already on that server.")
+        raise JobError(_("VM %(vm)s is already on that server.", vm=vm.name))
     source = fresh.baremetal_id
     names = dict(db.session.execute(
         select(Baremetal.id, Baremetal.name)
         .where(Baremetal.id.in_((source, target_baremetal_id)))
     ).all())
     if target_baremetal_id not in names:
-        raise JobError(f"No server {target_baremetal_id} to move VM {vm.name} to.")
+        raise JobError(_("No server %(server)s to move VM %(vm)s to.",
+                           server=target_baremetal_id, vm=vm.name))
     if not transition(fresh, ("active",), "migrating",
                       f"Migrating to {names[target_baremetal_id]}"):  # pragma: no cover
-        raise JobError(f"VM {vm.name} changed meanwhile; reload and try again.")
+        raise JobError(_("VM %(vm)s changed meanwhile; reload and try again.", vm=vm.name))
     job = enqueue(fresh, "migrate", target_baremetal_id)
     record(
         "migrate",
@@ -593,10 +599,12 @@ def retry_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob:
     """Queue the delete again after an agent failed it."""
     fresh = lock_vm(vm.id)
     if fresh.status != "deleting":
-        raise JobError(f"VM {vm.name} is {fresh.status}: only a VM being deleted can retry it.")
+        raise JobError(_("VM %(vm)s is %(status)s: only a VM being deleted can retry it.",
+                           vm=vm.name, status=status_label(fresh.status)))
     pending = live_job(vm.id, lock=True)
     if pending is not None:
-        raise JobError(f"VM {vm.name} already has a {pending.action} job in progress.")
+        raise JobError(_("VM %(vm)s already has a job in progress (%(action)s).", vm=vm.name,
+                           action=action_label(pending.action)))
     record(
         "retry",
         "virtual_machine",

@@ -56,6 +56,8 @@ class Kind:
     conditions: Callable[[str], list[Any]]
     scope: Callable[[Any], Any] = lambda stmt: stmt
     endpoint: tuple[str, str] | None = None  # (endpoint, id argument) of the detail page
+    # The rows found unless deleted ones are asked for (as on the kind's list page).
+    live: Any = None
 
 
 SEARCH_TYPES: dict[str, Kind] = {
@@ -77,7 +79,7 @@ SEARCH_TYPES: dict[str, Kind] = {
     "virtual_machine": Kind(_l("VMs"), VirtualMachine, "vms",
                             _like(VirtualMachine.name),
                             lambda stmt: visible_only(stmt, VirtualMachine),
-                            ("vms.detail", "vm_id")),
+                            ("vms.detail", "vm_id"), VirtualMachine.status != "deleted"),
     "k8s_cluster": Kind(_l("Clusters"), K8sCluster, "clusters",
                         _like(K8sCluster.name, K8sCluster.description),
                         lambda stmt: visible_only(stmt, K8sCluster),
@@ -106,9 +108,10 @@ def readable_types() -> dict[str, Kind]:
     return {key: kind for key, kind in SEARCH_TYPES.items() if can(kind.area)}
 
 
-def search(q: str, kind: str = "") -> dict[str, Found]:
+def search(q: str, kind: str = "", deleted: bool = False) -> dict[str, Found]:
     """Per kind that matches: its first rows (LIMIT, or ALL_LIMIT when one kind is asked
-    for) and the number of matches in all. Two queries per kind, whatever matches."""
+    for) and the number of matches in all; deleted VMs only when ``deleted``. Two queries
+    per kind, whatever matches."""
     if not q:
         return {}
     pattern = f"%{escape_like(q)}%"
@@ -118,6 +121,8 @@ def search(q: str, kind: str = "") -> dict[str, Found]:
         if kind and key != kind:
             continue
         stmt = spec.scope(select(spec.model).where(or_(*spec.conditions(pattern))))
+        if spec.live is not None and not deleted:
+            stmt = stmt.where(spec.live)
         total = db.session.scalar(
             stmt.with_only_columns(func.count(), maintain_column_froms=True)) or 0
         if not total:

@@ -55,9 +55,12 @@ class Crud:
                                **{self.var: obj}, **context)
 
     def form_page(self, form: Any, obj: Any, save: Callable[[], Any],
-                  message: Callable[[Any], str], **context: Any):
+                  message: Callable[[Any], str], answer: Callable[[Any], Any] | None = None,
+                  **context: Any):
         """GET: the form. POST: save() (on "new" returning the object made), flash
-        message(object) and go to its page; refused: the form again with the reasons, 422."""
+        message(object) and go to its page, or return answer(object) where the page
+        answered is another (a webhook's secret is shown once, never through a redirect);
+        refused: the form again with the reasons, 422."""
         if form.validate_on_submit():
             try:
                 created = save()
@@ -67,14 +70,15 @@ class Crud:
             else:
                 saved = obj if obj is not None else created
                 flash(message(saved), "success")
-                return redirect(self.url(saved))
+                return answer(saved) if answer is not None else redirect(self.url(saved))
         status = 422 if request.method == "POST" else 200
         return self.render("form.html", obj, form=form, **context), status
 
     def delete_page(self, obj: Any, delete: Callable[[], Any], message: str, key: str,
                     **context: Any):
         """GET: the question. POST: delete(), flash the message and go to the list; refused
-        (errors[key]): on the confirm page with 409, or flashed on the object's page."""
+        (errors[key]): on the confirm page with 409 (the template's `refused` block: by
+        default the reason and a way back), or flashed on the object's page."""
         if request.method == "POST":
             try:
                 delete()

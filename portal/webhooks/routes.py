@@ -10,7 +10,7 @@ from portal.i18n import _, _l
 from portal.models import Tenant, Webhook, WebhookDelivery
 from portal.web import list_page
 from portal.web.crud import Crud
-from portal.web.forms import options, show_errors
+from portal.web.forms import options
 from portal.webhooks import service
 from portal.webhooks.forms import WebhookForm
 from portal.webhooks.lists import hooks
@@ -103,18 +103,12 @@ def _saved(form: WebhookForm, hook):
 @requires("webhooks", "write")
 def new():
     form = _form()
-    if form.validate_on_submit():
-        # Not crud.form_page: the new hook's secret is shown once, on the page answered here.
-        try:
-            hook, secret = _saved(form, None)
-        except HookInvalid as invalid:
-            db.session.rollback()
-            show_errors(form, invalid.errors)
-        else:
-            flash(_("Webhook %(name)s created. Copy its secret now: it is not shown again.",
-                    name=hook.name or hook.url), "success")
-            return detail(hook.id, new_secret=secret)
-    return crud.render("form.html", None, form=form), 422 if form.errors else 200
+    return crud.form_page(
+        form, None, lambda: _saved(form, None),
+        lambda made: _("Webhook %(name)s created. Copy its secret now: it is not shown again.",
+                       name=made[0].name or made[0].url),
+        # The new hook's secret is shown once, on the page answered here: no redirect.
+        answer=lambda made: detail(made[0].id, new_secret=made[1]))
 
 
 @bp.route("/<int:hook_id>/edit", methods=["GET", "POST"])

@@ -180,6 +180,30 @@ def test_maintainers_groups_and_assignments(api, estate):
         is None
 
 
+def test_the_maintainer_groups_list_is_the_pages_listing(api, estate):
+    """The API pages over the groups page's own declaration (portal/maintainers/lists.py):
+    its search (names and descriptions), its sort columns, its 'managed' filter."""
+    person = api.post("/maintainers", estate.operator, {"name": "Ana", "account": "ana"})
+    pid = person.get_json()["id"]
+    api.post("/maintainer-groups", estate.operator,
+             {"name": "SRE", "manager_id": pid, "description": "on call"})
+    api.post("/maintainer-groups", estate.operator, {"name": "Network"})
+
+    def names(path):
+        body = api.get(path, estate.maintainer).get_json()
+        assert body["total"] == len(body["items"])
+        return [group["name"] for group in body["items"]]
+
+    assert names("/maintainer-groups") == ["Network", "SRE"]
+    assert names("/maintainer-groups?sort=-members") == ["SRE", "Network"]
+    assert names("/maintainer-groups?managed=false") == ["Network"]
+    assert names("/maintainer-groups?q=call") == ["SRE"]  # the description, as on the page
+    assert api.get("/maintainer-groups?managed=true", estate.maintainer).get_json()[
+        "items"][0]["member_ids"] == [pid]
+    assert_problem(api.get("/maintainer-groups?sort=nope", estate.maintainer), 422,
+                   "validation_error")
+
+
 def test_provision_jobs_for_operators(api, estate):
     api.post("/vms", estate.admin_a, vm_body(estate))
     assert_problem(api.post("/provision-jobs/claim", estate.admin_a, {"agent": "a"}), 403,

@@ -261,7 +261,13 @@ def test_maintainer_pages(app, world):
     confirm = client.get(f"/maintainers/{world.bob.id}/delete").get_data(as_text=True)
     assert "Leave SRE without a manager" in confirm
     refused = client.post(f"/maintainers/{world.bob.id}/delete", data={"csrf_token": token})
-    assert refused.status_code == 200 and db.session.get(MaintainerGroup, world.team.id).manager_id
+    assert refused.status_code == 409 and db.session.get(MaintainerGroup, world.team.id).manager_id
+    page = refused.get_data(as_text=True)  # the reason, and the question again to tick
+    assert 'id="delete-refusal"' in page and 'name="confirm_groups"' in page
+    deleted = client.post(f"/maintainers/{world.bob.id}/delete",
+                          data={"csrf_token": token, "confirm_groups": "yes"})
+    assert deleted.status_code == 302 and deleted.location.endswith("/maintainers/")
+    assert db.session.get(MaintainerGroup, world.team.id).manager_id is None
 
 
 def test_racks_and_servers_filter_by_maintainer_and_group(app, world):

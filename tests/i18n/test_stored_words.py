@@ -1,0 +1,147 @@
+"""Words the portal builds from stored values, in the reader's language (issue 14): the
+API's placement preview (its spread and its per-node explanations), the audit sentences of
+older events that stored English ("1 control planes + 2 workers"), every field an audit
+event can name, and the API's problem texts.
+
+The whole-site test (test_whole_site.py) reads the audit rows that today's code writes;
+this one reads what older code wrote, and looks at the code for what no page shows yet."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from portal.audit import presenter
+from portal.extensions import db
+from portal.models import AuditEvent
+from tests import factories as f
+from tests.api.conftest import build_estate
+from tests.conftest import log_in
+from tests.i18n.leaks import data_strings, english_left
+
+ZH = {"Accept-Language": "zh-TW"}
+PORTAL = Path(__file__).resolve().parents[2] / "portal"
+
+
+def test_the_api_preview_words_its_spread_and_explanations_for_the_reader(api, app):
+    estate = build_estate()
+    body = {"kind": "cluster", "name": "k", "tenant_id": estate.tenant_b.id,
+            "group_id": estate.group.id, "version": "1.31.2", "control_planes": 1,
+            "control_plane_flavor_id": estate.flavor.id, "workers": 2,
+            "worker_flavor_id": estate.flavor.id}
+    english = api.post("/placements/preview", estate.operator, body).get_json()
+    chinese = api.post("/placements/preview", estate.operator, body, headers=ZH).get_json()
+    assert english["ok"] and chinese["ok"]
+    assert "worker" in english["spread"] and "leaves" in english["nodes"][0]["explanation"]
+    said = [chinese["spread"], *(node["explanation"] for node in chinese["nodes"])]
+    names = {server.name for server in estate.servers}
+    for text in said:
+        left = [w for w in english_left(f"<p>{text}</p>", names)
+                if w not in ("best_fit", "spread")]
+        assert re.search(r"[\u4e00-\u9fff]", text) and not left, text
+    assert english["nodes"][0]["baremetal_id"] == chinese["nodes"][0]["baremetal_id"]
+
+
+# What code before issue 14's last steps stored, as a database keeps it.
+OLDER_EVENTS = [
+    ("create", "k8s_cluster", {"nodes": {"from": None, "to": "3 control planes + 3 workers"},
+                               "plugins": {"from": None, "to": "none"}}),
+    ("assign", "k8s_cluster", {"maintainer": {"from": None,
+                                              "to": "group Platform SRE (no responsibility)"}}),
+    ("unassign", "k8s_cluster", {"maintainer": {"from": "group Platform SRE", "to": None}}),
+    ("create", "api_token", {"token": {"from": None,
+                                       "to": "rp_AbCdEf1… (read write, until 2027-03-01)"}}),
+    ("create", "api_token", {"token": {
+        "from": None, "to": "rp_AbCdEf2… (read, tenant acme, until 2027-03-01)"}}),
+    ("delete", "k8s_cluster", {"status": {"from": "active", "to": "deleting"},
+                               "bastion": {"from": "jump-1", "to": "deleting"}}),
+    ("retry", "virtual_machine", {"job": {"from": None, "to": "delete"}}),
+    ("download", "k8s_cluster", {"kubeconfig": {"from": None, "to": "downloaded"}}),
+    ("update", "webhook", {"secret": {"from": None, "to": "(new secret)"},
+                           "events": {"from": None, "to": ["vm.status_changed"]}}),
+]
+
+
+def test_older_events_stored_in_english_read_in_chinese(app):
+    ops = f.user("ops", operator=True)
+    for action, kind, changes in OLDER_EVENTS:
+        db.session.add(AuditEvent(user_id=ops.id, username="ops", action=action,
+                                  object_type=kind, object_id=None, object_label="kube-1",
+                                  changes=changes))
+    db.session.commit()
+    client = app.test_client()
+    assert log_in(client, "ops", f.PASSWORD).status_code == 302
+    html = client.get("/audit/", headers=ZH).get_data(as_text=True)
+    stored = {"Platform SRE", "jump-1", "acme", "rp_AbCdEf1", "rp_AbCdEf2"}  # names, prefixes
+    assert english_left(html, data_strings() | stored) == []
+    for words in ("3 個控制平面 + 3 個工作節點", "未指定職責",
+                  "讀取 寫入", "租戶 acme", "已下載", "新的密鑰", "刪除中"):
+        assert words in html, words
+    assert "<code>vm.status_changed</code>" in html
+
+
+def _recorded_fields() -> dict[str, str]:
+    """Every field name an audit event can carry: the literal changes the code writes
+    ({"name": {"from": …}} or changes["name"] = …) and the field tuples it snapshots (the
+    modules' *_FIELDS and AUDITED tuples; FORM_FIELDS map forms, not events)."""
+    found: dict[str, str] = {}
+    for path in PORTAL.rglob("*.py"):
+        if "protos" in path.parts or path.name == "presenter.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        for name in re.findall(r'"([a-z_]+)": \{"(?:from|to)"', source):
+            found.setdefault(name, str(path))
+        for name in re.findall(r'changes\["([a-z_]+)"\] = \{', source):
+            found.setdefault(name, str(path))
+        if re.search(r"^(?:[A-Z]+_FIELDS|AUDITED) = ", source, re.M):
+            module = importlib.import_module(
+                ".".join(path.relative_to(PORTAL.parent).with_suffix("").parts))
+            for constant, value in vars(module).items():
+                if (constant.endswith("_FIELDS") or constant == "AUDITED") \
+                        and constant != "FORM_FIELDS" and isinstance(value, tuple):
+                    for name in value:
+                        found.setdefault(name, f"{path}:{constant}")
+    return found
+
+
+def test_every_field_an_audit_event_names_has_a_label():
+    fields = _recorded_fields()
+    assert {"control_planes", "responsibility", "scopes", "cpu_limit"} <= fields.keys()
+    unlabelled = {name: where for name, where in fields.items()
+                  if name not in presenter.FIELD_LABELS and name not in presenter.REFERENCES
+                  and name != "field"}  # "field" is the placeholder of docstrings
+    assert unlabelled == {}
+
+
+@pytest.mark.parametrize("path", sorted((PORTAL / "api").glob("*.py")), ids=lambda p: p.name)
+def test_api_problem_texts_go_through_the_catalog(path):
+    """A problem's detail is raised with a literal sentence only inside _()."""
+    source = path.read_text(encoding="utf-8")
+    bare = re.findall(r'(?:ApiError\([A-Z_]+, |not_found\(|invalid\("[a-z_.]+", )f?"[A-Z]',
+                      source)
+    assert bare == []
+
+
+def test_refused_vm_actions_say_why_in_chinese(app):
+    """The lifecycle's refusals (portal/provisioning/jobs.py) reach the VM page's flash."""
+    from portal.models import ProvisionJob
+    from tests.conftest import csrf_token_from
+
+    group = f.group()
+    server = f.server(group=group)
+    tenant = f.tenant()
+    vm = f.vm(tenant, server, f.flavor(), name="going", status="deleting")
+    db.session.add(ProvisionJob(vm_id=vm.id, action="delete"))
+    f.user("ops", operator=True)
+    db.session.commit()
+    client = app.test_client()
+    assert log_in(client, "ops", f.PASSWORD).status_code == 302
+    token = csrf_token_from(client.get(f"/vms/{vm.id}", headers=ZH).get_data(as_text=True))
+    for action, words in (("delete", "虛擬機 going 的狀態已是刪除中。"),
+                          ("retry", "虛擬機 going 已有一項進行中的工作（刪除）。")):
+        html = client.post(f"/vms/{vm.id}/{action}", data={"csrf_token": token}, headers=ZH,
+                           follow_redirects=True).get_data(as_text=True)
+        assert words in html, action
