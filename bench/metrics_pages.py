@@ -20,6 +20,7 @@ import argparse
 import os
 import time
 import uuid
+from datetime import datetime
 
 import psycopg
 from sqlalchemy import event, func, select, text
@@ -95,13 +96,22 @@ def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[s
                 db.session.commit()
         counts[level] = written
         print(f"  {table}: {written:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    # The groups' and racks' aggregates of that history, as the rollup step writes them.
+    from portal.metrics import store
+
+    started = time.perf_counter()
+    for level in ("15m", "1d"):
+        store.rollup_aggregates(level, datetime(2000, 1, 1), datetime(2100, 1, 1))
+        db.session.commit()
+    print(f"  metric_aggregate_*: {time.perf_counter() - started:.0f} s", flush=True)
     # As the controller leaves them: rolled up to the last complete bucket and day.
     db.session.execute(text(
         "INSERT INTO metric_rollup (level, done_until) VALUES "
         f"('15m', date_bin('15 minutes', {now}, TIMESTAMP '2000-01-01')), "
         f"('1d', date_trunc('day', {now}))"))
     db.session.commit()
-    for table in ("metric_raw", "metric_15m", "metric_1d"):
+    for table in ("metric_raw", "metric_15m", "metric_1d", "metric_aggregate_15m",
+                  "metric_aggregate_1d"):
         db.session.execute(text(f"ANALYZE {table}"))
     db.session.commit()
     return counts
@@ -221,7 +231,8 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
 def storage_report() -> None:
     from portal.extensions import db
 
-    for table in ("metric_raw", "metric_15m", "metric_1d"):
+    for table in ("metric_raw", "metric_15m", "metric_1d", "metric_aggregate_15m",
+                  "metric_aggregate_1d"):
         rows, size = db.session.execute(text(
             f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}")).one()
         per_million = size / rows * 1_000_000 / 2**20 if rows else 0
