@@ -5,7 +5,8 @@ for dataset L's 10,000 servers (goal: p95 < 150 ms).
     .venv/bin/python -m bench.metrics_pages [--size L] [--days 30] [--raw-interval 60]
                                            [--repeat 20] [--database-url URL]
 
-Without --database-url it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
+With --database-url (a database this bench seeded before) the agents' newest samples are
+dated now. Without it, it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
 (default: the local server), seeds the dataset, writes the history and drops it afterwards.
 The history is what the store holds after `days` of agents reporting every `raw-interval`
 seconds: 15-minute rollups for the whole period (daily ones too), raw samples for the last
@@ -49,6 +50,29 @@ def _history_sql(table: str, objects: str, step: str, start: str, end: str,
         f"SELECT o.kind, o.id, t, {', '.join(values)} FROM ({objects}) o, "
         f"LATERAL generate_series({start}, {end}, interval '{step}') t"
     )
+
+
+_LATEST = ("cpu_util", "memory_used_gib", "storage_used_gib", "pods_pending", "cpu_requested",
+           "memory_requested_gib")
+LATEST_SQL = (
+    "INSERT INTO metric_latest (object_type, object_id, ts, "
+    + ", ".join(f"{m}, {m}_ts" for m in _LATEST) + ") "
+    "SELECT DISTINCT ON (object_type, object_id) object_type, object_id, ts, "
+    + ", ".join(f"{m}, CASE WHEN {m} IS NOT NULL THEN ts END" for m in _LATEST)
+    + " FROM metric_raw ORDER BY object_type, object_id, ts DESC ON CONFLICT DO NOTHING"
+)
+
+
+def freshen_latest() -> None:
+    """A database seeded earlier: its newest samples are dated now, as agents reporting
+    every minute keep them (the dashboard reads only those within 15 minutes)."""
+    from portal.extensions import db
+
+    now = "date_trunc('minute', now() AT TIME ZONE 'UTC')"
+    db.session.execute(text(
+        f"UPDATE metric_latest SET ts = {now}, "
+        + ", ".join(f"{m}_ts = CASE WHEN {m} IS NOT NULL THEN {now} END" for m in _LATEST)))
+    db.session.commit()
 
 
 def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[str, int]:
@@ -96,6 +120,9 @@ def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[s
                 db.session.commit()
         counts[level] = written
         print(f"  {table}: {written:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    # Each object's newest sample, as every write keeps it (the dashboard's hot spots).
+    db.session.execute(text(LATEST_SQL))
+    db.session.commit()
     # The groups' and racks' aggregates of that history, as the rollup step writes them.
     from portal.metrics import store
 
@@ -252,6 +279,8 @@ def run(url: str, args, seed: bool) -> None:
             started = time.perf_counter()
             print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)", flush=True)
         ids = samples()
+        if not seed:
+            freshen_latest()
         if seed:
             print(f"History: {args.days} days for every server, raw every "
                   f"{args.raw_interval} s for 48 h:", flush=True)

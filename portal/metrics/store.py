@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     DateTime,
+    Double,
     Integer,
     Table,
     and_,
@@ -229,6 +230,31 @@ def latest(object_type: str, ids: Sequence[int], metric: str,
         ).all()
         found.update({object_id: (ts, float(value)) for object_id, ts, value in rows})
     return found
+
+
+def latest_exceeding(object_type: str, model, metric: str, since: datetime, bound,
+                     where=None, also: Sequence = (), margin=None, limit: int | None = None
+                     ) -> tuple[int, list[tuple]]:
+    """portal.metrics.query.latest_exceeding in one statement: how many objects of
+    ``model`` (matching ``where``) have a newest ``metric`` at or after ``since`` above
+    ``bound``, and their (id, value, *also) rows — with ``limit``, the first ones by the
+    value's excess over ``margin``, then the id. The REAL value is widened to double
+    precision first, as Python compares and subtracts it."""
+    column, at = metric_latest.c[metric], metric_latest.c[f"{metric}_ts"]
+    value = cast(column, Double)
+    query = (
+        select(metric_latest.c.object_id, column, *also, func.count().over())
+        .select_from(metric_latest)
+        .join(model, model.id == metric_latest.c.object_id)
+        .where(metric_latest.c.object_type == object_type, at >= since, value > bound)
+    )
+    if where is not None:
+        query = query.where(where)
+    if limit is not None:
+        query = query.order_by((value - margin).desc(), metric_latest.c.object_id).limit(limit)
+    rows = db.session.execute(query).all()
+    return (rows[0][-1] if rows else 0,
+            [(object_id, float(found), *rest[:-1]) for object_id, found, *rest in rows])
 
 
 def level_for(start: datetime, end: datetime, step: int | None) -> str:
