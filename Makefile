@@ -30,11 +30,12 @@ $(VENV)/.installed-dev: pyproject.toml | system $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
-## run: the portal on SQLite in instance/, demo data when empty, inline provisioning agent
+## run: the portal on SQLite in instance/, demo data when empty, inline provisioning agent and controller
 run: $(VENV)/.installed translations
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi seed demo --if-empty
-	PORTAL_AGENT=$${PORTAL_AGENT:-inline} $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+	PORTAL_AGENT=$${PORTAL_AGENT:-inline} PORTAL_CONTROLLER=$${PORTAL_CONTROLLER:-inline} \
+		$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 ## test: the whole suite (unit, SQLite, PostgreSQL, Playwright)
 test: system $(VENV)/.installed-test translations

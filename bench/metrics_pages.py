@@ -5,7 +5,8 @@ for dataset L's 10,000 servers (goal: p95 < 150 ms).
     .venv/bin/python -m bench.metrics_pages [--size L] [--days 30] [--raw-interval 60]
                                            [--repeat 20] [--database-url URL]
 
-Without --database-url it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
+With --database-url (a database this bench seeded before) the agents' newest samples are
+dated now. Without it, it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
 (default: the local server), seeds the dataset, writes the history and drops it afterwards.
 The history is what the store holds after `days` of agents reporting every `raw-interval`
 seconds: 15-minute rollups for the whole period (daily ones too), raw samples for the last
@@ -20,6 +21,7 @@ import argparse
 import os
 import time
 import uuid
+from datetime import datetime
 
 import psycopg
 from sqlalchemy import event, func, select, text
@@ -48,6 +50,29 @@ def _history_sql(table: str, objects: str, step: str, start: str, end: str,
         f"SELECT o.kind, o.id, t, {', '.join(values)} FROM ({objects}) o, "
         f"LATERAL generate_series({start}, {end}, interval '{step}') t"
     )
+
+
+_LATEST = ("cpu_util", "memory_used_gib", "storage_used_gib", "pods_pending", "cpu_requested",
+           "memory_requested_gib")
+LATEST_SQL = (
+    "INSERT INTO metric_latest (object_type, object_id, ts, "
+    + ", ".join(f"{m}, {m}_ts" for m in _LATEST) + ") "
+    "SELECT DISTINCT ON (object_type, object_id) object_type, object_id, ts, "
+    + ", ".join(f"{m}, CASE WHEN {m} IS NOT NULL THEN ts END" for m in _LATEST)
+    + " FROM metric_raw ORDER BY object_type, object_id, ts DESC ON CONFLICT DO NOTHING"
+)
+
+
+def freshen_latest() -> None:
+    """A database seeded earlier: its newest samples are dated now, as agents reporting
+    every minute keep them (the dashboard reads only those within 15 minutes)."""
+    from portal.extensions import db
+
+    now = "date_trunc('minute', now() AT TIME ZONE 'UTC')"
+    db.session.execute(text(
+        f"UPDATE metric_latest SET ts = {now}, "
+        + ", ".join(f"{m}_ts = CASE WHEN {m} IS NOT NULL THEN {now} END" for m in _LATEST)))
+    db.session.commit()
 
 
 def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[str, int]:
@@ -95,13 +120,25 @@ def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[s
                 db.session.commit()
         counts[level] = written
         print(f"  {table}: {written:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    # Each object's newest sample, as every write keeps it (the dashboard's hot spots).
+    db.session.execute(text(LATEST_SQL))
+    db.session.commit()
+    # The groups' and racks' aggregates of that history, as the rollup step writes them.
+    from portal.metrics import store
+
+    started = time.perf_counter()
+    for level in ("15m", "1d"):
+        store.rollup_aggregates(level, datetime(2000, 1, 1), datetime(2100, 1, 1))
+        db.session.commit()
+    print(f"  metric_aggregate_*: {time.perf_counter() - started:.0f} s", flush=True)
     # As the controller leaves them: rolled up to the last complete bucket and day.
     db.session.execute(text(
         "INSERT INTO metric_rollup (level, done_until) VALUES "
         f"('15m', date_bin('15 minutes', {now}, TIMESTAMP '2000-01-01')), "
         f"('1d', date_trunc('day', {now}))"))
     db.session.commit()
-    for table in ("metric_raw", "metric_15m", "metric_1d"):
+    for table in ("metric_raw", "metric_15m", "metric_1d", "metric_aggregate_15m",
+                  "metric_aggregate_1d"):
         db.session.execute(text(f"ANALYZE {table}"))
     db.session.commit()
     return counts
@@ -221,7 +258,8 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
 def storage_report() -> None:
     from portal.extensions import db
 
-    for table in ("metric_raw", "metric_15m", "metric_1d"):
+    for table in ("metric_raw", "metric_15m", "metric_1d", "metric_aggregate_15m",
+                  "metric_aggregate_1d"):
         rows, size = db.session.execute(text(
             f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}")).one()
         per_million = size / rows * 1_000_000 / 2**20 if rows else 0
@@ -241,6 +279,8 @@ def run(url: str, args, seed: bool) -> None:
             started = time.perf_counter()
             print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)", flush=True)
         ids = samples()
+        if not seed:
+            freshen_latest()
         if seed:
             print(f"History: {args.days} days for every server, raw every "
                   f"{args.raw_interval} s for 48 h:", flush=True)

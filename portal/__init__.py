@@ -58,9 +58,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_cli(app)
 
+    from portal.controller import init_controller
     from portal.provisioning import init_agent
 
     init_agent(app)
+    init_controller(app)
     return app
 
 

@@ -45,6 +45,11 @@ class Config:
     # Seconds between the inline agent's measurements (SPEC 8.4); 0: none.
     PORTAL_AGENT_METRICS_INTERVAL = float(os.environ.get("PORTAL_AGENT_METRICS_INTERVAL",
                                                          "60"))
+    # inline: run the controller's loops (metrics rollups, autoscaling, webhook delivery…)
+    # inside the web process; off: leave them to `flask controller run`.
+    PORTAL_CONTROLLER = os.environ.get("PORTAL_CONTROLLER", "off")
+    # Seconds between the inline controller's passes.
+    PORTAL_CONTROLLER_INTERVAL = float(os.environ.get("PORTAL_CONTROLLER_INTERVAL", "5"))
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # Where `db upgrade` connects when the application goes through a pooler: DDL and
     # Alembic's version bookkeeping want a direct connection to PostgreSQL. Unset: the

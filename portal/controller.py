@@ -4,19 +4,25 @@ It runs a small registry of background loops. Each loop is guarded by a lease ro
 (ControllerLease): a controller runs a loop only while it holds that loop's lease, taken
 with one conditional UPDATE, so any number of controller copies are safe. Adding a loop is
 one line: ``register("name", function_of_now)``.
+
+`PORTAL_CONTROLLER=inline` (set by `make run`) runs the same loops in a thread of the web
+process, as `PORTAL_AGENT=inline` runs the agent: the embedded demo's charts roll up and
+its policies are evaluated without a second process.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import socket
-import time
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +35,9 @@ from portal.models import ControllerLease, utcnow
 from portal.webhooks.service import deliver_due
 
 LEASE_SECONDS = 60
+CONTROLLER_MODES = ("inline", "off")
+
+log = logging.getLogger(__name__)
 
 # loop name -> what one pass does, given the time.
 LOOPS: dict[str, Callable[[datetime], object]] = {}
@@ -97,6 +106,86 @@ def run_once(holder: str, now: datetime | None = None) -> dict[str, str]:
     return report
 
 
+def release(holder: str) -> None:
+    """Give up ``holder``'s leases: another controller takes the loops at its next pass,
+    not a lease later."""
+    begin_write()
+    db.session.execute(update(ControllerLease).where(ControllerLease.holder == holder)
+                       .values(expires_at=None).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+class Controller:
+    """Pass after pass of the loops every ``interval`` seconds until stopped: in the
+    foreground (`controller run`) or in a thread (`start`, PORTAL_CONTROLLER=inline)."""
+
+    def __init__(self, app: Flask, interval: float, holder: str | None = None) -> None:
+        self.app, self.interval = app, interval
+        self.holder = holder or holder_name()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def run_forever(self) -> None:
+        while not self.stopping.is_set():
+            with self.app.app_context():
+                try:
+                    run_once(self.holder)
+                except Exception:  # the database away: try again at the next pass
+                    log.exception("controller %s: pass failed", self.holder)
+                finally:
+                    db.session.remove()
+            self.stopping.wait(self.interval)
+
+    def start(self) -> Controller:
+        self.thread = threading.Thread(target=self.run_forever, name="inline-controller",
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the pass under way finish, then release the leases (once; unreleased, they
+        expire by themselves within LEASE_SECONDS)."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+        with self.app.app_context():
+            try:
+                release(self.holder)
+            except Exception:  # the database away at exit
+                log.warning("controller %s: leases not released", self.holder, exc_info=True)
+            finally:
+                db.session.remove()
+
+
+def init_controller(app: Flask) -> None:
+    """PORTAL_CONTROLLER=inline runs the controller in a thread of the web process (the
+    embedded demo); `off` leaves the loops to `flask controller run`. Like the inline agent
+    it starts with the first request, so CLI commands and the reloader's watching parent
+    never run one; it holds the loops' leases like any controller (a `controller run`
+    beside it is safe) and stops, releasing them, when the process exits."""
+    mode = app.config["PORTAL_CONTROLLER"]
+    if mode not in CONTROLLER_MODES:
+        raise ValueError(f"PORTAL_CONTROLLER must be one of {', '.join(CONTROLLER_MODES)}, "
+                         f"not {mode!r}")
+    if mode != "inline":
+        return
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_inline_controller() -> None:
+        if "inline_controller" in app.extensions:
+            return
+        with lock:
+            if "inline_controller" in app.extensions:
+                return
+            controller = Controller(app, float(app.config["PORTAL_CONTROLLER_INTERVAL"]),
+                                    holder=f"inline:{holder_name()}").start()
+            atexit.register(controller.stop)
+            app.extensions["inline_controller"] = controller
+
+
 controller_cli = AppGroup("controller", help="Background loops: webhook delivery, "
                                              "autoscaling, metrics rollups, …")
 
@@ -113,10 +202,8 @@ def run(once, interval):
             click.echo(f"{name}: {outcome}")
         return
     click.echo(f"controller {holder}: running {', '.join(LOOPS)} every {interval} s.")
+    controller = Controller(current_app._get_current_object(), interval, holder)
     try:
-        while True:
-            run_once(holder)
-            db.session.remove()
-            time.sleep(interval)
+        controller.run_forever()
     except KeyboardInterrupt:
-        pass
+        controller.stop()

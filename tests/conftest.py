@@ -86,6 +86,7 @@ def make_app(database_url: str, **extra: object) -> Flask:
             "SQLALCHEMY_DATABASE_URI": database_url,
             "SECRET_KEY": "test-secret",
             "PORTAL_AGENT": "off",
+            "PORTAL_CONTROLLER": "off",
             **extra,
         }
     )

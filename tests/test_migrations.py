@@ -77,3 +77,54 @@ def test_the_comparison_would_catch_a_forgotten_migration(app):
     assert [(op[0], op[3].name) for op in diff if op[0] == "add_column"] == [
         ("add_column", "forgotten")
     ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_aggregates_migration_fills_them_from_the_rollups_already_kept(backend, tmp_path):
+    """0014 combines the history already rolled up into groups and racks exactly as the
+    rollup step does from then on."""
+    if backend == "sqlite":
+        _fill_aggregates(f"sqlite:///{tmp_path / 'aggregates.sqlite3'}")
+    else:
+        with ThrowawayPostgres("portal_aggregates") as url:
+            _fill_aggregates(url)
+
+
+def _fill_aggregates(url: str) -> None:
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import select
+
+    from portal.metrics import store
+    from portal.models import metric_1d, metric_15m, metric_aggregate_1d, metric_aggregate_15m
+    from tests import factories as f
+
+    app = make_app(url)
+    with app.app_context():
+        downgrade(revision="0013_list_indexes")
+        group, rack = f.group(), f.rack()
+        servers = [f.server(group=group, rack=rack, rack_unit=1 + 2 * i) for i in range(3)]
+        db.session.commit()
+        day = datetime(2026, 11, 30)
+        for table, step in ((metric_15m, timedelta(minutes=15)), (metric_1d, timedelta(days=1))):
+            db.session.execute(table.insert(), [
+                {"object_type": "baremetal", "object_id": s.id, "ts": day + step * n,
+                 "cpu_util": 0.1 * (i + n), "cpu_util_max": 0.2 * (i + n),
+                 "memory_used_gib": 10.0 * i + n, "memory_used_gib_max": 11.0 * i + n,
+                 "storage_used_gib": 5.0, "storage_used_gib_max": 5.0, "samples": 15}
+                for i, s in enumerate(servers) for n in range(3)])
+        db.session.commit()
+        upgrade()
+        tables = (metric_aggregate_15m, metric_aggregate_1d)
+        migrated = [db.session.execute(select(t).order_by(*t.primary_key)).all() for t in tables]
+        assert all(len(rows) == 6 for rows in migrated)  # 3 buckets, of a group and a rack
+        for table in tables:
+            db.session.execute(table.delete())
+        for level in ("15m", "1d"):
+            store.rollup_aggregates(level, day, day + timedelta(days=3))
+        db.session.commit()
+        rolled = [db.session.execute(select(t).order_by(*t.primary_key)).all() for t in tables]
+        assert [[tuple(r) for r in rows] for rows in migrated] == \
+            [[tuple(r) for r in rows] for rows in rolled]
+        db.session.remove()
+        db.engine.dispose()

@@ -56,6 +56,25 @@ def test_demo_estate_is_realistic_and_consistent(seeded):
     assert counter_drift() == []
 
 
+def test_the_demo_history_charts_groups_and_racks_from_their_aggregates(seeded):
+    """The week of history `seed demo` writes is rolled up for groups and racks too, as the
+    controller would have: their charts read it."""
+    from portal.models import metric_15m, metric_aggregate_1d, metric_aggregate_15m
+
+    def buckets(table, object_type):
+        return db.session.scalar(select(func.count(func.distinct(table.c.ts)))
+                                 .where(table.c.object_type == object_type))
+
+    servers_15m = buckets(metric_15m, "baremetal")
+    assert servers_15m >= 7 * 96
+    assert buckets(metric_aggregate_15m, "group") == servers_15m
+    assert buckets(metric_aggregate_15m, "rack") == servers_15m
+    assert buckets(metric_aggregate_1d, "group") >= 7
+    groups = db.session.scalar(select(func.count(func.distinct(Baremetal.group_id))))
+    assert db.session.scalar(select(func.count(func.distinct(metric_aggregate_15m.c.object_id)))
+                             .where(metric_aggregate_15m.c.object_type == "group")) == groups
+
+
 def test_quotas_hold_in_the_demo(seeded):
     from portal.tenants.quotas import quota_usages
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Double, func, literal, select
 from sqlalchemy.orm import joinedload
 
 from portal.auth.access import visible
@@ -103,44 +103,48 @@ class HotSpots:
     reason: str | None  # the metrics source did not answer: no data, not "all is well"
 
 
-def _top(pairs: list[tuple[int, tuple]], model, options=()) -> HotList:
-    """Load the objects of the first TOP (id, figures) pairs in one statement."""
+def _top(pairs: list[tuple[int, tuple]], model, options=(), count: int | None = None
+         ) -> HotList:
+    """Load the objects of the first TOP (id, figures) pairs in one statement; ``count``
+    of them all (default: as many as the pairs)."""
     shown = pairs[:TOP]
     objects = {o.id: o for o in db.session.scalars(
         select(model).options(*options).where(model.id.in_([i for i, _ in shown])))
     } if shown else {}
-    return HotList([(objects[i], *figures) for i, figures in shown if i in objects], len(pairs))
+    return HotList([(objects[i], *figures) for i, figures in shown if i in objects],
+                   len(pairs) if count is None else count)
 
 
 def hot_spots(staff: bool, now: datetime | None = None) -> HotSpots:
     """What needs a look: servers above HOT_CPU measured CPU, servers using more memory
     than their VMs were allocated (beyond the host's reserve), clusters with pods pending,
     agents gone silent (staff only, but clusters: those the user may read). A bounded
-    number of statements: the ids, the newest measurements of all of them, and the TOP
-    objects of each list."""
+    number of statements: for each list the objects over its bound (compared by the
+    store, portal.metrics.query.latest_exceeding), then its TOP objects."""
     now = now or utcnow()
     since = now - FRESH
     reason = None
     hot = over = pending = HotList()
     try:
         if staff:
-            servers = dict(db.session.execute(select(
-                Baremetal.id, Baremetal.total_memory - Baremetal.available_memory)).all())
-            cpu = metrics.latest("baremetal", list(servers), "cpu_util", since)
-            memory = metrics.latest("baremetal", list(servers), "memory_used_gib", since)
-            hot = _top(sorted(((i, (v,)) for i, (_at, v) in cpu.items() if v > HOT_CPU),
-                              key=lambda p: (-p[1][0], p[0])), Baremetal)
+            # The hottest first, then by id; the most over its allocation first, then by id.
+            count, cpu = metrics.latest_exceeding("baremetal", "cpu_util", since, HOT_CPU,
+                                                  limit=TOP)
+            hot = _top([(i, (v,)) for i, v in cpu], Baremetal, count=count)
             reserve = current_app.config["PORTAL_HOST_RESERVED_MEMORY_GIB"]
-            over = _top(sorted(((i, (v, servers[i])) for i, (_at, v) in memory.items()
-                                if v > servers[i] + reserve),
-                               key=lambda p: (p[1][1] - p[1][0], p[0])), Baremetal)
+            allocated = Baremetal.total_memory - Baremetal.available_memory
+            count, memory = metrics.latest_exceeding(
+                "baremetal", "memory_used_gib", since,
+                allocated + literal(float(reserve), Double), also=(allocated,),
+                margin=allocated, limit=TOP)
+            over = _top([(i, (v, given)) for i, v, given in memory], Baremetal, count=count)
+        clusters = K8sCluster.status != "deleted"
         condition = visible(K8sCluster)
-        clusters = select(K8sCluster.id).where(K8sCluster.status != "deleted")
         if condition is not None:
-            clusters = clusters.where(condition)
-        pods = metrics.latest("cluster", list(db.session.scalars(clusters)), "pods_pending",
-                              since)
-        pending = _top(sorted(((i, (int(v),)) for i, (_at, v) in pods.items() if v > 0),
+            clusters = clusters & condition
+        _count, pods = metrics.latest_exceeding("cluster", "pods_pending", since, 0,
+                                                where=clusters)
+        pending = _top(sorted(((i, (int(v),)) for i, v in pods),
                               key=lambda p: (-p[1][0], p[0])), K8sCluster,
                        (joinedload(K8sCluster.tenant),))
     except metrics.SourceUnavailable as unavailable:

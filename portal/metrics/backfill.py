@@ -62,6 +62,7 @@ def backfill(now: datetime | None = None, days: int = 7, seed: int = 20261204) -
             raw = []
         ts += RAW_STEP
     written += store.write(raw)
+    store.rollup_aggregates("15m", start, end)
     day = store.floor_bucket(now, store.DAY)
     written += store.rollup_range("1d", start, day)
     # The history is rolled up to here: the controller carries on from this mark.

@@ -1,5 +1,5 @@
 """The utilisation panel of the server, VM, cluster, group and rack pages: measured use
-(portal.metrics.query, or one aggregate statement for a group's or a rack's servers) beside
+(portal.metrics.query, or a group's or a rack's servers combined by the store) beside
 what the portal allocated, as charts (portal.metrics.chart) over a chosen range.
 
 Views call ``utilisation_panel(kind, obj, request.args.get("range"))`` and the page includes
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from markupsafe import Markup
-from sqlalchemy import Integer, and_, case, cast, func, literal_column, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.extensions import db
@@ -88,94 +88,13 @@ def step_for(span: timedelta) -> int:
 # ---- measured series ------------------------------------------------------------------------
 
 
-# A group's or rack's chart reads the raw samples within 6 hours, the 15-minute rollups
-# within 48 hours and the daily ones beyond — each completed by the finer levels where it
-# is not rolled up yet. Its servers' rows lie apart (every server reports each minute), so
-# each row read is about a page read: a week of 250 servers' 15-minute rollups is 168,000.
-AGGREGATE_RAW_SPAN = timedelta(hours=6)
-AGGREGATE_15M_SPAN = timedelta(hours=48)
-
-
-def _aggregate_sources(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
-    """(level, since, until) ranges covering [start, end]: the coarsest level the span
-    allows up to where the controller has rolled it up, then the finer ones."""
-    from portal.metrics import store
-    from portal.models import MetricRollup
-
-    span = end - start
-    chain = ["raw"] if span <= AGGREGATE_RAW_SPAN else (
-        ["15m", "raw"] if span <= AGGREGATE_15M_SPAN else ["1d", "15m", "raw"])
-    marks = {}
-    for level, fallback in (("15m", store.floor_bucket(end - store.RAW_RETENTION)),
-                            ("1d", store.floor_bucket(end - store.ROLLUP_RETENTION,
-                                                      store.DAY))):
-        mark = db.session.get(MetricRollup, level)
-        marks[level] = mark.done_until if mark is not None else fallback
-    sources = []
-    since = start
-    for level in chain:
-        until = end if level == "raw" else min(marks[level], end)
-        if until > since or level == "raw":
-            sources.append((level, since, until))
-            since = max(since, until)
-    return sources
-
-
-def _aggregate_embedded(condition, start: datetime, end: datetime, step: int
-                        ) -> dict[str, list[tuple[datetime, float]]]:
-    """Servers matching ``condition`` summed (memory, storage) or averaged (CPU) per
-    step-long bucket, in one statement over the store: each server's mean in the bucket
-    first (rollups weighted by the samples they hold), then across the servers."""
-    from portal.metrics import store
-
-    sources = _aggregate_sources(start, end)
-    step = max(step, store.RESOLUTION[sources[0][0]])
-    servers = select(Baremetal.id).where(condition)
-    parts = []
-    for level, since, until in sources:
-        table = store.TABLES[level]
-        weight = table.c.samples if level != "raw" else literal_column("1")
-        where = [table.c.object_type == "baremetal", table.c.object_id.in_(servers),
-                 table.c.ts >= since,
-                 table.c.ts <= until if level == "raw" else table.c.ts < until]
-        parts.append(select(table.c.object_id.label("object_id"), table.c.ts.label("ts"),
-                            *(table.c[m].label(m) for m in MACHINE),
-                            weight.label("weight")).where(*where))
-    rows_in = parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])
-    rows_in = rows_in.subquery()
-    origin = int((start - datetime(1970, 1, 1)).total_seconds())
-    if db.session.get_bind().dialect.name == "postgresql":
-        bucket = func.floor((func.extract("epoch", rows_in.c.ts) - origin) / step)
-    else:  # SQLite may lack floor(); the offset is never negative, so truncating is flooring
-        bucket = cast((cast(func.strftime("%s", rows_in.c.ts), Integer) - origin) / step,
-                      Integer)
-    w = rows_in.c.weight
-    per_server = (
-        select(rows_in.c.object_id, bucket.label("bucket"),
-               *((func.sum(rows_in.c[m] * w)
-                  / func.sum(case((rows_in.c[m].is_not(None), w)))).label(m)
-                 for m in MACHINE))
-        .group_by(rows_in.c.object_id, literal_column("bucket"))
-    ).subquery()
-    rows = db.session.execute(
-        select(per_server.c.bucket, func.avg(per_server.c.cpu_util),
-               func.sum(per_server.c.memory_used_gib), func.sum(per_server.c.storage_used_gib))
-        .group_by(per_server.c.bucket).order_by(per_server.c.bucket)
-    ).all()
-    out: dict[str, list[tuple[datetime, float]]] = {m: [] for m in MACHINE}
-    for index, *values in rows:
-        at = start + timedelta(seconds=int(index) * step)
-        for metric, value in zip(MACHINE, values, strict=True):
-            if value is not None:
-                out[metric].append((at, float(value)))
-    return out
-
-
-def _aggregate_series(condition, start: datetime, end: datetime, step: int
-                      ) -> dict[str, list[tuple[datetime, float]]]:
+def _aggregate_series(kind: str, obj_id: int, condition, start: datetime, end: datetime,
+                      step: int) -> dict[str, list[tuple[datetime, float]]]:
     if not _prometheus_configured():
+        from portal.metrics import store
+
         try:
-            return _aggregate_embedded(condition, start, end, step)
+            return store.aggregate_series(kind, obj_id, start, end, step)
         except SQLAlchemyError as error:
             db.session.rollback()
             raise SourceUnavailable(
@@ -272,7 +191,8 @@ def utilisation_panel(kind: str, obj, range_key: str | None = None,
                                 reason, ident)
     elif kind in ("group", "rack"):
         condition = (Baremetal.group_id if kind == "group" else Baremetal.rack_id) == obj.id
-        series, reason = _measured(lambda: _aggregate_series(condition, start, end, step))
+        series, reason = _measured(
+            lambda: _aggregate_series(kind, obj.id, condition, start, end, step))
         built = _machine_charts(series, _server_allocation(condition), start, end, reason,
                                 ident)
     elif kind == "vm":

@@ -13,14 +13,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import Double, literal, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from portal.extensions import db
 from portal.metrics import presence, store
 from portal.metrics.presence import Agent
 from portal.models import METRIC_OBJECT_TYPES, METRICS_BY_TYPE
 
-__all__ = ["Agent", "SourceUnavailable", "agents", "latest", "series", "stale_agents"]
+__all__ = ["Agent", "SourceUnavailable", "agents", "latest", "latest_exceeding", "series",
+           "stale_agents"]
 
 
 class SourceUnavailable(Exception):
@@ -64,6 +67,49 @@ def latest(object_type: str, ids: Sequence[int], metric: str,
     except SQLAlchemyError as error:
         db.session.rollback()
         raise SourceUnavailable(f"The metrics store failed: {type(error).__name__}") from error
+
+
+def latest_exceeding(object_type: str, metric: str, since: datetime, bound,
+                     where: ColumnElement | None = None, also: Sequence[ColumnElement] = (),
+                     margin: ColumnElement | None = None, limit: int | None = None
+                     ) -> tuple[int, list[tuple]]:
+    """The objects whose newest ``metric`` at or after ``since`` exceeds ``bound`` — a
+    number, or an expression over the object's model (a server's allocation) — among the
+    object type's rows matching ``where``: how many, and their ``(id, value, *also)`` rows,
+    ``also`` being further expressions over the model. Without ``limit`` all the rows, in
+    no order; with it the first ``limit`` by the largest excess of the value over
+    ``margin`` (an expression over the model, default 0), then the smallest id. The
+    embedded store compares, orders and counts in the database, so that only those rows
+    come back, not the estate; Prometheus' newest values are compared here."""
+    _check(object_type, [metric])
+    from portal.models import Baremetal, K8sCluster, VirtualMachine
+
+    model = {"baremetal": Baremetal, "vm": VirtualMachine, "cluster": K8sCluster}[object_type]
+    if not isinstance(bound, ColumnElement):
+        bound = literal(float(bound), Double)
+    if margin is None:
+        margin = literal(0.0, Double)
+    source = _prometheus()
+    if source is None:
+        try:
+            return store.latest_exceeding(object_type, model, metric, since, bound, where,
+                                          also, margin, limit)
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            raise SourceUnavailable(
+                f"The metrics store failed: {type(error).__name__}") from error
+    rows = select(model.id, bound, margin, *also)
+    if where is not None:
+        rows = rows.where(where)
+    candidates = db.session.execute(rows).all()
+    found = source.latest(object_type, [row[0] for row in candidates], metric, since)
+    over = [(object_id, found[object_id][1], excess, *rest)
+            for object_id, limit_value, excess, *rest in candidates
+            if object_id in found and found[object_id][1] > limit_value]
+    if limit is not None:
+        over.sort(key=lambda row: (-(row[1] - row[2]), row[0]))
+        return len(over), [(i, v, *rest) for i, v, _margin, *rest in over[:limit]]
+    return len(over), [(i, v, *rest) for i, v, _margin, *rest in over]
 
 
 def series(object_type: str, ids: Sequence[int], metrics: Sequence[str], start: datetime,

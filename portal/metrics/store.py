@@ -14,14 +14,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     DateTime,
+    Double,
     Integer,
     Table,
     and_,
     any_,
     bindparam,
     case,
+    cast,
     delete,
     func,
+    literal_column,
     select,
     text,
 )
@@ -31,9 +34,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from portal.extensions import db
 from portal.models import (
     ALL_METRICS,
+    MACHINE_METRICS,
     MetricRollup,
     metric_1d,
     metric_15m,
+    metric_aggregate_1d,
+    metric_aggregate_15m,
     metric_latest,
     metric_raw,
 )
@@ -55,6 +61,9 @@ CHUNK = 5000
 # Resolution of each table, in seconds.
 RESOLUTION = {"raw": 0, "15m": 900, "1d": 86400}
 TABLES: dict[str, Table] = {"raw": metric_raw, "15m": metric_15m, "1d": metric_1d}
+# A group's or rack's servers combined, per rollup level; the server column naming it.
+AGGREGATES: dict[str, Table] = {"15m": metric_aggregate_15m, "1d": metric_aggregate_1d}
+SCOPE_COLUMNS = {"group": "group_id", "rack": "rack_id"}
 
 
 def _dialect() -> str:
@@ -223,6 +232,31 @@ def latest(object_type: str, ids: Sequence[int], metric: str,
     return found
 
 
+def latest_exceeding(object_type: str, model, metric: str, since: datetime, bound,
+                     where=None, also: Sequence = (), margin=None, limit: int | None = None
+                     ) -> tuple[int, list[tuple]]:
+    """portal.metrics.query.latest_exceeding in one statement: how many objects of
+    ``model`` (matching ``where``) have a newest ``metric`` at or after ``since`` above
+    ``bound``, and their (id, value, *also) rows — with ``limit``, the first ones by the
+    value's excess over ``margin``, then the id. The REAL value is widened to double
+    precision first, as Python compares and subtracts it."""
+    column, at = metric_latest.c[metric], metric_latest.c[f"{metric}_ts"]
+    value = cast(column, Double)
+    query = (
+        select(metric_latest.c.object_id, column, *also, func.count().over())
+        .select_from(metric_latest)
+        .join(model, model.id == metric_latest.c.object_id)
+        .where(metric_latest.c.object_type == object_type, at >= since, value > bound)
+    )
+    if where is not None:
+        query = query.where(where)
+    if limit is not None:
+        query = query.order_by((value - margin).desc(), metric_latest.c.object_id).limit(limit)
+    rows = db.session.execute(query).all()
+    return (rows[0][-1] if rows else 0,
+            [(object_id, float(found), *rest[:-1]) for object_id, found, *rest in rows])
+
+
 def level_for(start: datetime, end: datetime, step: int | None) -> str:
     """The table a range is read from: the finest that still holds the whole range (raw
     within 48 h, 15-minute rollups within 30 days, daily beyond), or coarser if the step
@@ -311,6 +345,107 @@ def _average(points: list[tuple[datetime, float, int]], step: int,
     return [(bucket, mean) for bucket, mean, _ in _buckets(points, step, origin)]
 
 
+# ---- groups and racks -----------------------------------------------------------------------
+
+# A group's or rack's chart reads the raw samples within 6 hours, the 15-minute aggregates
+# within 48 hours and the daily ones beyond — each completed by the finer levels where it
+# is not rolled up yet: the aggregates are one row a bucket, the raw tail (a few minutes,
+# or the range's hours within 6 hours) is combined from the servers' samples on the fly.
+AGGREGATE_RAW_SPAN = timedelta(hours=6)
+AGGREGATE_15M_SPAN = timedelta(hours=48)
+
+
+def aggregate_sources(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(level, since, until) ranges covering [start, end]: the coarsest level the span
+    allows up to where the controller has rolled it up, then the finer ones."""
+    span = end - start
+    chain = ["raw"] if span <= AGGREGATE_RAW_SPAN else (
+        ["15m", "raw"] if span <= AGGREGATE_15M_SPAN else ["1d", "15m", "raw"])
+    marks = {}
+    for level, fallback in (("15m", floor_bucket(end - RAW_RETENTION)),
+                            ("1d", floor_bucket(end - ROLLUP_RETENTION, DAY))):
+        mark = db.session.get(MetricRollup, level)
+        marks[level] = mark.done_until if mark is not None else fallback
+    sources = []
+    since = start
+    for level in chain:
+        until = end if level == "raw" else min(marks[level], end)
+        if until > since or level == "raw":
+            sources.append((level, since, until))
+            since = max(since, until)
+    return sources
+
+
+def aggregate_series(scope: str, scope_id: int, start: datetime, end: datetime, step: int
+                     ) -> dict[str, list[tuple[datetime, float]]]:
+    """The servers of group or rack ``scope_id`` combined per step-long bucket from
+    ``start``: their mean CPU, their summed memory and storage (each server's mean in the
+    bucket first, then across the servers). Rolled-up buckets come from metric_aggregate_*,
+    the raw tail from the servers' samples; each bucket weighted by the samples it holds.
+    A constant number of statements whatever the number of servers."""
+    sources = aggregate_sources(start, end)
+    step = max(step, RESOLUTION[sources[0][0]])
+    size = timedelta(seconds=step)
+    # bucket index -> per metric [weighted sum, weight]
+    buckets: dict[int, list[list[float]]] = {}
+
+    def add(index: int, values: Sequence, weight) -> None:
+        weight = float(weight)
+        totals = buckets.setdefault(index, [[0.0, 0.0] for _ in MACHINE_METRICS])
+        for total, value in zip(totals, values, strict=True):
+            if value is not None:
+                total[0] += float(value) * weight
+                total[1] += weight
+
+    for level, since, until in sources:
+        if level == "raw":
+            for index, weight, *values in _raw_aggregate(scope, scope_id, since, until,
+                                                         start, step):
+                add(int(index), values, weight)
+            continue
+        table = AGGREGATES[level]
+        for ts, weight, *values in db.session.execute(
+                select(table.c.ts, table.c.samples, *(table.c[m] for m in MACHINE_METRICS))
+                .where(table.c.object_type == scope, table.c.object_id == scope_id,
+                       table.c.ts >= since, table.c.ts < until)):
+            add((ts - start) // size, values, weight)
+    out: dict[str, list[tuple[datetime, float]]] = {m: [] for m in MACHINE_METRICS}
+    for index, totals in sorted(buckets.items()):
+        for metric, (total, weight) in zip(MACHINE_METRICS, totals, strict=True):
+            if weight:
+                out[metric].append((start + size * index, total / weight))
+    return out
+
+
+def _raw_aggregate(scope: str, scope_id: int, since: datetime, until: datetime,
+                   origin: datetime, step: int) -> list:
+    """(bucket index from ``origin``, samples, mean CPU, summed memory, summed storage) per
+    step-long bucket of the scope's servers' raw samples in [since, until]: one
+    statement."""
+    from portal.models import Baremetal
+
+    servers = select(Baremetal.id).where(getattr(Baremetal, SCOPE_COLUMNS[scope]) == scope_id)
+    raw = metric_raw
+    seconds = int((origin - datetime(1970, 1, 1)).total_seconds())
+    if _dialect() == "postgresql":
+        bucket = func.floor((func.extract("epoch", raw.c.ts) - seconds) / step)
+    else:  # SQLite may lack floor(); the offset is never negative, so truncating is flooring
+        bucket = cast((cast(func.strftime("%s", raw.c.ts), Integer) - seconds) / step, Integer)
+    per_server = (
+        select(bucket.label("bucket"), func.count().label("samples"),
+               *(func.avg(raw.c[m]).label(m) for m in MACHINE_METRICS))
+        .where(raw.c.object_type == "baremetal", raw.c.object_id.in_(servers),
+               raw.c.ts >= since, raw.c.ts <= until)
+        .group_by(raw.c.object_id, literal_column("bucket"))
+    ).subquery()
+    return db.session.execute(
+        select(per_server.c.bucket, func.sum(per_server.c.samples),
+               func.avg(per_server.c.cpu_util), func.sum(per_server.c.memory_used_gib),
+               func.sum(per_server.c.storage_used_gib))
+        .group_by(per_server.c.bucket)
+    ).all()
+
+
 # ---- rollups and retention ----------------------------------------------------------------
 
 def _bucket_sql(level: str) -> str:
@@ -349,13 +484,50 @@ def _rollup_sql(level: str) -> str:
     )
 
 
+def _aggregate_sql(level: str, scope: str) -> str:
+    """A scope's servers combined per bucket from their own rollups of ``level``: each
+    server's mean in the bucket, then across the servers — what the chart of a group or a
+    rack draws — with the servers' membership as it is when the bucket is rolled up."""
+    column = SCOPE_COLUMNS[scope]
+    names, selected = [], []
+    for m in MACHINE_METRICS:
+        combine = "avg" if m == "cpu_util" else "sum"
+        names += [m, f"{m}_max"]
+        selected += [f"{combine}(m.{m})", f"{'max' if m == 'cpu_util' else 'sum'}(m.{m}_max)"]
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names + ["servers", "samples"])
+    return (
+        f"INSERT INTO {AGGREGATES[level].name} (object_type, object_id, ts, "
+        f"{', '.join(names)}, servers, samples) "
+        f"SELECT '{scope}', b.{column}, m.ts, {', '.join(selected)}, count(*), sum(m.samples) "
+        f"FROM {TABLES[level].name} m JOIN baremetal b ON b.id = m.object_id "
+        f"WHERE m.object_type = 'baremetal' AND m.ts >= :start AND m.ts < :end "
+        f"AND b.{column} IS NOT NULL "
+        f"GROUP BY b.{column}, m.ts "
+        f"ON CONFLICT (object_type, object_id, ts) DO UPDATE SET {updates}"
+    )
+
+
 def rollup_range(level: str, start: datetime, end: datetime) -> int:
     """Roll [start, end) of the level below into ``level`` ("15m": raw → 15-minute, "1d":
-    15-minute → daily); both ends are bucket boundaries. Idempotent. Returns the
-    buckets written. In the caller's transaction."""
-    statement = text(_rollup_sql(level)).bindparams(
-        bindparam("start", start, type_=DateTime), bindparam("end", end, type_=DateTime))
-    return db.session.execute(statement).rowcount
+    15-minute → daily), then the servers' new rows of ``level`` into their groups' and
+    racks' (metric_aggregate_*); both ends are bucket boundaries. Idempotent. Returns the
+    buckets written (the objects' own, not the aggregates'). In the caller's transaction."""
+    written = db.session.execute(text(_rollup_sql(level)).bindparams(
+        *_range_params(start, end))).rowcount
+    rollup_aggregates(level, start, end)
+    return written
+
+
+def rollup_aggregates(level: str, start: datetime, end: datetime) -> None:
+    """Combine the servers' ``level`` rollups in [start, end) into their groups' and racks'
+    (idempotent; in the caller's transaction)."""
+    for scope in SCOPE_COLUMNS:
+        db.session.execute(text(_aggregate_sql(level, scope)).bindparams(
+            *_range_params(start, end)))
+
+
+def _range_params(start: datetime, end: datetime):
+    return (bindparam("start", start, type_=DateTime), bindparam("end", end, type_=DateTime))
 
 
 def rollup(now: datetime) -> dict[str, int]:
@@ -381,11 +553,13 @@ def rollup(now: datetime) -> dict[str, int]:
 
 def prune(now: datetime) -> dict[str, int]:
     """Delete what is past retention: raw after 48 h, 15-minute after 30 days, daily after
-    a year. Commits."""
+    a year (groups' and racks' aggregates as their servers' rollups). Commits."""
     removed = {}
     for name, table, keep in (("raw", metric_raw, RAW_RETENTION),
                               ("15m", metric_15m, ROLLUP_RETENTION),
                               ("1d", metric_1d, DAILY_RETENTION),
+                              ("aggregate 15m", metric_aggregate_15m, ROLLUP_RETENTION),
+                              ("aggregate 1d", metric_aggregate_1d, DAILY_RETENTION),
                               ("latest", metric_latest, RAW_RETENTION)):
         removed[name] = db.session.execute(delete(table).where(table.c.ts < now - keep)
                                            ).rowcount

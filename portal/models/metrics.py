@@ -12,6 +12,10 @@ time-range scans.
 - ``metric_15m``: 15-minute buckets (bucket start), mean and maximum of each metric and the
   number of samples rolled up, kept 30 days.
 - ``metric_1d``: daily buckets (UTC days) of the same shape, kept a year.
+- ``metric_aggregate_15m`` and ``metric_aggregate_1d``: each group's and each rack's servers
+  combined per bucket (their mean CPU, their summed memory and storage), written by the
+  same rollup step from the servers' rollups, so that a group's or a rack's chart reads
+  one row a bucket instead of one per server and bucket.
 - ``metric_latest``: each object's newest value of each metric (one row an object), kept
   in step by every write: the dashboard's hot spots and the autoscaler read "the latest value of 10,000
   servers" from 10,000 rows, not from the 48 h of raw samples.
@@ -85,6 +89,31 @@ def _rollup(name: str) -> Table:
 
 metric_15m = _rollup("metric_15m")
 metric_1d = _rollup("metric_1d")
+
+# The servers of a group or a rack, combined.
+AGGREGATE_SCOPES = ("group", "rack")
+
+
+def _aggregate(name: str) -> Table:
+    """A bucket of a scope's servers (from their rollups of the same level): ``cpu_util`` the
+    servers' mean, ``cpu_util_max`` the busiest one's peak; memory and storage the sums of
+    the servers' means, ``…_max`` the sums of their peaks (at least the peak of the sum)."""
+    columns: list[Column] = []
+    for metric in MACHINE_METRICS:
+        columns += [Column(metric, REAL), Column(f"{metric}_max", REAL)]
+    return Table(
+        name, db.metadata,
+        *_key(),
+        *columns,
+        Column("servers", Integer, nullable=False),  # servers that reported in the bucket
+        Column("samples", Integer, nullable=False),  # their raw samples
+        one_of("object_type", AGGREGATE_SCOPES),
+        Index(f"ix_{name}_ts", "ts", postgresql_using="brin"),
+    )
+
+
+metric_aggregate_15m = _aggregate("metric_aggregate_15m")
+metric_aggregate_1d = _aggregate("metric_aggregate_1d")
 
 
 class MetricRollup(db.Model):

@@ -41,3 +41,75 @@ def test_the_controller_rolls_up_and_prunes_under_its_lease(any_app):
     assert lease.holder == "controller-a"
     assert controller.run_once("controller-a", now + timedelta(seconds=5))[
         "metrics_rollup"] == "done (nothing due)"
+
+
+def test_make_run_starts_an_inline_controller_that_rolls_up_and_evaluates(tmp_path):
+    """PORTAL_CONTROLLER=inline, as `make run` sets it: the web process rolls the demo's
+    samples up and evaluates its scaling policies by itself, holding the loops' leases
+    as any controller does, and gives them up when it stops."""
+    import re
+    import time
+    from pathlib import Path
+
+    from sqlalchemy import func
+
+    from portal.autoscaling import service as autoscaling
+    from portal.autoscaling.service import PolicyFields
+    from portal.models import ScalingPolicy, metric_aggregate_15m
+    from portal.vm_groups import service as vm_groups
+    from tests.conftest import make_app
+
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    recipe = re.search(r"^run:.*?\n\n", makefile, re.S | re.M).group(0)
+    assert "PORTAL_CONTROLLER=$${PORTAL_CONTROLLER:-inline}" in recipe
+    app = make_app(f"sqlite:///{tmp_path / 'inline.sqlite3'}", PORTAL_CONTROLLER="inline",
+                   PORTAL_CONTROLLER_INTERVAL=0.1)
+    with app.app_context():
+        assert "inline_controller" not in app.extensions  # not for CLI commands
+        group, rack = f.group(name="pool-i"), f.rack(name="rack-i")
+        server = f.server(group=group, rack=rack, rack_unit=1, cpu=32, memory=128,
+                          storage=1000)
+        tenant = f.tenant(name="shop-i")
+        f.quota(tenant, group)
+        flavor = f.flavor(cpu=4, memory=8, storage=50, name="std-4i")
+        operator = f.user("ops-i", operator=True)
+        db.session.commit()
+        web = vm_groups.create_group(vm_groups.build_request(
+            operator, name="web", tenant_id=tenant.id, group_id=group.id, spec_id=flavor.id,
+            size=2), operator)
+        policy_id = autoscaling.create_policy(operator, PolicyFields(
+            target_type="vm_group", target_id=web.id, min=1, max=4, metric="cpu_util",
+            target=0.5, mode="dry_run")).id
+        # A server's samples in a 15-minute bucket that has completed.
+        store.write([{"object_type": "baremetal", "object_id": server.id,
+                      "ts": utcnow() - timedelta(minutes=20 + m), "cpu_util": 0.5}
+                     for m in range(3)])
+        db.session.commit()
+        db.session.remove()
+    assert app.test_client().get("/healthz").status_code == 200
+    inline = app.extensions["inline_controller"]
+    try:
+        with app.app_context():
+            deadline = time.monotonic() + 60
+            while True:
+                evaluated = db.session.get(ScalingPolicy, policy_id).last_evaluated_at
+                rolled = db.session.scalar(
+                    select(func.count()).select_from(metric_aggregate_15m)
+                    .where(metric_aggregate_15m.c.object_type == "group"))
+                db.session.remove()
+                if evaluated is not None and rolled:
+                    break
+                assert time.monotonic() < deadline, "no rollup and evaluation within 60 s"
+                time.sleep(0.05)
+    finally:
+        inline.stop()
+    assert not inline.thread.is_alive()
+    assert app.test_client().get("/healthz").status_code == 200
+    assert app.extensions["inline_controller"] is inline  # started once
+    with app.app_context():
+        leases = db.session.execute(select(ControllerLease)).scalars().all()
+        assert {lease.name for lease in leases} == set(controller.LOOPS)
+        assert {(lease.holder, lease.expires_at) for lease in leases} == {(inline.holder, None)}
+        # Released: another controller takes the loops at once.
+        assert controller.run_once("controller-next")["metrics_rollup"].startswith("done")
+        db.session.remove()

@@ -22,6 +22,12 @@ def sample(object_type, object_id, minutes_ago=1, **values):
 
 
 @pytest.fixture
+def app(any_app):
+    """Every test here on SQLite and on PostgreSQL (the store compares in SQL)."""
+    return any_app
+
+
+@pytest.fixture
 def estate(app):
     g = f.group(name="grp-h")
     t = f.tenant(name="acme-h")
@@ -100,6 +106,36 @@ def test_each_list_shows_ten_and_counts_the_rest_in_the_same_statements(ops, est
     assert "and 4 more" in hot
     assert re.search(r"Servers above 85 % CPU <span[^>]*>14</span>", html)
     assert many["n"] == few["n"]
+
+
+def test_hot_spots_count_each_metrics_fresh_value_of_the_portals_objects(ops, estate, app):
+    """Each metric's own freshness, a reserve with a fraction, and nothing listed for a
+    server the portal no longer has or a deleted cluster."""
+    g, t = estate["group"], estate["tenant"]
+    below = f.server(group=g, name="srv-below-reserve", memory=256)  # nothing allocated
+    above = f.server(group=g, name="srv-above-reserve", memory=256)
+    frozen = f.server(group=g, name="srv-fresh-cpu", memory=256)
+    gone = f.cluster(t, g, name="k8s-gone")
+    gone.status = "deleted"
+    db.session.flush()
+    store.write([
+        sample("baremetal", below.id, memory_used_gib=8.4),
+        sample("baremetal", above.id, memory_used_gib=8.6),
+        sample("baremetal", frozen.id, cpu_util=0.95),
+        sample("baremetal", frozen.id, minutes_ago=30, memory_used_gib=200),  # not now
+        sample("baremetal", 10**6, cpu_util=0.99, memory_used_gib=500),  # no such server
+        sample("cluster", gone.id, pods_pending=9),
+    ])
+    db.session.commit()
+    reserve = app.config["PORTAL_HOST_RESERVED_MEMORY_GIB"]
+    app.config["PORTAL_HOST_RESERVED_MEMORY_GIB"] = 8.5
+    try:
+        html = text(ops.get("/"))
+    finally:
+        app.config["PORTAL_HOST_RESERVED_MEMORY_GIB"] = reserve
+    assert names(section(html, "hot-servers")) == ["srv-hottest", "srv-fresh-cpu", "srv-hot"]
+    assert names(section(html, "over-allocated")) == ["srv-calm", "srv-above-reserve"]
+    assert names(section(html, "pending-clusters")) == ["k8s-busy", "k8s-other"]
 
 
 def test_a_tenant_admin_sees_the_pending_pods_of_their_clusters_only(app, estate):

@@ -272,19 +272,19 @@ def test_a_policy_page_charts_the_members_mean_beside_the_target(app):
 def test_group_charts_read_the_coarsest_rolled_up_level_then_the_finer_ones(app):
     from datetime import datetime
 
-    from portal.metrics.panels import _aggregate_sources
+    from portal.metrics.store import aggregate_sources
     from portal.models import MetricRollup
 
     end = datetime(2026, 12, 4, 20, 7)
     db.session.add_all([MetricRollup(level="15m", done_until=datetime(2026, 12, 4, 20, 0)),
                         MetricRollup(level="1d", done_until=datetime(2026, 12, 4))])
     db.session.flush()
-    assert _aggregate_sources(end - timedelta(hours=1), end) == [
+    assert aggregate_sources(end - timedelta(hours=1), end) == [
         ("raw", end - timedelta(hours=1), end)]
-    assert _aggregate_sources(end - timedelta(hours=24), end) == [
+    assert aggregate_sources(end - timedelta(hours=24), end) == [
         ("15m", end - timedelta(hours=24), datetime(2026, 12, 4, 20, 0)),
         ("raw", datetime(2026, 12, 4, 20, 0), end)]
-    assert _aggregate_sources(end - timedelta(days=30), end) == [
+    assert aggregate_sources(end - timedelta(days=30), end) == [
         ("1d", end - timedelta(days=30), datetime(2026, 12, 4)),
         ("15m", datetime(2026, 12, 4), datetime(2026, 12, 4, 20, 0)),
         ("raw", datetime(2026, 12, 4, 20, 0), end)]

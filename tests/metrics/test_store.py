@@ -10,7 +10,16 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.metrics import query, store
-from portal.models import MetricRollup, metric_1d, metric_15m, metric_latest, metric_raw, utcnow
+from portal.models import (
+    MetricRollup,
+    metric_1d,
+    metric_15m,
+    metric_aggregate_1d,
+    metric_aggregate_15m,
+    metric_latest,
+    metric_raw,
+    utcnow,
+)
 from tests import factories as f
 from tests.metrics.conftest import rows
 
@@ -81,6 +90,102 @@ def test_daily_rollup_weights_each_bucket_by_its_samples(vm):
     assert row.cpu_util_max == pytest.approx(0.8)
 
 
+def test_groups_and_racks_roll_up_to_their_servers_mean_cpu_and_summed_use(vm):
+    """Two servers of a group, split over two racks, and one of another group in the first
+    rack: each bucket of a group or a rack is its servers' mean CPU and their summed memory
+    and storage (each server's mean in the bucket first), the busiest one's CPU peak."""
+    group, other = vm.baremetal.group, f.group()
+    rack_a, rack_b = f.rack(), f.rack()
+    a = f.server(group=group, rack=rack_a, rack_unit=1)
+    b = f.server(group=group, rack=rack_b, rack_unit=1)
+    c = f.server(group=other, rack=rack_a, rack_unit=3)
+    db.session.commit()
+    base = store.floor_bucket(utcnow()) - timedelta(hours=1)
+    samples = {  # server -> [(minute, cpu, memory, storage)]
+        a: [(0, 0.2, 10, 100), (10, 0.4, 30, 100), (15, 0.9, 40, 100)],
+        b: [(5, 0.6, 50, 200), (20, 0.1, 60, 200), (25, 0.3, 60, 200)],
+        c: [(1, 1.0, 5, 1)],
+    }
+    store.write([{"object_type": "baremetal", "object_id": s.id, "ts": at(base, m),
+                  "cpu_util": cpu, "memory_used_gib": mem, "storage_used_gib": disk}
+                 for s, points in samples.items() for m, cpu, mem, disk in points])
+    store.rollup_range("15m", base, at(base, 30))
+    db.session.commit()
+    got = {(r.object_type, r.object_id, r.ts): r for r in
+           db.session.execute(select(metric_aggregate_15m))}
+    assert set(got) == {("group", group.id, base), ("group", group.id, at(base, 15)),
+                        ("group", other.id, base), ("rack", rack_a.id, base),
+                        ("rack", rack_a.id, at(base, 15)), ("rack", rack_b.id, base),
+                        ("rack", rack_b.id, at(base, 15))}
+    first, second = got[("group", group.id, base)], got[("group", group.id, at(base, 15))]
+    # Bucket 1: a's mean 0.3 (20 GiB), b's 0.6 (50 GiB); bucket 2: a 0.9 (40), b 0.2 (60).
+    assert first.cpu_util == pytest.approx((0.3 + 0.6) / 2)
+    assert first.cpu_util_max == pytest.approx(0.6)
+    assert first.memory_used_gib == pytest.approx(20 + 50)
+    assert first.memory_used_gib_max == pytest.approx(30 + 50)
+    assert first.storage_used_gib == pytest.approx(300)
+    assert (first.servers, first.samples) == (2, 3)
+    assert second.cpu_util == pytest.approx((0.9 + 0.2) / 2)
+    assert second.cpu_util_max == pytest.approx(0.9)
+    assert second.memory_used_gib == pytest.approx(40 + 60)
+    assert (second.servers, second.samples) == (2, 3)
+    rack = got[("rack", rack_a.id, base)]  # a and c
+    assert rack.cpu_util == pytest.approx((0.3 + 1.0) / 2) and rack.cpu_util_max == 1.0
+    assert rack.memory_used_gib == pytest.approx(20 + 5) and rack.servers == 2
+    assert got[("rack", rack_b.id, at(base, 15))].memory_used_gib == pytest.approx(60)
+
+    # The day: each server's daily mean (its buckets weighted by their samples), then
+    # across the servers.
+    day = store.floor_bucket(base, store.DAY)
+    store.rollup_range("1d", day, day + store.DAY)
+    db.session.commit()
+    daily = {(r.object_type, r.object_id): r for r in
+             db.session.execute(select(metric_aggregate_1d))}
+    mean_a, mean_b = (0.2 + 0.4 + 0.9) / 3, (0.6 + 0.1 + 0.3) / 3
+    assert daily[("group", group.id)].ts == day
+    assert daily[("group", group.id)].cpu_util == pytest.approx((mean_a + mean_b) / 2)
+    assert daily[("group", group.id)].cpu_util_max == pytest.approx(0.9)
+    assert daily[("group", group.id)].memory_used_gib == pytest.approx(
+        (10 + 30 + 40) / 3 + (50 + 60 + 60) / 3)
+    assert daily[("group", group.id)].samples == 6
+    assert daily[("rack", rack_b.id)].cpu_util == pytest.approx(mean_b)
+
+
+def test_the_group_chart_reads_the_aggregates_and_the_raw_tail(vm):
+    """Up to the mark, the group's aggregate rows (one a bucket, not its servers' rows);
+    after it, its servers' raw samples combined on the fly."""
+    server = vm.baremetal
+    twin = f.server(group=server.group)
+    db.session.commit()
+    now = store.floor_bucket(utcnow())
+    mark = now - timedelta(minutes=30)
+    db.session.add(MetricRollup(level="15m", done_until=mark))
+    key = {"object_type": "group", "object_id": server.group_id, "servers": 2,
+           "samples": 30}
+    db.session.execute(metric_aggregate_15m.insert(), [
+        {**key, "ts": mark - timedelta(minutes=15 * i), "cpu_util": 0.25,
+         "memory_used_gib": 64.0, "storage_used_gib": 10.0} for i in (1, 2)])
+    # The servers' own rollups disagree: they are not what a group's chart reads.
+    db.session.execute(metric_15m.insert(), [
+        {"object_type": "baremetal", "object_id": s.id, "ts": mark - timedelta(minutes=15),
+         "cpu_util": 0.99, "samples": 15} for s in (server, twin)])
+    db.session.commit()
+    store.write([{"object_type": "baremetal", "object_id": s.id,
+                  "ts": mark + timedelta(minutes=m), "cpu_util": cpu, "memory_used_gib": 8.0}
+                 for s, cpu in ((server, 0.5), (twin, 0.7)) for m in (1, 2)])
+    db.session.commit()
+    start = now - timedelta(hours=24)
+    got = store.aggregate_series("group", server.group_id, start, now, 240)
+    cpu = [v for _, v in got["cpu_util"]]
+    assert cpu[:2] == pytest.approx([0.25, 0.25]) and cpu[-1] == pytest.approx(0.6)
+    assert [v for _, v in got["memory_used_gib"]][-1] == pytest.approx(16.0)
+    assert got["storage_used_gib"] == [(t, pytest.approx(10.0)) for t, _ in got["cpu_util"][:2]]
+    # Bucket starts step 900 s from the range's start (a 15-minute level).
+    assert all((t - start).total_seconds() % 900 == 0 for t, _ in got["cpu_util"])
+    assert store.aggregate_series("rack", 10**6, start, now, 240) == {
+        "cpu_util": [], "memory_used_gib": [], "storage_used_gib": []}
+
+
 def test_rolling_up_again_gives_the_same_rows(vm):
     base = store.floor_bucket(utcnow()) - timedelta(hours=2)
     write(vm.id, [(at(base, m), (m % 7) / 10) for m in range(0, 120, 3)])
@@ -120,11 +225,23 @@ def test_retention_prunes_raw_after_48_h_rollups_after_30_days_daily_after_a_yea
     gone = f.vm(vm.tenant, vm.baremetal, vm.spec)  # silent for 50 h: its latest row goes too
     db.session.commit()
     write(gone.id, [(now - timedelta(hours=50), 0.9)])
-    assert store.prune(now) == {"raw": 2, "15m": 1, "1d": 1, "latest": 1}
+    aggregate = {"object_type": "group", "object_id": vm.baremetal.group_id, "servers": 1,
+                 "samples": 1}
+    db.session.execute(metric_aggregate_15m.insert(), [
+        {**aggregate, "ts": now - timedelta(days=31)},
+        {**aggregate, "ts": now - timedelta(days=29)}])
+    db.session.execute(metric_aggregate_1d.insert(), [
+        {**aggregate, "ts": now - timedelta(days=366)},
+        {**aggregate, "ts": now - timedelta(days=364)}])
+    db.session.commit()
+    assert store.prune(now) == {"raw": 2, "15m": 1, "1d": 1, "aggregate 15m": 1,
+                                "aggregate 1d": 1, "latest": 1}
     assert [r[2] for r in table_rows(metric_raw)] == [now - timedelta(hours=47)]
     assert [r[1] for r in table_rows(metric_latest)] == [vm.id]
     assert [r[2] for r in table_rows(metric_15m)] == [now - timedelta(days=29)]
     assert [r[2] for r in table_rows(metric_1d)] == [now - timedelta(days=364)]
+    assert [r[2] for r in table_rows(metric_aggregate_15m)] == [now - timedelta(days=29)]
+    assert [r[2] for r in table_rows(metric_aggregate_1d)] == [now - timedelta(days=364)]
 
 
 def test_series_reads_raw_then_rollups_then_daily_by_range(vm):
