@@ -12,7 +12,7 @@ from sqlalchemy import Select
 
 from portal.api.schemas import Paging, QueryInt
 from portal.extensions import db
-from portal.web.listing import Listing
+from portal.web.listing import Listing, split_sort
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,13 @@ def run(listing: Listing, query: Paging, **args: str) -> dict[str, Any]:
         value = getattr(query, flt.name)
         if value is not None:
             wanted[flt.page_name] = _arg(value)
-    stmt, _q, active, *_, base = listing.prepare(wanted)
+    stmt, _q, active, column, descending, _sort, base = listing.prepare(wanted)
     if any(getattr(query, f.name) is not None and f.page_name not in active for f in filters):
         return {"items": [], "total": 0}
-    rows = Listing.page_rows(stmt, query.limit, query.offset, base)
-    return {"items": rows, "total": total(base)}
+    count = total(base)
+    rows = Listing.page_rows(stmt, query.limit, query.offset, base,
+                             split_sort(column, descending), count)
+    return {"items": rows, "total": count}
 
 
 def total(stmt: Select) -> int:

@@ -3,7 +3,7 @@ from wtforms import FloatField, IntegerField, SelectField
 from wtforms.validators import Optional
 
 from portal.i18n import _l
-from portal.web.forms import options
+from portal.web.forms import LongSelect, options
 
 MODE_CHOICES = options((
     ("dry_run", _l("Dry run: record decisions, change nothing")),
@@ -21,7 +21,7 @@ METRIC_CHOICES = options((
 class PolicyForm(FlaskForm):
     """Parses the form; portal.autoscaling.service checks the rules (shared with the API)."""
 
-    target_ref = SelectField(_l("Scale"), validate_choice=False,
+    target_ref = SelectField(_l("Scale"), validate_choice=False, widget=LongSelect(),
                              description=_l("A VM group, or a cluster's worker pool."))
     min = IntegerField(_l("Minimum"), validators=[Optional()])
     max = IntegerField(_l("Maximum"), validators=[Optional()])

@@ -52,9 +52,11 @@ def _targets() -> list[tuple[str, str]]:
     if allowed is not None:
         groups = groups.where(VmGroup.tenant_id.in_(allowed))
         clusters = clusters.where(K8sCluster.tenant_id.in_(allowed))
-    return ([(f"vm_group:{g.id}", _("VM group %(name)s", name=g.name))
+    # Each sentence translated once, not once an option.
+    group_label, cluster_label = _("VM group %(name)s"), _("Cluster %(name)s (worker pool)")
+    return ([(f"vm_group:{g.id}", group_label % {"name": g.name})
              for g in db.session.execute(groups)]
-            + [(f"cluster:{c.id}", _("Cluster %(name)s (worker pool)", name=c.name))
+            + [(f"cluster:{c.id}", cluster_label % {"name": c.name})
                for c in db.session.execute(clusters)])
 
 

@@ -7,14 +7,15 @@ from portal.i18n import _l
 from portal.scheduler import DEFAULT_STRATEGY
 from portal.vms.forms import ANTI_AFFINITY_CHOICES
 from portal.vms.labels import strategy_choices
-from portal.web.forms import form_id, int_or_none, options
+from portal.web.forms import LongSelect, form_id, int_or_none, options
 
 
 class ClusterForm(FlaskForm):
     """Parses the cluster wizard; the rules live in portal.clusters.service. Plugins come
     as checkboxes named `plugins` with a `version_<name>` field each (see the template)."""
 
-    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False)
+    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False,
+                            widget=LongSelect())
     group_id = SelectField(
         _l("Group"),
         coerce=form_id,
@@ -64,7 +65,8 @@ class ClusterForm(FlaskForm):
             ]
         ),
     )
-    bastion_vm_id = SelectField(_l("Existing VM"), coerce=form_id, validate_choice=False)
+    bastion_vm_id = SelectField(_l("Existing VM"), coerce=form_id, validate_choice=False,
+                                widget=LongSelect())
     bastion_flavor_id = SelectField(
         _l("New bastion's flavor"), coerce=form_id, validate_choice=False
     )

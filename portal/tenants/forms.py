@@ -5,7 +5,7 @@ from wtforms.validators import Optional
 
 from portal.i18n import _l
 from portal.tenants.quotas import QUOTA_FIELDS
-from portal.web.forms import form_id
+from portal.web.forms import LongSelect, form_id
 
 
 def _limit(label: str) -> IntegerField:
@@ -29,13 +29,15 @@ class QuotaForm(FlaskForm):
 class GroupQuotaForm(QuotaForm):
     """A new quota from a group's page: which tenant."""
 
-    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False)
+    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False,
+                            widget=LongSelect())
 
 
 class TenantQuotaForm(QuotaForm):
     """A new quota from a tenant's page: which group."""
 
-    group_id = SelectField(_l("Group"), coerce=form_id, validate_choice=False)
+    group_id = SelectField(_l("Group"), coerce=form_id, validate_choice=False,
+                           widget=LongSelect())
 
 
 class TenantForm(FlaskForm):

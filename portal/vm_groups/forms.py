@@ -4,7 +4,7 @@ from wtforms.validators import InputRequired, NumberRange
 
 from portal.i18n import _l
 from portal.vm_groups.service import MAX_SIZE
-from portal.web.forms import form_id, options
+from portal.web.forms import LongSelect, form_id, options
 
 ANTI_AFFINITY_CHOICES = options((
     ("soft", _l("Spread across servers (soft)")),
@@ -16,7 +16,8 @@ ANTI_AFFINITY_CHOICES = options((
 class VmGroupForm(FlaskForm):
     """Parses the form; portal.vm_groups.service checks the rules (shared with the API)."""
 
-    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False)
+    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False,
+                            widget=LongSelect())
     group_id = SelectField(_l("Group"), coerce=form_id, validate_choice=False,
                            description=_l("Only groups where the tenant has quota."))
     spec_id = SelectField(_l("Flavor"), coerce=form_id, validate_choice=False)

@@ -6,7 +6,7 @@ from portal.i18n import _l
 from portal.scheduler import DEFAULT_STRATEGY
 from portal.vms.labels import strategy_choices
 from portal.vms.service import MAX_COUNT
-from portal.web.forms import form_id, options
+from portal.web.forms import LongSelect, form_id, options
 
 # SPEC 8.2: how the nodes of one request share servers; the service checks the value.
 ANTI_AFFINITY_CHOICES = options(
@@ -22,7 +22,8 @@ class VmForm(FlaskForm):
     """Parses the wizard; the rules (whose tenant, which quota, unique names) are checked
     by portal.vms.service, which the API shares."""
 
-    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False)
+    tenant_id = SelectField(_l("Tenant"), coerce=form_id, validate_choice=False,
+                            widget=LongSelect())
     group_id = SelectField(_l("Group"), coerce=form_id, validate_choice=False,
                            description=_l("Only groups where the tenant has quota."))
     spec_id = SelectField(_l("Flavor"), coerce=form_id, validate_choice=False)

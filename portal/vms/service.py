@@ -320,10 +320,11 @@ def wizard_options(user: User, tenant_id: int | None, group_id: int | None) -> W
     from portal.tenants.quotas import quota_usages
 
     allowed = administered_tenant_ids(user)
-    stmt = select(Tenant).order_by(Tenant.name)
+    # Ids and names, not objects: an operator's select lists every tenant.
+    stmt = select(Tenant.id, Tenant.name).order_by(Tenant.name)
     if allowed is not None:
         stmt = stmt.where(Tenant.id.in_(allowed))
-    tenants = [(t.id, t.name) for t in db.session.scalars(stmt)]
+    tenants = [(t.id, t.name) for t in db.session.execute(stmt)]
     groups = []
     if tenant_id is not None and any(t[0] == tenant_id for t in tenants):
         quotas = db.session.scalars(

@@ -54,11 +54,13 @@ def my_assignment_count() -> int | None:
 
 
 def init_web(app: Flask) -> None:
+    from portal.web.bars import init_bars
     from portal.web.guard import init_guard
     from portal.web.labels import init_labels
 
     init_guard(app)
     init_labels(app)
+    init_bars(app)
 
     @app.before_request
     def _sqlite_writers_queue() -> None:

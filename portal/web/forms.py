@@ -6,9 +6,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import flash
+from markupsafe import Markup, escape
 from wtforms import SelectChoice
+from wtforms.widgets import Select
 
 from portal.web.guard import MAX_ID
+
+
+class LongSelect(Select):
+    """WTForms' select, its plain options written straight out (the same markup): a select
+    of tenants has hundreds, and WTForms builds each through html_params."""
+
+    @classmethod
+    def render_option(cls, choice: SelectChoice, **kwargs: Any) -> Markup:
+        if kwargs or choice.render_kw or isinstance(choice.value, bool):
+            return super().render_option(choice, **kwargs)
+        selected = "selected " if choice.selected else ""
+        label = escape(choice.label or choice.value)
+        return Markup(f'<option {selected}value="{escape(choice.value)}">{label}</option>')
 
 
 def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:

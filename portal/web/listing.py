@@ -182,7 +182,8 @@ class Listing:
         total = db.session.scalar(self.count_statement(base)) or 0
         pages = max(1, math.ceil(total / per_page))
         page_no = min(max(1, _int_arg(args.get("page"), 1)), pages)
-        rows = self.page_rows(stmt, per_page, (page_no - 1) * per_page, base)
+        rows = self.page_rows(stmt, per_page, (page_no - 1) * per_page, base,
+                              split_sort(column, descending), total)
         kept = {
             "q": q,
             "sort": "" if sort_arg == self.default_sort else sort_arg,
@@ -204,19 +205,27 @@ class Listing:
         return counted.order_by(None).options()
 
     @staticmethod
-    def page_rows(stmt: Select, limit: int, offset: int, base: Select | None = None) -> list[Any]:
+    def page_rows(
+        stmt: Select, limit: int, offset: int, base: Select | None = None,
+        split: SplitSort | None = None, total: int | None = None,
+    ) -> list[Any]:
         """One page of rows. Sorting the full statement would drag every column of every
         eager-loaded table through the sort (100,000 wide VM rows to show 50); instead
         the page's ids come from a narrow query on the same FROM, WHERE and ORDER BY (an
         index can serve it), then only those rows are loaded, by primary key, from `base`
         (the same rows without the sort's join and ORDER BY; default `stmt`) and put in
         the ids' order. Two queries whatever the page size; as a subquery instead,
-        PostgreSQL would join every row before it looked at the ids."""
+        PostgreSQL would join every row before it looked at the ids. A sort through a
+        foreign key that may be NULL (`split`, see split_sort) reads its ids in two parts;
+        `total` (the rows of `base`) saves it a COUNT."""
         entity = stmt.column_descriptions[0]["entity"]
         if entity is None:
             return list(db.session.scalars(stmt.limit(limit).offset(offset)).unique())
-        ids = stmt.with_only_columns(entity.id, maintain_column_froms=True).options()
-        page_ids = list(db.session.scalars(ids.limit(limit).offset(offset)))
+        if split is not None and base is not None:
+            page_ids = split.page_ids(base, limit, offset, total)
+        else:
+            ids = stmt.with_only_columns(entity.id, maintain_column_froms=True).options()
+            page_ids = list(db.session.scalars(ids.limit(limit).offset(offset)))
         if not page_ids:
             return []
         rows_from = (stmt if base is None else base).order_by(None)
@@ -245,6 +254,55 @@ class Listing:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{self.name}.csv"'},
         )
+
+
+@dataclass(frozen=True)
+class SplitSort:
+    """A sort by a related table's column through a foreign key that may be NULL (VMs by
+    server name). The outer join it needs makes PostgreSQL join and sort every row (100,000
+    VMs, some 100 ms, for one page of 50). The rows that have the related row come instead
+    from the inner join, which walks the related table's index and this table's
+    (foreign key, id) index in order; those without it come by id, last when ascending and
+    first when descending, where PostgreSQL sorts NULLs (SQLite, which sorts them the other
+    way, gets the same order). A COUNT of the rows without it says where the page falls:
+    three queries, whatever the page."""
+
+    relationship: Any
+    sort: Any
+    descending: bool
+
+    def page_ids(self, base: Select, limit: int, offset: int, total: int | None) -> list[Any]:
+        entity = base.column_descriptions[0]["entity"]
+        # No related row: a key column is NULL (a foreign key holds wherever none is).
+        no_key = or_(*(c.is_(None) for c in self.relationship.property.local_columns))
+        ids = base.with_only_columns(entity.id, maintain_column_froms=True).options()
+        by_id = entity.id.desc() if self.descending else entity.id.asc()
+        related = ids.join(self.relationship).order_by(
+            self.sort.desc() if self.descending else self.sort.asc(), by_id)
+        unrelated = ids.where(no_key).order_by(by_id)
+        if total is None:
+            total = db.session.scalar(Listing.count_statement(base)) or 0
+        without = db.session.scalar(Listing.count_statement(ids.where(no_key))) or 0
+        first, second = (unrelated, related) if self.descending else (related, unrelated)
+        in_first = without if self.descending else total - without
+        # The page's share of each part (one of them may be none of it).
+        first_limit = max(0, min(limit, in_first - offset))
+        second_offset = max(0, offset - in_first)
+        return [
+            *db.session.scalars(first.limit(first_limit).offset(min(offset, in_first))),
+            *db.session.scalars(second.limit(limit - first_limit).offset(second_offset)),
+        ]
+
+
+def split_sort(column: Column, descending: bool) -> SplitSort | None:
+    """The SplitSort for sorting by this column, if it sorts through a nullable foreign key."""
+    join = column.join
+    if join is None or not hasattr(join, "property"):
+        return None
+    columns = getattr(join.property, "local_columns", ())
+    if not any(c.nullable for c in columns):
+        return None
+    return SplitSort(join, column.sort, descending)
 
 
 def _with_join(stmt: Select, join: Any) -> Select:
