@@ -61,6 +61,10 @@ FLEETS: dict[str, list[tuple[Resources, int]]] = {
         (Resources(32, 256, 16000), 1),
         (Resources(128, 256, 2000), 1),
     ],
+    # fourth wave: one shape in two sizes (size differs, shape does not); compute servers
+    # with small local disks (storage runs out first for most flavors)
+    "big-small": [(Resources(192, 768, 12000), 1), (Resources(64, 256, 4000), 2)],
+    "storage-poor": [(Resources(64, 512, 1200), 2), (Resources(96, 384, 1600), 1)],
 }
 # Background load: each server is filled up to this share of its bottleneck dimension.
 BACKGROUNDS: dict[str, tuple[float, float]] = {
@@ -125,6 +129,9 @@ WORKLOADS: dict[str, dict[str, int]] = {
     "memory-dense": {"m.xlarge": 3, "m.large": 3, "b.xlarge": 1, "b.medium": 2, "g.nano": 1},
     # third wave, held out
     "web-tier": {"b.small": 4, "c.large": 3, "b.medium": 3, "m.large": 1, "s.medium": 1},
+    # fourth wave, held out
+    "analytics": {"c.xlarge": 2, "r.xlarge": 2, "ms.large": 2, "b.2xlarge": 1, "c.large": 2,
+                  "s.large": 1},
 }
 
 
@@ -171,6 +178,26 @@ FAMILIES: dict[str, Family] = {
     "mem+storage-heavy/2-gen": Family(
         "memory-storage-heavy", "two-generations", held_out=True
     ),
+    # fourth wave, tuning: every fleet meets more workloads and loads, and two new fleets
+    # (one shape in two sizes; small local disks)
+    "cpu-heavy/uniform/busy": Family("cpu-heavy", "uniform", "busy"),
+    "balanced/purpose-built/fresh": Family("balanced", "purpose-built", "fresh"),
+    "memory-dense/2-gen/busy": Family("memory-dense", "two-generations", "busy"),
+    "bimodal/purpose-built/busy": Family("bimodal", "purpose-built", "busy"),
+    "storage-heavy/uniform/fresh": Family("storage-heavy", "uniform", "fresh"),
+    "balanced/big-small": Family("balanced", "big-small"),
+    "mixed-large/big-small/busy": Family("mixed-large", "big-small", "busy"),
+    "large-only/big-small/fresh": Family("large-only", "big-small", "fresh"),
+    "memory-heavy/storage-poor": Family("memory-heavy", "storage-poor"),
+    "cpu-heavy/storage-poor/fresh": Family("cpu-heavy", "storage-poor", "fresh"),
+    # fourth wave, held out: written before any strategy was measured on them
+    "web-tier/2-gen/fresh": Family("web-tier", "two-generations", "fresh", held_out=True),
+    "many-small/purpose-built": Family("many-small", "purpose-built", held_out=True),
+    "everything/big-small/busy": Family("everything", "big-small", "busy", held_out=True),
+    "mem+storage/storage-poor": Family(
+        "memory-storage-heavy", "storage-poor", held_out=True
+    ),
+    "analytics/mixed": Family("analytics", "mixed", held_out=True),
 }
 
 # The load already on the servers: a bit of every first-wave flavor.
