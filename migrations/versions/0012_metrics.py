@@ -3,9 +3,8 @@
 Revision ID: 0012_metrics
 Revises: 0011_autoscaling
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0012_metrics'

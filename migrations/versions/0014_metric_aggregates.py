@@ -4,9 +4,8 @@ so that their charts read one row a bucket; filled from the servers' rollups alr
 Revision ID: 0014_metric_aggregates
 Revises: 0013_list_indexes
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0014_metric_aggregates'

@@ -44,8 +44,10 @@ def _targets() -> list[tuple[str, str]]:
     """VM groups and clusters the user may give a policy, that have none yet."""
     allowed = administered_tenant_ids(current_user)
     # Ids and names only: a select of 2,000 clusters need not load 2,000 objects.
-    groups = select(VmGroup.id, VmGroup.name).where(VmGroup.status == "active", ~select(ScalingPolicy.id).where(
-        ScalingPolicy.vm_group_id == VmGroup.id).exists()).order_by(VmGroup.name)
+    groups = select(VmGroup.id, VmGroup.name).where(
+        VmGroup.status == "active",
+        ~select(ScalingPolicy.id).where(ScalingPolicy.vm_group_id == VmGroup.id).exists(),
+    ).order_by(VmGroup.name)
     clusters = select(K8sCluster.id, K8sCluster.name).where(
         K8sCluster.status.not_in(("deleting", "deleted")), ~select(ScalingPolicy.id).where(
             ScalingPolicy.k8s_cluster_id == K8sCluster.id).exists()).order_by(K8sCluster.name)

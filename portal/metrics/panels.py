@@ -287,7 +287,8 @@ def _policy_charts(policy, start, end, step, ident) -> tuple[list[charts.Chart],
     points, reason = _measured(lambda: _members_mean(vm_ids, policy.metric, start, end, step))
     return [charts.Chart(policy.metric, _("Members' mean %(metric)s", metric=policy.metric),
                          unit, points=points or (), scale=scale,
-                         allocated=float(policy.target) * scale, allocated_label=_("Target value"), allocated_is_target=True,
+                         allocated=float(policy.target) * scale, allocated_label=_("Target value"),
+                         allocated_is_target=True,
                          reason=reason, ident=f"{ident}-metric", **common)], reason
 
 

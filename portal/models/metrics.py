@@ -17,8 +17,8 @@ time-range scans.
   same rollup step from the servers' rollups, so that a group's or a rack's chart reads
   one row a bucket instead of one per server and bucket.
 - ``metric_latest``: each object's newest value of each metric (one row an object), kept
-  in step by every write: the dashboard's hot spots and the autoscaler read "the latest value of 10,000
-  servers" from 10,000 rows, not from the 48 h of raw samples.
+  in step by every write: the dashboard's hot spots and the autoscaler read "the latest
+  value of 10,000 servers" from 10,000 rows, not from the 48 h of raw samples.
 Values are REAL (4 bytes): utilisation needs no more precision.
 """
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
-from html import escape as _escape
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from html import escape as _escape
 from typing import Any
 from urllib.parse import urlencode
 

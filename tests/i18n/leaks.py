@@ -27,7 +27,8 @@ from portal.extensions import db
 ALLOWED = {
     "API", "APIs", "AS", "ASN", "BGP", "Bearer", "CIDR", "CPU", "CPUs", "CSV", "DC", "DNS",
     "GiB", "GB", "HMAC", "HTTP", "HTTPS", "ID", "IP", "IPv4", "IPv6", "JSON", "JavaScript",
-    "K8s", "KiB", "Kubernetes", "Pod", "Pods", "MiB", "MB", "Mesh", "OpenAPI", "PromQL", "Prometheus",
+    "K8s", "KiB", "Kubernetes", "Pod", "Pods", "MiB", "MB", "Mesh",
+    "OpenAPI", "PromQL", "Prometheus",
     "SHA", "SSH", "Service", "TB", "TiB", "TLS", "ToR", "U", "UTC", "URI", "URL", "UUID",
     "VLAN", "VM", "VMs", "Webhook", "Webhooks", "YAML", "cilium", "istio", "kubeconfig",
     "mTLS", "vCPU", "vCPUs", "gRPC", "libvirt", "KVM", "QEMU", "Hypervisor", "RP",
@@ -36,7 +37,8 @@ ALLOWED = {
     "PgBouncer", "HPA", "Grafana", "node_exporter", "best_fit", "worst_fit", "shape_fit",
     "scarcity_fit",
     "dry_run", "cpu_util", "memory_used_gib", "storage_used_gib", "pods_pending",
-    "cluster-autoscaler", "Horizontal", "Autoscaler", "UTF", "Idempotency", "Key", "Enter", "Tab", "Esc", "Ctrl", "Shift", "OK",
+    "cluster-autoscaler", "Horizontal", "Autoscaler", "UTF", "Idempotency", "Key", "Enter", "Tab",
+    "Esc", "Ctrl", "Shift", "OK",
     "English", "Chen", "Mei", "ling",
     # The cluster wizard's plugin catalogue: product names (portal/clusters/service.py).
     "flannel", "Flannel", "prometheus", "loki", "Loki", "rook-ceph", "Rook", "Ceph",

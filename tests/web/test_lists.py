@@ -86,7 +86,8 @@ def views_of(client, url: str) -> list[str]:
     """Every view a list page links to: each sort, both directions, and each filter set to
     its first value (as bench/pages --variants measures them)."""
     page = client.get(url).get_data(as_text=True)
-    form = page[page.index('id="list-filters"'):page.index("</form>", page.index('id="list-filters"'))]
+    start = page.index('id="list-filters"')
+    form = page[start:page.index("</form>", start)]
     views = []
     for link in SORT_LINK.findall(page):
         link = html.unescape(link)
