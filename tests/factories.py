@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 from portal.auth import service as accounts
 from portal.extensions import db
@@ -79,6 +80,20 @@ def server(
                 setattr(group, f"available_{d}", getattr(group, f"available_{d}") + v)
     db.session.flush()
     return obj
+
+
+def acme_on_one_server() -> SimpleNamespace:
+    """The smallest estate a page needs: tenant acme with a quota in group north, whose
+    one server s-1 (rack r-a) holds 64 cores; flavor m.4; logins ops and admin (acme's)."""
+    rack_ = rack(name="r-a")
+    grp = group(name="north")
+    server_ = server(rack=rack_, group=grp, name="s-1", cpu=64, memory=256, storage=2000)
+    tenant_ = tenant(name="acme")
+    quota(tenant_, grp)
+    flavor_ = flavor(name="m.4", cpu=4, memory=8, storage=50)
+    user("ops", operator=True)
+    user("admin", tenants=("acme",))
+    return SimpleNamespace(rack=rack_, grp=grp, server=server_, tenant=tenant_, flavor=flavor_)
 
 
 def tenant(**kw) -> Tenant:

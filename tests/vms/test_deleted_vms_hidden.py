@@ -21,12 +21,8 @@ GONE = ("web-gone-0", "web-gone-1", "web-gone-2", "node-gone")
 
 @pytest.fixture
 def estate(app):
-    rack = f.rack(name="r-a")
-    grp = f.group(name="north")
-    server = f.server(rack=rack, group=grp, name="s-1", cpu=64, memory=256, storage=2000)
-    tenant = f.tenant(name="acme")
-    f.quota(tenant, grp)
-    flavor = f.flavor(name="m.4", cpu=4, memory=8, storage=50)
+    base = f.acme_on_one_server()
+    tenant, grp, server, flavor = base.tenant, base.grp, base.server, base.flavor
     cluster = f.cluster(tenant, grp, name="kube")
     f.vm(tenant, server, flavor, name="web-1")
     f.vm(tenant, server, flavor, name="node-live", k8s_cluster_id=cluster.id, role="worker")
@@ -34,10 +30,8 @@ def estate(app):
         f.vm(tenant, server, flavor, name=f"web-gone-{i}", status="deleted")
     f.vm(tenant, server, flavor, name="node-gone", k8s_cluster_id=cluster.id, role="worker",
          status="deleted")
-    f.user("ops", operator=True)
-    f.user("admin", tenants=("acme",))
     db.session.commit()
-    return SimpleNamespace(**locals())
+    return SimpleNamespace(**vars(base), cluster=cluster)
 
 
 def _client(app, username):

@@ -21,19 +21,13 @@ CLUSTER_HINT = "Choose a group and the flavors to see where every node would go.
 
 @pytest.fixture
 def estate(app):
-    rack = f.rack(name="r-a")
-    grp = f.group(name="north")
-    server = f.server(rack=rack, group=grp, name="s-1", cpu=64, memory=256, storage=2000)
-    tenant = f.tenant(name="acme")
-    f.quota(tenant, grp)
-    flavor = f.flavor(name="m.4", cpu=4, memory=8, storage=50)
+    base = f.acme_on_one_server()
+    tenant, server, flavor = base.tenant, base.server, base.flavor
     mesh = f.mesh(name="mesh-a")
     live = f.vm(tenant, server, flavor, name="web-1")
     gone = [f.vm(tenant, server, flavor, name=f"old-{i}", status="deleted") for i in range(3)]
-    f.user("ops", operator=True)
-    f.user("admin", tenants=("acme",))
     db.session.commit()
-    return SimpleNamespace(**locals())
+    return SimpleNamespace(**vars(base), mesh=mesh, live=live, gone=gone)
 
 
 @pytest.fixture
