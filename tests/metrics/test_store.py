@@ -100,7 +100,9 @@ def test_groups_and_racks_roll_up_to_their_servers_mean_cpu_and_summed_use(vm):
     b = f.server(group=group, rack=rack_b, rack_unit=1)
     c = f.server(group=other, rack=rack_a, rack_unit=3)
     db.session.commit()
-    base = store.floor_bucket(utcnow()) - timedelta(hours=1)
+    # Yesterday at 10:00: within the raw retention, and the half hour within one day
+    # whatever the hour the test runs at (an hour before now crossed midnight at 00:45).
+    base = store.floor_bucket(utcnow(), store.DAY) - store.DAY + timedelta(hours=10)
     samples = {  # server -> [(minute, cpu, memory, storage)]
         a: [(0, 0.2, 10, 100), (10, 0.4, 30, 100), (15, 0.9, 40, 100)],
         b: [(5, 0.6, 50, 200), (20, 0.1, 60, 200), (25, 0.3, 60, 200)],
