@@ -32,6 +32,7 @@ from portal.autoscaling.service import evaluate_due
 from portal.extensions import begin_write, db
 from portal.metrics.store import maintain as maintain_metrics
 from portal.models import ControllerLease, utcnow
+from portal.provisioning import start_with_first_request
 from portal.webhooks.service import deliver_due
 
 LEASE_SECONDS = 60
@@ -171,19 +172,14 @@ def init_controller(app: Flask) -> None:
                          f"not {mode!r}")
     if mode != "inline":
         return
-    lock = threading.Lock()
 
-    @app.before_request
-    def _start_inline_controller() -> None:
-        if "inline_controller" in app.extensions:
-            return
-        with lock:
-            if "inline_controller" in app.extensions:
-                return
-            controller = Controller(app, float(app.config["PORTAL_CONTROLLER_INTERVAL"]),
-                                    holder=f"inline:{holder_name()}").start()
-            atexit.register(controller.stop)
-            app.extensions["inline_controller"] = controller
+    def start() -> Controller:
+        controller = Controller(app, float(app.config["PORTAL_CONTROLLER_INTERVAL"]),
+                                holder=f"inline:{holder_name()}").start()
+        atexit.register(controller.stop)
+        return controller
+
+    start_with_first_request(app, "inline_controller", start)
 
 
 controller_cli = AppGroup("controller", help="Background loops: webhook delivery, "

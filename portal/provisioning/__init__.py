@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from flask import Flask
 
@@ -20,22 +21,31 @@ def init_agent(app: Flask) -> None:
         raise ValueError(f"PORTAL_AGENT must be one of {', '.join(AGENT_MODES)}, not {mode!r}")
     if mode != "inline":
         return
+
+    def start():
+        from portal.provisioning.agent import start_inline
+        from portal.provisioning.drivers import SimulateDriver
+
+        return start_inline(
+            app,
+            SimulateDriver(
+                delay=float(app.config["PORTAL_AGENT_DELAY"]),
+                failure_rate=float(app.config["PORTAL_AGENT_FAILURE_RATE"]),
+            ),
+        )
+
+    start_with_first_request(app, "inline_agent", start)
+
+
+def start_with_first_request(app: Flask, key: str, start: Callable[[], object]) -> None:
+    """Run ``start`` once, on the first request (never in CLI commands or the reloader's
+    watching parent), keeping what it returns in ``app.extensions[key]``."""
     lock = threading.Lock()
 
     @app.before_request
-    def _start_inline_agent() -> None:
-        if "inline_agent" in app.extensions:
+    def _start_once() -> None:
+        if key in app.extensions:
             return
         with lock:
-            if "inline_agent" in app.extensions:
-                return
-            from portal.provisioning.agent import start_inline
-            from portal.provisioning.drivers import SimulateDriver
-
-            app.extensions["inline_agent"] = start_inline(
-                app,
-                SimulateDriver(
-                    delay=float(app.config["PORTAL_AGENT_DELAY"]),
-                    failure_rate=float(app.config["PORTAL_AGENT_FAILURE_RATE"]),
-                ),
-            )
+            if key not in app.extensions:
+                app.extensions[key] = start()
