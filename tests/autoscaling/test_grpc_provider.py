@@ -258,3 +258,57 @@ def test_mutual_tls_lets_in_only_clients_the_ca_signed(estate, cluster):
                 pb.RefreshRequest(), timeout=5)
     finally:
         server.stop(grace=None).wait()
+
+
+def test_serve_grpc_offers_the_pool_until_it_is_stopped(estate, cluster):
+    """`flask --app wsgi autoscaler serve-grpc`, as an operator starts it: it says where it
+    listens once it does, answers cluster-autoscaler there, and stops on SIGTERM."""
+    import select
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.api.live import free_port
+    from tests.deploy.processes import portal_env
+
+    service.create_policy(estate.operator, PolicyFields(
+        target_type="cluster", target_id=cluster.id, min=1, max=4, mode="active"))
+    port = free_port()
+    env = portal_env(db.engine.url.render_as_string(hide_password=False))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "autoscaler", "serve-grpc",
+         "--cluster", str(cluster.id), "--bind", f"127.0.0.1:{port}"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([server.stderr], [], [], 60)
+        assert ready, "serve-grpc said nothing within 60 s"
+        assert server.stderr.readline().strip() == (
+            f"externalgrpc provider for cluster shop-k8s (node group cluster-{cluster.id}-"
+            f"workers) on 127.0.0.1:{port} (plaintext).")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            (group,) = pb_grpc.CloudProviderStub(channel).NodeGroups(
+                pb.NodeGroupsRequest(), timeout=5).nodeGroups
+        assert (group.id, group.minSize, group.maxSize) == (f"cluster-{cluster.id}-workers", 1, 4)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stderr.close()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--cluster", "99999"], "No cluster 99999."),
+    (["--cluster", "{cluster}", "--tls-cert", "{file}"], "--tls-cert and --tls-key go together."),
+    (["--cluster", "{cluster}", "--tls-client-ca", "{file}"],
+     "--tls-client-ca needs --tls-cert and --tls-key."),
+])
+def test_serve_grpc_refuses_what_it_cannot_serve(estate, cluster, tmp_path, arguments, message):
+    pem = tmp_path / "some.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    args = [a.format(cluster=cluster.id, file=pem) for a in arguments]
+    result = estate.app.test_cli_runner().invoke(args=["autoscaler", "serve-grpc", *args])
+    assert result.exit_code == 2 and message in result.output
