@@ -312,3 +312,32 @@ def test_serve_grpc_refuses_what_it_cannot_serve(estate, cluster, tmp_path, argu
     args = [a.format(cluster=cluster.id, file=pem) for a in arguments]
     result = estate.app.test_cli_runner().invoke(args=["autoscaler", "serve-grpc", *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_worker_that_failed_to_build_is_listed_with_its_error_and_deleted_on_request(
+        estate, cluster, provider):
+    """cluster-autoscaler sees a node that failed as an instance still creating with an
+    error (class "other", the VM's message), and deletes it: the failed worker goes."""
+    from portal.provisioning.agent import Agent, DatabaseQueue
+    from portal.provisioning.drivers import SimulateDriver
+
+    ca = provider
+    service.create_policy(estate.operator, PolicyFields(
+        target_type="cluster", target_id=cluster.id, min=1, max=4, mode="active"))
+    ca("NodeGroupIncreaseSize", pb.NodeGroupIncreaseSizeRequest(id=ca.id, delta=1))
+    failing = Agent(DatabaseQueue(estate.app), SimulateDriver(delay=0, failure_rate=1),
+                    name="failing-agent")
+    assert failing.run_once() == 1
+    db.session.rollback()
+    newest = worker_ids(cluster)[-1]
+    (failed,) = [i for i in ca("NodeGroupNodes", pb.NodeGroupNodesRequest(id=ca.id)).instances
+                 if i.id == f"portal://vm/{newest}"]
+    assert failed.status.instanceState == State.instanceCreating
+    assert (failed.status.errorInfo.instanceErrorClass, failed.status.errorInfo.errorCode) == (
+        99, "provisioningFailed")
+    assert "simulated failure" in failed.status.errorInfo.errorMessage
+    assert ca.target() == 2 and lifecycle_violations() == []
+    ca("NodeGroupDeleteNodes", pb.NodeGroupDeleteNodesRequest(
+        id=ca.id, nodes=[pb.ExternalGrpcNode(providerID=failed.id)]))
+    assert ca.target() == 1 and len(worker_ids(cluster)) == 1
+    assert lifecycle_violations() == []
