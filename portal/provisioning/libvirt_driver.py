@@ -277,7 +277,7 @@ class LibvirtDriver(BaseDriver):
         threading.Thread(target=work, name=f"libvirt: {what}", daemon=True).start()
         if not done.wait(seconds):
             self.forget(uri)
-            raise ProvisionFailed(f"{what}: {uri} did not answer within {seconds:g} s.")
+            raise ProvisionFailed(f"{what}: {uri} did not answer within {round(seconds, 1):g} s.")
         error = outcome.get("error")
         if isinstance(error, libvirt.libvirtError):
             if error.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
@@ -308,6 +309,25 @@ def test_silent_and_unreachable_hypervisors_fail_the_job_never_hang(app):
     assert second.status_message.startswith(f"connecting on {refused}: ")
     assert "Connection refused" in second.status_message
     assert lifecycle_violations() == []
+
+
+def test_the_jobs_own_timeout_bounds_every_call(app):
+    """A call may take --call-timeout, but never more than what is left of the job's
+    --timeout: a job of 1 s on a silent hypervisor fails after 1 s, not 30."""
+    listener = silent_listener()
+    silent = f"qemu+tcp://127.0.0.1:{listener.getsockname()[1]}/system"
+    estate = build_estate([silent])
+    (vm,) = place(estate, "web-01")
+    driver = LibvirtDriver(pool=POOL, network=NETWORK, call_timeout=30, timeout=1)
+    started = time.monotonic()
+    try:
+        drain(agent_for(app, driver))
+    finally:
+        listener.close()
+        driver.close()
+    assert time.monotonic() - started < 20
+    assert (fresh(vm).status, fresh(vm).status_message) == (
+        "error", f"connecting: {silent} did not answer within 1 s.")
 
 
 def test_a_server_without_uri_fails_unless_the_agent_knows_where(app, tmp_path):
