@@ -163,6 +163,15 @@ def test_a_quota_refusal_is_explained_and_backs_off(estate):
     assert decisions(policy)[0].outcome == "refused"
     db.session.refresh(policy)
     assert policy.backoff_seconds == 600
+    # Room again: once the backoff is over the scale-up is done, and the backoff starts over.
+    estate.quota.cpu_limit = 40
+    db.session.commit()
+    service.evaluate_due(now + timedelta(seconds=301 + 601), Samples(1.0))
+    acted = decisions(policy)[0]
+    assert (acted.outcome, acted.desired, len(acted.jobs)) == ("acted", 4, 2)
+    db.session.refresh(policy)
+    assert (policy.backoff_seconds, policy.backoff_until) == (0, None)
+    assert lifecycle_violations() == []
 
 
 def test_dry_run_records_without_acting(estate):
