@@ -4,14 +4,23 @@
 # PYTHON_IMAGE may name any Debian-based image with Python >= 3.11 and its venv module
 # (a mirror of python:3.12-slim-bookworm, or a site's own base).
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+# The project's extras installed: "deploy" (gunicorn); add "libvirt" for agents with the
+# libvirt driver (docker build --build-arg PORTAL_EXTRAS="deploy libvirt"): the binding is
+# built against Debian's libvirt-dev, and the image gets libvirt's library and ssh.
+ARG PORTAL_EXTRAS=deploy
 
 FROM ${PYTHON_IMAGE} AS build
+ARG PORTAL_EXTRAS
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # Dependencies first, from pyproject.toml alone: a code change reuses this layer.
 COPY pyproject.toml ./
-RUN python3 -m venv /opt/portal \
- && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["deploy"]))' > requirements.txt \
+RUN case " ${PORTAL_EXTRAS} " in *" libvirt "*) \
+      apt-get update && apt-get install --yes --no-install-recommends gcc libc6-dev pkg-config libvirt-dev \
+      && rm -rf /var/lib/apt/lists/* ;; \
+    esac \
+ && python3 -m venv /opt/portal \
+ && python3 -c 'import os, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + [d for extra in os.environ["PORTAL_EXTRAS"].split() for d in p["optional-dependencies"][extra]]))' > requirements.txt \
  && /opt/portal/bin/pip install -r requirements.txt \
  && /opt/portal/bin/pip uninstall --yes --quiet pip setuptools
 COPY . .
@@ -24,10 +33,16 @@ RUN /opt/portal/bin/pybabel compile -d portal/translations \
 
 FROM ${PYTHON_IMAGE}
 ARG PORTAL_REVISION=unknown
+ARG PORTAL_EXTRAS
 LABEL org.opencontainers.image.title="Resource Portal" \
       org.opencontainers.image.revision="${PORTAL_REVISION}"
-# No root at run time; the files belong to root and are only read.
-RUN groupadd --system --gid 10001 portal \
+# No root at run time; the files belong to root and are only read. With the libvirt extra:
+# the library the binding links, and ssh for qemu+ssh:// hypervisor URIs.
+RUN case " ${PORTAL_EXTRAS} " in *" libvirt "*) \
+      apt-get update && apt-get install --yes --no-install-recommends libvirt0 openssh-client \
+      && rm -rf /var/lib/apt/lists/* ;; \
+    esac \
+ && groupadd --system --gid 10001 portal \
  && useradd --system --uid 10001 --gid portal --home-dir /nonexistent --shell /usr/sbin/nologin portal
 COPY --from=build /opt/portal /opt/portal
 COPY --from=build /src /app

@@ -59,5 +59,8 @@ def serve_grpc(cluster_id, bind, tls_cert, tls_key, tls_client_ca):
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
-    stopped.wait()
+    # Never an unbounded wait: the kernel may hand the signal to one of gRPC's threads, and
+    # Python runs its handler only once the main thread wakes up.
+    while not stopped.wait(0.5):
+        pass
     server.stop(grace=5).wait()

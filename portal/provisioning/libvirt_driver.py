@@ -13,7 +13,9 @@ domains live. For a VM the driver keeps, on that hypervisor:
 Every step is idempotent, so a retried or re-claimed job carries on where the last try
 stopped: a create defines the domain *before* it makes the volume (a volume without its
 domain is never ours) and a delete removes the volume *before* it undefines the domain. A
-delete of a domain that is gone succeeds. A migrate moves the domain to the target
+delete of a domain that is gone succeeds. A create that fails after defining the domain
+removes what it built (the failed VM's resources are released, and its retry may land
+elsewhere), unless the agent lost the job to another. A migrate moves the domain to the target
 server's hypervisor: live (virDomainMigrate, copying the volume unless the pool is shared
 storage), or — on shared storage, where the hypervisor cannot migrate — by defining it on
 the target and starting it there.
@@ -275,7 +277,7 @@ class LibvirtDriver(BaseDriver):
         threading.Thread(target=work, name=f"libvirt: {what}", daemon=True).start()
         if not done.wait(seconds):
             self.forget(uri)
-            raise ProvisionFailed(f"{what}: {uri} did not answer within {seconds:g} s.")
+            raise ProvisionFailed(f"{what}: {uri} did not answer within {round(seconds, 1):g} s.")
         error = outcome.get("error")
         if isinstance(error, libvirt.libvirtError):
             if error.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC,
@@ -454,6 +456,8 @@ class LibvirtDriver(BaseDriver):
                 raise ProvisionFailed(
                     f"Volume {volume} already exists in pool {self.pool} on {uri} and no "
                     f"domain of this VM uses it: it is left alone. Remove it, then retry.")
+            if self.image is not None:  # before anything is built: nothing to undo
+                self._image(calls, uri, pool)
             xml = domain_xml(
                 name=name, vm_id=job.vm_id, vm_name=job.vm_name, tenant=job.tenant_name,
                 cpu=job.cpu, memory=job.memory, pool=self.pool, volume=volume,
@@ -463,16 +467,44 @@ class LibvirtDriver(BaseDriver):
             calls.log(f"defined domain {name} on {uri}: {job.cpu} vCPUs, {job.memory} GiB")
         else:
             calls.log(f"domain {name} on {uri} is this VM's (an earlier try made it)")
-        if self._lookup_volume(calls, uri, pool, volume) is None:
-            self._make_volume(calls, uri, pool, volume, job.storage, volume_format)
-        else:
-            calls.log(f"volume {volume} is there already")
-        if not calls.call(uri, f"checking domain {name}", domain.isActive):
-            calls.call(uri, f"starting domain {name}", domain.create, slow=True)
-            calls.log(f"started domain {name}")
-        calls.call(uri, f"setting autostart of {name}", domain.setAutostart, 1)
+        try:
+            if self._lookup_volume(calls, uri, pool, volume) is None:
+                self._make_volume(calls, uri, pool, volume, job.storage, volume_format)
+            else:
+                calls.log(f"volume {volume} is there already")
+            if not calls.call(uri, f"checking domain {name}", domain.isActive):
+                calls.call(uri, f"starting domain {name}", domain.create, slow=True)
+                calls.log(f"started domain {name}")
+            calls.call(uri, f"setting autostart of {name}", domain.setAutostart, 1)
+        except ProvisionFailed:
+            # A failed create releases the VM's resources (SPEC 8.1), and a retry may place
+            # it elsewhere: what this VM holds on the hypervisor goes too — unless another
+            # agent has the job now, and the domain is its work.
+            if not work.lost.is_set():
+                self._undo(calls, uri, conn, domain, name)
+            raise
         return (f"Domain {name} running on {uri}: {job.cpu} vCPUs, {job.memory} GiB memory, "
                 f"{job.storage} GiB volume in pool {self.pool}.")
+
+    def _undo(self, calls: _Calls, uri: str, conn: libvirt.virConnect,
+              domain: libvirt.virDomain, name: str) -> None:
+        """Best effort, with a call's time of its own (the job's may be spent): remove the
+        domain and its volumes; what cannot be removed is said in the job's output."""
+        undo = _Calls(self, None, self.call_timeout * 4)
+        try:
+            self._remove(undo, uri, conn, domain, name)
+            calls.log(f"the create failed: removed domain {name} and its volume from {uri}")
+        except ProvisionFailed as failure:
+            calls.log(f"the create failed, and removing domain {name} failed too: {failure}")
+
+    def _image(self, calls: _Calls, uri: str,
+               pool: libvirt.virStoragePool) -> libvirt.virStorageVol:
+        base = self._lookup_volume(calls, uri, pool, self.image)
+        if base is None:
+            raise ProvisionFailed(f"Image volume {self.image} is not in pool {self.pool} on "
+                                  f"{uri}: upload it there, or start the agent with another "
+                                  "--image.")
+        return base
 
     def _make_volume(self, calls: _Calls, uri: str, pool: libvirt.virStoragePool, name: str,
                      storage: int, volume_format: str | None) -> libvirt.virStorageVol:
@@ -482,11 +514,7 @@ class LibvirtDriver(BaseDriver):
                                 slow=True)
             calls.log(f"created volume {name} ({storage} GiB) in pool {self.pool}")
             return volume
-        base = self._lookup_volume(calls, uri, pool, self.image)
-        if base is None:
-            raise ProvisionFailed(f"Image volume {self.image} is not in pool {self.pool} on "
-                                  f"{uri}: upload it there, or start the agent with another "
-                                  "--image.")
+        base = self._image(calls, uri, pool)
         volume = calls.call(uri, f"cloning {self.image} into volume {name}",
                             pool.createXMLFrom, xml, base, 0, slow=True)
         calls.log(f"cloned {self.image} into volume {name} ({storage} GiB)")

@@ -21,6 +21,7 @@ from portal.models import (
     utcnow,
 )
 from portal.vm_groups import service as vm_groups
+from tests.api.conftest import Api, token_for
 from tests.autoscaling.conftest import Samples
 from tests.provisioning.invariants import lifecycle_violations
 
@@ -127,11 +128,31 @@ def test_a_quota_refusal_is_explained_and_backs_off(estate):
     (refused,) = decisions(policy)
     assert (refused.action, refused.outcome, refused.desired) == ("scale_up", "refused", 4)
     assert refused.refusal["code"] == "quota_exceeded"
-    assert refused.refusal["details"]["dimension"] == "cpu"
+    # The scheduler's numbers: two more members of 4 cores need 8, the quota has 4 left.
+    assert (refused.refusal["details"]["dimension"], refused.refusal["details"]["requested"],
+            refused.refusal["details"]["headroom"]) == ("cpu", 8, 4)
+    assert "needs 8 cores, 4 cores of quota left" in refused.refusal["message"]
     assert refused.refusal["message"] in refused.reason
     assert "No new scale-up for 5 minutes" in refused.reason
     db.session.refresh(policy)
     assert policy.backoff_seconds == 300 and policy.backoff_until == now + timedelta(minutes=5)
+    # The API serves the decision record whole: inputs, samples and their age, the
+    # formula's and the final size, the limits, the refusal, the jobs (none).
+    api = Api(estate.app.test_client())
+    token = token_for(estate.operator)
+    (served,) = api.get(f"/scaling-policies/{policy.id}/decisions", token).get_json()["items"]
+    assert {k: served[k] for k in ("source", "mode", "action", "outcome", "metric", "target",
+                                   "value", "samples", "sample_age_seconds", "current",
+                                   "raw_desired", "desired", "limits", "jobs")} == {
+        "source": "controller", "mode": "active", "action": "scale_up", "outcome": "refused",
+        "metric": "cpu_util", "target": 0.5, "value": 1.0, "samples": 2,
+        "sample_age_seconds": refused.sample_age_seconds, "current": 2, "raw_desired": 4,
+        "desired": 4, "limits": [], "jobs": []}
+    assert 0 < served["sample_age_seconds"] <= 180
+    assert served["refusal"]["details"]["headroom"] == 4
+    assert [m["state"] for m in served["inputs"]["members"]] == ["counted", "counted"]
+    assert served["reason"] == refused.reason
+    assert api.get(f"/scaling-policies/{policy.id}", token).get_json()["backoff_until"]
     assert len(vm_groups.live_members(web)) == 2 and lifecycle_violations() == []
     # Inside the backoff nothing is tried; the evaluation says why.
     service.evaluate_due(now + timedelta(seconds=60), Samples(1.0))
@@ -142,6 +163,15 @@ def test_a_quota_refusal_is_explained_and_backs_off(estate):
     assert decisions(policy)[0].outcome == "refused"
     db.session.refresh(policy)
     assert policy.backoff_seconds == 600
+    # Room again: once the backoff is over the scale-up is done, and the backoff starts over.
+    estate.quota.cpu_limit = 40
+    db.session.commit()
+    service.evaluate_due(now + timedelta(seconds=301 + 601), Samples(1.0))
+    acted = decisions(policy)[0]
+    assert (acted.outcome, acted.desired, len(acted.jobs)) == ("acted", 4, 2)
+    db.session.refresh(policy)
+    assert (policy.backoff_seconds, policy.backoff_until) == (0, None)
+    assert lifecycle_violations() == []
 
 
 def test_dry_run_records_without_acting(estate):

@@ -36,6 +36,14 @@ def test_twice_the_target_doubles():
     assert result.samples == 3 and result.sample_age == 10
 
 
+def test_the_desired_size_is_rounded_up_both_ways():
+    """HPA's ceil: 3 × 0.7 / 0.5 = 4.2 asks for 5 members; 4 × 0.3 / 0.5 = 2.4 keeps 3."""
+    up = evaluate(RULES, group(0.7, 0.7, 0.7), NOW)
+    assert (up.raw_desired, up.desired, up.action) == (5, 5, "scale_up")
+    down = evaluate(RULES, group(0.3, 0.3, 0.3, 0.3), NOW)
+    assert down.raw_desired == 3  # the stabilisation window then holds it at 4
+
+
 @pytest.mark.parametrize("value", [0.45, 0.5, 0.55])
 def test_within_tolerance_nothing(value):
     result = evaluate(RULES, group(value, value, value, value), NOW)

@@ -258,3 +258,86 @@ def test_mutual_tls_lets_in_only_clients_the_ca_signed(estate, cluster):
                 pb.RefreshRequest(), timeout=5)
     finally:
         server.stop(grace=None).wait()
+
+
+def test_serve_grpc_offers_the_pool_until_it_is_stopped(estate, cluster):
+    """`flask --app wsgi autoscaler serve-grpc`, as an operator starts it: it says where it
+    listens once it does, answers cluster-autoscaler there, and stops on SIGTERM."""
+    import select
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.api.live import free_port
+    from tests.deploy.processes import portal_env
+
+    service.create_policy(estate.operator, PolicyFields(
+        target_type="cluster", target_id=cluster.id, min=1, max=4, mode="active"))
+    port = free_port()
+    env = portal_env(db.engine.url.render_as_string(hide_password=False))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "autoscaler", "serve-grpc",
+         "--cluster", str(cluster.id), "--bind", f"127.0.0.1:{port}"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([server.stderr], [], [], 60)
+        assert ready, "serve-grpc said nothing within 60 s"
+        assert server.stderr.readline().strip() == (
+            f"externalgrpc provider for cluster shop-k8s (node group cluster-{cluster.id}-"
+            f"workers) on 127.0.0.1:{port} (plaintext).")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            (group,) = pb_grpc.CloudProviderStub(channel).NodeGroups(
+                pb.NodeGroupsRequest(), timeout=5).nodeGroups
+        assert (group.id, group.minSize, group.maxSize) == (f"cluster-{cluster.id}-workers", 1, 4)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stderr.close()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--cluster", "99999"], "No cluster 99999."),
+    (["--cluster", "{cluster}", "--tls-cert", "{file}"], "--tls-cert and --tls-key go together."),
+    (["--cluster", "{cluster}", "--tls-client-ca", "{file}"],
+     "--tls-client-ca needs --tls-cert and --tls-key."),
+])
+def test_serve_grpc_refuses_what_it_cannot_serve(estate, cluster, tmp_path, arguments, message):
+    pem = tmp_path / "some.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    args = [a.format(cluster=cluster.id, file=pem) for a in arguments]
+    result = estate.app.test_cli_runner().invoke(args=["autoscaler", "serve-grpc", *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_worker_that_failed_to_build_is_listed_with_its_error_and_deleted_on_request(
+        estate, cluster, provider):
+    """cluster-autoscaler sees a node that failed as an instance still creating with an
+    error (class "other", the VM's message), and deletes it: the failed worker goes."""
+    from portal.provisioning.agent import Agent, DatabaseQueue
+    from portal.provisioning.drivers import SimulateDriver
+
+    ca = provider
+    service.create_policy(estate.operator, PolicyFields(
+        target_type="cluster", target_id=cluster.id, min=1, max=4, mode="active"))
+    ca("NodeGroupIncreaseSize", pb.NodeGroupIncreaseSizeRequest(id=ca.id, delta=1))
+    failing = Agent(DatabaseQueue(estate.app), SimulateDriver(delay=0, failure_rate=1),
+                    name="failing-agent")
+    assert failing.run_once() == 1
+    db.session.rollback()
+    newest = worker_ids(cluster)[-1]
+    (failed,) = [i for i in ca("NodeGroupNodes", pb.NodeGroupNodesRequest(id=ca.id)).instances
+                 if i.id == f"portal://vm/{newest}"]
+    assert failed.status.instanceState == State.instanceCreating
+    assert (failed.status.errorInfo.instanceErrorClass, failed.status.errorInfo.errorCode) == (
+        99, "provisioningFailed")
+    assert "simulated failure" in failed.status.errorInfo.errorMessage
+    assert ca.target() == 2 and lifecycle_violations() == []
+    ca("NodeGroupDeleteNodes", pb.NodeGroupDeleteNodesRequest(
+        id=ca.id, nodes=[pb.ExternalGrpcNode(providerID=failed.id)]))
+    assert ca.target() == 1 and len(worker_ids(cluster)) == 1
+    assert lifecycle_violations() == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
@@ -207,6 +208,47 @@ def test_a_missing_pool_network_or_image_fails_with_what_to_do(app, tmp_path, se
     assert (vm.status, vm.status_message) == ("error", message.format(uri=uri))
 
 
+def test_a_create_that_fails_halfway_leaves_nothing_on_the_hypervisor(app, driver, tmp_path):
+    """The domain is defined, then its volume does not fit the pool: the job fails, the VM
+    holds nothing in the portal — and nothing on the hypervisor either, so that a retry
+    placed on another server leaves no orphan behind (and one placed here starts clean)."""
+    uri = hypervisor_node(tmp_path, "a")
+    estate = build_estate([uri])
+    (vm,) = place(estate, "web-01")
+    conn = driver.hypervisor(uri)
+    pool = conn.storagePoolLookupByName(POOL)  # the test hypervisor's pools hold 100 GiB
+    filler = pool.createXML(
+        "<volume><name>backups.qcow2</name><capacity unit='GiB'>60</capacity></volume>", 0)
+    drain(agent_for(app, driver))
+    vm = fresh(vm)
+    assert vm.status == "error"
+    assert vm.status_message.startswith(f"creating volume portal-{vm.id}-web-01.qcow2 on {uri}")
+    output = last_job(vm).output
+    assert "defined domain" in output
+    assert f"the create failed: removed domain portal-{vm.id}-web-01" in output
+    assert conn.listAllDomains() == [] and volumes(conn) == ["backups.qcow2"]
+
+    filler.delete(0)
+    vms.retry_vm(vm, None)
+    drain(agent_for(app, driver))
+    assert fresh(vm).status == "active"
+    assert "an earlier try made it" not in last_job(vm).output
+
+
+def test_a_missing_image_is_found_before_anything_is_built(app, tmp_path):
+    uri = hypervisor_node(tmp_path, "a")
+    estate = build_estate([uri])
+    (vm,) = place(estate, "web-01")
+    driver = LibvirtDriver(pool=POOL, network=NETWORK, image="debian-12", call_timeout=5)
+    try:
+        drain(agent_for(app, driver))
+        assert fresh(vm).status == "error"
+        assert "defined domain" not in last_job(vm).output
+        assert driver.hypervisor(uri).listAllDomains() == []
+    finally:
+        driver.close()
+
+
 def test_a_new_volume_is_cloned_from_the_image(app, driver, tmp_path):
     uri = hypervisor_node(tmp_path, "a")
     estate = build_estate([uri])
@@ -267,6 +309,25 @@ def test_silent_and_unreachable_hypervisors_fail_the_job_never_hang(app):
     assert second.status_message.startswith(f"connecting on {refused}: ")
     assert "Connection refused" in second.status_message
     assert lifecycle_violations() == []
+
+
+def test_the_jobs_own_timeout_bounds_every_call(app):
+    """A call may take --call-timeout, but never more than what is left of the job's
+    --timeout: a job of 1 s on a silent hypervisor fails after 1 s, not 30."""
+    listener = silent_listener()
+    silent = f"qemu+tcp://127.0.0.1:{listener.getsockname()[1]}/system"
+    estate = build_estate([silent])
+    (vm,) = place(estate, "web-01")
+    driver = LibvirtDriver(pool=POOL, network=NETWORK, call_timeout=30, timeout=1)
+    started = time.monotonic()
+    try:
+        drain(agent_for(app, driver))
+    finally:
+        listener.close()
+        driver.close()
+    assert time.monotonic() - started < 20
+    assert (fresh(vm).status, fresh(vm).status_message) == (
+        "error", f"connecting: {silent} did not answer within 1 s.")
 
 
 def test_a_server_without_uri_fails_unless_the_agent_knows_where(app, tmp_path):
