@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from portal.scheduler.data import DEFAULT_STRATEGY, Host, Resources
-from portal.scheduler.table import HostTable, round_scores
+from portal.scheduler.table import HostTable
 
 ScoreFunction = Callable[[Resources, Resources, Resources], float]
 Scorer = Callable[[Sequence[Host]], ScoreFunction]
@@ -393,67 +393,6 @@ class PickScore(VectorScore):
     def __init__(self, scalar: ScoreFunction, array: ArrayScore, pick) -> None:
         super().__init__(scalar, array)
         self.pick = pick
-
-
-def _slot_counts(free: np.ndarray, probes: np.ndarray) -> np.ndarray:
-    """For free vectors (k, 3) and probes (p, 3): how many whole copies of each probe each
-    free vector holds, (k, p)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(probes[None, :, :] > 0,
-                         np.floor(free[:, None, :] / np.where(probes > 0, probes, 1)[None]),
-                         np.inf)
-    counts = ratio.min(axis=2)
-    return np.where(np.isfinite(counts), counts, 0.0)
-
-
-def lookahead_scorer(
-    base: Scorer,
-    scales: tuple[float, ...] = (2.0, 4.0),
-    mix_scales: tuple[float, ...] = (1.0, 2.0, 4.0),
-    alternatives: str = "bw",
-) -> Scorer:
-    """``base``'s pick, a best_fit pick and a worst_fit pick, and a look-ahead between them."""
-
-    def scorer(hosts: Sequence[Host]) -> ScoreFunction:
-        score = base(hosts)
-        if not hosts:
-            return score
-        table = hosts if isinstance(hosts, HostTable) else HostTable.of(hosts)
-        totals = table.total.sum(axis=0).astype(np.float64)
-        used = np.maximum(totals - table.free.sum(axis=0), 0).astype(np.float64)
-        mean_total = totals / len(table)
-        inv = np.divide(1.0, mean_total, out=np.zeros(3), where=mean_total > 0)
-        used_size = float((used * inv).sum())
-
-        def pick(free, total, candidates, demand, best, first_by_name):
-            x = np.array((demand.cpu, demand.memory, demand.storage), dtype=np.float64)
-            options = [best]
-            if alternatives:
-                nr = round_scores(normalised_remaining_array(
-                    free[candidates], total[candidates], demand))
-                if "b" in alternatives:
-                    options.append(first_by_name(candidates[nr == nr.min()]))
-                if "w" in alternatives:
-                    options.append(first_by_name(candidates[nr == nr.max()]))
-            options = list(dict.fromkeys(options))
-            if len(options) == 1:
-                return best
-            probes = [x * s for s in scales]
-            if used_size and mix_scales:
-                m = used * (float((x * inv).sum()) / used_size)
-                probes += [m * s for s in mix_scales]
-            if not probes:
-                return best
-            probes = np.array(probes)
-            before = free[options].astype(np.float64)
-            after = before - x
-            loss = (_slot_counts(before, probes) - _slot_counts(after, probes)).sum(axis=1)
-            return options[int(np.argmin(loss))]
-
-        return PickScore(score.scalar if isinstance(score, VectorScore) else score,
-                         score.array if isinstance(score, VectorScore) else None, pick)
-
-    return scorer
 
 
 BEST_FIT = Strategy(
