@@ -165,8 +165,12 @@ def lookahead_scorer(
     2 and 4 0.944 / 0.705. The worst_fit pick wins big where servers are fresh and flavors
     large (large-only/fresh 1.000 against 0.964, memory-heavy/2-gen/fresh 0.993 against
     0.941) and loses as much on one-shape fresh fleets (bimodal/uniform/fresh 0.833 against
-    0.997) and on cpu-heavy/purpose-built: the slot count cannot tell those apart. None
-    was made the default."""
+    0.997) and on cpu-heavy/purpose-built: the slot count cannot tell those apart. Held out
+    (checked once, seeds 1-10, MIP references at 5 s): scarcity_fit 0.957 / 0.815; b+w
+    0.919 / 0.448, w 0.916 / 0.423, w with scales only 0.924 / 0.573 (everything/uniform,
+    where scarcity_fit and best_fit fill 0.997), though they lead where worst_fit leads
+    (web-tier/mixed/busy 0.967 against 0.920, storage-mix/purpose/fresh 0.852 against
+    0.815). None was made the default."""
 
     def scorer(hosts: HostTable) -> ScoreFunction:
         score = base(hosts)
