@@ -338,7 +338,14 @@ class _Pool:
             held = self.members[candidates]
             candidates = candidates[held == held.min()]
         scores = self.scores(demand)[candidates]
-        candidates = candidates[scores == scores.min()]
+        pick = getattr(self.score, "pick", None)
+        best = self.first_by_name(candidates[scores == scores.min()])
+        if pick is None or candidates.size == 1:
+            return best
+        return pick(self.free, self.hosts.total, candidates, demand, best, self.first_by_name)
+
+    def first_by_name(self, candidates: np.ndarray) -> int:
+        """The candidate (an index array, not empty) whose (name, id) comes first."""
         if candidates.size == 1:
             return int(candidates[0])
         names, ids = self.hosts.names, self.hosts.id_list

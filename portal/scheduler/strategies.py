@@ -381,6 +381,20 @@ def scarcity_fit_scorer(
 scarcity_fit = scarcity_fit_scorer()
 
 
+class PickScore(VectorScore):
+    """A score function that also chooses among the servers with room itself:
+    ``pick(free, total, candidates, demand, best, first_by_name) -> index``, given the
+    working free and total capacity of every server (int64 (n, 3)), the candidate indices,
+    the demand, ``best`` (the candidate of lowest score, ties by name) and the core's
+    tie-break (the first of an index array by server name)."""
+
+    __slots__ = ("pick",)
+
+    def __init__(self, scalar: ScoreFunction, array: ArrayScore, pick) -> None:
+        super().__init__(scalar, array)
+        self.pick = pick
+
+
 BEST_FIT = Strategy(
     "best_fit", "least remaining space first (fills busy servers, keeps empty ones whole)", best_fit
 )
