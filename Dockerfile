@@ -6,7 +6,8 @@
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 # The project's extras installed: "deploy" (gunicorn); add "libvirt" for agents with the
 # libvirt driver (docker build --build-arg PORTAL_EXTRAS="deploy libvirt"): the binding is
-# built against Debian's libvirt-dev, and the image gets libvirt's library and ssh.
+# built against Debian's libvirt-dev (and python3-dev where the base lacks Python.h, as
+# a base on Debian's own python3 does), and the image gets libvirt's library and ssh.
 ARG PORTAL_EXTRAS=deploy
 
 FROM ${PYTHON_IMAGE} AS build
@@ -17,6 +18,8 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN case " ${PORTAL_EXTRAS} " in *" libvirt "*) \
       apt-get update && apt-get install --yes --no-install-recommends gcc libc6-dev pkg-config libvirt-dev \
+      && { python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+           || apt-get install --yes --no-install-recommends python3-dev; } \
       && rm -rf /var/lib/apt/lists/* ;; \
     esac \
  && python3 -m venv /opt/portal \
