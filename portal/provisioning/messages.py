@@ -41,12 +41,10 @@ class Sentence:
         """The sentence as stored: in English, whatever the reader's language."""
         return self.message_id % parts if parts else self.message_id
 
-    def read(self, stored: str) -> str | None:
-        """``stored`` in the reader's language if it is this sentence, else None."""
+    def parts(self, stored: str) -> dict[str, str] | None:
+        """What fills the sentence in ``stored``, or None if ``stored`` is not this one."""
         match = self.pattern.fullmatch(stored)
-        if match is None:
-            return None
-        return _(self.message_id, **match.groupdict())
+        return None if match is None else match.groupdict()
 
 
 # A VM's status message.
@@ -68,16 +66,25 @@ SENTENCES = (
 )
 
 
+def recognise(stored: str) -> tuple[Sentence, dict[str, str]] | None:
+    """The portal's sentence ``stored`` is, with what fills it; None for a driver's text."""
+    for sentence in SENTENCES:
+        parts = sentence.parts(stored)
+        if parts is not None:
+            return sentence, parts
+    return None
+
+
 def in_words(stored: str | None) -> str:
     """A stored status or result message as the reader reads it: the portal's sentences
     in the reader's language, anything else (a driver's text) as it is."""
     if not stored:
         return ""
-    for sentence in SENTENCES:
-        shown = sentence.read(stored)
-        if shown is not None:
-            return shown
-    return stored
+    found = recognise(stored)
+    if found is None:
+        return stored
+    sentence, parts = found
+    return _(sentence.message_id, **parts)
 
 
 def init_messages(app: Flask) -> None:
