@@ -251,3 +251,54 @@ def test_the_portal_s_own_vm_messages_read_in_chinese_and_the_driver_s_stay(app,
         as_text=True)
     assert "建置失敗" in html and "provisioning failed" not in html
     assert english_left(html, data) == []
+
+
+def test_kubeconfig_job_and_metrics_refusals_read_in_chinese(app, api, monkeypatch):
+    """What an agent hears about a kubeconfig or a job that is not its own (problem+json),
+    the cluster page when a kubeconfig cannot be decrypted, and a chart's "no data" reason
+    when Prometheus does not answer — in the reader's language."""
+    from portal.models import VirtualMachine
+    from tests.metrics.prometheus_server import free_port
+
+    estate = build_estate()
+    f.user("ops", operator=True)
+    db.session.commit()
+    cluster = api.post("/clusters", estate.operator, {
+        "name": "kube", "tenant_id": estate.tenant_b.id, "group_id": estate.group.id,
+        "version": "1.31.2", "control_planes": 1, "control_plane_flavor_id": estate.flavor.id,
+        "workers": 0}).get_json()
+    node = db.session.scalar(select(VirtualMachine.id).where(
+        VirtualMachine.k8s_cluster_id == cluster["id"]))
+    (job,) = _claimed({node}).values()
+    answer = {"agent": "agent-t", "succeeded": True, "kubeconfig": "  \n"}
+    refused = api.post(f"/provision-jobs/{job}/complete", estate.operator, answer, headers=ZH)
+    assert refused.status_code == 409
+    assert refused.get_json()["detail"] == "kubeconfig 是空的。"
+    english = api.post(f"/provision-jobs/{job}/complete", estate.operator, answer)
+    assert english.get_json()["detail"] == "The kubeconfig is empty."
+    foreign = api.post(f"/provision-jobs/{job}/complete", estate.operator,
+                       {"agent": "agent-u", "succeeded": True}, headers=ZH)
+    assert foreign.status_code == 409
+    assert foreign.get_json()["detail"] == (
+        f"工作 {job} 由 agent-t 處理，不是 agent-u（租約已過期，另一個建置代理程式接手了）。")
+    built = api.post(f"/provision-jobs/{job}/complete", estate.operator, {
+        "agent": "agent-t", "succeeded": True, "message": "built",
+        "kubeconfig": "apiVersion: v1\nkind: Config\n"})
+    assert built.status_code == 200, built.get_json()
+
+    client = app.test_client()
+    assert log_in(client, "ops", f.PASSWORD).status_code == 302
+    monkeypatch.setitem(app.config, "PORTAL_ENCRYPTION_KEY", "another-key")
+    html = client.get(f"/clusters/{cluster['id']}/kubeconfig", headers=ZH,
+                      follow_redirects=True).get_data(as_text=True)
+    assert ("叢集 kube 的 kubeconfig 無法解密：儲存之後 PORTAL_ENCRYPTION_KEY（或 "
+            "SECRET_KEY）是否變更過？") in html
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setitem(app.config, "PORTAL_PROMETHEUS_URL", url)
+    html = client.get(f"/vms/{node}", headers=ZH).get_data(as_text=True)
+    assert f"無資料：無法連線位於 {url} 的 Prometheus：" in html
+    assert "unreachable" not in html
+    said = api.get(f"/metrics?object_type=vm&object_id={node}", estate.operator, headers=ZH)
+    assert said.status_code == 503
+    assert said.get_json()["detail"].startswith(f"無法連線位於 {url} 的 Prometheus：")
