@@ -18,6 +18,7 @@ from sqlalchemy import select
 from portal.audit import presenter
 from portal.extensions import db
 from portal.models import AuditEvent
+from portal.provisioning import messages
 from tests import factories as f
 from tests.api.conftest import build_estate
 from tests.conftest import log_in
@@ -302,3 +303,20 @@ def test_kubeconfig_job_and_metrics_refusals_read_in_chinese(app, api, monkeypat
     said = api.get(f"/metrics?object_type=vm&object_id={node}", estate.operator, headers=ZH)
     assert said.status_code == 503
     assert said.get_json()["detail"].startswith(f"無法連線位於 {url} 的 Prometheus：")
+
+
+@pytest.mark.parametrize("sentence", messages.SENTENCES, ids=lambda s: s.message_id)
+def test_each_stored_sentence_is_read_back_in_chinese_with_its_filling(app, sentence):
+    """What jobs.py stores is what the pages recognise: the filling (a driver's text with
+    a colon in it, a server's name) comes back verbatim, the words around it in Chinese."""
+    filling = {name: "tpe1-r01-s02: disk 100% busy"
+               for name in sentence.pattern.groupindex}
+    stored = sentence(**filling)
+    assert messages.recognise(stored) == (sentence, filling)
+    with app.app_context(), app.test_request_context(headers=ZH):  # a fresh g: its locale
+        shown = messages.in_words(stored)
+    assert re.search(r"[\u4e00-\u9fff]", shown) and shown != stored
+    assert all(value in shown for value in filling.values())
+    assert english_left(f"<p>{shown}</p>", filling.values()) == []
+    with app.app_context(), app.test_request_context():
+        assert messages.in_words(stored) == stored
