@@ -51,10 +51,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
 
     from portal.auth.access import init_access
+    from portal.provisioning.messages import init_messages
     from portal.web import init_web
 
     init_access(app)
     init_web(app)
+    init_messages(app)
     _register_blueprints(app)
     _register_cli(app)
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from portal.audit.service import record
 from portal.auth.access import administered_tenant_ids
 from portal.extensions import db
+from portal.i18n import _
 from portal.models import ClusterKubeconfig, K8sCluster, User, utcnow
 
 MAX_BYTES = 64 * 1024
@@ -43,10 +44,10 @@ def _fernet() -> Fernet:
 def check(text: str) -> None:
     """Refuse what is not worth storing, before anything changes."""
     if not text.strip():
-        raise KubeconfigError("The kubeconfig is empty.")
+        raise KubeconfigError(_("The kubeconfig is empty."))
     if len(text.encode()) > MAX_BYTES:
-        raise KubeconfigError(f"The kubeconfig is {len(text.encode())} bytes; at most "
-                              f"{MAX_BYTES} are kept.")
+        raise KubeconfigError(_("The kubeconfig is %(size)s bytes; at most %(limit)s are kept.",
+                                size=len(text.encode()), limit=MAX_BYTES))
 
 
 def store(cluster_id: int, text: str) -> None:
@@ -84,9 +85,10 @@ def download(cluster: K8sCluster, user: User) -> str | None:
     try:
         text = _fernet().decrypt(row.ciphertext).decode()
     except InvalidToken:
-        raise KubeconfigError(
-            f"The kubeconfig of cluster {cluster.name} cannot be decrypted: was "
-            "PORTAL_ENCRYPTION_KEY (or SECRET_KEY) changed since it was stored?") from None
+        raise KubeconfigError(_(
+            "The kubeconfig of cluster %(name)s cannot be decrypted: was "
+            "PORTAL_ENCRYPTION_KEY (or SECRET_KEY) changed since it was stored?",
+            name=cluster.name)) from None
     record("download", "k8s_cluster", cluster.id, cluster.name,
            {"kubeconfig": {"from": None, "to": "downloaded"}}, user=user)
     db.session.commit()

@@ -204,7 +204,11 @@ def kubeconfig(cluster_id: int):
     cluster = _cluster(cluster_id)
     if not kubeconfigs.may_download(cluster, current_user):
         abort(403)
-    text = kubeconfigs.download(cluster, current_user._get_current_object())
+    try:
+        text = kubeconfigs.download(cluster, current_user._get_current_object())
+    except kubeconfigs.KubeconfigError as error:  # the key changed: say so where it is asked
+        flash(str(error), "error")
+        return redirect(url_for("clusters.detail", cluster_id=cluster.id))
     if text is None:
         abort(404)
     return kubeconfigs.attachment(cluster, text)

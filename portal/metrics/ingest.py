@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import _
 from portal.metrics import presence, store
 from portal.models import (
     METRIC_OBJECT_TYPES,
@@ -40,17 +41,18 @@ class BatchInvalid(ValueError):
 
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
-        super().__init__(f"{len(errors)} problem(s) in the batch; nothing was written.")
+        super().__init__(_("%(count)s problem(s) in the batch; nothing was written.",
+                           count=len(errors)))
 
 
 def parse_ts(value: Any) -> datetime:
     """An ISO-8601 timestamp as naive UTC; ValueError otherwise."""
     if not isinstance(value, str) or "\x00" in value or len(value) > 64:
-        raise ValueError("Send an ISO-8601 time, e.g. 2026-01-31T08:00:00Z.")
+        raise ValueError(_("Send an ISO-8601 time, e.g. 2026-01-31T08:00:00Z."))
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError("Send an ISO-8601 time, e.g. 2026-01-31T08:00:00Z.") from None
+        raise ValueError(_("Send an ISO-8601 time, e.g. 2026-01-31T08:00:00Z.")) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -58,15 +60,15 @@ def parse_ts(value: Any) -> datetime:
 
 def _check_value(metric: str, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return "Send a number."
+        return _("Send a number.")
     if not math.isfinite(value):
-        return "Send a finite number (not NaN or infinity)."
+        return _("Send a finite number (not NaN or infinity).")
     if value < 0:
-        return "A measurement is never negative."
+        return _("A measurement is never negative.")
     if metric in FRACTIONS and value > 1:
-        return "A utilisation is a fraction between 0 and 1."
+        return _("A utilisation is a fraction between 0 and 1.")
     if value > MAX_VALUE:
-        return f"At most {MAX_VALUE:g}."
+        return _("At most %(limit)s.", limit=format(MAX_VALUE, "g"))
     return None
 
 
@@ -75,8 +77,9 @@ def validate(samples: Sequence[Mapping[str, Any]], now: datetime | None = None
     """The batch as rows for the store, or BatchInvalid listing every bad field."""
     now = now or utcnow()
     if len(samples) > MAX_SAMPLES:
-        raise BatchInvalid({"samples": f"At most {MAX_SAMPLES:,} samples per batch "
-                                       f"(this one has {len(samples):,}); send several."})
+        raise BatchInvalid({"samples": _(
+            "At most %(limit)s samples per batch (this one has %(count)s); send several.",
+            limit=format(MAX_SAMPLES, ","), count=format(len(samples), ","))})
     errors: dict[str, str] = {}
     rows: list[dict] = []
     wanted: dict[str, dict[int, list[int]]] = {t: {} for t in METRIC_OBJECT_TYPES}
@@ -85,18 +88,19 @@ def validate(samples: Sequence[Mapping[str, Any]], now: datetime | None = None
     for i, sample in enumerate(samples):
         where = f"samples.{i}"
         if not isinstance(sample, Mapping):
-            errors[where] = "Send an object."
+            errors[where] = _("Send an object.")
             continue
         extra = set(sample) - {"object_type", "object_id", "ts", "values"}
         if extra:
-            errors[f"{where}.{sorted(map(str, extra))[0]}"] = "Unknown field."
+            errors[f"{where}.{sorted(map(str, extra))[0]}"] = _("Unknown field.")
         object_type, object_id = sample.get("object_type"), sample.get("object_id")
         if object_type not in METRIC_OBJECT_TYPES:
-            errors[f"{where}.object_type"] = (f"One of {', '.join(METRIC_OBJECT_TYPES)}.")
+            errors[f"{where}.object_type"] = _("One of %(metrics)s.",
+                                               metrics=", ".join(METRIC_OBJECT_TYPES))
             object_type = None
         if isinstance(object_id, bool) or not isinstance(object_id, int) \
                 or not 1 <= object_id <= 2**31 - 1:
-            errors[f"{where}.object_id"] = "Send the object's id (a positive integer)."
+            errors[f"{where}.object_id"] = _("Send the object's id (a positive integer).")
             object_id = None
         raw_ts = sample.get("ts")
         ts = times.get(raw_ts) if isinstance(raw_ts, str) else None
@@ -111,22 +115,22 @@ def validate(samples: Sequence[Mapping[str, Any]], now: datetime | None = None
             errors[f"{where}.ts"] = ts
             ts = None
         if ts is not None and ts > now + FUTURE:
-            errors[f"{where}.ts"] = "More than five minutes in the future: check the " \
-                                    "agent's clock."
+            errors[f"{where}.ts"] = _("More than five minutes in the future: check the "
+                                      "agent's clock.")
         elif ts is not None and ts < oldest:
-            errors[f"{where}.ts"] = "Older than 48 hours: raw samples are kept that long."
+            errors[f"{where}.ts"] = _("Older than 48 hours: raw samples are kept that long.")
         values = sample.get("values")
         row: dict[str, Any] = {}
         if not isinstance(values, Mapping) or not values:
-            errors[f"{where}.values"] = "Send at least one metric: {\"name\": number}."
+            errors[f"{where}.values"] = _("Send at least one metric: {\"name\": number}.")
         elif object_type is not None:
             allowed = METRICS_BY_TYPE[object_type]
             for metric, value in values.items():
                 if metric not in allowed:
                     shown = str(metric).replace("\x00", "\\0")[:64]
-                    errors[f"{where}.values.{shown}"] = (
-                        f"A {object_type} has no metric {shown!r}: one of "
-                        f"{', '.join(allowed)}.")
+                    errors[f"{where}.values.{shown}"] = _(
+                        "A %(type)s has no metric %(metric)s: one of %(metrics)s.",
+                        type=object_type, metric=repr(shown), metrics=", ".join(allowed))
                     continue
                 problem = _check_value(metric, value)
                 if problem:
@@ -144,7 +148,7 @@ def validate(samples: Sequence[Mapping[str, Any]], now: datetime | None = None
         for object_id in ids.keys() - found:
             for i in ids[object_id]:
                 errors.setdefault(f"samples.{i}.object_id",
-                                  f"No {object_type} {object_id}.")
+                                  _("No %(type)s %(id)s.", type=object_type, id=object_id))
     if errors:
         raise BatchInvalid(dict(sorted(errors.items(), key=_by_index)))
     return rows

@@ -32,6 +32,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import _
 from portal.metrics.query import SourceUnavailable
 
 Point = tuple[datetime, float]
@@ -149,36 +150,40 @@ def load_overrides(path: str | Path) -> tuple[dict, dict, str | None]:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (OSError, ValueError) as error:
-        raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: {error}") from None
+        raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: %(error)s", path=path,
+                           error=error)) from None
     unknown = set(data) - {"queries", "labels", "rate_window"}
     if unknown:
-        raise ValueError(
-            f"PORTAL_PROMETHEUS_QUERIES {path}: unknown section(s) {', '.join(sorted(unknown))}"
-            " (expected rate_window, queries, labels)"
-        )
+        raise ValueError(_(
+            "PORTAL_PROMETHEUS_QUERIES %(path)s: unknown section(s) %(sections)s (expected "
+            "rate_window, queries, labels)", path=path, sections=", ".join(sorted(unknown))))
     queries: dict[str, dict[str, str]] = {}
     for object_type, metrics in data.get("queries", {}).items():
         if object_type not in DEFAULT_QUERIES:
-            raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: unknown object type "
-                             f"{object_type!r}")
+            raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: unknown object type "
+                               "%(type)s", path=path, type=repr(object_type)))
         for metric, template in metrics.items():
             if metric not in DEFAULT_QUERIES[object_type]:
-                raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: {object_type} has no "
-                                 f"metric {metric!r}")
+                raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: %(type)s has no "
+                                   "metric %(metric)s", path=path, type=object_type,
+                                   metric=repr(metric)))
             if not isinstance(template, str) or "{names}" not in template:
-                raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: the {object_type} "
-                                 f"{metric} query must be a string containing {{names}}")
+                raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: the %(type)s "
+                                   "%(metric)s query must be a string containing {names}",
+                                   path=path, type=object_type, metric=metric))
             queries.setdefault(object_type, {})[metric] = template
     labels = {}
     for object_type, mapping in data.get("labels", {}).items():
         if object_type not in DEFAULT_LABELS or not isinstance(mapping.get("label"), str):
-            raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: labels.{object_type} needs "
-                             "a known object type and a label name")
+            raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: labels.%(type)s needs "
+                               "a known object type and a label name", path=path,
+                               type=object_type))
         labels[object_type] = LabelMapping(mapping["label"], bool(mapping.get("strip_port")))
     window = data.get("rate_window")
     if window is not None and not (isinstance(window, str) and WINDOW_RE.match(window)):
-        raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: rate_window must be a Prometheus "
-                         f"duration such as 5m, not {window!r}")
+        raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: rate_window must be a "
+                           "Prometheus duration such as 5m, not %(window)s", path=path,
+                           window=repr(window)))
     return queries, labels, window
 
 
@@ -187,7 +192,8 @@ def _cached_overrides(path: str | Path) -> tuple[dict, dict, str | None]:
     try:
         stamp = Path(path).stat().st_mtime_ns
     except OSError as error:
-        raise ValueError(f"PORTAL_PROMETHEUS_QUERIES {path}: {error}") from None
+        raise ValueError(_("PORTAL_PROMETHEUS_QUERIES %(path)s: %(error)s", path=path,
+                           error=error)) from None
     return _load_once(str(path), stamp)
 
 
@@ -342,35 +348,39 @@ class PrometheusSource:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read()
         except urllib.error.HTTPError as error:
-            raise SourceUnavailable(
-                f"Prometheus answered HTTP {error.code}: {_error_text(error.read())}"
-            ) from None
+            raise SourceUnavailable(_("Prometheus answered HTTP %(code)s: %(error)s",
+                                      code=error.code, error=_error_text(error.read()))
+                                    ) from None
         except TimeoutError:
-            raise SourceUnavailable(
-                f"Prometheus at {self.url} did not answer within {self.timeout:g} s"
-            ) from None
+            raise SourceUnavailable(self._silent()) from None
         except urllib.error.URLError as error:
             reason = error.reason
             if isinstance(reason, TimeoutError):
-                raise SourceUnavailable(
-                    f"Prometheus at {self.url} did not answer within {self.timeout:g} s"
-                ) from None
-            raise SourceUnavailable(f"Prometheus at {self.url} unreachable: {reason}") from None
+                raise SourceUnavailable(self._silent()) from None
+            raise SourceUnavailable(self._unreachable(reason)) from None
         except (OSError, ValueError) as error:
-            raise SourceUnavailable(f"Prometheus at {self.url} unreachable: {error}") from None
+            raise SourceUnavailable(self._unreachable(error)) from None
         try:
             answer = json.loads(body)
         except ValueError:
-            raise SourceUnavailable("Prometheus answered something other than JSON") from None
+            raise SourceUnavailable(_("Prometheus answered something other than JSON")) \
+                from None
         if not isinstance(answer, dict) or answer.get("status") != "success":
-            raise SourceUnavailable(f"Prometheus refused the query: {_error_text(body)}")
+            raise SourceUnavailable(_("Prometheus refused the query: %(error)s",
+                                      error=_error_text(body)))
         data = answer.get("data") or {}
         if data.get("resultType") != result_type or not isinstance(data.get("result"), list):
-            raise SourceUnavailable(
-                f"Prometheus answered a {data.get('resultType')!r} where a {result_type} "
-                "was expected"
-            )
+            raise SourceUnavailable(_(
+                "Prometheus answered a %(answered)s where a %(expected)s was expected",
+                answered=repr(data.get("resultType")), expected=result_type))
         return data["result"]
+
+    def _silent(self) -> str:
+        return _("Prometheus at %(url)s did not answer within %(seconds)s s", url=self.url,
+                 seconds=format(self.timeout, "g"))
+
+    def _unreachable(self, error: object) -> str:
+        return _("Prometheus at %(url)s unreachable: %(error)s", url=self.url, error=error)
 
 
 def _error_text(body: bytes) -> str:
@@ -378,4 +388,4 @@ def _error_text(body: bytes) -> str:
         answer = json.loads(body)
         return f"{answer.get('errorType', 'error')}: {answer.get('error', '')}".strip()
     except (ValueError, AttributeError):
-        return body[:200].decode("utf-8", "replace").strip() or "no explanation"
+        return body[:200].decode("utf-8", "replace").strip() or _("no explanation")

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from portal.extensions import db
+from portal.i18n import _
 from portal.metrics import presence, store
 from portal.metrics.presence import Agent
 from portal.models import METRIC_OBJECT_TYPES, METRICS_BY_TYPE
@@ -28,6 +29,11 @@ __all__ = ["Agent", "SourceUnavailable", "agents", "latest", "latest_exceeding",
 
 class SourceUnavailable(Exception):
     """reason in str(); pages show "no data", never zero"""
+
+
+def _store_failed(error: Exception) -> SourceUnavailable:
+    return SourceUnavailable(_("The metrics store failed: %(error)s",
+                               error=type(error).__name__))
 
 
 def _check(object_type: str, metrics: Sequence[str]) -> None:
@@ -47,8 +53,8 @@ def _prometheus():
     try:
         from portal.metrics.prometheus import PrometheusSource
     except ImportError as error:  # configured, but this installation cannot read it
-        raise SourceUnavailable(f"PORTAL_PROMETHEUS_URL is set, but the Prometheus source "
-                                f"is not installed ({error}).") from error
+        raise SourceUnavailable(_("PORTAL_PROMETHEUS_URL is set, but the Prometheus source "
+                                  "is not installed (%(error)s).", error=error)) from error
     return PrometheusSource.from_config(current_app.config)
 
 
@@ -66,7 +72,7 @@ def latest(object_type: str, ids: Sequence[int], metric: str,
         return store.latest(object_type, ids, metric, since)
     except SQLAlchemyError as error:
         db.session.rollback()
-        raise SourceUnavailable(f"The metrics store failed: {type(error).__name__}") from error
+        raise _store_failed(error) from error
 
 
 def latest_exceeding(object_type: str, metric: str, since: datetime, bound,
@@ -96,8 +102,7 @@ def latest_exceeding(object_type: str, metric: str, since: datetime, bound,
                                           also, margin, limit)
         except SQLAlchemyError as error:
             db.session.rollback()
-            raise SourceUnavailable(
-                f"The metrics store failed: {type(error).__name__}") from error
+            raise _store_failed(error) from error
     rows = select(model.id, bound, margin, *also)
     if where is not None:
         rows = rows.where(where)
@@ -133,7 +138,7 @@ def series(object_type: str, ids: Sequence[int], metrics: Sequence[str], start: 
         return store.series(object_type, ids, metrics, start, end, step)
     except SQLAlchemyError as error:
         db.session.rollback()
-        raise SourceUnavailable(f"The metrics store failed: {type(error).__name__}") from error
+        raise _store_failed(error) from error
 
 
 def agents(now: datetime | None = None) -> list[Agent]:

@@ -48,6 +48,7 @@ from portal.models import (
     VirtualMachineSpecification,
     utcnow,
 )
+from portal.provisioning import messages as words
 from portal.scheduler import Resources
 from portal.scheduler.reservation import adjust_capacity
 from portal.web.labels import action_label, status_label
@@ -408,13 +409,12 @@ def heartbeat(job_id: int, agent: str, lease_seconds: int = DEFAULT_LEASE_SECOND
 def _not_yours(job_id: int, agent: str) -> str:
     job = db.session.get(ProvisionJob, job_id, populate_existing=True)
     if job is None:
-        return f"No provisioning job {job_id}."
+        return _("No provisioning job %(id)s.", id=job_id)
     if job.status != "claimed":
-        return f"Job {job_id} is {job.status}, not claimed: nothing to do."
-    return (
-        f"Job {job_id} is claimed by {job.claimed_by}, not {agent} (its lease expired and "
-        "another agent took it)."
-    )
+        return _("Job %(id)s is %(status)s, not claimed: nothing to do.", id=job_id,
+                 status=status_label(job.status))
+    return _("Job %(id)s is claimed by %(owner)s, not %(agent)s (its lease expired and "
+             "another agent took it).", id=job_id, owner=job.claimed_by, agent=agent)
 
 
 def complete(job_id: int, agent: str, succeeded: bool, message: str = "",
@@ -437,7 +437,7 @@ def complete(job_id: int, agent: str, succeeded: bool, message: str = "",
     ).first()
     if row is None:
         db.session.rollback()
-        raise JobError(f"No provisioning job {job_id}.")
+        raise JobError(_("No provisioning job %(id)s.", id=job_id))
     if row.k8s_cluster_id is not None:
         lock_cluster(row.k8s_cluster_id)
     vm = lock_vm(row.vm_id)
@@ -479,23 +479,25 @@ def _apply(job: ProvisionJob, vm: VirtualMachine, succeeded: bool, message: str)
                     and vm.status == "deleting":
                 enqueue(vm, "delete")  # the delete asked during the create follows it
         elif transition(vm, ("provisioning", "pending"), "error",
-                        message or "provisioning failed"):
+                        message or words.PROVISIONING_FAILED()):
             _release_from(vm.baremetal_id, vm)
         elif transition(vm, ("deleting",), "deleted",
-                        f"Create failed before the delete: {message}"):
+                        words.CREATE_FAILED_BEFORE_DELETE(message=message)):
             _release_from(vm.baremetal_id, vm)
     elif job.action == "delete":
         if succeeded:
             if transition(vm, ("deleting",), "deleted", message):
                 _release_from(vm.baremetal_id, vm)
         else:
-            vm.status_message = f"Delete failed: {message}" if message else "Delete failed"
+            vm.status_message = (words.DELETE_FAILED_BECAUSE(message=message) if message
+                                 else words.DELETE_FAILED())
     else:  # migrate: the VM held on both servers until now
         source, target = vm.baremetal_id, job.target_baremetal_id
         if succeeded:
             if transition(vm, ("migrating",), "active", message, baremetal_id=target):
                 _release_from(source, vm)
-        elif transition(vm, ("migrating",), "active", f"Migration failed: {message}"):
+        elif transition(vm, ("migrating",), "active",
+                        words.MIGRATION_FAILED(message=message)):
             _release_from(target, vm)
 
 
@@ -525,13 +527,12 @@ def request_delete(vm: VirtualMachine, user: User | None) -> ProvisionJob | None
     else:  # provisioning (or the legacy pending)
         create = live_job(vm.id, lock=True)
         if create is None or _job_transition(create.id, "queued", "cancelled",
-                                             result_message="cancelled: the VM was deleted"):
-            moved = transition(fresh, (status,), "deleted", "Deleted before it was built")
+                                             result_message=words.CANCELLED_VM_DELETED()):
+            moved = transition(fresh, (status,), "deleted", words.DELETED_BEFORE_BUILT())
             if moved:
                 _release_from(fresh.baremetal_id, fresh)
         else:
-            moved = transition(fresh, (status,), "deleting",
-                               "Deleting once the agent finishes building it")
+            moved = transition(fresh, (status,), "deleting", words.DELETING_ONCE_BUILT())
     if not moved:  # pragma: no cover - the row lock makes this unreachable
         raise JobError(_("VM %(vm)s changed meanwhile; reload and try again.", vm=vm.name))
     record(
@@ -566,7 +567,7 @@ def request_migrate(
         raise JobError(_("No server %(server)s to move VM %(vm)s to.",
                            server=target_baremetal_id, vm=vm.name))
     if not transition(fresh, ("active",), "migrating",
-                      f"Migrating to {names[target_baremetal_id]}"):  # pragma: no cover
+                      words.MIGRATING_TO(server=names[target_baremetal_id])):  # pragma: no cover
         raise JobError(_("VM %(vm)s changed meanwhile; reload and try again.", vm=vm.name))
     job = enqueue(fresh, "migrate", target_baremetal_id)
     record(

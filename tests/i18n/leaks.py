@@ -3,7 +3,8 @@
 `english_left(html, data)` returns the English words a reader of the zh-TW page would see
 that are not data: the page's visible text and the attributes people read (title,
 placeholder, aria-label, alt, a submit button's value), minus everything stored in the
-database's free-text columns (names, descriptions, serials …: data stays as entered),
+database's free-text columns (names, descriptions, serials …: data stays as entered; of the
+portal's own sentences in status and result messages, only their filling),
 minus the few terms that stay Latin in Taiwanese usage (CPU, GiB, Kubernetes, API …, see
 docs/glossary.zh-TW.md). Enum values (statuses, roles) are not data: they are shown
 translated, so they count.
@@ -107,8 +108,15 @@ def _enum_columns(table) -> set[str]:
     return found
 
 
+# Columns that hold the portal's own sentences (portal/provisioning/messages.py, stored in
+# English for the API) as well as drivers' text: of a sentence, only what fills it is data.
+WORDED = {("virtual_machine", "status_message"), ("provision_job", "result_message")}
+
+
 def data_strings() -> set[str]:
     """Every value of every free-text column in the database (not the enum columns)."""
+    from portal.provisioning.messages import recognise
+
     values: set[str] = set()
     for table in db.metadata.sorted_tables:
         enums = _enum_columns(table)
@@ -117,8 +125,13 @@ def data_strings() -> set[str]:
                    and not c.name.endswith(("_hash", "secret", "token"))]
         if not columns:
             continue
+        worded = [(table.name, c.name) in WORDED for c in columns]
         for row in db.session.execute(select(*columns)):
-            values.update(v for v in row if isinstance(v, str) and v.strip())
+            for value, is_worded in zip(row, worded, strict=True):
+                if not isinstance(value, str) or not value.strip():
+                    continue
+                found = recognise(value) if is_worded else None
+                values.update(found[1].values() if found else (value,))
     return values
 
 

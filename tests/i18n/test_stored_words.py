@@ -13,10 +13,12 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from portal.audit import presenter
 from portal.extensions import db
 from portal.models import AuditEvent
+from portal.provisioning import messages
 from tests import factories as f
 from tests.api.conftest import build_estate
 from tests.conftest import log_in
@@ -145,3 +147,176 @@ def test_refused_vm_actions_say_why_in_chinese(app):
         html = client.post(f"/vms/{vm.id}/{action}", data={"csrf_token": token}, headers=ZH,
                            follow_redirects=True).get_data(as_text=True)
         assert words in html, action
+
+
+def _claimed(vm_ids) -> dict[int, int]:
+    """The queued jobs of these VMs, claimed by one agent: {vm id: job id}."""
+    from portal.provisioning import jobs
+
+    return {job.vm_id: job.id for job in jobs.claim("agent-t", limit=50)
+            if job.vm_id in vm_ids}
+
+
+def test_the_portal_s_own_vm_messages_read_in_chinese_and_the_driver_s_stay(app, api):
+    """A VM's status message and a job's result message are stored in English (the API
+    returns them as stored); the VM, VM group and cluster pages word the portal's own
+    sentences in the reader's language, and what a driver said stays verbatim."""
+    from portal.models import Baremetal, ProvisionJob, VirtualMachine
+    from portal.provisioning import jobs
+    from portal.scheduler import Resources
+    from portal.scheduler.reservation import adjust_capacity
+
+    estate = build_estate()
+    f.user("ops", operator=True)
+    db.session.commit()
+    group = api.post("/vm-groups", estate.operator, {
+        "name": "web", "tenant_id": estate.tenant_b.id, "group_id": estate.group.id,
+        "spec_id": estate.flavor.id, "size": 7})
+    assert group.status_code == 201, group.get_json()
+    cluster = api.post("/clusters", estate.operator, {
+        "name": "kube", "tenant_id": estate.tenant_b.id, "group_id": estate.group.id,
+        "version": "1.31.2", "control_planes": 1, "control_plane_flavor_id": estate.flavor.id,
+        "workers": 1, "worker_flavor_id": estate.flavor.id})
+    assert cluster.status_code == 201, cluster.get_json()
+    members = {m["name"]: m["id"] for m in group.get_json()["members"]}
+    vm = {name: members[f"web-{i}"] for i, name in enumerate((
+        "unbuilt", "building", "undeletable", "silent", "moving", "unmovable", "doomed"),
+        start=1)}
+    nodes = {node.role: node.id for node in db.session.scalars(
+        select(VirtualMachine).where(VirtualMachine.k8s_cluster_id == cluster.get_json()["id"]))}
+
+    def row(name):
+        db.session.expire_all()
+        return db.session.get(VirtualMachine, vm[name])
+
+    jobs.request_delete(row("unbuilt"), None)  # its create still queued: cancelled
+    db.session.commit()
+    claimed = _claimed(set(vm.values()) | set(nodes.values()))
+    for name in ("undeletable", "silent", "moving", "unmovable"):
+        jobs.complete(claimed[vm[name]], "agent-t", True, "built")
+    for name in ("building", "doomed", "undeletable", "silent"):
+        jobs.request_delete(row(name), None)
+        db.session.commit()
+    jobs.complete(claimed[vm["doomed"]], "agent-t", False, "image missing")
+    deletes = _claimed({vm["undeletable"], vm["silent"]})
+    jobs.complete(deletes[vm["undeletable"]], "agent-t", False, "disk busy: /dev/vdb")
+    jobs.complete(deletes[vm["silent"]], "agent-t", False, "")
+    for name in ("moving", "unmovable"):
+        moving = row(name)
+        target = next(s for s in estate.servers if s.id != moving.baremetal_id)
+        adjust_capacity(target.id, estate.group.id, Resources(moving.cpu, moving.memory,
+                                                              moving.storage), sign=-1)
+        jobs.request_migrate(moving, target.id, None)
+        db.session.commit()
+    jobs.complete(_claimed({vm["unmovable"]})[vm["unmovable"]], "agent-t", False,
+                  "target unreachable")
+    jobs.complete(claimed[nodes["worker"]], "agent-t", False, "")
+
+    stored = {name: row(name).status_message for name in vm}
+    moved_to = db.session.get(Baremetal, db.session.scalar(
+        select(ProvisionJob.target_baremetal_id).where(ProvisionJob.vm_id == vm["moving"],
+                                                       ProvisionJob.action == "migrate")))
+    assert stored == {  # what the API returns, in any language: the English stored
+        "unbuilt": "Deleted before it was built",
+        "building": "Deleting once the agent finishes building it",
+        "undeletable": "Delete failed: disk busy: /dev/vdb", "silent": "Delete failed",
+        "moving": f"Migrating to {moved_to.name}",
+        "unmovable": "Migration failed: target unreachable",
+        "doomed": "Create failed before the delete: image missing"}
+    said = api.get(f"/vms/{vm['undeletable']}", estate.operator, headers=ZH).get_json()
+    assert said["status_message"] == "Delete failed: disk busy: /dev/vdb"
+
+    client = app.test_client()
+    assert log_in(client, "ops", f.PASSWORD).status_code == 302
+    data = data_strings()
+    assert not data & set(stored.values())  # the sentences are not data, their filling is
+    expected = {
+        "unbuilt": ["在建置完成前已刪除", "已取消：虛擬機已刪除"],
+        "building": ["建置代理程式完成建置後即刪除"],
+        "undeletable": ["刪除失敗：disk busy: /dev/vdb"], "silent": ["刪除失敗"],
+        "moving": [f"正在遷移到 {moved_to.name}"],
+        "unmovable": ["遷移失敗：target unreachable"],
+        "doomed": ["刪除前建立已失敗：image missing"],
+    }
+    for name, words in expected.items():
+        html = client.get(f"/vms/{vm[name]}", headers=ZH).get_data(as_text=True)
+        for said in words:
+            assert said in html, (name, said)
+        assert stored[name] not in html, name
+        assert english_left(html, data) == [], name
+    html = client.get(f"/vm-groups/{group.get_json()['id']}", headers=ZH).get_data(as_text=True)
+    for name in ("building", "undeletable", "silent", "moving", "unmovable"):
+        assert expected[name][0] in html, name
+    assert english_left(html, data) == []
+    html = client.get(f"/clusters/{cluster.get_json()['id']}", headers=ZH).get_data(
+        as_text=True)
+    assert "建置失敗" in html and "provisioning failed" not in html
+    assert english_left(html, data) == []
+
+
+def test_kubeconfig_job_and_metrics_refusals_read_in_chinese(app, api, monkeypatch):
+    """What an agent hears about a kubeconfig or a job that is not its own (problem+json),
+    the cluster page when a kubeconfig cannot be decrypted, and a chart's "no data" reason
+    when Prometheus does not answer — in the reader's language."""
+    from portal.models import VirtualMachine
+    from tests.metrics.prometheus_server import free_port
+
+    estate = build_estate()
+    f.user("ops", operator=True)
+    db.session.commit()
+    cluster = api.post("/clusters", estate.operator, {
+        "name": "kube", "tenant_id": estate.tenant_b.id, "group_id": estate.group.id,
+        "version": "1.31.2", "control_planes": 1, "control_plane_flavor_id": estate.flavor.id,
+        "workers": 0}).get_json()
+    node = db.session.scalar(select(VirtualMachine.id).where(
+        VirtualMachine.k8s_cluster_id == cluster["id"]))
+    (job,) = _claimed({node}).values()
+    answer = {"agent": "agent-t", "succeeded": True, "kubeconfig": "  \n"}
+    refused = api.post(f"/provision-jobs/{job}/complete", estate.operator, answer, headers=ZH)
+    assert refused.status_code == 409
+    assert refused.get_json()["detail"] == "kubeconfig 是空的。"
+    english = api.post(f"/provision-jobs/{job}/complete", estate.operator, answer)
+    assert english.get_json()["detail"] == "The kubeconfig is empty."
+    foreign = api.post(f"/provision-jobs/{job}/complete", estate.operator,
+                       {"agent": "agent-u", "succeeded": True}, headers=ZH)
+    assert foreign.status_code == 409
+    assert foreign.get_json()["detail"] == (
+        f"工作 {job} 由 agent-t 處理，不是 agent-u（租約已過期，另一個建置代理程式接手了）。")
+    built = api.post(f"/provision-jobs/{job}/complete", estate.operator, {
+        "agent": "agent-t", "succeeded": True, "message": "built",
+        "kubeconfig": "apiVersion: v1\nkind: Config\n"})
+    assert built.status_code == 200, built.get_json()
+
+    client = app.test_client()
+    assert log_in(client, "ops", f.PASSWORD).status_code == 302
+    monkeypatch.setitem(app.config, "PORTAL_ENCRYPTION_KEY", "another-key")
+    html = client.get(f"/clusters/{cluster['id']}/kubeconfig", headers=ZH,
+                      follow_redirects=True).get_data(as_text=True)
+    assert ("叢集 kube 的 kubeconfig 無法解密：儲存之後 PORTAL_ENCRYPTION_KEY（或 "
+            "SECRET_KEY）是否變更過？") in html
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setitem(app.config, "PORTAL_PROMETHEUS_URL", url)
+    html = client.get(f"/vms/{node}", headers=ZH).get_data(as_text=True)
+    assert f"無資料：無法連線位於 {url} 的 Prometheus：" in html
+    assert "unreachable" not in html
+    said = api.get(f"/metrics?object_type=vm&object_id={node}", estate.operator, headers=ZH)
+    assert said.status_code == 503
+    assert said.get_json()["detail"].startswith(f"無法連線位於 {url} 的 Prometheus：")
+
+
+@pytest.mark.parametrize("sentence", messages.SENTENCES, ids=lambda s: s.message_id)
+def test_each_stored_sentence_is_read_back_in_chinese_with_its_filling(app, sentence):
+    """What jobs.py stores is what the pages recognise: the filling (a driver's text with
+    a colon in it, a server's name) comes back verbatim, the words around it in Chinese."""
+    filling = {name: "tpe1-r01-s02: disk 100% busy"
+               for name in sentence.pattern.groupindex}
+    stored = sentence(**filling)
+    assert messages.recognise(stored) == (sentence, filling)
+    with app.app_context(), app.test_request_context(headers=ZH):  # a fresh g: its locale
+        shown = messages.in_words(stored)
+    assert re.search(r"[\u4e00-\u9fff]", shown) and shown != stored
+    assert all(value in shown for value in filling.values())
+    assert english_left(f"<p>{shown}</p>", filling.values()) == []
+    with app.app_context(), app.test_request_context():
+        assert messages.in_words(stored) == stored
