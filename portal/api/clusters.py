@@ -12,7 +12,7 @@ from pydantic import Field
 from portal.api import api, waiting
 from portal.api.core import Access
 from portal.api.listing import ApiFilter, list_query, run
-from portal.api.problems import FORBIDDEN, ApiError, invalid, not_found
+from portal.api.problems import FORBIDDEN, SERVER_ERROR, ApiError, invalid, not_found
 from portal.api.schemas import Id, Input, Query, Stamped, page_of
 from portal.api.vms import ANTI_AFFINITY_HELP, AntiAffinity, Strategy, Vm
 from portal.auth.access import administered_tenant_ids, visible_or_404
@@ -273,16 +273,22 @@ def retry_cluster(cluster_id: int):
 
 
 @api.operation("GET", "/clusters/{cluster_id}/kubeconfig",
-               summary="Download a cluster's kubeconfig", tags=TAGS, access=Access("clusters"))
+               summary="Download a cluster's kubeconfig", tags=TAGS, access=Access("clusters"),
+               errors=(500,))
 def get_kubeconfig(cluster_id: int):
     """The kubeconfig the agent returned when the control plane came up, as
     ``application/yaml`` (an attachment, never cached); every download is audited. For
-    operators and the tenant's admins only (403 for maintainers); 404 while there is none."""
+    operators and the tenant's admins only (403 for maintainers); 404 while there is none;
+    500 ``server_error`` saying why when the stored one cannot be decrypted (the encryption
+    key changed since it was stored)."""
     cluster = visible_cluster(cluster_id)
     if not kubeconfigs.may_download(cluster, _user()):
         raise ApiError(FORBIDDEN, _("Only operators and the tenant's admins download a "
                                     "cluster's kubeconfig."))
-    text = kubeconfigs.download(cluster, _user())
+    try:
+        text = kubeconfigs.download(cluster, _user())
+    except kubeconfigs.KubeconfigError as error:  # stored under another key: say so
+        raise ApiError(SERVER_ERROR, str(error)) from None
     if text is None:
         raise not_found(_("Cluster %(name)s has no kubeconfig yet: the agent returns it "
                           "when the control plane is built.", name=cluster.name))

@@ -44,6 +44,7 @@ from portal.autoscaling.protos import k8s_node_pb2 as k8s
 from portal.clusters import service as clusters
 from portal.extensions import begin_write, db
 from portal.models import K8sCluster, ScalingDecision, ScalingPolicy, VirtualMachine, utcnow
+from portal.provisioning import messages as words
 from portal.scheduler.reservation import PlacementRefused
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ class Provider(pb_grpc.CloudProviderServicer):
                 if vm.status == "error":
                     status.errorInfo.CopyFrom(pb.InstanceErrorInfo(
                         errorCode="provisioningFailed", instanceErrorClass=OTHER_ERROR,
-                        errorMessage=vm.status_message or "provisioning failed"))
+                        errorMessage=vm.status_message or words.PROVISIONING_FAILED()))
                 instances.append(pb.Instance(id=PROVIDER_ID.format(vm.id), status=status))
             instances += _placeholders(pool, utcnow())
             return pb.NodeGroupNodesResponse(instances=instances)

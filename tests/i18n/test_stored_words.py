@@ -294,6 +294,10 @@ def test_kubeconfig_job_and_metrics_refusals_read_in_chinese(app, api, monkeypat
                       follow_redirects=True).get_data(as_text=True)
     assert ("叢集 kube 的 kubeconfig 無法解密：儲存之後 PORTAL_ENCRYPTION_KEY（或 "
             "SECRET_KEY）是否變更過？") in html
+    unreadable = api.get(f"/clusters/{cluster['id']}/kubeconfig", estate.operator, headers=ZH)
+    assert unreadable.status_code == 500
+    assert unreadable.get_json()["code"] == "server_error"
+    assert unreadable.get_json()["detail"].startswith("叢集 kube 的 kubeconfig 無法解密")
 
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setitem(app.config, "PORTAL_PROMETHEUS_URL", url)
