@@ -6,8 +6,10 @@ for dataset L's 10,000 servers (goal: p95 < 150 ms).
                                            [--repeat 20] [--database-url URL]
 
 With --database-url (a database this bench seeded before) the agents' newest samples are
-dated now. Without it, it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
-(default: the local server), seeds the dataset, writes the history and drops it afterwards.
+dated now; a database of that URL that does not exist yet is created, seeded and kept, so
+that later runs (and the old tree's, compared side by side) reuse it. Without it, it
+creates a throwaway database from PORTAL_BENCH_DATABASE_URL (default: the local server),
+seeds the dataset, writes the history and drops it afterwards.
 The history is what the store holds after `days` of agents reporting every `raw-interval`
 seconds: 15-minute rollups for the whole period (daily ones too), raw samples for the last
 48 hours — written by PostgreSQL itself (generate_series), a diurnal curve per server. The
@@ -294,6 +296,17 @@ def run(url: str, args, seed: bool) -> None:
         db.engine.dispose()
 
 
+def ensure_database(url: str) -> bool:
+    """Create the database of `url` when it does not exist; whether it was created."""
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        conn.execute(f'CREATE DATABASE "{name}"')
+    print(f"created {name}; it is seeded now and kept", flush=True)
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -302,10 +315,13 @@ def main() -> None:
     parser.add_argument("--raw-interval", type=int, default=60,
                         help="seconds between an agent's samples (raw history)")
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--database-url", help="an existing database already filled")
+    parser.add_argument("--database-url",
+                        help="a database this bench filled before (created, filled and kept "
+                             "when it does not exist)")
     args = parser.parse_args()
     if args.database_url:
-        run(args.database_url, args, seed=False)
+        created = ensure_database(args.database_url)
+        run(args.database_url, args, seed=created)
         return
     name = f"portal_metrics_pages_{uuid.uuid4().hex[:8]}"
     url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
