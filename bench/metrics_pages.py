@@ -77,6 +77,45 @@ def freshen_latest() -> None:
     db.session.commit()
 
 
+def catch_up(raw_interval: int, extra: dict[str, int]) -> None:
+    """A database seeded earlier: the agents' samples since its newest one written now (as
+    if they had kept reporting), and rolled up as the controller would have, so that the
+    short ranges still have their history."""
+    from portal.extensions import db
+    from portal.metrics import store
+
+    newest = db.session.scalar(text("SELECT max(ts) FROM metric_raw"))
+    now = "date_trunc('minute', now() AT TIME ZONE 'UTC')"
+    start = f"TIMESTAMP '{newest.isoformat(' ')}' + interval '{raw_interval} seconds'"
+    started = time.perf_counter()
+    objects = ("SELECT 'baremetal' AS kind, id, total_memory AS memory, "
+               "total_storage AS storage FROM baremetal")
+    written = db.session.execute(text(
+        _history_sql("metric_raw", objects, f"{raw_interval} seconds", start, now, False))
+    ).rowcount
+    if "vm" in extra:
+        written += db.session.execute(text(_history_sql(
+            "metric_raw", f"SELECT 'vm' AS kind, id, memory, storage FROM virtual_machine "
+            f"WHERE id = {extra['vm']}", f"{raw_interval} seconds", start, now, False))
+        ).rowcount
+    if "cluster" in extra:  # clusters report their own metrics
+        written += db.session.execute(text(_history_sql(
+            "metric_raw", f"SELECT 'cluster' AS kind, id, 16 AS memory, 0 AS storage "
+            f"FROM k8s_cluster WHERE id = {extra['cluster']}", f"{raw_interval} seconds",
+            start, now, False).replace("cpu_util, memory_used_gib, storage_used_gib",
+                                       "pods_pending, cpu_requested, memory_requested_gib", 1))
+        ).rowcount
+    db.session.commit()
+    at = db.session.scalar(text("SELECT now() AT TIME ZONE 'UTC'"))
+    store.rollup(at)
+    if hasattr(store, "rollup_minutes"):  # the old tree, compared side by side, has none
+        store.rollup_minutes(at)
+    db.session.execute(text("ANALYZE metric_raw"))
+    db.session.commit()
+    print(f"  caught up: {written:,} raw samples since {newest:%H:%M}, rolled up "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
 def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[str, int]:
     """The store as `days` of reporting leave it; rows per table."""
     from portal.extensions import db
@@ -132,6 +171,8 @@ def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[s
     for level in ("15m", "1d"):
         store.rollup_aggregates(level, datetime(2000, 1, 1), datetime(2100, 1, 1))
         db.session.commit()
+    if hasattr(store, "rollup_minutes"):  # the minutes of the last hours, likewise
+        store.rollup_minutes(db.session.scalar(text("SELECT now() AT TIME ZONE 'UTC'")))
     print(f"  metric_aggregate_*: {time.perf_counter() - started:.0f} s", flush=True)
     # As the controller leaves them: rolled up to the last complete bucket and day.
     db.session.execute(text(
@@ -282,6 +323,7 @@ def run(url: str, args, seed: bool) -> None:
             print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)", flush=True)
         ids = samples()
         if not seed:
+            catch_up(args.raw_interval, {"vm": ids["vm"], "cluster": ids["cluster"]})
             freshen_latest()
         if seed:
             print(f"History: {args.days} days for every server, raw every "
