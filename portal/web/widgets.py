@@ -62,6 +62,7 @@ def capacity_bar(used: Any, total: Any, label: Any = None, unit: Any = "",
         return Markup(head + '<span class="capacity-figures text-body-secondary">—</span>'
                       "\n  </div>\n</div>")
     bar = capacity_figures(used, total)
+    usage = _("Usage")  # outside the f-string: Babel does not extract from inside one
     unit_text = f" {escape(unit)}" if unit else ""
     if show_free:
         figures = (_fill(_("%(free)s free / %(total)s"), free=figure(total - used),
@@ -74,7 +75,7 @@ def capacity_bar(used: Any, total: Any, label: Any = None, unit: Any = "",
     return Markup(
         f'{head}\n    <span class="capacity-figures">{figures}</span>\n  </div>\n'
         f'  <div class="progress" role="progressbar" '
-        f'aria-label="{escape(label or Markup(_("Usage")))}"\n'
+        f'aria-label="{escape(label or Markup(usage))}"\n'
         f'       aria-valuenow="{bar.width}" aria-valuemin="0" aria-valuemax="100">\n'
         f'    <div class="progress-bar bg-{bar.tone} pct-{bar.width}"></div>\n  </div>\n</div>')
 
@@ -89,8 +90,9 @@ def quota_bar(used: Any, request: Any, limit: Any, unit: Any = "", label: Any = 
     head = ('\n<div class="capacity quota">\n  <div class="capacity-head">'
             + _label_span(label))
     if limit is None:
+        no_limit = _("No limit")  # outside the f-string, for Babel
         return Markup(f'{head}<span class="capacity-figures">{figure(used)}{plus}{unit_text} · '
-                      f'<span class="quota-nolimit">{_("No limit")}</span></span>'
+                      f'<span class="quota-nolimit">{no_limit}</span></span>'
                       "\n  </div>\n</div>")
     bar = quota_figures(used, request, limit)
     figures = _fill(_("%(used)s of %(limit)s"), used=Markup(f"{figure(used)}{plus}"),
