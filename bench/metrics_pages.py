@@ -14,7 +14,9 @@ The history is what the store holds after `days` of agents reporting every `raw-
 seconds: 15-minute rollups for the whole period (daily ones too), raw samples for the last
 48 hours — written by PostgreSQL itself (generate_series), a diurnal curve per server. The
 sampled VM and cluster get their own history. Each page is requested `repeat` times through
-the WSGI app as the operator; the table gives p50/p95 and the SQL statements of one request.
+the WSGI app as the operator; the table gives p50/p95, the CPU one request costs (p50: this
+process and its PostgreSQL backend, as bench.pages counts it) and the SQL statements of one
+request.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from datetime import datetime
 import psycopg
 from sqlalchemy import event, func, select, text
 
+from bench.pages import _backend_cpu_ns
 from bench.reservation import ADMIN_URL, make_app
 
 RANGES = ("1h", "24h", "7d", "30d")
@@ -244,8 +247,16 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
         client.post("/login", data={"username": "ops-admin", "password": "ops-admin-bench",
                                     "csrf_token": csrf_token_from(login)})
         counter = {"n": 0}
-        event.listen(db.engine, "before_cursor_execute",
-                     lambda *a, **k: counter.__setitem__("n", counter["n"] + 1))
+        backends: set[int] = set()
+
+        def on_execute(conn, *args, **kwargs):
+            counter["n"] += 1
+            pid = getattr(getattr(conn.connection.dbapi_connection, "info", None),
+                          "backend_pid", None)
+            if pid:
+                backends.add(pid)
+
+        event.listen(db.engine, "before_cursor_execute", on_execute)
         with db.engine.connect() as conn:
             servers = {name: conn.execute(text(
                 f"SELECT count(*) FROM baremetal WHERE {column} = :id"), {"id": ids[name]}
@@ -259,7 +270,7 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
     }
     panels = panel_times(app, ids, repeat)
     print(f"(the group holds {servers['group']} servers, the rack {servers['rack']})")
-    print(f"{'page':34} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} "
+    print(f"{'page':34} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>7} {'queries':>8} "
           f"{'panel p95':>10}")
     worst = 0.0
     for name, base in urls.items():
@@ -267,11 +278,15 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
             url = f"{base}?range={key}"
             timings = []
             status = 0
+            cpu = []
             for _ in range(repeat):
                 counter["n"] = 0
+                before = _backend_cpu_ns(backends), time.process_time_ns()
                 started = time.perf_counter()
                 response = client.get(url)
                 timings.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time_ns() - before[1]
+                            + _backend_cpu_ns(backends) - before[0]) / 1e6)
                 status = response.status_code
                 body = response.get_data(as_text=True)
             assert 'class="chart-measured"' in body, f"{url}: no measured line drawn"
@@ -279,20 +294,25 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
             p50 = timings[len(timings) // 2]
             p95 = timings[min(len(timings) - 1, int(len(timings) * 0.95))]
             worst = max(worst, p95)
-            print(f"{name + ' ' + key:34} {status:>6} {p50:8.1f} {p95:8.1f} {counter['n']:>8} "
+            print(f"{name + ' ' + key:34} {status:>6} {p50:8.1f} {p95:8.1f} "
+                  f"{sorted(cpu)[len(cpu) // 2]:7.1f} {counter['n']:>8} "
                   f"{panels[(name, key)]:10.1f}", flush=True)
     # The dashboard's hot spots read the newest sample of every server.
-    timings = []
+    timings, cpu = [], []
     for _ in range(repeat):
         counter["n"] = 0
+        before = _backend_cpu_ns(backends), time.process_time_ns()
         started = time.perf_counter()
         response = client.get("/")
         timings.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time_ns() - before[1]
+                    + _backend_cpu_ns(backends) - before[0]) / 1e6)
     assert 'id="hot-spots"' in response.get_data(as_text=True)
     timings.sort()
     print(f"{'dashboard (hot spots)':34} {response.status_code:>6} "
           f"{timings[len(timings) // 2]:8.1f} "
-          f"{timings[min(len(timings) - 1, int(len(timings) * 0.95))]:8.1f} {counter['n']:>8}")
+          f"{timings[min(len(timings) - 1, int(len(timings) * 0.95))]:8.1f} "
+          f"{sorted(cpu)[len(cpu) // 2]:7.1f} {counter['n']:>8}")
     print(f"worst chart-page p95: {worst:.1f} ms (goal < {GOAL_MS} ms); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return worst
