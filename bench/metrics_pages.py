@@ -6,13 +6,17 @@ for dataset L's 10,000 servers (goal: p95 < 150 ms).
                                            [--repeat 20] [--database-url URL]
 
 With --database-url (a database this bench seeded before) the agents' newest samples are
-dated now. Without it, it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
-(default: the local server), seeds the dataset, writes the history and drops it afterwards.
+dated now; a database of that URL that does not exist yet is created, seeded and kept, so
+that later runs (and the old tree's, compared side by side) reuse it. Without it, it
+creates a throwaway database from PORTAL_BENCH_DATABASE_URL (default: the local server),
+seeds the dataset, writes the history and drops it afterwards.
 The history is what the store holds after `days` of agents reporting every `raw-interval`
 seconds: 15-minute rollups for the whole period (daily ones too), raw samples for the last
 48 hours — written by PostgreSQL itself (generate_series), a diurnal curve per server. The
 sampled VM and cluster get their own history. Each page is requested `repeat` times through
-the WSGI app as the operator; the table gives p50/p95 and the SQL statements of one request.
+the WSGI app as the operator; the table gives p50/p95, the CPU one request costs (p50: this
+process and its PostgreSQL backend, as bench.pages counts it) and the SQL statements of one
+request.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import datetime
 import psycopg
 from sqlalchemy import event, func, select, text
 
+from bench.pages import _backend_cpu_ns
 from bench.reservation import ADMIN_URL, make_app
 
 RANGES = ("1h", "24h", "7d", "30d")
@@ -73,6 +78,45 @@ def freshen_latest() -> None:
         f"UPDATE metric_latest SET ts = {now}, "
         + ", ".join(f"{m}_ts = CASE WHEN {m} IS NOT NULL THEN {now} END" for m in _LATEST)))
     db.session.commit()
+
+
+def catch_up(raw_interval: int, extra: dict[str, int]) -> None:
+    """A database seeded earlier: the agents' samples since its newest one written now (as
+    if they had kept reporting), and rolled up as the controller would have, so that the
+    short ranges still have their history."""
+    from portal.extensions import db
+    from portal.metrics import store
+
+    newest = db.session.scalar(text("SELECT max(ts) FROM metric_raw"))
+    now = "date_trunc('minute', now() AT TIME ZONE 'UTC')"
+    start = f"TIMESTAMP '{newest.isoformat(' ')}' + interval '{raw_interval} seconds'"
+    started = time.perf_counter()
+    objects = ("SELECT 'baremetal' AS kind, id, total_memory AS memory, "
+               "total_storage AS storage FROM baremetal")
+    written = db.session.execute(text(
+        _history_sql("metric_raw", objects, f"{raw_interval} seconds", start, now, False))
+    ).rowcount
+    if "vm" in extra:
+        written += db.session.execute(text(_history_sql(
+            "metric_raw", f"SELECT 'vm' AS kind, id, memory, storage FROM virtual_machine "
+            f"WHERE id = {extra['vm']}", f"{raw_interval} seconds", start, now, False))
+        ).rowcount
+    if "cluster" in extra:  # clusters report their own metrics
+        written += db.session.execute(text(_history_sql(
+            "metric_raw", f"SELECT 'cluster' AS kind, id, 16 AS memory, 0 AS storage "
+            f"FROM k8s_cluster WHERE id = {extra['cluster']}", f"{raw_interval} seconds",
+            start, now, False).replace("cpu_util, memory_used_gib, storage_used_gib",
+                                       "pods_pending, cpu_requested, memory_requested_gib", 1))
+        ).rowcount
+    db.session.commit()
+    at = db.session.scalar(text("SELECT now() AT TIME ZONE 'UTC'"))
+    store.rollup(at)
+    if hasattr(store, "rollup_minutes"):  # the old tree, compared side by side, has none
+        store.rollup_minutes(at)
+    db.session.execute(text("ANALYZE metric_raw"))
+    db.session.commit()
+    print(f"  caught up: {written:,} raw samples since {newest:%H:%M}, rolled up "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[str, int]:
@@ -130,6 +174,8 @@ def write_history(days: int, raw_interval: int, extra: dict[str, int]) -> dict[s
     for level in ("15m", "1d"):
         store.rollup_aggregates(level, datetime(2000, 1, 1), datetime(2100, 1, 1))
         db.session.commit()
+    if hasattr(store, "rollup_minutes"):  # the minutes of the last hours, likewise
+        store.rollup_minutes(db.session.scalar(text("SELECT now() AT TIME ZONE 'UTC'")))
     print(f"  metric_aggregate_*: {time.perf_counter() - started:.0f} s", flush=True)
     # As the controller leaves them: rolled up to the last complete bucket and day.
     db.session.execute(text(
@@ -201,8 +247,16 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
         client.post("/login", data={"username": "ops-admin", "password": "ops-admin-bench",
                                     "csrf_token": csrf_token_from(login)})
         counter = {"n": 0}
-        event.listen(db.engine, "before_cursor_execute",
-                     lambda *a, **k: counter.__setitem__("n", counter["n"] + 1))
+        backends: set[int] = set()
+
+        def on_execute(conn, *args, **kwargs):
+            counter["n"] += 1
+            pid = getattr(getattr(conn.connection.dbapi_connection, "info", None),
+                          "backend_pid", None)
+            if pid:
+                backends.add(pid)
+
+        event.listen(db.engine, "before_cursor_execute", on_execute)
         with db.engine.connect() as conn:
             servers = {name: conn.execute(text(
                 f"SELECT count(*) FROM baremetal WHERE {column} = :id"), {"id": ids[name]}
@@ -216,7 +270,7 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
     }
     panels = panel_times(app, ids, repeat)
     print(f"(the group holds {servers['group']} servers, the rack {servers['rack']})")
-    print(f"{'page':34} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} "
+    print(f"{'page':34} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>7} {'queries':>8} "
           f"{'panel p95':>10}")
     worst = 0.0
     for name, base in urls.items():
@@ -224,11 +278,15 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
             url = f"{base}?range={key}"
             timings = []
             status = 0
+            cpu = []
             for _ in range(repeat):
                 counter["n"] = 0
+                before = _backend_cpu_ns(backends), time.process_time_ns()
                 started = time.perf_counter()
                 response = client.get(url)
                 timings.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time_ns() - before[1]
+                            + _backend_cpu_ns(backends) - before[0]) / 1e6)
                 status = response.status_code
                 body = response.get_data(as_text=True)
             assert 'class="chart-measured"' in body, f"{url}: no measured line drawn"
@@ -236,20 +294,25 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
             p50 = timings[len(timings) // 2]
             p95 = timings[min(len(timings) - 1, int(len(timings) * 0.95))]
             worst = max(worst, p95)
-            print(f"{name + ' ' + key:34} {status:>6} {p50:8.1f} {p95:8.1f} {counter['n']:>8} "
+            print(f"{name + ' ' + key:34} {status:>6} {p50:8.1f} {p95:8.1f} "
+                  f"{sorted(cpu)[len(cpu) // 2]:7.1f} {counter['n']:>8} "
                   f"{panels[(name, key)]:10.1f}", flush=True)
     # The dashboard's hot spots read the newest sample of every server.
-    timings = []
+    timings, cpu = [], []
     for _ in range(repeat):
         counter["n"] = 0
+        before = _backend_cpu_ns(backends), time.process_time_ns()
         started = time.perf_counter()
         response = client.get("/")
         timings.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time_ns() - before[1]
+                    + _backend_cpu_ns(backends) - before[0]) / 1e6)
     assert 'id="hot-spots"' in response.get_data(as_text=True)
     timings.sort()
     print(f"{'dashboard (hot spots)':34} {response.status_code:>6} "
           f"{timings[len(timings) // 2]:8.1f} "
-          f"{timings[min(len(timings) - 1, int(len(timings) * 0.95))]:8.1f} {counter['n']:>8}")
+          f"{timings[min(len(timings) - 1, int(len(timings) * 0.95))]:8.1f} "
+          f"{sorted(cpu)[len(cpu) // 2]:7.1f} {counter['n']:>8}")
     print(f"worst chart-page p95: {worst:.1f} ms (goal < {GOAL_MS} ms); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return worst
@@ -280,6 +343,7 @@ def run(url: str, args, seed: bool) -> None:
             print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)", flush=True)
         ids = samples()
         if not seed:
+            catch_up(args.raw_interval, {"vm": ids["vm"], "cluster": ids["cluster"]})
             freshen_latest()
         if seed:
             print(f"History: {args.days} days for every server, raw every "
@@ -294,6 +358,17 @@ def run(url: str, args, seed: bool) -> None:
         db.engine.dispose()
 
 
+def ensure_database(url: str) -> bool:
+    """Create the database of `url` when it does not exist; whether it was created."""
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        conn.execute(f'CREATE DATABASE "{name}"')
+    print(f"created {name}; it is seeded now and kept", flush=True)
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -302,10 +377,13 @@ def main() -> None:
     parser.add_argument("--raw-interval", type=int, default=60,
                         help="seconds between an agent's samples (raw history)")
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--database-url", help="an existing database already filled")
+    parser.add_argument("--database-url",
+                        help="a database this bench filled before (created, filled and kept "
+                             "when it does not exist)")
     args = parser.parse_args()
     if args.database_url:
-        run(args.database_url, args, seed=False)
+        created = ensure_database(args.database_url)
+        run(args.database_url, args, seed=created)
         return
     name = f"portal_metrics_pages_{uuid.uuid4().hex[:8]}"
     url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"

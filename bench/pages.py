@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.pages [--size L] [--repeat 20] [--database-url URL]
                                    [--variants] [--only REGEX]
 
+With --database-url it measures that database; one that does not exist yet is created,
+seeded and kept for later runs (and for the old tree's, compared side by side).
 Without --database-url it creates a throwaway database from PORTAL_BENCH_DATABASE_URL
 (default: the local server), seeds the dataset, and drops it afterwards. Every GET page
 without arguments and every detail page (one integer in its URL, filled with a sample id)
@@ -193,13 +195,29 @@ def measure(app, repeat: int, with_variants: bool = False, only: str | None = No
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
+def seed(app, size: str) -> None:
+    from flask_migrate import upgrade
+
+    from portal.seed.dataset import seed_dataset
+
+    with app.app_context():
+        upgrade()
+        started = time.perf_counter()
+        print(seed_dataset(size), f"({time.perf_counter() - started:.1f} s)", flush=True)
+        from portal.extensions import db
+
+        db.engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", choices=["S", "M", "L"], default="L")
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--database-url", help="an existing database already seeded")
+    parser.add_argument("--database-url",
+                        help="a database already seeded (created, seeded and kept when it "
+                             "does not exist)")
     parser.add_argument("--variants", action="store_true",
                         help="also every sort and filter of every list page")
     parser.add_argument("--only", help="only the URLs matching this regular expression")
@@ -207,6 +225,10 @@ def main() -> None:
                         help="no parallel query workers (their CPU is not counted)")
     args = parser.parse_args()
     if args.database_url:
+        from bench.metrics_pages import ensure_database
+
+        if ensure_database(args.database_url):
+            seed(make_app(args.database_url), args.size)
         measure(make_app(args.database_url), args.repeat, args.variants, args.only,
                 args.serial_sql)
         return
@@ -215,15 +237,8 @@ def main() -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        from flask_migrate import upgrade
-
-        from portal.seed.dataset import seed_dataset
-
         app = make_app(url)
-        with app.app_context():
-            upgrade()
-            started = time.perf_counter()
-            print(seed_dataset(args.size), f"({time.perf_counter() - started:.1f} s)")
+        seed(app, args.size)
         measure(app, args.repeat, args.variants, args.only, args.serial_sql)
         with app.app_context():
             from portal.extensions import db

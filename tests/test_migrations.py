@@ -128,3 +128,46 @@ def _fill_aggregates(url: str) -> None:
             [[tuple(r) for r in rows] for rows in rolled]
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_server_usage_index_applies_and_reverts(backend, tmp_path):
+    """0015: on PostgreSQL the index by server carrying the usage columns exists at head and
+    goes with a downgrade; on SQLite the migration applies and changes nothing."""
+    if backend == "sqlite":
+        _server_usage_index(f"sqlite:///{tmp_path / 'usage.sqlite3'}")
+    else:
+        with ThrowawayPostgres("portal_usage_index") as url:
+            _server_usage_index(url)
+
+
+def _server_usage_index(url: str) -> None:
+    app = make_app(url)  # upgraded to head
+    with app.app_context():
+        def indexes() -> dict[str, str]:
+            if db.engine.dialect.name == "sqlite":
+                rows = db.session.execute(text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'virtual_machine'"))
+            else:
+                rows = db.session.execute(text(
+                    "SELECT indexname, indexdef FROM pg_indexes "
+                    "WHERE tablename = 'virtual_machine'"))
+            found = {name: sql or "" for name, sql in rows}
+            db.session.commit()
+            return found
+
+        at_head = indexes()
+        downgrade(revision="0014_metric_aggregates")
+        before = indexes()
+        upgrade()
+        if db.engine.dialect.name == "postgresql":
+            definition = at_head["pgx_virtual_machine_server_usage"]
+            assert "(baremetal_id) INCLUDE (tenant_id, status, cpu, memory, storage, " \
+                   "k8s_cluster_id, role)" in definition
+            assert set(at_head) - set(before) == {"pgx_virtual_machine_server_usage"}
+        else:
+            assert at_head == before
+        assert indexes() == at_head
+        db.session.remove()
+        db.engine.dispose()

@@ -39,6 +39,7 @@ from portal.models import (
     metric_1d,
     metric_15m,
     metric_aggregate_1d,
+    metric_aggregate_1m,
     metric_aggregate_15m,
     metric_latest,
     metric_raw,
@@ -58,11 +59,13 @@ SLACK = timedelta(hours=1)
 # Ids per IN (…) list: well under SQLite's bound on parameters.
 CHUNK = 5000
 
-# Resolution of each table, in seconds.
-RESOLUTION = {"raw": 0, "15m": 900, "1d": 86400}
+MINUTE = timedelta(minutes=1)
+# Resolution of each table, in seconds ("1m": the groups' and racks' minute aggregates).
+RESOLUTION = {"raw": 0, "1m": 60, "15m": 900, "1d": 86400}
 TABLES: dict[str, Table] = {"raw": metric_raw, "15m": metric_15m, "1d": metric_1d}
 # A group's or rack's servers combined, per rollup level; the server column naming it.
-AGGREGATES: dict[str, Table] = {"15m": metric_aggregate_15m, "1d": metric_aggregate_1d}
+AGGREGATES: dict[str, Table] = {"1m": metric_aggregate_1m, "15m": metric_aggregate_15m,
+                                 "1d": metric_aggregate_1d}
 SCOPE_COLUMNS = {"group": "group_id", "rack": "rack_id"}
 
 
@@ -347,25 +350,37 @@ def _average(points: list[tuple[datetime, float, int]], step: int,
 
 # ---- groups and racks -----------------------------------------------------------------------
 
-# A group's or rack's chart reads the raw samples within 6 hours, the 15-minute aggregates
+# A group's or rack's chart reads the minute aggregates within 6 hours, the 15-minute ones
 # within 48 hours and the daily ones beyond — each completed by the finer levels where it
-# is not rolled up yet: the aggregates are one row a bucket, the raw tail (a few minutes,
-# or the range's hours within 6 hours) is combined from the servers' samples on the fly.
+# is not rolled up yet: the aggregates are one row a bucket, the raw tail (the minute or
+# two since the last pass; the whole range where nothing rolled minutes up, as under
+# `make run` without a controller) is combined from the servers' samples on the fly.
 AGGREGATE_RAW_SPAN = timedelta(hours=6)
 AGGREGATE_15M_SPAN = timedelta(hours=48)
+# Minute aggregates are kept as long as a chart may read them.
+MINUTE_RETENTION = AGGREGATE_RAW_SPAN + SLACK
+# Each minutes pass combines this much before where the last one stopped again (samples
+# that arrived late land in their minute).
+MINUTE_LATE = timedelta(minutes=2)
 
 
 def aggregate_sources(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
     """(level, since, until) ranges covering [start, end]: the coarsest level the span
     allows up to where the controller has rolled it up, then the finer ones."""
     span = end - start
-    chain = ["raw"] if span <= AGGREGATE_RAW_SPAN else (
+    chain = ["1m", "raw"] if span <= AGGREGATE_RAW_SPAN else (
         ["15m", "raw"] if span <= AGGREGATE_15M_SPAN else ["1d", "15m", "raw"])
     marks = {}
-    for level, fallback in (("15m", floor_bucket(end - RAW_RETENTION)),
+    for level, fallback in (("1m", start),  # never rolled: the raw samples, as before
+                            ("15m", floor_bucket(end - RAW_RETENTION)),
                             ("1d", floor_bucket(end - ROLLUP_RETENTION, DAY))):
+        if level not in chain:
+            continue
         mark = db.session.get(MetricRollup, level)
         marks[level] = mark.done_until if mark is not None else fallback
+    if "1m" in marks:
+        # Minutes before the oldest one kept are not there: read raw from the start.
+        marks["1m"] = marks["1m"] if start >= marks["1m"] - MINUTE_RETENTION else start
     sources = []
     since = start
     for level in chain:
@@ -567,11 +582,64 @@ def prune(now: datetime) -> dict[str, int]:
     return removed
 
 
+def _minutes_sql(scope: str) -> str:
+    """A scope's servers combined per minute from their raw samples: each server's mean
+    (and peak) in the minute first, then across the servers — as a chart within six hours
+    combines the raw samples itself where no minute is rolled up."""
+    column = SCOPE_COLUMNS[scope]
+    if _dialect() == "postgresql":
+        minute = "date_trunc('minute', ts)"
+    else:  # as _bucket_sql: written as SQLAlchemy binds a DateTime
+        minute = "strftime('%Y-%m-%d %H:%M:00.000000', ts)"
+    per_server = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in MACHINE_METRICS)
+    names, selected = [], []
+    for m in MACHINE_METRICS:
+        combine = "avg" if m == "cpu_util" else "sum"
+        names += [m, f"{m}_max"]
+        selected += [f"{combine}(s.{m})", f"{'max' if m == 'cpu_util' else 'sum'}(s.{m}_max)"]
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names + ["servers", "samples"])
+    return (
+        f"INSERT INTO metric_aggregate_1m (object_type, object_id, ts, {', '.join(names)}, "
+        f"servers, samples) "
+        f"SELECT '{scope}', b.{column}, s.minute, {', '.join(selected)}, count(*), "
+        f"sum(s.samples) FROM (SELECT object_id, {minute} AS minute, {per_server}, "
+        f"count(*) AS samples FROM metric_raw WHERE object_type = 'baremetal' "
+        f"AND ts >= :start AND ts < :end GROUP BY object_id, minute) s "
+        f"JOIN baremetal b ON b.id = s.object_id WHERE b.{column} IS NOT NULL "
+        f"GROUP BY b.{column}, s.minute "
+        f"ON CONFLICT (object_type, object_id, ts) DO UPDATE SET {updates}"
+    )
+
+
+def rollup_minutes(now: datetime) -> int:
+    """Combine the servers' raw samples of the minutes completed since the last pass (and
+    a little before, for late samples) into their groups' and racks' minute aggregates,
+    move the "1m" mark and drop the minutes past MINUTE_RETENTION. Nothing when no minute
+    completed. Returns the minutes rolled. Commits."""
+    end = floor_bucket(now, MINUTE)
+    state = db.session.get(MetricRollup, "1m")
+    if state is not None and state.done_until >= end:
+        return 0
+    oldest = floor_bucket(now - MINUTE_RETENTION, MINUTE)
+    start = oldest if state is None else max(oldest, state.done_until - MINUTE_LATE)
+    for scope in SCOPE_COLUMNS:
+        db.session.execute(text(_minutes_sql(scope)).bindparams(*_range_params(start, end)))
+    db.session.execute(delete(metric_aggregate_1m).where(metric_aggregate_1m.c.ts < oldest))
+    if state is None:
+        db.session.add(MetricRollup(level="1m", done_until=end))
+    else:
+        state.done_until = end
+    db.session.commit()
+    return int((end - start) / MINUTE)
+
+
 def maintain(now: datetime) -> str:
-    """The controller's metrics loop: rollups when a bucket completed, then retention."""
+    """The controller's metrics loop: the groups' and racks' minutes when one completed,
+    rollups when a bucket completed, then retention."""
+    minutes = rollup_minutes(now)
     rolled = rollup(now)
     if not rolled:
-        return "nothing due"
+        return f"groups and racks: {minutes} minute(s)" if minutes else "nothing due"
     removed = prune(now)
     return ", ".join([f"{level}: {n} bucket(s)" for level, n in rolled.items()]
                      + [f"pruned {n} {name}" for name, n in removed.items() if n])

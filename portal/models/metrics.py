@@ -15,7 +15,8 @@ time-range scans.
 - ``metric_aggregate_15m`` and ``metric_aggregate_1d``: each group's and each rack's servers
   combined per bucket (their mean CPU, their summed memory and storage), written by the
   same rollup step from the servers' rollups, so that a group's or a rack's chart reads
-  one row a bucket instead of one per server and bucket.
+  one row a bucket instead of one per server and bucket; ``metric_aggregate_1m`` the same
+  per minute from the raw samples, kept a few hours, for the charts of the last hours.
 - ``metric_latest``: each object's newest value of each metric (one row an object), kept
   in step by every write: the dashboard's hot spots and the autoscaler read "the latest
   value of 10,000 servers" from 10,000 rows, not from the 48 h of raw samples.
@@ -112,6 +113,8 @@ def _aggregate(name: str) -> Table:
     )
 
 
+# Per minute, for the charts within six hours (portal.metrics.store.rollup_minutes).
+metric_aggregate_1m = _aggregate("metric_aggregate_1m")
 metric_aggregate_15m = _aggregate("metric_aggregate_15m")
 metric_aggregate_1d = _aggregate("metric_aggregate_1d")
 

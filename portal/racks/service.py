@@ -199,15 +199,22 @@ def blast_radius(rack: Rack) -> BlastRadius:
         .group_by(Tenant.id, Tenant.name)
         .order_by(Tenant.name)
     ).all()
-    clusters = db.session.execute(
-        select(K8sCluster.id, K8sCluster.name, K8sCluster.status, Tenant.name.label("tenant"),
+    # The rack's cluster nodes counted first (from its servers' VMs), then named: joined
+    # the other way round, PostgreSQL walked every cluster's nodes of the estate.
+    here = (
+        select(VirtualMachine.k8s_cluster_id.label("id"),
                func.count(VirtualMachine.id).label("here"),
                func.sum(case((VirtualMachine.role == "control-plane", 1), else_=0)).label("cp"))
-        .join(VirtualMachine, VirtualMachine.k8s_cluster_id == K8sCluster.id)
-        .join(Tenant, K8sCluster.tenant_id == Tenant.id)
         .join(Baremetal, VirtualMachine.baremetal_id == Baremetal.id)
-        .where(*in_rack)
-        .group_by(K8sCluster.id, K8sCluster.name, K8sCluster.status, Tenant.name)
+        .where(*in_rack, VirtualMachine.k8s_cluster_id.is_not(None))
+        .group_by(VirtualMachine.k8s_cluster_id)
+        .subquery()
+    )
+    clusters = db.session.execute(
+        select(K8sCluster.id, K8sCluster.name, K8sCluster.status, Tenant.name.label("tenant"),
+               here.c.here, here.c.cp)
+        .join(here, here.c.id == K8sCluster.id)
+        .join(Tenant, K8sCluster.tenant_id == Tenant.id)
         .order_by(K8sCluster.name)
     ).all()
     vms = list(db.session.scalars(

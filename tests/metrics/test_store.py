@@ -348,3 +348,69 @@ def test_the_latest_table_agrees_with_the_raw_samples_whatever_the_order_of_writ
         vm.id: (minutes(2), pytest.approx(12.0))}
     assert store.latest("vm", [vm.id], "memory_used_gib", minutes(1)) == {}
     assert store.latest("vm", [vm.id], "storage_used_gib", since) == {}
+
+
+def test_minute_aggregates_give_a_short_chart_what_the_raw_samples_give(vm):
+    """A group's chart within six hours reads the minutes the controller combined (one row
+    a minute) and the raw tail after them: on a minute-aligned range the same points as
+    combining every server's raw samples on the fly, in the same number of statements."""
+    from portal.models import metric_aggregate_1m
+    from tests.web.test_lists import count_queries
+
+    server = vm.baremetal
+    twin = f.server(group=server.group)
+    other = f.server()  # another group: not counted
+    db.session.commit()
+    now = store.floor_bucket(utcnow(), store.MINUTE) + timedelta(seconds=20)
+    start = now.replace(second=0) - timedelta(hours=1)
+    # Every 30 s, at uneven seconds, two servers of the group; one sample missing.
+    store.write([{"object_type": "baremetal", "object_id": s.id,
+                  "ts": start + timedelta(seconds=7 + 30 * i),
+                  "cpu_util": (i % 9) / 10 + k / 20, "memory_used_gib": 10.0 + i % 5 + k,
+                  "storage_used_gib": 3.0 * (k + 1)}
+                 for k, s in enumerate((server, twin, other)) for i in range(121)
+                 if (k, i) != (1, 40)])
+    db.session.commit()
+    group = server.group_id
+    db.session.commit()  # each read finds the marks in the database, as a request does
+    with count_queries() as raw_reads:
+        live = store.aggregate_series("group", group, start, now, 60)
+    assert [level for level, *_ in store.aggregate_sources(start, now)] == ["raw"]
+
+    assert store.rollup_minutes(now) > 60
+    assert store.rollup_minutes(now + timedelta(seconds=5)) == 0  # nothing completed since
+    minutes = table_rows(metric_aggregate_1m)
+    ours = [r for r in minutes if r[:2] == ("group", group)]
+    assert len(ours) == 60  # one row a minute, however many servers
+    # The minute the twin missed a sample: two servers, three samples; the servers' means
+    # averaged (CPU) or added up (memory).
+    [one] = [r for r in ours if r[2] == start + timedelta(minutes=20)]
+    assert one[9:] == (2, 3)
+    assert one[3] == pytest.approx(((4 / 10 + 5 / 10) / 2 + 5 / 10 + 1 / 20) / 2)
+    assert one[5] == pytest.approx((10 + 0 + 10 + 1) / 2 + 10 + 1 + 1)
+    assert [level for level, *_ in store.aggregate_sources(start, now)] == ["1m", "raw"]
+    db.session.commit()
+    with count_queries() as minute_reads:
+        combined = store.aggregate_series("group", group, start, now, 60)
+    assert minute_reads["n"] == raw_reads["n"] + 1  # the minutes' mark, then the two reads
+    assert combined.keys() == live.keys()
+    for metric, points in live.items():
+        assert [t for t, _ in combined[metric]] == [t for t, _ in points]
+        assert [v for _, v in combined[metric]] == pytest.approx([v for _, v in points])
+    # More servers: the same statements (one row a minute still).
+    more = [f.server(group=server.group) for _ in range(5)]
+    db.session.commit()
+    store.write([{"object_type": "baremetal", "object_id": s.id,
+                  "ts": start + timedelta(seconds=30 * i), "cpu_util": 0.5}
+                 for s in more for i in range(120)])
+    db.session.commit()
+    db.session.delete(db.session.get(MetricRollup, "1m"))
+    db.session.commit()
+    store.rollup_minutes(now)
+    db.session.commit()
+    with count_queries() as many_reads:
+        store.aggregate_series("group", group, start, now, 60)
+    assert many_reads["n"] == minute_reads["n"]
+    # Minutes past retention go at the next pass.
+    store.rollup_minutes(now + store.MINUTE_RETENTION + timedelta(minutes=2))
+    assert all(r[2] >= now + timedelta(minutes=1) for r in table_rows(metric_aggregate_1m))
