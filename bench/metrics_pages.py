@@ -28,9 +28,9 @@ import uuid
 from datetime import datetime
 
 import psycopg
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
-from bench.pages import _backend_cpu_ns
+from bench.pages import _backend_cpu_ns, count_statements
 from bench.reservation import ADMIN_URL, make_app
 
 RANGES = ("1h", "24h", "7d", "30d")
@@ -246,17 +246,7 @@ def measure(app, ids: dict[str, int], repeat: int) -> float:
         login = client.get("/login").get_data(as_text=True)
         client.post("/login", data={"username": "ops-admin", "password": "ops-admin-bench",
                                     "csrf_token": csrf_token_from(login)})
-        counter = {"n": 0}
-        backends: set[int] = set()
-
-        def on_execute(conn, *args, **kwargs):
-            counter["n"] += 1
-            pid = getattr(getattr(conn.connection.dbapi_connection, "info", None),
-                          "backend_pid", None)
-            if pid:
-                backends.add(pid)
-
-        event.listen(db.engine, "before_cursor_execute", on_execute)
+        counter, backends = count_statements(db.engine)
         with db.engine.connect() as conn:
             servers = {name: conn.execute(text(
                 f"SELECT count(*) FROM baremetal WHERE {column} = :id"), {"id": ids[name]}

@@ -127,6 +127,23 @@ def _backend_cpu_ns(pids: set[int]) -> int:
     return total
 
 
+def count_statements(engine) -> tuple[dict[str, int], set[int]]:
+    """A counter of the SQL statements ``engine`` runs (``counter["n"]``, reset by the
+    caller) and the set of PostgreSQL backend pids that ran them (for their CPU time)."""
+    counter = {"n": 0}
+    backends: set[int] = set()
+
+    def on_execute(conn, *args, **kwargs):
+        counter["n"] += 1
+        pid = getattr(getattr(conn.connection.dbapi_connection, "info", None),
+                      "backend_pid", None)
+        if pid:
+            backends.add(pid)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    return counter, backends
+
+
 def measure(app, repeat: int, with_variants: bool = False, only: str | None = None,
             serial_sql: bool = False) -> None:
     from portal.extensions import db
@@ -150,17 +167,7 @@ def measure(app, repeat: int, with_variants: bool = False, only: str | None = No
         if only:
             urls = [url for url in urls if re.search(only, url)]
         urls = list(dict.fromkeys(urls))
-        counter = {"n": 0}
-        backends: set[int] = set()
-
-        def on_execute(conn, *args, **kwargs):
-            counter["n"] += 1
-            pid = getattr(getattr(conn.connection.dbapi_connection, "info", None),
-                          "backend_pid", None)
-            if pid:
-                backends.add(pid)
-
-        event.listen(db.engine, "before_cursor_execute", on_execute)
+        counter, backends = count_statements(db.engine)
         if serial_sql:
             event.listen(db.engine, "connect", lambda dbapi, record: dbapi.execute(
                 "SET max_parallel_workers_per_gather = 0"))

@@ -499,17 +499,26 @@ def _rollup_sql(level: str) -> str:
     )
 
 
+def _combined(alias: str) -> tuple[list[str], list[str], str]:
+    """The columns a group's or rack's aggregate row holds, the SQL combining its servers'
+    values (read from ``alias``) into them — CPU averaged and its peak the busiest, memory
+    and storage summed — and the upsert's SET list."""
+    names, selected = [], []
+    for m in MACHINE_METRICS:
+        combine = "avg" if m == "cpu_util" else "sum"
+        names += [m, f"{m}_max"]
+        selected += [f"{combine}({alias}.{m})",
+                     f"{'max' if m == 'cpu_util' else 'sum'}({alias}.{m}_max)"]
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names + ["servers", "samples"])
+    return names, selected, updates
+
+
 def _aggregate_sql(level: str, scope: str) -> str:
     """A scope's servers combined per bucket from their own rollups of ``level``: each
     server's mean in the bucket, then across the servers — what the chart of a group or a
     rack draws — with the servers' membership as it is when the bucket is rolled up."""
     column = SCOPE_COLUMNS[scope]
-    names, selected = [], []
-    for m in MACHINE_METRICS:
-        combine = "avg" if m == "cpu_util" else "sum"
-        names += [m, f"{m}_max"]
-        selected += [f"{combine}(m.{m})", f"{'max' if m == 'cpu_util' else 'sum'}(m.{m}_max)"]
-    updates = ", ".join(f"{n} = excluded.{n}" for n in names + ["servers", "samples"])
+    names, selected, updates = _combined("m")
     return (
         f"INSERT INTO {AGGREGATES[level].name} (object_type, object_id, ts, "
         f"{', '.join(names)}, servers, samples) "
@@ -592,12 +601,7 @@ def _minutes_sql(scope: str) -> str:
     else:  # as _bucket_sql: written as SQLAlchemy binds a DateTime
         minute = "strftime('%Y-%m-%d %H:%M:00.000000', ts)"
     per_server = ", ".join(f"avg({m}) AS {m}, max({m}) AS {m}_max" for m in MACHINE_METRICS)
-    names, selected = [], []
-    for m in MACHINE_METRICS:
-        combine = "avg" if m == "cpu_util" else "sum"
-        names += [m, f"{m}_max"]
-        selected += [f"{combine}(s.{m})", f"{'max' if m == 'cpu_util' else 'sum'}(s.{m}_max)"]
-    updates = ", ".join(f"{n} = excluded.{n}" for n in names + ["servers", "samples"])
+    names, selected, updates = _combined("s")
     return (
         f"INSERT INTO metric_aggregate_1m (object_type, object_id, ts, {', '.join(names)}, "
         f"servers, samples) "
