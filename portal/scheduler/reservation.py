@@ -28,7 +28,7 @@ from typing import TypeVar
 from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -205,7 +205,7 @@ def _usage(tenant_id: int, group_id: int) -> dict[str, int]:
     return dict(zip(DIMENSIONS, row, strict=True))
 
 
-def _hosts(group_id: int) -> HostTable:
+def _hosts(group_id: int, rows: Sequence[tuple] | None = None) -> HostTable:
     """The group's active servers as the planner sees them: all of them, full ones too —
     the default strategy reads the group's workload mix from their usage.
 
@@ -214,9 +214,12 @@ def _hosts(group_id: int) -> HostTable:
     would need a version that every change of a server, a rack or a group bumps — names,
     racks and regions feed constraints and the audit trail, which the locks at the end of
     a reservation cannot re-check — so it is not worth its risk: the read is a tenth of a
-    reservation."""
-    _autoflush()
-    return HostTable.from_rows(statements.HOSTS.rows({"group": group_id}))
+    reservation. rows: the group's server rows when already read (with the quota's lock,
+    read_placement)."""
+    if rows is None:
+        _autoflush()
+        rows = statements.HOSTS.rows({"group": group_id})
+    return HostTable.from_rows(rows)
 
 
 def _autoflush() -> None:
@@ -243,7 +246,14 @@ def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) ->
     next statement, never by the locking one: on PostgreSQL a statement sees the data as of
     its start, and the lock may be granted only after another reservation committed."""
     if lock:
-        rows = statements.LOCK_QUOTA.rows({"tenant": tenant.id, "group": group.id})
+        # The three in one round trip (statements.together): usage and servers are still
+        # read after the lock is granted, each by a statement of its own.
+        _autoflush()
+        rows, usage, hosts = statements.together([
+            (statements.LOCK_QUOTA, {"tenant": tenant.id, "group": group.id}),
+            (statements.USAGE, {"tenant": tenant.id, "group": group.id}),
+            (statements.HOSTS, {"group": group.id}),
+        ])
         placement = Placement(tenant, group, None)
         if not rows:
             return placement
@@ -253,6 +263,9 @@ def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) ->
             d: _effective_limit(*limits_and_percents[2 * i: 2 * i + 2], totals[i])
             for i, d in enumerate(DIMENSIONS)
         }
+        placement.used = dict(zip(DIMENSIONS, usage[0], strict=True))
+        placement.hosts = _hosts(group.id, hosts)
+        return placement
     else:
         quota = db.session.scalar(
             select(BaremetalGroupTenantQuota).where(
@@ -504,16 +517,22 @@ def retried_transaction(
         except refused:
             db.session.rollback()
             raise
-        except OperationalError as error:
+        except Exception as error:
             db.session.rollback()
             if not _is_transient(error) or attempt == attempts - 1:
                 raise
     raise too_busy()
 
 
-def _is_transient(error: OperationalError) -> bool:
-    code = getattr(error.orig, "sqlstate", None)
-    return code in ("40P01", "40001", "55P03") or "database is locked" in str(error.orig)
+def _is_transient(error: Exception) -> bool:
+    """A deadlock, a serialisation failure, a lock not granted in time, SQLite's busy
+    database: as SQLAlchemy wraps them, or raised by the driver itself (the hot path's
+    statements run on the driver's cursor, portal/scheduler/statements.py)."""
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    if not isinstance(orig, db.engine.dialect.dbapi.OperationalError):
+        return False
+    code = getattr(orig, "sqlstate", None)
+    return code in ("40P01", "40001", "55P03") or "database is locked" in str(orig)
 
 
 def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse,
@@ -598,11 +617,12 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
                 k8s_cluster_id=cluster.id if cluster is not None and node.cluster_member else None,
                 requested_by=user.id if user is not None else None,
             )
-        written = [(statements.INSERT_VM.rows(row)[0][0], row["name"]) for row in rows]
-    statements.INSERT_JOB.execute_many([{"vm_id": i, "action": "create"} for i, _ in written])
+        inserted = statements.together([(statements.INSERT_VM, row) for row in rows])
+        written = [(ids[0][0], row["name"]) for ids, row in zip(inserted, rows, strict=True)]
     actor = _actor(user)
-    statements.INSERT_AUDIT.execute_many([
-        {
+    statements.together([
+        *((statements.INSERT_JOB, {"vm_id": i, "action": "create"}) for i, _ in written),
+        *((statements.INSERT_AUDIT, {
             "user_id": actor.id if actor is not None else None,
             "username": actor.username if actor is not None else "system",
             "action": "retry" if reuse else "place",
@@ -614,8 +634,7 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
                 "status": {"from": None, "to": "provisioning"},
                 "flavor": {"from": None, "to": node.flavor.name},
             },
-        }
-        for (vm_id, name), (node, host_id) in zip(written, chosen, strict=True)
+        }) for (vm_id, name), (node, host_id) in zip(written, chosen, strict=True)),
     ])
 
     demand_by_host: dict[int, Resources] = {}
@@ -626,15 +645,21 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
     # re-checks against the row as committed by whoever held the lock before — still active,
     # still in the group, room in every dimension — and moves the counters, all in one round
     # trip. No row changed: another request took the room meanwhile; plan again.
-    for host_id, demand in sorted(demand_by_host.items()):
-        taken = statements.TAKE_FROM_SERVER.rowcount(
-            {"server": host_id, "group": group.id, **demand.as_dict()}
-        )
-        if taken != 1:
-            return None
     # The group's row is shared by every reservation in the group: its lock comes last
-    # and is held only until the commit.
-    statements.TAKE_FROM_GROUP.rowcount({"group": group.id, **total_demand(nodes).as_dict()})
+    # and is held only until the commit. Servers and group go in one round trip; when a
+    # server lost its room the group's update is rolled back with the rest.
+    *taken, group_taken = statements.together([
+        *((statements.TAKE_FROM_SERVER, {"server": host_id, "group": group.id,
+                                         **demand.as_dict()})
+          for host_id, demand in sorted(demand_by_host.items())),
+        (statements.TAKE_FROM_GROUP, {"group": group.id, **total_demand(nodes).as_dict()}),
+    ])
+    if any(count != 1 for count in taken):
+        return None
+    if group_taken != 1:
+        # Every server had the room, so the group has it too unless its counters drifted
+        # from its servers' (they move together, in one transaction, everywhere).
+        raise RuntimeError(f"group {group.id}'s free counters are below its servers' sum")
     if reuse:
         return retried
     # Only now, with the attempt through, do the new rows become session objects: a lost

@@ -44,10 +44,10 @@ def stale_reads(monkeypatch, stale: list[HostTable], reads: list[int] | None = N
     """The first reads of the group's servers return these old copies, then the truth."""
     real = layer._hosts
 
-    def hosts(group_id):
+    def hosts(group_id, rows=None):
         if reads is not None:
             reads.append(group_id)
-        return stale.pop(0) if stale else real(group_id)
+        return stale.pop(0) if stale else real(group_id, rows)
 
     monkeypatch.setattr(layer, "_hosts", hosts)
 
