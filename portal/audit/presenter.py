@@ -298,7 +298,7 @@ def plain_changes(event: AuditEvent) -> str:
 
 def when_text(event: AuditEvent) -> str:
     """The event's time in the site's zone, the reader's way (a stored naive UTC time)."""
-    from flask_babel import format_datetime
+    from portal.i18n import format_datetime
 
     # The same pattern in every language (numbers read the same in both), Babel's all the
     # same: it converts to the site's zone.

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from babel.numbers import format_compact_decimal, format_decimal
-from flask_babel import format_datetime, get_locale
+from flask_babel import get_locale
 from markupsafe import Markup, escape
 
-from portal.i18n import _
+from portal.i18n import _, format_datetime
 
 Point = tuple[datetime, float]
 

@@ -22,12 +22,15 @@ from portal.tenants import quotas
 from portal.tenants import service as tenants_service
 from portal.tenants.forms import QuotaForm, TenantForm, TenantQuotaForm
 from portal.tenants.lists import stats_for, tenants
+from portal.tenants.rows import quota_row
 from portal.tenants.service import TenantInvalid, tenant_overview
 from portal.web import is_partial, list_page, render
 from portal.web.crud import Crud
 from portal.web.forms import options, show_errors
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
+# The quota tables' display row (templates/tenants/_quotas.html), drawn in Python.
+bp.add_app_template_global(quota_row, "quota_row_widget")
 crud = Crud("tenant", _l("Tenants"), "tenants", "tenant_id", TenantInvalid,
             new_title=_l("New tenant"), create_label=_l("Create tenant"))
 

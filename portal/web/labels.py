@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_babel import lazy_pgettext
 
-from portal.i18n import _l
+from portal.i18n import _l, speech
 
 STATUS_LABELS = {
     "active": lazy_pgettext("status", "active"),
@@ -100,6 +100,15 @@ def scope_label(value: str) -> str:
 
 
 def status_label(value: Any, kind: str | None = None) -> str:
+    """A status in the reader's language, worked out once per request and status (a list
+    page shows hundreds of them)."""
+    spoken = speech()
+    if spoken is None:
+        return _status_label(value, kind)
+    return spoken.keep(("status", value, kind), lambda: _status_label(value, kind))
+
+
+def _status_label(value: Any, kind: str | None) -> str:
     key = "" if value is None else str(value).lower()
     if kind in SWITCHED and key in SWITCHED_LABELS:
         return str(SWITCHED_LABELS[key])
