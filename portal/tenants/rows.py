@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
 from markupsafe import Markup, escape
 
 from portal.i18n import _, figure, format_datetime
+from portal.web.urls import url_for
 from portal.web.widgets import _fill, quota_bar
 
 DIMENSIONS = ("cpu", "memory", "storage")

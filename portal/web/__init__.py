@@ -57,12 +57,14 @@ def init_web(app: Flask) -> None:
     from portal.web.bars import init_bars
     from portal.web.guard import init_guard
     from portal.web.labels import init_labels
+    from portal.web.urls import init_urls
     from portal.web.widgets import init_widgets
 
     init_guard(app)
     init_labels(app)
     init_bars(app)
     init_widgets(app)
+    init_urls(app)
 
     @app.before_request
     def _sqlite_writers_queue() -> None:
