@@ -1,3 +1,4 @@
-from portal import create_app
+from portal import create_app, keep_startup_objects
 
 app = create_app()
+keep_startup_objects()

@@ -52,9 +52,13 @@ def database_url(name: str) -> str:
 
 
 def make_app(url: str):
-    from portal import create_app
+    """The portal as a web worker serves it (wsgi.py: start-up objects kept out of the
+    garbage collector's sight), on this database, without its agent."""
+    from portal import create_app, keep_startup_objects
 
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "PORTAL_AGENT": "off", "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "PORTAL_AGENT": "off", "TESTING": True})
+    keep_startup_objects()
+    return app
 
 
 def build_estate(url: str, hosts: int, tenants: int) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from flask import Flask
@@ -11,6 +12,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import INSTANCE, ROOT, Config, engine_options, normalise_database_url
 from portal.extensions import csrf, db, login_manager, migrate
+
+
+def keep_startup_objects() -> None:
+    """Take what start-up made (modules, the application, its URL map, catalogues, models)
+    out of the garbage collector's sight, as a served process does after create_app
+    (wsgi.py): a full collection otherwise walks those few hundred thousand objects again
+    and again, and the request it falls in takes some 100 ms more (bench/pages: a rack
+    page's p95 288 → 155 ms at dataset L). They live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -186,3 +188,17 @@ def test_dataset_s_has_the_proportions_of_spec_section_7_and_exact_counters(any_
     db.session.commit()
     again = any_app.test_cli_runner().invoke(args=["seed", "dataset", "--size", "S"])
     assert again.exit_code != 0 and "empty" in again.output
+
+
+def test_a_served_process_keeps_its_start_up_objects_out_of_the_collectors_sight():
+    import gc
+
+    from portal import keep_startup_objects
+
+    source = (Path(__file__).resolve().parents[1] / "wsgi.py").read_text()
+    assert "keep_startup_objects()" in source.split("create_app()", 1)[1]
+    try:
+        keep_startup_objects()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
