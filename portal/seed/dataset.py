@@ -448,9 +448,11 @@ def seed_dataset(size_name: str, seed: int = 7) -> str:
     accounts.create_user("ops-admin", "ops-admin-bench", display_name="Ops Admin", operator=True)
     db.session.commit()
     if db.session.get_bind().dialect.name == "postgresql":
-        # Fresh statistics, or the planner guesses from an empty table for a while.
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
+        # Fresh statistics, or the planner guesses from an empty table for a while; and the
+        # visibility map autovacuum would set within minutes of a bulk load (until then an
+        # index-only scan reads the table as well: the group page's usage sum 6 → 13 ms).
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
     return (
         f"Seeded dataset {size_name}: {len(racks)} racks, {len(servers)} servers, "
         f"{len(groups)} groups, {len(tenants)} tenants, {len(quotas)} quotas, {len(vms)} VMs, "
