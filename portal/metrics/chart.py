@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 from babel.numbers import format_compact_decimal, format_decimal
@@ -56,6 +57,15 @@ class Chart:
     # The allocated line is a policy's target rather than an allocation (the summary says so).
     allocated_is_target: bool = False
     ident: str = field(default="", compare=False)
+
+    @cached_property
+    def offsets_and_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """(seconds from start, value in the metric's unit) of every point, as arrays: made
+        once per chart, though its line, its table and its gap test each read them."""
+        origin, n = self.start, len(self.points)
+        offsets = np.fromiter(((at - origin).total_seconds() for at, _ in self.points),
+                              dtype=float, count=n)
+        return offsets, np.fromiter((v for _, v in self.points), dtype=float, count=n)
 
     @property
     def values(self) -> list[float]:
@@ -129,10 +139,8 @@ def buckets(chart: Chart, count: int) -> list[tuple[datetime, float, float] | No
     step = span / count
     if not chart.points:
         return [None] * count
-    origin, n = chart.start, len(chart.points)
-    offsets = np.fromiter(((at - origin).total_seconds() for at, _ in chart.points),
-                          dtype=float, count=n)
-    values = np.fromiter((v for _, v in chart.points), dtype=float, count=n) * chart.scale
+    offsets, values = chart.offsets_and_values
+    values = values * chart.scale
     index = np.floor(offsets / span * count).astype(np.int64)
     index[index == count] = count - 1
     inside = (index >= 0) & (index < count)
@@ -173,9 +181,7 @@ def _usual_interval(chart: Chart) -> float:
     """The median seconds between consecutive points (0 for fewer than two)."""
     if len(chart.points) < 2:
         return 0.0
-    origin = chart.start
-    offsets = np.fromiter(((at - origin).total_seconds() for at, _ in chart.points),
-                          dtype=float, count=len(chart.points))
+    offsets, _values = chart.offsets_and_values
     return float(np.median(np.diff(offsets)))
 
 
