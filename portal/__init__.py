@@ -13,15 +13,22 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from portal.config import INSTANCE, ROOT, Config, engine_options, normalise_database_url
 from portal.extensions import csrf, db, login_manager, migrate
 
+# Collections of the youngest generation after this many allocations (CPython: 700). A
+# page allocates some hundred thousand objects, nearly all freed by reference counting
+# alone; collecting every 700 of them cost a group page at dataset L a tenth of its time.
+GC_THRESHOLDS = (50_000, 20, 100)
+
 
 def keep_startup_objects() -> None:
     """Take what start-up made (modules, the application, its URL map, catalogues, models)
     out of the garbage collector's sight, as a served process does after create_app
     (wsgi.py): a full collection otherwise walks those few hundred thousand objects again
     and again, and the request it falls in takes some 100 ms more (bench/pages: a rack
-    page's p95 288 → 155 ms at dataset L). They live as long as the process anyway."""
+    page's p95 288 → 155 ms at dataset L). They live as long as the process anyway. And
+    collect less often (GC_THRESHOLDS: the group page's p95 112-130 → 94-101 ms)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -193,12 +193,15 @@ def test_dataset_s_has_the_proportions_of_spec_section_7_and_exact_counters(any_
 def test_a_served_process_keeps_its_start_up_objects_out_of_the_collectors_sight():
     import gc
 
-    from portal import keep_startup_objects
+    from portal import GC_THRESHOLDS, keep_startup_objects
 
     source = (Path(__file__).resolve().parents[1] / "wsgi.py").read_text()
     assert "keep_startup_objects()" in source.split("create_app()", 1)[1]
+    thresholds = gc.get_threshold()
     try:
         keep_startup_objects()
         assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
