@@ -196,6 +196,13 @@ def speech() -> Speech | None:
     return known
 
 
+def kept(key: Any, build: Any) -> Any:
+    """``build()``, worked out once per request and language (translated labels, say);
+    outside an application context, every time."""
+    spoken = speech()
+    return build() if spoken is None else spoken.keep(key, build)
+
+
 def _(string: str, **variables: Any) -> str:
     """flask_babel's gettext, through the request's Speech."""
     spoken = speech()

@@ -8,7 +8,7 @@ from __future__ import annotations
 # Named pgettext so that extraction (default keyword pgettext:1c,2) finds the contexts.
 from flask_babel import lazy_pgettext as pgettext
 
-from portal.i18n import _l, speech
+from portal.i18n import _l, kept
 from portal.web.labels import STATUS_LABELS, SWITCHED_LABELS
 
 LABELS = {
@@ -53,11 +53,8 @@ def enum_label(kind: str, value: str | None) -> str:
     """The reader's word for a stored value; an unknown value is shown as stored."""
     if value is None or value == "":
         return "—"
-    spoken = speech()
-    if spoken is None:
-        return str(LABELS.get(kind, {}).get(value, value))
     # Once per request and value: a rack's page words two hundred roles.
-    return spoken.keep((kind, value), lambda: str(LABELS.get(kind, {}).get(value, value)))
+    return kept((kind, value), lambda: str(LABELS.get(kind, {}).get(value, value)))
 
 
 def strategy_choices():

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_babel import lazy_pgettext
 
-from portal.i18n import _l, speech
+from portal.i18n import _l, kept
 
 STATUS_LABELS = {
     "active": lazy_pgettext("status", "active"),
@@ -102,10 +102,7 @@ def scope_label(value: str) -> str:
 def status_label(value: Any, kind: str | None = None) -> str:
     """A status in the reader's language, worked out once per request and status (a list
     page shows hundreds of them)."""
-    spoken = speech()
-    if spoken is None:
-        return _status_label(value, kind)
-    return spoken.keep(("status", value, kind), lambda: _status_label(value, kind))
+    return kept(("status", value, kind), lambda: _status_label(value, kind))
 
 
 def _status_label(value: Any, kind: str | None) -> str:
