@@ -471,6 +471,8 @@ def reserve(
         vms = _reserve_once(
             tenant, group, nodes, user, strategy, constraints, cluster, reuse, new_cluster,
             anti_affinity, occupied,
+            # Nothing else must commit with the VMs: their last round trip may commit.
+            may_commit=before_commit is None and cluster is None,
         )
         if vms is not None and before_commit is not None:
             before_commit(vms)
@@ -536,9 +538,12 @@ def _is_transient(error: Exception) -> bool:
 
 
 def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, reuse,
-                  new_cluster=False, anti_affinity=DEFAULT_ANTI_AFFINITY, occupied=None):
+                  new_cluster=False, anti_affinity=DEFAULT_ANTI_AFFINITY, occupied=None,
+                  may_commit=False):
     """One attempt. Returns the VMs, or None when a chosen server lost its room to another
-    request meanwhile (the caller rolls back and plans again)."""
+    request meanwhile (the caller rolls back and plans again). may_commit: the attempt may
+    commit its own transaction with its last statements (PostgreSQL; the caller's commit
+    then has nothing left to do)."""
     placement = read_placement(tenant, group, lock=True)
     if not placement.has_quota:
         raise PlacementRefused(_no_quota(tenant, group))
@@ -648,18 +653,24 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
     # The group's row is shared by every reservation in the group: its lock comes last
     # and is held only until the commit. Servers and group go in one round trip; when a
     # server lost its room the group's update is rolled back with the rest.
-    *taken, group_taken = statements.together([
-        *((statements.TAKE_FROM_SERVER, {"server": host_id, "group": group.id,
-                                         **demand.as_dict()})
-          for host_id, demand in sorted(demand_by_host.items())),
-        (statements.TAKE_FROM_GROUP, {"group": group.id, **total_demand(nodes).as_dict()}),
-    ])
-    if any(count != 1 for count in taken):
-        return None
-    if group_taken != 1:
-        # Every server had the room, so the group has it too unless its counters drifted
-        # from its servers' (they move together, in one transaction, everywhere).
-        raise RuntimeError(f"group {group.id}'s free counters are below its servers' sum")
+    servers = [{"server": host_id, "group": group.id, **demand.as_dict()}
+               for host_id, demand in sorted(demand_by_host.items())]
+    group_demand = {"group": group.id, **total_demand(nodes).as_dict()}
+    if may_commit and statements.pipelined():
+        # The same, and COMMIT with them: the group's lock is not held across a round trip.
+        if not statements.take_and_commit(servers, group_demand):
+            return None
+    else:
+        *taken, group_taken = statements.together([
+            *((statements.TAKE_FROM_SERVER, params) for params in servers),
+            (statements.TAKE_FROM_GROUP, group_demand),
+        ])
+        if any(count != 1 for count in taken):
+            return None
+        if group_taken != 1:
+            # Every server had the room, so the group has it too unless its counters
+            # drifted from its servers' (they move together, in one transaction, everywhere).
+            raise RuntimeError(f"group {group.id}'s free counters are below its servers' sum")
     if reuse:
         return retried
     # Only now, with the attempt through, do the new rows become session objects: a lost

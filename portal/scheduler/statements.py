@@ -2,7 +2,8 @@
 
 A reservation is five round trips, its statements sent together (``together()``) where
 none needs an earlier one's result: lock the quota row + usage + the group's servers; the
-VMs; their jobs + audit events; each server + the group; commit. Measured on PostgreSQL
+VMs; their jobs + audit events; each server + the group; commit — four on PostgreSQL,
+where the COMMIT goes with the counters' updates (``take_and_commit()``). Measured on PostgreSQL
 with ``bench/reservation.py``, SQLAlchemy's execution and result machinery cost more per
 statement than the driver and the database together, and reading a thousand server rows
 through its result objects cost more than the rest of the reservation. So the hot path's
@@ -24,7 +25,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Table, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Column,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Dialect
 
 from portal.extensions import db
@@ -155,7 +166,7 @@ def together(calls: Iterable[tuple[DriverStatement, Mapping[str, Any]]]) -> list
     dialect = connection.dialect
     prepared = [(statement._prepare(dialect), params) for statement, params in calls]
     driver = connection.connection.driver_connection
-    pipeline = getattr(driver, "pipeline", None)
+    pipeline = _pipeline(driver)
     cursors = []
     try:
         if pipeline is None:
@@ -175,6 +186,47 @@ def together(calls: Iterable[tuple[DriverStatement, Mapping[str, Any]]]) -> list
     finally:
         for cursor in cursors:
             cursor.close()
+
+
+def _pipeline(driver: Any) -> Any:
+    return getattr(driver, "pipeline", None)
+
+
+def pipelined() -> bool:
+    """Whether together() sends its statements in one round trip (psycopg's pipeline mode,
+    on PostgreSQL), so that a COMMIT can travel with them (take_and_commit)."""
+    return _pipeline(db.session.connection().connection.driver_connection) is not None
+
+
+def take_and_commit(servers: Sequence[Mapping[str, Any]], group: Mapping[str, Any]) -> bool:
+    """A reservation's last round trip on PostgreSQL: each server's counters, the group's,
+    and COMMIT, sent together (pipelined() only). The group's row is shared by every
+    reservation in the group; sent this way its lock is held only while the server runs
+    the three, never across a round trip and the client's Python between them — under
+    load, the difference between eight clients taking turns and eight clients queueing.
+
+    A server that is no longer active, in the group, or roomy enough aborts the
+    transaction (TAKE_FROM_SERVER_OR_ABORT), so the COMMIT after it is never run: returns
+    False, the transaction rolled back on the server, for the caller to roll back its side
+    and plan again. True: committed."""
+    try:
+        together([
+            *((TAKE_FROM_SERVER_OR_ABORT, params) for params in servers),
+            (DRAW_FROM_GROUP, group),
+            (COMMIT, {}),
+        ])
+    except Exception as error:
+        code = getattr(error, "sqlstate", None)
+        if code == DIVISION_BY_ZERO:
+            return False
+        if code == CHECK_VIOLATION:
+            # As reserve() says for TAKE_FROM_GROUP: every server had the room, so only
+            # counters drifted from their servers' sum can leave the group without it.
+            raise RuntimeError(
+                f"group {group['group']}'s free counters are below its servers' sum"
+            ) from error
+        raise
+    return True
 
 
 def _result(cursor: Any) -> Any:
@@ -255,6 +307,24 @@ TAKE_FROM_SERVER = DriverStatement(
     )
     .values({f"available_{d}": _SERVER.c[f"available_{d}"] - bindparam(d) for d in DIMENSIONS})
 )
+# TAKE_FROM_SERVER for take_and_commit(): an UPDATE that moved no row makes the statement
+# fail, by dividing by the number it moved — PostgreSQL has no RAISE outside a function,
+# and a division by zero (SQLSTATE 22012) is one nothing else on this path can raise.
+# The transaction is aborted, and the COMMIT sent after it never runs.
+DIVISION_BY_ZERO, CHECK_VIOLATION = "22012", "23514"
+TAKE_FROM_SERVER_OR_ABORT = DriverStatement(
+    select(literal_column("1") // func.count()).select_from(
+        TAKE_FROM_SERVER.statement.returning(_SERVER.c.id).cte("taken")
+    )
+)
+# The group's counters for take_and_commit(): the servers' updates before it all moved, so
+# the group has the room unless its counters drifted, which its CHECK constraints catch.
+DRAW_FROM_GROUP = DriverStatement(
+    update(_GROUP)
+    .where(_GROUP.c.id == bindparam("group"))
+    .values({f"available_{d}": _GROUP.c[f"available_{d}"] - bindparam(d) for d in DIMENSIONS})
+)
+COMMIT = DriverStatement(text("COMMIT"))
 # The group's counters, guarded the same way: sent with the servers' updates in one round
 # trip, it runs even when one of them found no room, and must then change nothing rather
 # than trip the counters' CHECK constraints (the caller rolls the attempt back either way).

@@ -1,10 +1,14 @@
 """The reservation's statements go to the database together where none needs an earlier one's
-result (portal/scheduler/statements.together): five round trips whatever the group's size.
-What that must not change, on SQLite and PostgreSQL:
+result (portal/scheduler/statements.together): five round trips whatever the group's size,
+four on PostgreSQL, where the COMMIT travels with the counters' updates (take_and_commit)
+unless something else must commit with the VMs. What that must not change, on SQLite and
+PostgreSQL:
 
 - a server that lost its room since the read still costs only another attempt, even when
   the group's update sent with it would take the group below zero (it must change nothing
   rather than trip the counters' CHECK constraints);
+- counters of a group drifted below its servers' sum are an error, never a placement;
+- a caller's rows that must commit with the VMs (``before_commit``) still do, or nothing;
 - a deadlock or a busy database raised by the driver itself (the hot path runs on its
   cursor, not through SQLAlchemy) is retried like one SQLAlchemy wraps; any other error is
   not, and leaves nothing behind."""
@@ -15,7 +19,7 @@ import sqlite3
 
 import psycopg.errors
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.baremetals.counters import counter_drift
 from portal.extensions import db
@@ -45,23 +49,91 @@ def count(model) -> int:
     return db.session.scalar(select(func.count(model.id)))
 
 
-def test_a_reservation_is_five_round_trips_whatever_the_group(one_slot, monkeypatch):
-    grp, tenant, flavor, _ = one_slot
-    for i in range(30):
-        f.server(group=grp, name=f"more-{i:02d}", cpu=64, memory=256, storage=2000)
-    db.session.commit()
-    batches: list[int] = []
+def _batches(monkeypatch) -> list[list]:
+    """The statements of every together() call, as they are sent."""
+    batches: list[list] = []
     real = statements.together
 
     def counted(calls):
         calls = list(calls)
-        batches.append(len(calls))
+        batches.append([statement for statement, _ in calls])
         return real(calls)
 
     monkeypatch.setattr(statements, "together", counted)
+    return batches
+
+
+def _on_postgresql(app) -> bool:
+    return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+
+def test_a_reservation_takes_as_many_round_trips_whatever_the_group(one_slot, monkeypatch,
+                                                                   any_app):
+    grp, tenant, flavor, _ = one_slot
+    for i in range(30):
+        f.server(group=grp, name=f"more-{i:02d}", cpu=64, memory=256, storage=2000)
+    db.session.commit()
+    batches = _batches(monkeypatch)
     place(grp, tenant, flavor, "vm-1")
-    # lock + usage + servers; the VM; its job + audit event; its server + the group
-    assert batches == [3, 1, 2, 2]
+    # lock + usage + servers; the VM; its job + audit event; its server + the group (+ the
+    # COMMIT on PostgreSQL; on SQLite the session commits after, a fifth round trip)
+    assert [len(batch) for batch in batches] == [3, 1, 2, 3 if _on_postgresql(any_app) else 2]
+    if _on_postgresql(any_app):
+        assert batches[-1] == [statements.TAKE_FROM_SERVER_OR_ABORT, statements.DRAW_FROM_GROUP,
+                               statements.COMMIT]
+    db.session.rollback()  # what was committed stays
+    assert count(VirtualMachine) == 1
+    assert db.session.get(Baremetal, one_slot[3]).available_cpu == 0
+    assert counter_drift() == []
+
+
+def test_rows_that_must_commit_with_the_vms_do_or_nothing_does(one_slot, monkeypatch, any_app):
+    """With a before_commit hook the COMMIT is not sent with the counters: the hook's rows
+    and the VMs commit together, and a hook that fails leaves neither."""
+    grp, tenant, flavor, server_id = one_slot
+    batches = _batches(monkeypatch)
+
+    def fails(vms):
+        db.session.add(AuditEvent(username="hook", action="joined", object_type="vm_group",
+                                  object_id=vms[0].id, object_label="g", changes={}))
+        db.session.flush()
+        raise ValueError("the hook failed")
+
+    with pytest.raises(ValueError):
+        reserve(tenant, grp, [NodeSpec("vm-1", "standalone", flavor)], user=None,
+                before_commit=fails)
+    assert statements.COMMIT not in batches[-1]
+    db.session.rollback()
+    assert (count(VirtualMachine), count(ProvisionJob), count(AuditEvent)) == (0, 0, 0)
+    assert db.session.get(Baremetal, server_id).available_cpu == 4
+
+    def joins(vms):
+        db.session.add(AuditEvent(username="hook", action="joined", object_type="vm_group",
+                                  object_id=vms[0].id, object_label="g", changes={}))
+
+    reserve(tenant, grp, [NodeSpec("vm-1", "standalone", flavor)], user=None,
+            before_commit=joins)
+    db.session.rollback()
+    assert (count(VirtualMachine), count(ProvisionJob), count(AuditEvent)) == (1, 1, 2)
+    assert counter_drift() == []
+
+
+def test_a_group_whose_counters_drifted_below_its_servers_is_an_error(one_slot, any_app):
+    """Every server has the room but the group's counters say it has not: the counters
+    drifted (a bug elsewhere). The reservation raises and writes nothing — on PostgreSQL the
+    group's CHECK constraint stops the COMMIT sent with it."""
+    grp, tenant, flavor, server_id = one_slot
+    db.session.execute(update(BaremetalGroup).where(BaremetalGroup.id == grp.id)
+                       .values(available_cpu=0))
+    db.session.commit()
+
+    with pytest.raises(RuntimeError, match="free counters are below its servers' sum"):
+        place(grp, tenant, flavor, "vm-1")
+
+    db.session.rollback()
+    assert (count(VirtualMachine), count(ProvisionJob), count(AuditEvent)) == (0, 0, 0)
+    assert db.session.get(Baremetal, server_id).available_cpu == 4
+    assert db.session.get(BaremetalGroup, grp.id).available_cpu == 0
 
 
 def test_a_lost_server_with_the_group_near_empty_is_another_attempt(one_slot, monkeypatch):
@@ -101,7 +173,7 @@ def _transient(app) -> Exception:
 def _permanent(app) -> Exception:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return sqlite3.IntegrityError("CHECK constraint failed")
-    return psycopg.errors.CheckViolation("violates check constraint")
+    return psycopg.errors.DiskFull("could not extend file")
 
 
 def _failing_once(monkeypatch, error: Exception) -> list[int]:
@@ -111,7 +183,8 @@ def _failing_once(monkeypatch, error: Exception) -> list[int]:
 
     def together(calls):
         calls = list(calls)
-        if not raised and calls[-1][0] is statements.TAKE_FROM_GROUP:
+        # the counters' batch ends with the group's update, or on PostgreSQL with COMMIT
+        if not raised and calls[-1][0] in (statements.TAKE_FROM_GROUP, statements.COMMIT):
             raised.append(1)
             raise error
         return real(calls)
