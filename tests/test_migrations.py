@@ -130,18 +130,29 @@ def _fill_aggregates(url: str) -> None:
         db.engine.dispose()
 
 
+# The PostgreSQL-only indexes on virtual_machine the migrations add, newest first: the
+# revision that adds each, the revision before it, and what its definition says.
+VM_INDEXES = [
+    ("0016_live_vm_index", "0015_usage_minutes", "pgx_virtual_machine_live_tenant",
+     "(tenant_id, status, cpu, memory) WHERE ((status)::text <> 'deleted'::text)"),
+    ("0015_usage_minutes", "0014_metric_aggregates", "pgx_virtual_machine_server_usage",
+     "(baremetal_id) INCLUDE (tenant_id, status, cpu, memory, storage, k8s_cluster_id, role)"),
+]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_server_usage_index_applies_and_reverts(backend, tmp_path):
-    """0015: on PostgreSQL the index by server carrying the usage columns exists at head and
-    goes with a downgrade; on SQLite the migration applies and changes nothing."""
+def test_the_vm_indexes_apply_and_revert(backend, tmp_path):
+    """0015 and 0016: on PostgreSQL each migration's index exists at head and goes with
+    the downgrade past it, and no other index does; on SQLite they apply and change
+    nothing."""
     if backend == "sqlite":
-        _server_usage_index(f"sqlite:///{tmp_path / 'usage.sqlite3'}")
+        _vm_indexes(f"sqlite:///{tmp_path / 'usage.sqlite3'}")
     else:
         with ThrowawayPostgres("portal_usage_index") as url:
-            _server_usage_index(url)
+            _vm_indexes(url)
 
 
-def _server_usage_index(url: str) -> None:
+def _vm_indexes(url: str) -> None:
     app = make_app(url)  # upgraded to head
     with app.app_context():
         def indexes() -> dict[str, str]:
@@ -157,17 +168,20 @@ def _server_usage_index(url: str) -> None:
             db.session.commit()
             return found
 
+        script = ScriptDirectory.from_config(migrate.get_config())
         at_head = indexes()
-        downgrade(revision="0014_metric_aggregates")
-        before = indexes()
+        after = at_head
+        for revision, previous, index, definition in VM_INDEXES:
+            assert script.get_revision(revision).down_revision == previous
+            downgrade(revision=previous)
+            before = indexes()
+            if db.engine.dialect.name == "postgresql":
+                assert definition in after[index], revision
+                assert set(after) - set(before) == {index}, revision
+            else:
+                assert after == before, revision
+            after = before
         upgrade()
-        if db.engine.dialect.name == "postgresql":
-            definition = at_head["pgx_virtual_machine_server_usage"]
-            assert "(baremetal_id) INCLUDE (tenant_id, status, cpu, memory, storage, " \
-                   "k8s_cluster_id, role)" in definition
-            assert set(at_head) - set(before) == {"pgx_virtual_machine_server_usage"}
-        else:
-            assert at_head == before
         assert indexes() == at_head
         db.session.remove()
         db.engine.dispose()

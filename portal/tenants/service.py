@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -30,22 +30,34 @@ MAX_NAME = 64
 MAX_CONTACT = 255
 
 # Per tenant: live VMs, and the CPU / memory its VMs hold. Joined into the list's id query
-# when it sorts by them, and read for the rows shown (only those tenants' VMs, through the
-# (tenant_id, id) index) — never one query per row.
+# when it sorts by them, and read for the rows shown — never one query per row. Live VMs
+# are counted per tenant and status first, then the few (tenant, status) rows are combined:
+# on PostgreSQL the first step reads the live VMs' index by tenant and status
+# (pgx_virtual_machine_live_tenant, migration 0016) in order, without touching the table or
+# hashing; the holding statuses are picked out of ~1,000 rows, not of every VM.
 def _vm_totals(tenant_ids: list[int] | None = None):
-    stmt = select(
-        VirtualMachine.tenant_id.label("tenant_id"),
-        func.sum(case((VirtualMachine.status != "deleted", 1), else_=0)).label("vms"),
-        func.sum(
-            case((VirtualMachine.status.in_(HOLDING_STATUSES), VirtualMachine.cpu), else_=0)
-        ).label("cpu"),
-        func.sum(
-            case((VirtualMachine.status.in_(HOLDING_STATUSES), VirtualMachine.memory), else_=0)
-        ).label("memory"),
-    )
+    live = select(
+        VirtualMachine.tenant_id,
+        VirtualMachine.status,
+        func.count().label("vms"),
+        func.sum(VirtualMachine.cpu).label("cpu"),
+        func.sum(VirtualMachine.memory).label("memory"),
+    ).where(VirtualMachine.status != "deleted")
     if tenant_ids is not None:
-        stmt = stmt.where(VirtualMachine.tenant_id.in_(tenant_ids))
-    return stmt.group_by(VirtualMachine.tenant_id).subquery("tenant_vm_totals")
+        live = live.where(VirtualMachine.tenant_id.in_(tenant_ids))
+    by_status = live.group_by(VirtualMachine.tenant_id, VirtualMachine.status).subquery(
+        "tenant_vm_statuses")
+    holding = by_status.c.status.in_(HOLDING_STATUSES)
+
+    def total(value):  # a sum of sums is numeric on PostgreSQL; the totals are integers
+        return cast(func.sum(value), BigInteger)
+
+    return select(
+        by_status.c.tenant_id.label("tenant_id"),
+        total(by_status.c.vms).label("vms"),
+        total(case((holding, by_status.c.cpu), else_=0)).label("cpu"),
+        total(case((holding, by_status.c.memory), else_=0)).label("memory"),
+    ).group_by(by_status.c.tenant_id).subquery("tenant_vm_totals")
 
 
 def _cluster_totals(tenant_ids: list[int] | None = None):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Tenant
+from portal.tenants.service import tenant_stats
 from tests import factories as f
 from tests.conftest import csrf_token_from, log_in
 from tests.web.test_lists import count_queries
@@ -69,6 +70,47 @@ def test_list_shows_vms_clusters_and_resources_in_use(ops, estate):
     assert [r[0] for r in rows(ops, "/tenants/?sort=-vms")] == ["acme", "globex", "empty-co"]
     assert [r[0] for r in rows(ops, "/tenants/?sort=clusters")][-1] == "acme"
     assert [r[0] for r in rows(ops, "/tenants/?q=NOC@")] == ["globex"]
+
+
+def test_totals_and_their_sorts_on_both_databases(any_app):
+    """Only live VMs count, only holding ones add CPU and memory: a tenant whose VMs are all
+    deleted or all in error sorts with the tenant that has none, ties broken by creation."""
+    srv = f.server(cpu=256, memory=1024, storage=10000)
+    small, large = f.flavor(cpu=2, memory=4, storage=10), f.flavor(cpu=8, memory=32, storage=10)
+    made = {name: f.tenant(name=name)
+            for name in ("mixed", "only-error", "only-deleted", "moving", "none")}
+    for flavor, status in ((small, "active"), (small, "active"), (large, "pending"),
+                           (large, "error"), (large, "deleted")):
+        f.vm(made["mixed"], srv, flavor, status=status)
+    for _ in range(2):
+        f.vm(made["only-error"], srv, large, status="error")
+    f.vm(made["only-deleted"], srv, large, status="deleted")
+    f.vm(made["moving"], srv, large, status="migrating")
+    f.vm(made["moving"], srv, small, status="deleting")
+    f.user("ops", operator=True)
+    db.session.commit()
+    stats = {tenant.name: tenant_stats().get(tenant.id) for tenant in made.values()}
+    assert stats == {
+        "mixed": {"vms": 4, "clusters": 0, "cpu": 12, "memory": 40},
+        "only-error": {"vms": 2, "clusters": 0, "cpu": 0, "memory": 0},
+        "only-deleted": {"vms": 0, "clusters": 0, "cpu": 0, "memory": 0},
+        "moving": {"vms": 2, "clusters": 0, "cpu": 10, "memory": 36},
+        "none": {"vms": 0, "clusters": 0, "cpu": 0, "memory": 0},
+    }
+    assert all(type(v) is int for row in stats.values() for v in row.values())
+    client = any_app.test_client()
+    log_in(client, "ops", f.PASSWORD)
+    shown = {sort: [r[0] for r in rows(client, f"/tenants/?sort={sort}")]
+             for sort in ("cpu", "-cpu", "vms", "-vms", "memory", "-memory")}
+    assert shown == {
+        "cpu": ["only-error", "only-deleted", "none", "moving", "mixed"],
+        "-cpu": ["mixed", "moving", "none", "only-deleted", "only-error"],
+        "vms": ["only-deleted", "none", "only-error", "moving", "mixed"],
+        "-vms": ["mixed", "moving", "only-error", "none", "only-deleted"],
+        "memory": ["only-error", "only-deleted", "none", "moving", "mixed"],
+        "-memory": ["mixed", "moving", "none", "only-deleted", "only-error"],
+    }
+    assert rows(client, "/tenants/?sort=-cpu")[0][1:] == ("4", "0", "12", "40")
 
 
 def test_list_paging_and_csv(ops, estate):
