@@ -33,8 +33,10 @@ from portal.models.compute import (
 from portal.models.inventory import (
     BAREMETAL_STATUSES,
     DIMENSIONS,
+    PLANNED_COLUMNS,
     Baremetal,
     BaremetalGroup,
+    HostsVersion,
     Rack,
 )
 from portal.models.kubernetes import (
@@ -99,6 +101,7 @@ __all__ = [
     "METRICS_BY_TYPE",
     "AgentPresence", "MetricRollup", "metric_1d", "metric_aggregate_1d", "metric_aggregate_1m",
     "metric_aggregate_15m", "metric_15m", "metric_latest", "metric_raw",
+    "PLANNED_COLUMNS", "HostsVersion",
     "ApiToken", "AuditEvent", "Baremetal", "BaremetalGroup", "BaremetalGroupTenantQuota",
     "BastionClusterAssociation", "K8sCluster", "K8sClusterPlugin", "K8sClusterToServiceMesh",
     "LoginThrottle", "Maintainer", "MaintainerGroup", "MaintainerToMaintainerGroup",

@@ -140,3 +140,32 @@ class Baremetal(Timestamped, db.Model):
 
     def __repr__(self) -> str:
         return f"<Baremetal {self.name}>"
+
+
+# What the scheduler reads of a group's servers besides their free counters: a change to
+# any of these (or a server joining or leaving the group) gives the group a new
+# HostsVersion, in the changing statement's transaction (portal/models/ddl.py).
+PLANNED_COLUMNS = ("name", "status", "region", "dc", "rack_id", "group_id",
+                   "total_cpu", "total_memory", "total_storage")
+
+
+class HostsVersion(db.Model):
+    """A token that changes whenever a group's servers change as the scheduler sees them —
+    a server added, removed, moved between groups, or one of its PLANNED_COLUMNS changed,
+    or its rack renamed. The reservation layer keeps what it read of a group's servers
+    under this token and re-reads only the free counters while the token stands
+    (portal/scheduler/reservation.py).
+
+    Written only by the database's triggers, never by the application; so not Timestamped,
+    and not on the group's own row either, which every reservation locks: a change to two
+    servers in one transaction would then wait for the group behind a reservation that
+    waits for one of those servers. The token is random rather than counted, so that a
+    database created again (as tests do) never repeats one a process still remembers."""
+
+    __tablename__ = "baremetal_group_hosts_version"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("baremetal_group.id", ondelete="CASCADE"), primary_key=True,
+        autoincrement=False,
+    )
+    version: Mapped[int] = mapped_column(BigInteger)

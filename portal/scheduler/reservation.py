@@ -207,19 +207,42 @@ def _usage(tenant_id: int, group_id: int) -> dict[str, int]:
 
 def _hosts(group_id: int, rows: Sequence[tuple] | None = None) -> HostTable:
     """The group's active servers as the planner sees them: all of them, full ones too —
-    the default strategy reads the group's workload mix from their usage.
-
-    Read afresh for every decision, in one query whose rows go from the driver straight
-    into the table's arrays. A snapshot kept between decisions and refreshed by version
-    would need a version that every change of a server, a rack or a group bumps — names,
-    racks and regions feed constraints and the audit trail, which the locks at the end of
-    a reservation cannot re-check — so it is not worth its risk: the read is a tenth of a
-    reservation. rows: the group's server rows when already read (with the quota's lock,
-    read_placement)."""
+    the default strategy reads the group's workload mix from their usage. Read afresh, in
+    one query whose rows go from the driver straight into the table's arrays. rows: the
+    group's server rows when already read."""
     if rows is None:
         _autoflush()
         rows = statements.HOSTS.rows({"group": group_id})
     return HostTable.from_rows(rows)
+
+
+# Group id -> (HostsVersion, the group's servers as read under it). Per process; a table
+# kept here is only ever read (with_free shares it), never changed.
+_KEPT: dict[int, tuple[int, HostTable]] = {}
+
+
+def _current_hosts(group_id: int, version: int | None, free: Sequence[tuple]) -> HostTable:
+    """The group's servers for a reservation: what was read under the group's current
+    HostsVersion, with the free counters just read (``free``); read afresh, and kept, when
+    the version has changed (or when the counters' rows are not of the same servers: a
+    change committed between the version's read and theirs).
+
+    Reading a thousand servers' names, places and totals for every decision was the
+    largest part of a reservation's cost, in the database and in the client, for columns
+    that change only when an operator changes a server. Every such change gives the group
+    a new version in its own transaction (the database's triggers, portal/models/ddl.py),
+    so a kept table is never used past the change; the free counters are read every time,
+    and the locked updates at the end of a reservation re-check them anyway."""
+    kept = _KEPT.get(group_id)
+    if version is not None and kept is not None and kept[0] == version:
+        table = kept[1].with_free(free)
+        if table is not None:
+            return table
+    rows = statements.VERSIONED_HOSTS.rows({"group": group_id})
+    table = HostTable.from_rows([row[:-1] for row in rows])
+    if rows and rows[0][-1] is not None:
+        _KEPT[group_id] = (rows[0][-1], table)
+    return table
 
 
 def _autoflush() -> None:
@@ -249,22 +272,22 @@ def read_placement(tenant: Tenant, group: BaremetalGroup, lock: bool = False) ->
         # The three in one round trip (statements.together): usage and servers are still
         # read after the lock is granted, each by a statement of its own.
         _autoflush()
-        rows, usage, hosts = statements.together([
+        rows, usage, free = statements.together([
             (statements.LOCK_QUOTA, {"tenant": tenant.id, "group": group.id}),
             (statements.USAGE, {"tenant": tenant.id, "group": group.id}),
-            (statements.HOSTS, {"group": group.id}),
+            (statements.FREE, {"group": group.id}),
         ])
         placement = Placement(tenant, group, None)
         if not rows:
             return placement
-        # (limit, percent) per dimension, then the group's total per dimension
-        limits_and_percents, totals = rows[0][:6], rows[0][6:]
+        # (limit, percent) per dimension, the group's total per dimension, its version
+        limits_and_percents, totals, version = rows[0][:6], rows[0][6:9], rows[0][9]
         placement.limits = {
             d: _effective_limit(*limits_and_percents[2 * i: 2 * i + 2], totals[i])
             for i, d in enumerate(DIMENSIONS)
         }
         placement.used = dict(zip(DIMENSIONS, usage[0], strict=True))
-        placement.hosts = _hosts(group.id, hosts)
+        placement.hosts = _current_hosts(group.id, version, free)
         return placement
     else:
         quota = db.session.scalar(

@@ -46,6 +46,7 @@ from portal.models import (
     Baremetal,
     BaremetalGroup,
     BaremetalGroupTenantQuota,
+    HostsVersion,
     ProvisionJob,
     Rack,
     VirtualMachine,
@@ -252,15 +253,19 @@ def _values(table: Table, exclude: Sequence[str] = ("id",)) -> list[str]:
 
 _VM, _SERVER, _GROUP = VirtualMachine.__table__, Baremetal.__table__, BaremetalGroup.__table__
 _QUOTA, _RACK = BaremetalGroupTenantQuota.__table__, Rack.__table__
+_VERSION = HostsVersion.__table__
 
 # The tenant's quota in the group, locked (FOR UPDATE on PostgreSQL; on SQLite the caller
-# holds the database's write lock), with the group's totals that percentages scale.
+# holds the database's write lock), with the group's totals that percentages scale and its
+# HostsVersion (NULL when it has none).
 LOCK_QUOTA = DriverStatement(
     select(
         *(_QUOTA.c[f"{d}_{kind}"] for d in DIMENSIONS for kind in ("limit", "percent")),
         *(_GROUP.c[f"total_{d}"] for d in DIMENSIONS),
+        _VERSION.c.version,
     )
     .join_from(_QUOTA, _GROUP, _QUOTA.c.group_id == _GROUP.c.id)
+    .outerjoin(_VERSION, _VERSION.c.group_id == _GROUP.c.id)
     .where(_QUOTA.c.tenant_id == bindparam("tenant"), _QUOTA.c.group_id == bindparam("group"))
     .with_for_update(of=_QUOTA)
 )
@@ -274,8 +279,9 @@ USAGE = DriverStatement(
         _VM.c.status.in_([literal_column(f"'{status}'") for status in HOLDING_STATUSES]),
     )
 )
-# The group's active servers, in HostTable.from_rows' column order.
-HOSTS = DriverStatement(
+# The group's active servers, in HostTable.from_rows' column order (by id).
+_IN_GROUP = (_SERVER.c.group_id == bindparam("group"), _SERVER.c.status == "active")
+_HOSTS = (
     select(
         _SERVER.c.id,
         _SERVER.c.name,
@@ -286,7 +292,21 @@ HOSTS = DriverStatement(
         *(_SERVER.c[f"available_{d}"] for d in DIMENSIONS),
     )
     .outerjoin_from(_SERVER, _RACK, _SERVER.c.rack_id == _RACK.c.id)
-    .where(_SERVER.c.group_id == bindparam("group"), _SERVER.c.status == "active")
+    .where(*_IN_GROUP)
+    .order_by(_SERVER.c.id)
+)
+HOSTS = DriverStatement(_HOSTS)
+# The same, each row ending with the group's HostsVersion as of the same statement (its
+# snapshot): the version the rows may be kept under. NULL: the group has none yet.
+VERSIONED_HOSTS = DriverStatement(_HOSTS.add_columns(
+    select(_VERSION.c.version).where(_VERSION.c.group_id == bindparam("group"))
+    .scalar_subquery()
+))
+# While the version stands, only this changes: the same servers' free counters.
+FREE = DriverStatement(
+    select(_SERVER.c.id, *(_SERVER.c[f"available_{d}"] for d in DIMENSIONS))
+    .where(*_IN_GROUP)
+    .order_by(_SERVER.c.id)
 )
 INSERT_VM = DriverStatement(insert(_VM).returning(_VM.c.id), columns=_values(_VM))
 INSERT_JOB = DriverStatement(

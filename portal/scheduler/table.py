@@ -86,6 +86,31 @@ class HostTable(Sequence[Host]):
         numbers = np.array(counters, dtype=np.int64)  # (6, n)
         return cls(ids, names, regions, dcs, racks, numbers[:3].T, numbers[3:].T)
 
+    def with_free(self, rows: Sequence[tuple[int, int, int, int]]) -> HostTable | None:
+        """The same servers with new free capacity, from rows of (id, free cpu, memory,
+        storage) in the table's order; None when the rows are not of the same servers.
+        Everything else is shared with this table (its totals' diversity and rack codes
+        too, computed once), so the rows are all a caller that keeps a table re-reads."""
+        if len(rows) != len(self.id_list):
+            return None
+        if not rows:
+            return self.with_free_array(np.zeros((0, 3), dtype=np.int64))
+        numbers = np.array(rows, dtype=np.int64)  # (n, 4)
+        if not np.array_equal(numbers[:, 0], self.ids):
+            return None
+        return self.with_free_array(numbers[:, 1:])
+
+    def with_free_array(self, free: np.ndarray) -> HostTable:
+        table = HostTable.__new__(HostTable)
+        table.id_list, table.ids, table.total = self.id_list, self.ids, self.total
+        table.names, table.regions, table.dcs, table.racks = (
+            self.names, self.regions, self.dcs, self.racks
+        )
+        table.free = np.ascontiguousarray(free, dtype=np.int64).reshape(len(self.id_list), 3)
+        table._hosts = [None] * len(self.id_list)
+        table._rack_codes, table._diversity = self.rack_codes(), self.shape_diversity()
+        return table
+
     def subset(self, indices: np.ndarray) -> HostTable:
         """The servers at ``indices`` (an index array or a boolean mask), in that order."""
         picked = np.flatnonzero(indices) if indices.dtype == bool else indices

@@ -42,14 +42,14 @@ def two_servers(any_app):
 
 def stale_reads(monkeypatch, stale: list[HostTable], reads: list[int] | None = None) -> None:
     """The first reads of the group's servers return these old copies, then the truth."""
-    real = layer._hosts
+    real = layer._current_hosts
 
-    def hosts(group_id, rows=None):
+    def hosts(group_id, version, free):
         if reads is not None:
             reads.append(group_id)
-        return stale.pop(0) if stale else real(group_id, rows)
+        return stale.pop(0) if stale else real(group_id, version, free)
 
-    monkeypatch.setattr(layer, "_hosts", hosts)
+    monkeypatch.setattr(layer, "_current_hosts", hosts)
 
 
 def snapshot(group_id) -> HostTable:

@@ -146,13 +146,13 @@ def test_a_lost_server_with_the_group_near_empty_is_another_attempt(one_slot, mo
     db.session.rollback()
     place(grp, tenant, flavor, "first")
     reads = []
-    real = layer._hosts
+    real = layer._current_hosts
 
-    def hosts(group_id, rows=None):
+    def hosts(group_id, version, free):
         reads.append(group_id)
-        return stale if len(reads) == 1 else real(group_id, rows)
+        return stale if len(reads) == 1 else real(group_id, version, free)
 
-    monkeypatch.setattr(layer, "_hosts", hosts)
+    monkeypatch.setattr(layer, "_current_hosts", hosts)
     with pytest.raises(layer.PlacementRefused) as refused:
         place(grp, tenant, flavor, "second")
     assert refused.value.refusal.code == "insufficient_capacity"
