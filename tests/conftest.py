@@ -67,6 +67,17 @@ class ThrowawayPostgres:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_database(request, tmp_path) -> Iterator[str]:
+    """The URL of an empty database of the test's own, on each backend in turn (for tests
+    that migrate it up and down)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'own.sqlite3'}"
+    else:
+        with ThrowawayPostgres("portal_own") as url:
+            yield url
+
+
 class IsolatedClient(FlaskClient):
     """Runs each request in a fresh context, as a real server would: the test's own app
     context (and its db.session and `g`) is not shared with the request. Afterwards the

@@ -3,23 +3,17 @@ the triggers that change it; a downgrade takes both away. On both databases."""
 
 from __future__ import annotations
 
-import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
 from portal.extensions import db
-from tests.conftest import ThrowawayPostgres, make_app
+from tests.conftest import make_app
 
 BEFORE = "0016_live_vm_index"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_hosts_versions_apply_to_an_existing_estate_and_revert(backend, tmp_path):
-    if backend == "sqlite":
-        _upgrade_an_estate(f"sqlite:///{tmp_path / 'versions.sqlite3'}")
-    else:
-        with ThrowawayPostgres("portal_hosts_version") as url:
-            _upgrade_an_estate(url)
+def test_hosts_versions_apply_to_an_existing_estate_and_revert(own_database):
+    _upgrade_an_estate(own_database)
 
 
 def _version(group_id: int):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -11,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from portal.extensions import db, migrate
 from portal.models.ddl import outside_metadata
-from tests.conftest import ThrowawayPostgres, make_app
+from tests.conftest import make_app
 
 
 def _include(obj, name, type_, reflected, compare_to):
@@ -41,16 +40,13 @@ def test_triggers_installed(any_app):
             names = conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
         assert {row[0] for row in names} >= {
             f"trg_{t}_delete_assignments" for t in ("rack", "baremetal", "k8s_cluster")
+        } | {f"trg_baremetal_hosts_version_{op}" for op in ("insert", "update", "delete")} | {
+            "trg_rack_hosts_version"
         }
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_downgrade_and_upgrade_again(backend, tmp_path):
-    if backend == "sqlite":
-        _roundtrip(f"sqlite:///{tmp_path / 'roundtrip.sqlite3'}")
-    else:
-        with ThrowawayPostgres("portal_migrate") as url:
-            _roundtrip(url)
+def test_downgrade_and_upgrade_again(own_database):
+    _roundtrip(own_database)
 
 
 def _roundtrip(url: str) -> None:
@@ -79,15 +75,10 @@ def test_the_comparison_would_catch_a_forgotten_migration(app):
     ]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_aggregates_migration_fills_them_from_the_rollups_already_kept(backend, tmp_path):
+def test_the_aggregates_migration_fills_them_from_the_rollups_already_kept(own_database):
     """0014 combines the history already rolled up into groups and racks exactly as the
     rollup step does from then on."""
-    if backend == "sqlite":
-        _fill_aggregates(f"sqlite:///{tmp_path / 'aggregates.sqlite3'}")
-    else:
-        with ThrowawayPostgres("portal_aggregates") as url:
-            _fill_aggregates(url)
+    _fill_aggregates(own_database)
 
 
 def _fill_aggregates(url: str) -> None:
@@ -140,16 +131,11 @@ VM_INDEXES = [
 ]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_vm_indexes_apply_and_revert(backend, tmp_path):
+def test_the_vm_indexes_apply_and_revert(own_database):
     """0015 and 0016: on PostgreSQL each migration's index exists at head and goes with
     the downgrade past it, and no other index does; on SQLite they apply and change
     nothing."""
-    if backend == "sqlite":
-        _vm_indexes(f"sqlite:///{tmp_path / 'usage.sqlite3'}")
-    else:
-        with ThrowawayPostgres("portal_usage_index") as url:
-            _vm_indexes(url)
+    _vm_indexes(own_database)
 
 
 def _vm_indexes(url: str) -> None:
