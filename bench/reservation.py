@@ -13,7 +13,9 @@ the group as fast as it can for the given seconds:
 - portal: ``reserve()`` itself (its inputs — tenant, group, flavor — are loaded once per
   client, as a request has them loaded before it reserves);
 - direct: the same database work in plain SQL over psycopg — lock the tenant's quota row,
-  read the group's active servers (the columns the portal reads), take the first with room,
+  read the group's active servers (every column the planner uses: the portal reads them
+  all only when the group's HostsVersion changed, else their free counters), take the
+  first with room,
   insert the VM, its job and its audit row, lock the server (SELECT … FOR NO KEY UPDATE),
   re-check it, update the server's and the group's counters, commit. No quota arithmetic,
   no scoring: the floor of what a reservation costs.

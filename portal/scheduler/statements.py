@@ -1,9 +1,11 @@
 """The reservation's statements, run on the database driver itself.
 
 A reservation is five round trips, its statements sent together (``together()``) where
-none needs an earlier one's result: lock the quota row + usage + the group's servers; the
-VMs; their jobs + audit events; each server + the group; commit — four on PostgreSQL,
-where the COMMIT goes with the counters' updates (``take_and_commit()``). Measured on PostgreSQL
+none needs an earlier one's result: lock the quota row + usage + the group's servers' free
+counters (the rest of what the planner reads of them is kept under the group's
+HostsVersion, and read again only after it changed); the VMs; their jobs + audit events;
+each server + the group; commit — four on PostgreSQL, where the COMMIT goes with the
+counters' updates (``take_and_commit()``). Measured on PostgreSQL
 with ``bench/reservation.py``, SQLAlchemy's execution and result machinery cost more per
 statement than the driver and the database together, and reading a thousand server rows
 through its result objects cost more than the rest of the reservation. So the hot path's
