@@ -39,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import Select
 
 from portal.extensions import db
 from portal.models import (
@@ -63,6 +64,7 @@ class _Prepared:
     fixed: Mapping[str, Any]  # bind name -> the value written into the statement
     processors: Mapping[str, Any]  # bind name -> bind processor
     defaults: Mapping[str, Callable[[], Any]]  # bind name -> its value when not given
+    returns_rows: bool  # a SELECT, or a statement with RETURNING
 
 
 class DriverStatement:
@@ -108,6 +110,8 @@ class DriverStatement:
                 if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
             },
             defaults=defaults,
+            returns_rows=isinstance(self.statement, Select)
+            or bool(getattr(compiled, "effective_returning", None)),
         )
         return prepared
 
@@ -178,14 +182,15 @@ def together(calls: Iterable[tuple[DriverStatement, Mapping[str, Any]]]) -> list
                 cursor = connection.connection.cursor()
                 cursors.append(cursor)
                 cursor.execute(statement.sql, DriverStatement._arguments(statement, params))
-                results.append(_result(cursor))
+                results.append(_result(statement, cursor))
             return results
         with pipeline():
             for statement, params in prepared:
                 cursor = driver.cursor()
                 cursors.append(cursor)
                 cursor.execute(statement.sql, DriverStatement._arguments(statement, params))
-        return [_result(cursor) for cursor in cursors]
+        return [_result(statement, cursor)
+                for (statement, _), cursor in zip(prepared, cursors, strict=True)]
     finally:
         for cursor in cursors:
             cursor.close()
@@ -232,8 +237,9 @@ def take_and_commit(servers: Sequence[Mapping[str, Any]], group: Mapping[str, An
     return True
 
 
-def _result(cursor: Any) -> Any:
-    return cursor.fetchall() if cursor.description is not None else cursor.rowcount
+def _result(statement: _Prepared, cursor: Any) -> Any:
+    # Not cursor.description: psycopg builds a description object per column on every look.
+    return cursor.fetchall() if statement.returns_rows else cursor.rowcount
 
 
 def _python_default(column: Column, default: Any) -> Callable[[], Any]:

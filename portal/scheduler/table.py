@@ -14,6 +14,7 @@ A table is plain data like the rest of the core: no Flask, no database.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import overload
 
 import numpy as np
@@ -95,7 +96,9 @@ class HostTable(Sequence[Host]):
             return None
         if not rows:
             return self.with_free_array(np.zeros((0, 3), dtype=np.int64))
-        numbers = np.array(rows, dtype=np.int64)  # (n, 4)
+        # (n, 4), from one flat pass over the rows: half of np.array(rows)'s time
+        numbers = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
+                              count=4 * len(rows)).reshape(len(rows), 4)
         if not np.array_equal(numbers[:, 0], self.ids):
             return None
         return self.with_free_array(numbers[:, 1:])
