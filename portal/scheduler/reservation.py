@@ -691,9 +691,7 @@ def _reserve_once(tenant, group, nodes, user, strategy, constraints, cluster, re
         if any(count != 1 for count in taken):
             return None
         if group_taken != 1:
-            # Every server had the room, so the group has it too unless its counters
-            # drifted from its servers' (they move together, in one transaction, everywhere).
-            raise RuntimeError(f"group {group.id}'s free counters are below its servers' sum")
+            raise statements.drifted(group.id)
     if reuse:
         return retried
     # Only now, with the attempt through, do the new rows become session objects: a lost

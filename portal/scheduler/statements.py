@@ -228,13 +228,15 @@ def take_and_commit(servers: Sequence[Mapping[str, Any]], group: Mapping[str, An
         if code == DIVISION_BY_ZERO:
             return False
         if code == CHECK_VIOLATION:
-            # As reserve() says for TAKE_FROM_GROUP: every server had the room, so only
-            # counters drifted from their servers' sum can leave the group without it.
-            raise RuntimeError(
-                f"group {group['group']}'s free counters are below its servers' sum"
-            ) from error
+            raise drifted(group["group"]) from error
         raise
     return True
+
+
+def drifted(group_id: int) -> RuntimeError:
+    """Every chosen server had the room, so the group has it too unless its counters
+    drifted from its servers' sum (they move together, in one transaction, everywhere)."""
+    return RuntimeError(f"group {group_id}'s free counters are below its servers' sum")
 
 
 def _result(statement: _Prepared, cursor: Any) -> Any:

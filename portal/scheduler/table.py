@@ -95,15 +95,15 @@ class HostTable(Sequence[Host]):
         if len(rows) != len(self.id_list):
             return None
         if not rows:
-            return self.with_free_array(np.zeros((0, 3), dtype=np.int64))
+            return self._with_free_array(np.zeros((0, 3), dtype=np.int64))
         # (n, 4), from one flat pass over the rows: half of np.array(rows)'s time
         numbers = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
                               count=4 * len(rows)).reshape(len(rows), 4)
         if not np.array_equal(numbers[:, 0], self.ids):
             return None
-        return self.with_free_array(numbers[:, 1:])
+        return self._with_free_array(numbers[:, 1:])
 
-    def with_free_array(self, free: np.ndarray) -> HostTable:
+    def _with_free_array(self, free: np.ndarray) -> HostTable:
         table = HostTable.__new__(HostTable)
         table.id_list, table.ids, table.total = self.id_list, self.ids, self.total
         table.names, table.regions, table.dcs, table.racks = (
